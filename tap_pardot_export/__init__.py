@@ -1,0 +1,1 @@
+"""tap-pardot-export: a Singer tap for the Account Engagement (Pardot) Export API."""

@@ -1,0 +1,11 @@
+"""A local server that behaves like the Account Engagement (Pardot) Export API.
+
+Only tests, the README demo and the benchmark use it; the tap never imports it.
+"""
+
+from __future__ import annotations
+
+from tap_pardot_export.sandbox.data import DataConfig, Dataset
+from tap_pardot_export.sandbox.server import FAULT_KINDS, Sandbox, SandboxConfig
+
+__all__ = ["FAULT_KINDS", "DataConfig", "Dataset", "Sandbox", "SandboxConfig"]

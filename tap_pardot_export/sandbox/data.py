@@ -1,0 +1,643 @@
+"""A deterministic, seeded data set for the six exportable objects.
+
+Rows are never stored: row ``i`` of an object is computed from ``(seed, object, i)``, so a
+data set of millions of rows costs no memory and any subset can be regenerated on demand.
+Timestamps grow with ``i`` (with bounded jitter), which lets a time filter jump to the
+index range that can match instead of scanning the whole object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+UTC = dt.timezone.utc
+DAY = 86_400
+HOUR = 3_600
+#: created-like stamps lie in [base - SLACK, base]: jitter plus snapping to midnights/hours.
+SLACK = 2 * DAY + HOUR
+#: updated_at lies in [created_at, created_at + MAX_UPDATE_DELAY + HOUR].
+MAX_UPDATE_DELAY = 7 * DAY
+#: external activity dates are back-dated by up to this much from createdAt.
+MAX_BACKDATE = 30 * DAY
+
+INT, STR, BOOL, DATETIME = "integer", "string", "boolean", "datetime"
+#: prepared value rows per object: non-varying fields of row ``i`` come from row ``slot(i)``.
+POOL = 4096
+VARYING_FIELDS = frozenset({"id", "email", "ip_address"})
+
+FIRST_NAMES = (
+    "Ana", "Zoë", "José", "Łukasz", "Søren", "Mei", "李", "Ngozi", "Ólafur", "Amélie",
+    "O'Brien", "Dmitrí", "Fatimah", "Kai", "Renée", "Björn", "Yūki", "Chloé",
+)
+LAST_NAMES = (
+    "Smith", "Müller", "García", "Dubois", "Kowalski", "Nakamura", "O'Neil", "Østergaard",
+    "van der Berg", "Nguyễn", "Ivanov", "Papadopoulos", "Da Silva", "Kim",
+)
+COMPANIES = (
+    "Acme, Inc.", "Globex", 'The "Best" Widgets', "Initech Ltd", "Umbrella Corp.",
+    "Søstrene Grene", "株式会社テスト", "Stark Industries, LLC", "", "Wayne Enterprises",
+)
+TEXTS = (
+    "", "Plain note", "Line one\nline two", 'Said "hello", then left', "Comma, separated, text",
+    "Ünïcödé ✓ and emoji 🚀", "Tab\tinside", "Trailing space ", "Multi\r\nline, with \"quotes\"",
+    "Ends with backslash \\",
+)
+CITIES = ("Paris", "São Paulo", "Zürich", "New York", "Kraków", "Tōkyō", "", "Reykjavík")
+COUNTRIES = ("France", "Brazil", "Switzerland", "United States", "Poland", "Japan", "", "Iceland")
+INDUSTRIES = ("Software", "Manufacturing", "Finance", "Retail", "Health Care", "")
+SOURCES = ("Website", "Trade Show", "Webinar", "Referral", "Paid Search", "")
+URLS = ("https://example.com/", "https://example.com/pricing?utm=a,b", "http://example.org/x", "")
+HOSTS = ("host-1.example.net", "proxy.example.com", "", "mobile.example.org")
+TERMS = ("pardot export", "bulk, data", "", "\"quoted\" term")
+VA_TYPES = (
+    (1, "Click"), (2, "View"), (4, "Success"), (6, "Sent"), (11, "Open"), (12, "Unsubscribe Page"),
+    (13, "Bounced"), (17, "Custom URL click"), (20, "Visit"), (21, "Search"), (24, "Attended Webinar"),
+    (28, "Olark Chat"), (35, "Email Tracking Opt Out"), (36, "Email Tracking Opt In"),
+)
+EXT_TYPES = ("Webinar Attended", "Event Registered", "Trial Started", "Survey, Completed")
+EXTENSIONS = ("Zoom", "Eventbrite", "Custom App")
+DETAILS = ("Pricing page", "Spring Newsletter 🌸", "Form: Contact us", "File \"whitepaper, v2.pdf\"", "")
+
+
+def mix(i: int, salt: int) -> int:
+    """Return a well-spread 32-bit hash of ``i`` and ``salt`` (fast, deterministic)."""
+    h = (i * 0x9E3779B1 + salt * 0x85EBCA77 + 0x165667B1) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 0x2C1B3C6D) & 0xFFFFFFFF
+    h ^= h >> 12
+    h = (h * 0x297A2D39) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+Gen = t.Callable[[int], t.Any]
+
+
+@dataclass
+class Field:
+    """One exportable field: its name, type and how row ``i`` gets its value."""
+
+    name: str
+    kind: str
+    gen: Gen
+    nullable: bool = True
+    #: False: the value comes from one of POOL prepared rows (picked by a hash of ``i``), so
+    #: rendering can reuse its CSV text; True: computed for every row (ids, times, emails).
+    varying: bool = False
+
+
+@dataclass
+class Procedure:
+    """A procedure: the timestamp field it filters on and its argument names."""
+
+    name: str
+    time_field: str | None  # a field of the object, or None for a derived time
+    after: str
+    before: str
+    extra: dict[str, str] = field(default_factory=dict)  # argument -> kind ("deleted", "bool", "types")
+    derived_time: t.Callable[[int], int] | None = None  # used when time_field is None
+
+
+@dataclass
+class ObjectData:
+    """One object's generated rows."""
+
+    name: str  # API object string, e.g. visitorActivity
+    stream: str  # the tap's stream name, e.g. visitor_activity
+    count: int
+    base_id: int
+    fields: list[Field]
+    procedures: dict[str, Procedure]
+    times: dict[str, tuple[t.Callable[[int], int], int, int]]  # field -> (fn, lo_off, hi_off)
+    is_deleted: t.Callable[[int], bool] | None = None
+    start: int = 0
+    span: int = 1
+    slot: t.Callable[[int], int] = lambda i: 0
+
+    @property
+    def field_names(self) -> list[str]:
+        """The object's field names, in export order."""
+        return [f.name for f in self.fields]
+
+    def field(self, name: str) -> Field:
+        """Return the field called ``name``."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def base(self, i: int) -> int:
+        """The monotonic timeline stamp of row ``i``."""
+        return self.start + (i * self.span) // max(self.count, 1)
+
+    def candidate_range(self, lo_off: int, hi_off: int, after: int | None, before: int | None) -> range:
+        """Indexes whose stamps (in ``[base+lo_off, base+hi_off]``) may lie in ``(after, before)``."""
+        n = self.count
+        if n == 0:
+            return range(0)
+        lo = 0
+        hi = n
+        if after is not None:
+            lo = max(0, ((after - hi_off - self.start) * n) // self.span - 1)
+        if before is not None:
+            hi = min(n, max(0, ((before - lo_off - self.start) * n) // self.span + 2))
+        return range(lo, max(lo, hi))
+
+    def typed_row(self, i: int) -> dict[str, t.Any]:
+        """Row ``i`` as typed Python values (datetimes as aware UTC datetimes)."""
+        out: dict[str, t.Any] = {}
+        for f in self.fields:
+            v = f.gen(i)
+            if f.kind == DATETIME and v is not None:
+                v = dt.datetime.fromtimestamp(v, UTC)
+            out[f.name] = v
+        return out
+
+
+class LocalTimeFormatter:
+    """Render epoch seconds as ``YYYY-MM-DD HH:MM:SS`` in a zone, fast.
+
+    Every zone offset in use is a multiple of 15 minutes, so the local rendering of a
+    15-minute block is computed once and each second inside it is derived by arithmetic.
+    Daylight saving is handled as Pardot does: the instant is rendered in local time.
+    """
+
+    def __init__(self, zone: str) -> None:
+        self.zone = ZoneInfo(zone)
+        self._blocks: dict[int, tuple[str, int]] = {}
+
+    def __call__(self, ts: int) -> str:
+        block, r = divmod(ts, 900)
+        cached = self._blocks.get(block)
+        if cached is None:
+            local = dt.datetime.fromtimestamp(block * 900, self.zone)
+            cached = (local.strftime("%Y-%m-%d %H:"), local.minute)
+            self._blocks[block] = cached
+        prefix, minute = cached
+        m, s = divmod(r, 60)
+        return f"{prefix}{minute + m:02d}:{s:02d}"
+
+    def offset_seconds(self, ts: int) -> int:
+        """The zone's UTC offset at ``ts``."""
+        off = dt.datetime.fromtimestamp(ts, self.zone).utcoffset()
+        return int(off.total_seconds()) if off else 0
+
+
+@dataclass
+class DataConfig:
+    """What data set to generate."""
+
+    seed: int = 42
+    start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    end: dt.datetime = dt.datetime(2025, 1, 1, tzinfo=UTC)
+    rows: dict[str, int] = field(default_factory=dict)
+    custom_fields: tuple[str, ...] = ("Favorite_Color", "Lead_Notes")
+    timezone: str = "America/New_York"
+
+
+DEFAULT_ROWS = {
+    "prospect": 400,
+    "visitor": 300,
+    "visitor_activity": 1200,
+    "list_membership": 500,
+    "prospect_account": 120,
+    "external_activity": 200,
+}
+
+OBJECT_NAMES = {
+    "prospect": "prospect",
+    "visitor": "visitor",
+    "visitor_activity": "visitorActivity",
+    "list_membership": "listMembership",
+    "prospect_account": "prospectAccount",
+    "external_activity": "externalActivity",
+}
+
+BASE_IDS = {
+    "prospect": 10_000_000,
+    "visitor": 20_000_000,
+    "visitor_activity": 300_000_000,
+    "list_membership": 40_000_000,
+    "prospect_account": 50_000_000,
+    "external_activity": 60_000_000,
+}
+
+
+class Dataset:
+    """All six objects, generated from one :class:`DataConfig`."""
+
+    def __init__(self, config: DataConfig) -> None:
+        self.config = config
+        self.local = LocalTimeFormatter(config.timezone)
+        rows = {**DEFAULT_ROWS, **config.rows}
+        self.start = int(config.start.timestamp())
+        self.end = int(config.end.timestamp())
+        if self.end <= self.start:
+            msg = "the data set's end must be after its start"
+            raise ValueError(msg)
+        self.objects: dict[str, ObjectData] = {}
+        for stream in OBJECT_NAMES:
+            self.objects[stream] = self._build(stream, int(rows[stream]))
+
+    def by_api_name(self, name: str) -> ObjectData | None:
+        """The object whose API name (``visitorActivity``...) is ``name``."""
+        for obj in self.objects.values():
+            if obj.name == name:
+                return obj
+        return None
+
+    # -- building blocks ---------------------------------------------------------------
+
+    def _h(self, stream: str, salt: int) -> t.Callable[[int], int]:
+        s = self.config.seed * 1_000_003 + salt * 7919 + sum(map(ord, stream))
+        add = (s * 0x85EBCA77 + 0x165667B1) & 0xFFFFFFFF
+
+        def h(i: int) -> int:  # mix(i, s), inlined: this runs several times per generated row
+            x = (i * 0x9E3779B1 + add) & 0xFFFFFFFF
+            x ^= x >> 15
+            x = (x * 0x2C1B3C6D) & 0xFFFFFFFF
+            x ^= x >> 12
+            x = (x * 0x297A2D39) & 0xFFFFFFFF
+            return x ^ (x >> 15)
+
+        return h
+
+    def _created(self, obj: ObjectData) -> t.Callable[[int], int]:
+        h = self._h(obj.stream, 1)
+        zone = self.local
+        start, end = self.start, self.end
+        span, n = obj.span, max(obj.count, 1)
+        memo = [(-1, 0)]  # one tuple: swapped atomically, safe across threads
+
+        def created(i: int) -> int:
+            m = memo[0]
+            if m[0] == i:
+                return m[1]
+            base = start + (i * span) // n
+            r = h(i)
+            sel = r % 1000
+            if sel < 20:  # exactly on a UTC midnight
+                ts = base - base % DAY
+            elif sel < 40:  # exactly on a local midnight
+                d = dt.datetime.fromtimestamp(base, zone.zone)
+                ts = int(d.replace(hour=0, minute=0, second=0).timestamp())
+            elif sel < 120:  # exactly on a whole hour
+                ts = base - base % HOUR
+            else:
+                ts = base - (r >> 10) % HOUR
+            ts = min(max(ts, start), end - 1)
+            memo[0] = (i, ts)
+            return ts
+
+        return created
+
+    def _updated(self, created: t.Callable[[int], int], stream: str) -> t.Callable[[int], int]:
+        h = self._h(stream, 2)
+        end = self.end
+        memo = [(-1, 0)]  # one tuple: swapped atomically, safe across threads
+
+        def updated(i: int) -> int:
+            m = memo[0]
+            if m[0] == i:
+                return m[1]
+            c = created(i)
+            r = h(i)
+            sel = r % 10
+            if sel < 3:
+                u = c
+            else:
+                u = c + (r >> 4) % MAX_UPDATE_DELAY
+                if sel < 5:  # on a whole hour
+                    u = u - u % HOUR + HOUR
+                u = max(c, min(u, end - 1))
+            memo[0] = (i, u)
+            return u
+
+        return updated
+
+    def _int(self, stream: str, salt: int, lo: int, hi: int, null_every: int = 0) -> Gen:
+        h = self._h(stream, salt)
+        width = hi - lo + 1
+
+        def g(i: int) -> int | None:
+            r = h(i)
+            if null_every and r % null_every == 0:
+                return None
+            return lo + (r >> 5) % width
+
+        return g
+
+    def _ref(self, stream: str, salt: int, target: str, null_every: int = 0) -> Gen:
+        # counts are known only once every object exists: resolve lazily
+        h = self._h(stream, salt)
+
+        def g(i: int) -> int | None:
+            r = h(i)
+            if null_every and r % null_every == 0:
+                return None
+            n = max(self.objects[target].count, 1)
+            return BASE_IDS[target] + (r >> 5) % n
+
+        return g
+
+    def _choice(self, stream: str, salt: int, pool: t.Sequence[t.Any], null_if_empty: bool = True) -> Gen:
+        h = self._h(stream, salt)
+        n = len(pool)
+
+        def g(i: int) -> t.Any:
+            v = pool[h(i) % n]
+            return None if (null_if_empty and v == "") else v
+
+        return g
+
+    def _bool(self, stream: str, salt: int, per_ten: int) -> Gen:
+        h = self._h(stream, salt)
+        return lambda i: h(i) % 10 < per_ten
+
+    def _time_of(self, base_fn: t.Callable[[int], int], stream: str, salt: int, max_after: int, null_every: int) -> Gen:
+        h = self._h(stream, salt)
+        end = self.end
+
+        def g(i: int) -> int | None:
+            r = h(i)
+            if null_every and r % null_every == 0:
+                return None
+            return min(base_fn(i) + (r >> 6) % max_after, end - 1)
+
+        return g
+
+    def _id(self, stream: str) -> Gen:
+        b = BASE_IDS[stream]
+        return lambda i: b + i
+
+    # -- objects -----------------------------------------------------------------------
+
+    def _build(self, stream: str, count: int) -> ObjectData:
+        obj = ObjectData(
+            name=OBJECT_NAMES[stream], stream=stream, count=count, base_id=BASE_IDS[stream],
+            fields=[], procedures={}, times={}, start=self.start, span=self.end - self.start,
+        )
+        created = self._created(obj)
+        updated = self._updated(created, stream)
+        c, ch, b, i_, ref, tm = self._int, self._choice, self._bool, self._id, self._ref, self._time_of
+        s = stream
+        F = Field
+        deleted_h = self._h(stream, 99)
+        obj.is_deleted = lambda i: deleted_h(i) % 10 == 0
+        obj.times = {
+            "created_at": (created, -SLACK, 0),
+            "updated_at": (updated, -SLACK, MAX_UPDATE_DELAY + HOUR),
+        }
+        upd_proc = Procedure("filter_by_updated_at", "updated_at", "updated_after", "updated_before", {"deleted": "deleted"})
+        crt_proc = Procedure("filter_by_created_at", "created_at", "created_after", "created_before", {"deleted": "deleted"})
+
+        def full_name(i: int) -> str:
+            return f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {LAST_NAMES[(i // 3) % len(LAST_NAMES)]}"
+
+        if stream == "prospect":
+            obj.fields = [
+                F("id", INT, i_(s), False),
+                F("campaign_id", INT, c(s, 3, 1000, 1030, 9)),
+                F("salutation", STR, ch(s, 4, ("Mr.", "Ms.", "Dr.", "", "Mx."))),
+                F("first_name", STR, lambda i: FIRST_NAMES[i % len(FIRST_NAMES)]),
+                F("last_name", STR, lambda i: LAST_NAMES[(i // 3) % len(LAST_NAMES)]),
+                F("email", STR, lambda i: f"prospect{i}@example.com", False),
+                F("company", STR, ch(s, 5, COMPANIES)),
+                F("prospect_account_id", INT, ref(s, 6, "prospect_account", 4)),
+                F("website", STR, ch(s, 7, URLS)),
+                F("job_title", STR, ch(s, 8, ("CTO", "Data Engineer", "VP, Marketing", "", "Analyst"))),
+                F("department", STR, ch(s, 9, ("Engineering", "Sales", "", "Marketing"))),
+                F("country", STR, ch(s, 10, COUNTRIES)),
+                F("address_one", STR, ch(s, 11, ("1 Main St", "221B Baker Street", "", "Rua Augusta, 10"))),
+                F("address_two", STR, ch(s, 12, ("", "Suite 5", "Apt. 3, floor 2"))),
+                F("city", STR, ch(s, 13, CITIES)),
+                F("state", STR, ch(s, 14, ("CA", "NY", "", "TX"))),
+                F("territory", STR, ch(s, 15, ("EMEA", "AMER", "", "APAC"))),
+                F("zip", STR, ch(s, 16, ("75001", "01310-100", "", "10001"))),
+                F("phone", STR, ch(s, 17, ("+1 555 0100", "", "+33 1 23 45 67 89"))),
+                F("fax", STR, ch(s, 18, ("", "+1 555 0199"))),
+                F("source", STR, ch(s, 19, SOURCES)),
+                F("annual_revenue", STR, ch(s, 20, ("", "$1,000,000", "500000", "Under $1M"))),
+                F("employees", STR, ch(s, 21, ("", "1-10", "5000", "10,000+"))),
+                F("industry", STR, ch(s, 22, INDUSTRIES)),
+                F("years_in_business", STR, ch(s, 23, ("", "3", "10+"))),
+                F("comments", STR, ch(s, 24, TEXTS)),
+                F("score", INT, c(s, 25, 0, 500)),
+                F("last_activity_at", DATETIME, tm(updated, s, 26, DAY, 5)),
+                F("recent_interaction", STR, ch(s, 27, ("Visited page", "Opened email", "", "Never active"))),
+                F("crm_lead_fid", STR, ch(s, 28, ("", "00Q5e00000AbCdEAAV"))),
+                F("crm_contact_fid", STR, ch(s, 29, ("", "0035e00000XyZwQAAV"))),
+                F("crm_owner_fid", STR, ch(s, 30, ("", "0055e00000OwNeRAAV"))),
+                F("crm_account_fid", STR, ch(s, 31, ("", "0015e00000AcCtQAAV"))),
+                F("salesforce_fid", STR, ch(s, 32, ("", "0035e00000XyZwQAAV"))),
+                F("crm_last_sync", DATETIME, tm(updated, s, 33, HOUR, 3)),
+                F("crm_url", STR, ch(s, 34, ("", "https://example.my.salesforce.com/0035e00000XyZwQAAV"))),
+                F("is_do_not_email", BOOL, b(s, 35, 1), False),
+                F("is_do_not_call", BOOL, b(s, 36, 1), False),
+                F("opted_out", BOOL, b(s, 37, 2), False),
+                F("is_reviewed", BOOL, b(s, 38, 5), False),
+                F("is_starred", BOOL, b(s, 39, 1), False),
+                F("user_id", INT, c(s, 40, 100, 120, 3)),
+                F("created_by_id", INT, c(s, 41, 100, 120, 4)),
+                F("updated_by_id", INT, c(s, 42, 100, 120, 4)),
+                F("created_at", DATETIME, created, False),
+                F("updated_at", DATETIME, updated, False),
+            ]
+            for k, name in enumerate(self.config.custom_fields):
+                pool = ("Blue", "Green", "", "Red, dark") if k % 2 == 0 else TEXTS
+                obj.fields.append(F(name, STR, ch(s, 60 + k, pool)))
+            obj.procedures = {p.name: p for p in (upd_proc, crt_proc)}
+        elif stream == "visitor":
+            obj.fields = [
+                F("id", INT, i_(s), False),
+                F("page_view_count", INT, c(s, 3, 0, 250), False),
+                F("ip_address", STR, lambda i: f"192.0.2.{i % 250 + 1}"),
+                F("hostname", STR, ch(s, 4, HOSTS)),
+                F("campaign_parameter", STR, ch(s, 5, ("spring_sale", "", "brand, awareness"))),
+                F("medium_parameter", STR, ch(s, 6, ("email", "cpc", ""))),
+                F("source_parameter", STR, ch(s, 7, ("google", "newsletter", ""))),
+                F("content_parameter", STR, ch(s, 8, ("", "banner_a", "link \"b\""))),
+                F("term_parameter", STR, ch(s, 9, TERMS)),
+                F("prospect_id", INT, ref(s, 10, "prospect", 3)),
+                F("created_at", DATETIME, created, False),
+                F("updated_at", DATETIME, updated, False),
+            ]
+            obj.procedures = {
+                "filter_by_updated_at": upd_proc,
+                "filter_by_prospect_updated_at": self._prospect_proc(obj, "prospect_id"),
+            }
+        elif stream == "visitor_activity":
+            types = self._h(s, 3)
+
+            def va_type(i: int) -> int:
+                return VA_TYPES[types(i) % len(VA_TYPES)][0]
+
+            def va_name(i: int) -> str:
+                return VA_TYPES[types(i) % len(VA_TYPES)][1]
+
+            obj.fields = [
+                F("id", INT, i_(s), False),
+                F("prospect_id", INT, ref(s, 4, "prospect", 4)),
+                F("visitor_id", INT, ref(s, 5, "visitor", 6)),
+                F("type", INT, va_type, False),
+                F("type_name", STR, va_name, False),
+                F("details", STR, ch(s, 6, DETAILS)),
+                F("email_id", INT, c(s, 7, 5000, 5100, 2)),
+                F("email_template_id", INT, c(s, 8, 600, 640, 2)),
+                F("list_email_id", INT, c(s, 9, 7000, 7050, 2)),
+                F("form_id", INT, c(s, 10, 800, 820, 2)),
+                F("form_handler_id", INT, c(s, 11, 900, 910, 2)),
+                F("site_search_query_id", INT, c(s, 12, 100, 110, 2)),
+                F("landing_page_id", INT, c(s, 13, 300, 330, 2)),
+                F("paid_search_ad_id", INT, c(s, 14, 400, 410, 2)),
+                F("multivariate_test_variation_id", INT, c(s, 15, 500, 505, 2)),
+                F("visitor_page_view_id", INT, c(s, 16, 1_000_000, 9_999_999, 2)),
+                F("file_id", INT, c(s, 17, 1100, 1120, 2)),
+                F("custom_redirect_id", INT, c(s, 18, 1200, 1230, 2)),
+                F("campaign_id", INT, c(s, 19, 1000, 1030, 5)),
+                F("created_at", DATETIME, created, False),
+                F("updated_at", DATETIME, updated, False),
+            ]
+            prospect_id = obj.fields[1].gen
+            obj.procedures = {
+                "filter_by_created_at": Procedure(
+                    "filter_by_created_at", "created_at", "created_after", "created_before",
+                    {"type": "types", "prospect_only": "bool"},
+                ),
+                "filter_by_updated_at": Procedure(
+                    "filter_by_updated_at", "updated_at", "updated_after", "updated_before",
+                    {"type": "types", "prospectOnly": "bool"},
+                ),
+            }
+            obj.is_deleted = None
+            self._va_prospect = prospect_id
+            self._va_type = va_type
+        elif stream == "list_membership":
+            obj.fields = [
+                F("id", INT, i_(s), False),
+                F("list_id", INT, c(s, 3, 2000, 2040), False),
+                F("prospect_id", INT, ref(s, 4, "prospect"), False),
+                F("opted_out", BOOL, b(s, 5, 1), False),
+                F("created_at", DATETIME, created, False),
+                F("updated_at", DATETIME, updated, False),
+            ]
+            obj.procedures = {p.name: p for p in (upd_proc, crt_proc)}
+        elif stream == "prospect_account":
+            obj.fields = [
+                F("id", INT, i_(s), False),
+                F("name", STR, ch(s, 3, COMPANIES[:4] + COMPANIES[5:]), False),
+                F("number", STR, ch(s, 4, ("", "A-1001", "B-2002"))),
+                F("description", STR, ch(s, 5, TEXTS)),
+                F("phone", STR, ch(s, 6, ("+1 555 0100", ""))),
+                F("fax", STR, ch(s, 7, ("", "+1 555 0199"))),
+                F("website", STR, ch(s, 8, URLS)),
+                F("rating", STR, ch(s, 9, ("Hot", "Warm", "Cold", ""))),
+                F("site", STR, ch(s, 10, ("HQ", "Branch", ""))),
+                F("type", STR, ch(s, 11, ("Customer", "Prospect", "Partner", ""))),
+                F("annual_revenue", STR, ch(s, 12, ("", "$5,000,000", "1200000"))),
+                F("industry", STR, ch(s, 13, INDUSTRIES)),
+                F("sic", STR, ch(s, 14, ("", "7372", "3571"))),
+                F("employees", STR, ch(s, 15, ("", "250", "10,000"))),
+                F("ownership", STR, ch(s, 16, ("Public", "Private", ""))),
+                F("ticker_symbol", STR, ch(s, 17, ("", "ACME", "GLBX"))),
+                F("billing_address_one", STR, ch(s, 18, ("1 Main St", "", "Rua Augusta, 10"))),
+                F("billing_address_two", STR, ch(s, 19, ("", "Floor 3"))),
+                F("billing_city", STR, ch(s, 20, CITIES)),
+                F("billing_state", STR, ch(s, 21, ("CA", "", "NY"))),
+                F("billing_zip", STR, ch(s, 22, ("94105", "", "10001"))),
+                F("billing_country", STR, ch(s, 23, COUNTRIES)),
+                F("shipping_address_one", STR, ch(s, 24, ("1 Main St", ""))),
+                F("shipping_address_two", STR, ch(s, 25, ("", "Dock 4"))),
+                F("shipping_city", STR, ch(s, 26, CITIES)),
+                F("shipping_state", STR, ch(s, 27, ("CA", ""))),
+                F("shipping_zip", STR, ch(s, 28, ("94105", ""))),
+                F("shipping_country", STR, ch(s, 29, COUNTRIES)),
+                F("assigned_to_id", INT, c(s, 30, 100, 120, 3)),
+                F("created_at", DATETIME, created, False),
+                F("updated_at", DATETIME, updated, False),
+            ]
+            obj.procedures = {
+                "filter_by_updated_at": upd_proc,
+                "filter_by_prospect_updated_at": self._prospect_proc(obj, None),
+            }
+        elif stream == "external_activity":
+            hb = self._h(s, 3)
+
+            def activity(i: int) -> int:
+                cr = created(i)
+                return max(self.start, cr - (hb(i) >> 4) % MAX_BACKDATE)
+
+            obj.fields = [
+                F("id", INT, i_(s), False),
+                F("extension", STR, ch(s, 4, EXTENSIONS), False),
+                F("extensionSalesforceId", STR, ch(s, 5, ("0Xe5e000000AbCdEAK", "0Xe5e000000FgHiJAK")), False),
+                F("type", STR, ch(s, 6, EXT_TYPES), False),
+                F("typeSalesforceId", STR, ch(s, 7, ("0Xt5e000000AbCdEAK", "0Xt5e000000LmNoPAK")), False),
+                F("prospectId", INT, ref(s, 8, "prospect"), False),
+                F("value", STR, ch(s, 9, ("", "Session A", "Score: 9/10", "Ünïcödé, \"quoted\""))),
+                F("activityDate", DATETIME, activity, False),
+                F("createdAt", DATETIME, created, False),
+                F("createdById", INT, c(s, 10, 100, 120, 4)),
+            ]
+            obj.times = {
+                "createdAt": (created, -SLACK, 0),
+                "activityDate": (activity, -SLACK - MAX_BACKDATE, 0),
+            }
+            obj.procedures = {
+                "filter_by_created_at": Procedure("filter_by_created_at", "createdAt", "created_after", "created_before"),
+                "filter_by_activity_date": Procedure(
+                    "filter_by_activity_date", "activityDate", "activity_after", "activity_before"
+                ),
+            }
+            obj.is_deleted = None
+        self._pool_fields(obj)
+        return obj
+
+    def _pool_fields(self, obj: ObjectData) -> None:
+        """Make non-varying fields draw from POOL prepared rows (see :attr:`Field.varying`)."""
+        h = self._h(obj.stream, 77)
+        obj.slot = lambda i: h(i) % POOL
+        for f in obj.fields:
+            if f.kind == DATETIME or f.name in VARYING_FIELDS:
+                f.varying = True
+                continue
+            base = f.gen
+
+            def pooled(i: int, base: Gen = base) -> t.Any:
+                return base(h(i) % POOL)
+
+            f.base_gen = base  # type: ignore[attr-defined]
+            f.gen = pooled
+
+    def _prospect_proc(self, obj: ObjectData, ref_field: str | None) -> Procedure:
+        """``filter_by_prospect_updated_at``: rows linked to prospects updated in the range."""
+
+        def prospect_updated(i: int) -> int | None:
+            prospects = self.objects["prospect"]
+            if ref_field is None:  # an account's latest prospect: derived from the account's row
+                j = (i * 7) % max(prospects.count, 1)
+            else:
+                pid = obj.field(ref_field).gen(i)
+                if pid is None:
+                    return None
+                j = pid - BASE_IDS["prospect"]
+            return prospects.times["updated_at"][0](j)
+
+        return Procedure(
+            "filter_by_prospect_updated_at", None, "prospect_updated_after", "prospect_updated_before",
+            {"prospect_deleted": "prospect_deleted"}, derived_time=prospect_updated,
+        )
+
+    def prospect_deleted(self, obj: ObjectData, i: int) -> bool:
+        """Whether the prospect linked to row ``i`` of ``obj`` is deleted."""
+        prospects = self.objects["prospect"]
+        if obj.stream == "prospect_account":
+            j = (i * 7) % max(prospects.count, 1)
+        else:
+            pid = obj.field("prospect_id").gen(i)
+            if pid is None:
+                return False
+            j = pid - BASE_IDS["prospect"]
+        return bool(prospects.is_deleted and prospects.is_deleted(j))

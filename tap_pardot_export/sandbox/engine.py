@@ -1,0 +1,342 @@
+"""Export semantics: argument parsing and validation, row matching, CSV rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+from tap_pardot_export.sandbox.data import BOOL, DATETIME, INT, STR, Dataset, ObjectData, Procedure
+
+MAX_FIELDS = 150
+ONE_YEAR = 366 * 86_400  # a leap year's worth: "can't exceed one year"
+KEYWORDS = ("today", "yesterday", "last_7_days", "this_month", "last_month")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_LOCAL = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?$")
+_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
+
+
+class ApiError(Exception):
+    """An error answered with Pardot's error envelope."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def parse_date_arg(name: str, value: t.Any, zone: dt.tzinfo, now: float) -> int:
+    """Parse a date argument the way Pardot does: keywords, local dates and times, offsets."""
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, 7, f"Invalid timestamp for argument '{name}': {value!r}")
+    v = value.strip()
+    local_now = dt.datetime.fromtimestamp(now, zone)
+    midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if v in KEYWORDS:
+        if v == "today":
+            d = midnight
+        elif v == "yesterday":
+            d = midnight - dt.timedelta(days=1)
+        elif v == "last_7_days":
+            d = midnight - dt.timedelta(days=7)
+        elif v == "this_month":
+            d = midnight.replace(day=1)
+        else:
+            first = midnight.replace(day=1) - dt.timedelta(days=1)
+            d = first.replace(day=1)
+        return int(d.replace(tzinfo=None).replace(tzinfo=zone).timestamp())
+    try:
+        if _OFFSET.match(v):
+            parsed = dt.datetime.fromisoformat(v.replace("Z", "+00:00").replace(" ", "T", 1))
+            return int(parsed.timestamp())
+        if _DATE.match(v):
+            parsed = dt.datetime.strptime(v, "%Y-%m-%d")
+            return int(parsed.replace(tzinfo=zone).timestamp())
+        if _LOCAL.match(v):
+            parsed = dt.datetime.fromisoformat(v.replace(" ", "T", 1))
+            return int(parsed.replace(tzinfo=zone).timestamp())
+    except ValueError:
+        pass
+    raise ApiError(
+        400, 7,
+        f"Invalid timestamp for argument '{name}': {value!r}. Use today, yesterday, last_7_days, "
+        "this_month, last_month, YYYY-MM-DD, 'YYYY-MM-DD HH:MM:SS' or ISO 8601 with an offset.",
+    )
+
+
+def _tri(name: str, value: t.Any) -> str:
+    v = str(value).lower() if not isinstance(value, bool) else ("true" if value else "false")
+    if v not in ("true", "false", "all"):
+        raise ApiError(400, 27, f"Parameter {name} must be true, false or all, not {value!r}")
+    return v
+
+
+def _bool(name: str, value: t.Any) -> bool:
+    v = str(value).lower() if not isinstance(value, bool) else ("true" if value else "false")
+    if v not in ("true", "false"):
+        raise ApiError(400, 5, f"Parameter {name} must be true or false, not {value!r}")
+    return v == "true"
+
+
+@dataclass
+class ExportSpec:
+    """A validated export request."""
+
+    obj: ObjectData
+    fields: list[str]
+    procedure: Procedure
+    after: int
+    before: int | None
+    arguments: dict[str, t.Any]
+    deleted: str = "false"
+    prospect_deleted: str = "false"
+    types: set[int] | None = None
+    prospect_only: bool = False
+    extra: dict[str, t.Any] = field(default_factory=dict)
+
+
+def validate_create(body: t.Any, dataset: Dataset, zone: dt.tzinfo, now: float) -> ExportSpec:
+    """Check a create request against the seed's rules, or raise :class:`ApiError`."""
+    if not isinstance(body, dict):
+        raise ApiError(400, 5, "The request body must be a JSON object with object, fields and procedure")
+    obj_name = body.get("object")
+    if not obj_name:
+        raise ApiError(400, 13, "Required parameter 'object' is missing")
+    obj = dataset.by_api_name(str(obj_name))
+    if obj is None:
+        known = ", ".join(o.name for o in dataset.objects.values())
+        raise ApiError(400, 5, f"Invalid object '{obj_name}'. Exportable objects: {known}")
+    fields = body.get("fields")
+    if fields is None:
+        fields = obj.field_names
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise ApiError(400, 5, "Parameter 'fields' must be an array of field names")
+    if not fields:
+        fields = obj.field_names
+    if len(fields) > MAX_FIELDS:
+        raise ApiError(400, 5, f"Too many fields: {len(fields)} given, at most {MAX_FIELDS} are allowed")
+    known_fields = set(obj.field_names)
+    unknown = [f for f in fields if f not in known_fields]
+    if unknown:
+        raise ApiError(400, 5, f"Invalid field(s) for object {obj.name}: {', '.join(unknown)}")
+    proc = body.get("procedure")
+    if not isinstance(proc, dict) or not proc.get("name"):
+        raise ApiError(400, 13, "Required parameter 'procedure' (with a 'name') is missing")
+    p = obj.procedures.get(str(proc["name"]))
+    if p is None:
+        raise ApiError(
+            400, 5,
+            f"Invalid procedure '{proc['name']}' for object {obj.name}. "
+            f"Procedures: {', '.join(sorted(obj.procedures))}",
+        )
+    args = proc.get("arguments") or {}
+    if not isinstance(args, dict):
+        raise ApiError(400, 5, "Procedure 'arguments' must be an object")
+    allowed = {p.after, p.before, *p.extra}
+    bad = sorted(set(args) - allowed)
+    if bad:
+        raise ApiError(
+            400, 5,
+            f"Invalid argument(s) for procedure {p.name}: {', '.join(bad)}. Allowed: {', '.join(sorted(allowed))}",
+        )
+    if p.after not in args:
+        raise ApiError(400, 13, f"Required argument '{p.after}' is missing for procedure {p.name}")
+    after = parse_date_arg(p.after, args[p.after], zone, now)
+    before = parse_date_arg(p.before, args[p.before], zone, now) if args.get(p.before) not in (None, "") else None
+    end = before if before is not None else int(now)
+    if end <= after:
+        raise ApiError(400, 8, f"Invalid time range: '{p.before}' must be after '{p.after}'")
+    if end - after > ONE_YEAR:
+        what = p.before if before is not None else "the export's creation time"
+        raise ApiError(400, 8, f"Invalid time range: the span from '{p.after}' to {what} exceeds one year")
+    spec = ExportSpec(obj=obj, fields=list(fields), procedure=p, after=after, before=before, arguments=args)
+    for name, kind in p.extra.items():
+        if name not in args:
+            continue
+        value = args[name]
+        if kind == "deleted":
+            spec.deleted = _tri(name, value)
+        elif kind == "prospect_deleted":
+            spec.prospect_deleted = _tri(name, value)
+        elif kind == "bool":
+            spec.prospect_only = _bool(name, value)
+        elif kind == "types":
+            raw = value if isinstance(value, list) else str(value).split(",")
+            try:
+                spec.types = {int(str(x).strip()) for x in raw if str(x).strip()}
+            except ValueError as exc:
+                raise ApiError(400, 5, f"Parameter {name} must be activity type codes, not {value!r}") from exc
+    return spec
+
+
+def matching_indexes(dataset: Dataset, spec: ExportSpec, cutoff: int, rng: range | None = None) -> t.Iterator[int]:
+    """Yield the row indexes of ``spec``'s object that the export returns.
+
+    ``cutoff`` is the export's creation time: the upper bound when none was given.
+    """
+    obj, p = spec.obj, spec.procedure
+    after = spec.after
+    before = spec.before if spec.before is not None else cutoff + 1
+    if p.time_field is not None:
+        fn, lo, hi = obj.times[p.time_field]
+        candidates = obj.candidate_range(lo, hi, after, before)
+    else:
+        fn = p.derived_time  # type: ignore[assignment]
+        candidates = range(obj.count)
+    if rng is not None:
+        candidates = range(max(candidates.start, rng.start), min(candidates.stop, rng.stop))
+    is_deleted = obj.is_deleted
+    want_deleted = spec.deleted
+    want_pdel = spec.prospect_deleted
+    types = spec.types
+    va_prospect = getattr(dataset, "_va_prospect", None)
+    va_type = getattr(dataset, "_va_type", None)
+    check_extra = types is not None or spec.prospect_only or (p.time_field is None and want_pdel != "all")
+    for i in candidates:
+        ts = fn(i)
+        if ts is None or not (after < ts < before):
+            continue
+        if is_deleted is not None and want_deleted != "all" and is_deleted(i) != (want_deleted == "true"):
+            continue
+        if check_extra:
+            if types is not None and va_type is not None and va_type(i) not in types:
+                continue
+            if spec.prospect_only and va_prospect is not None and va_prospect(i) is None:
+                continue
+            if p.time_field is None and want_pdel != "all":
+                if dataset.prospect_deleted(obj, i) != (want_pdel == "true"):
+                    continue
+        yield i
+
+
+def file_ranges(indexes: t.Iterable[int], rows_per_file: int) -> tuple[list[range], int]:
+    """Split matching indexes into per-file index ranges of about ``rows_per_file`` matches."""
+    ranges: list[range] = []
+    count = 0
+    in_file = 0
+    start = None
+    last = None
+    for i in indexes:
+        if start is None:
+            start = i
+        last = i
+        count += 1
+        in_file += 1
+        if in_file >= rows_per_file:
+            ranges.append(range(start, i + 1))
+            start = None
+            in_file = 0
+    if start is not None and last is not None:
+        ranges.append(range(start, last + 1))
+    return ranges, count
+
+
+def _quote(v: str) -> str:
+    if any(c in v for c in ',"\r\n'):
+        return '"' + v.replace('"', '""') + '"'
+    return v
+
+
+def _cell(kind: str, v: t.Any, local: t.Callable[[int], str]) -> str:
+    if v is None:
+        return ""
+    if kind == DATETIME:
+        return local(v)
+    if kind == BOOL:
+        return "true" if v else "false"
+    if kind == INT:
+        return str(v)
+    return _quote(v)
+
+
+def make_renderer(obj: ObjectData, fields: list[str], local: t.Callable[[int], str]) -> t.Callable[[int], str]:
+    """Build ``row(i) -> one CSV line`` for the requested fields.
+
+    Pooled fields (see :attr:`Field.varying`) are rendered once per slot, as literal text
+    between the varying cells, so a row costs a few hashes and one join.
+    """
+    spec = [obj.field(name) for name in fields]
+    varying = [f for f in spec if f.varying]
+    slot = obj.slot
+    segments: dict[int, list[str]] = {}
+
+    def segs(s: int) -> list[str]:
+        # row = out[0] + cell(v0) + out[1] + cell(v1) + ... + out[-1]
+        out: list[str] = []
+        lit = ""
+        for k, f in enumerate(spec):
+            if k:
+                lit += ","
+            if f.varying:
+                out.append(lit)
+                lit = ""
+            else:
+                lit += _cell(f.kind, f.base_gen(s), local)  # type: ignore[attr-defined]
+        out.append(lit + "\r\n")
+        return out
+
+    parts = []
+    for f in varying:
+        g, kind = f.gen, f.kind
+        if kind == DATETIME:
+
+            def part(i: int, g: t.Callable = g) -> str:
+                v = g(i)
+                return "" if v is None else local(v)
+
+        elif kind == STR:
+
+            def part(i: int, g: t.Callable = g) -> str:
+                v = g(i)
+                return "" if v is None else _quote(v)
+
+        else:
+
+            def part(i: int, g: t.Callable = g, kind: str = kind) -> str:
+                return _cell(kind, g(i), local)
+
+        parts.append(part)
+
+    def row(i: int) -> str:
+        s = slot(i)
+        sg = segments.get(s)
+        if sg is None:
+            sg = segments[s] = segs(s)
+        if not parts:
+            return sg[0]
+        out = [sg[0]]
+        for k, p in enumerate(parts):
+            out.append(p(i))
+            out.append(sg[k + 1])
+        return "".join(out)
+
+    return row
+
+
+def render_csv(
+    dataset: Dataset,
+    spec: ExportSpec,
+    cutoff: int,
+    rng: range,
+    *,
+    reverse: bool = False,
+    bom: bool = False,
+    chunk_rows: int = 2000,
+) -> t.Iterator[bytes]:
+    """Stream one result file as UTF-8 CSV chunks (header first)."""
+    header = ",".join(_quote(f) for f in spec.fields) + "\r\n"
+    yield (("\ufeff" if bom else "") + header).encode()
+    row = make_renderer(spec.obj, spec.fields, dataset.local)
+    indexes: t.Iterable[int] = matching_indexes(dataset, spec, cutoff, rng)
+    if reverse:
+        indexes = reversed(list(indexes))
+    buf: list[str] = []
+    for i in indexes:
+        buf.append(row(i))
+        if len(buf) >= chunk_rows:
+            yield "".join(buf).encode()
+            buf.clear()
+    if buf:
+        yield "".join(buf).encode()

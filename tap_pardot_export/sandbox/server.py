@@ -1,0 +1,765 @@
+"""The sandbox's HTTP server: OAuth token endpoint, Export API versions 3 and 4, and controls."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import itertools
+import json
+import logging
+import random
+import re
+import secrets
+import socket
+import threading
+import time
+import typing as t
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
+
+from tap_pardot_export.sandbox.data import DataConfig, Dataset
+from tap_pardot_export.sandbox.engine import (
+    ApiError,
+    ExportSpec,
+    file_ranges,
+    matching_indexes,
+    parse_date_arg,
+    render_csv,
+    validate_create,
+)
+
+logger = logging.getLogger("pardot_export_sandbox")
+
+DEFAULT_BUSINESS_UNIT = "0Uv5e0000000001AAA"
+EXPIRY_SECONDS = 7 * 86_400
+BU_PATTERN = re.compile(r"^0Uv[0-9A-Za-z]{15}$")
+API_PATH = re.compile(r"^/api/export/version/(?P<v>\d+)/do/(?P<rest>.*?)/?$")
+RESPONSE_STYLES = ("wrapped", "attributes", "bare", "mixed")
+FAULT_KINDS = ("http_500", "http_502", "http_503", "code_66", "slow", "cut", "not_json", "revoke", "fail_export", "cancel_export")
+OPS = ("create", "read", "query", "cancel", "download", "token")
+
+
+@dataclass
+class SandboxConfig:
+    """Every knob of the sandbox (the CLI's flags map onto these)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    business_unit_id: str = DEFAULT_BUSINESS_UNIT
+    api_version: int = 4  # the version the business unit requires (3 or 4); 0 accepts both
+    client_id: str = "sandbox-client-id"
+    client_secret: str = "sandbox-client-secret"  # noqa: S105
+    refresh_token: str = "sandbox-refresh-token"  # noqa: S105
+    access_token: str | None = None  # a pre-issued token, for the access_token setting
+    data: DataConfig = field(default_factory=DataConfig)
+    rows_per_file: int = 5_000
+    waiting_seconds: float = 0.0
+    processing_seconds: float = 0.0
+    max_concurrent: int = 5
+    daily_limit: int = 100_000
+    response_style: str = "wrapped"
+    bom: bool = False
+    shuffle_seed: int = 7
+
+
+@dataclass
+class Fault:
+    """An injected fault, applied to the next ``count`` matching requests."""
+
+    kind: str
+    count: int = 1
+    op: str | None = None
+    seconds: float = 0.0  # for "slow"
+    after_bytes: int = 2_000  # for "cut"
+
+
+@dataclass
+class Export:
+    """One export job."""
+
+    id: int
+    version: int
+    spec: ExportSpec
+    created: float
+    updated: float
+    state: str = "Waiting"
+    completed: float | None = None
+    ranges: list[range] = field(default_factory=list)
+    total: int = 0
+    fail: bool = False
+    file_ids: list[int] = field(default_factory=list)
+
+    @property
+    def object_name(self) -> str:
+        return self.spec.obj.name
+
+
+class Clock:
+    """Wall-clock time plus an offset that tests can move forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+class SandboxState:
+    """Everything the server knows: tokens, exports, counters, faults."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        if config.response_style not in RESPONSE_STYLES:
+            msg = f"response_style must be one of {', '.join(RESPONSE_STYLES)}"
+            raise ValueError(msg)
+        self.config = config
+        self.zone = ZoneInfo(config.data.timezone)
+        self.dataset = Dataset(config.data)
+        self.clock = Clock()
+        self.lock = threading.RLock()
+        self.work = threading.Condition(self.lock)
+        self.tokens: set[str] = set()
+        if config.access_token:
+            self.tokens.add(config.access_token)
+        self.exports: dict[int, Export] = {}
+        self._ids = itertools.count(1001)
+        self.inflight = 0
+        self.max_inflight_seen = 0
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.errors: collections.Counter[int] = collections.Counter()
+        self.daily_calls = 0
+        self.daily_day = self._day()
+        self.faults: list[Fault] = []
+        self.token_requests: list[dict[str, str]] = []
+        self.requests_log: collections.deque[tuple[str, str]] = collections.deque(maxlen=2000)
+        self._style_cycle = itertools.cycle(("wrapped", "attributes", "bare"))
+        self._rand = random.Random(config.shuffle_seed)
+        self.running = True
+        self.base_url = ""
+
+    def _day(self) -> int:
+        return int(self.clock.now() // 86_400) if hasattr(self, "clock") else int(time.time() // 86_400)
+
+    # -- faults ------------------------------------------------------------------------
+
+    def inject(self, kind: str, count: int = 1, op: str | None = None, **kw: t.Any) -> None:
+        """Queue a fault for the next ``count`` requests of kind ``op`` (any when None)."""
+        if kind not in FAULT_KINDS:
+            msg = f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}"
+            raise ValueError(msg)
+        if op is not None and op not in OPS:
+            msg = f"unknown op {op!r}; known: {', '.join(OPS)}"
+            raise ValueError(msg)
+        with self.lock:
+            if kind == "revoke":
+                self.tokens.clear()
+                return
+            if kind in ("fail_export", "cancel_export"):
+                self.faults.append(Fault(kind, count, "create"))
+                return
+            self.faults.append(Fault(kind, count, op, **kw))
+
+    def take_fault(self, op: str, kinds: tuple[str, ...]) -> Fault | None:
+        with self.lock:
+            for f in self.faults:
+                if f.kind in kinds and (f.op is None or f.op == op) and f.count > 0:
+                    f.count -= 1
+                    if f.count == 0:
+                        self.faults.remove(f)
+                    return f
+        return None
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every access token issued so far (as a Salesforce session expiry does)."""
+        with self.lock:
+            self.tokens.clear()
+
+    # -- exports -----------------------------------------------------------------------
+
+    def local(self, ts: float) -> str:
+        return dt.datetime.fromtimestamp(ts, self.zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    def refresh_expiry(self, e: Export) -> None:
+        now = self.clock.now()
+        if e.state in ("Waiting", "Processing") and now - e.created > EXPIRY_SECONDS:
+            e.state = "Canceled"
+            e.updated = now
+
+    def is_expired(self, e: Export) -> bool:
+        return e.completed is not None and self.clock.now() - e.completed > EXPIRY_SECONDS
+
+    def export_repr(self, e: Export, *, with_refs: bool = True) -> dict[str, t.Any]:
+        self.refresh_expiry(e)
+        expired = self.is_expired(e)
+        out: dict[str, t.Any] = {
+            "id": e.id,
+            "state": e.state,
+            "isExpired": expired,
+            "createdAt": self.local(e.created),
+            "updatedAt": self.local(e.updated),
+        }
+        if with_refs and e.state == "Complete" and not expired and e.file_ids:
+            urls = [
+                f"{self.base_url}/api/export/version/{e.version}/do/downloadResult/id/{e.id}/resultId/{k}"
+                for k in e.file_ids
+            ]
+            out["resultRefs"] = urls[0] if len(urls) == 1 else urls
+        return out
+
+    def wrap(self, key: str, value: t.Any) -> dict[str, t.Any]:
+        style = self.config.response_style
+        if style == "mixed":
+            style = next(self._style_cycle)
+        if style == "bare" and key == "export":
+            return value
+        out = {key: value}
+        if style == "attributes":
+            out = {"@attributes": {"stat": "ok", "version": 1}, **out}
+        return out
+
+    def worker(self) -> None:
+        """Run exports one at a time, oldest first, like Pardot's per-account queue."""
+        while True:
+            with self.work:
+                while self.running and not self._next_waiting():
+                    self.work.wait(0.5)
+                if not self.running:
+                    return
+                e = self._next_waiting()
+                assert e is not None
+            self._sleep(self.config.waiting_seconds)
+            with self.lock:
+                if e.state != "Waiting":
+                    continue
+                e.state = "Processing"
+                e.updated = self.clock.now()
+            ranges, total = file_ranges(
+                matching_indexes(self.dataset, e.spec, int(e.created)), max(1, self.config.rows_per_file)
+            )
+            self._sleep(self.config.processing_seconds)
+            with self.lock:
+                if e.state != "Processing":
+                    continue
+                now = self.clock.now()
+                e.updated = now
+                if e.fail:
+                    e.state = "Failed"
+                    continue
+                e.ranges = ranges
+                e.total = total
+                e.file_ids = list(range(len(ranges)))
+                self._rand.shuffle(e.file_ids)
+                e.state = "Complete"
+                e.completed = now
+
+    def _next_waiting(self) -> Export | None:
+        for e in sorted(self.exports.values(), key=lambda x: x.id):
+            self.refresh_expiry(e)
+            if e.state == "Waiting":
+                return e
+        return None
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while self.running and time.monotonic() < end:
+            time.sleep(min(0.05, end - time.monotonic()))
+
+    # -- views for tests ---------------------------------------------------------------
+
+    def stats(self) -> dict[str, t.Any]:
+        with self.lock:
+            api = sum(v for k, v in self.calls.items() if k != "token")
+            return {
+                "calls": dict(self.calls),
+                "api_calls": api,
+                "errors": {str(k): v for k, v in self.errors.items()},
+                "max_inflight": self.max_inflight_seen,
+                "exports": {
+                    e.id: {"state": e.state, "object": e.object_name, "rows": e.total, "files": len(e.ranges)}
+                    for e in self.exports.values()
+                },
+            }
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One request: the token endpoint, the Export API, or the sandbox's own controls."""
+
+    protocol_version = "HTTP/1.1"
+    server: SandboxHTTPServer
+
+    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    @property
+    def st(self) -> SandboxState:
+        return self.server.state
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _send(self, status: int, payload: t.Any, *, json_format: bool = True, headers: dict | None = None) -> None:
+        if json_format:
+            body = json.dumps(payload).encode()
+            ctype = "application/json"
+        else:
+            body = _to_xml(payload).encode()
+            ctype = "text/xml"
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, err: ApiError, json_format: bool = True, headers: dict | None = None) -> None:
+        with self.st.lock:
+            self.st.errors[err.code] += 1
+        payload = {"@attributes": {"stat": "fail", "version": 1, "err_code": err.code}, "err": err.message}
+        self._send(err.status, payload, json_format=json_format, headers=headers)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        body = self._body() if method == "POST" else b""
+        self.st.requests_log.append((method, url.path))
+        try:
+            if url.path == "/services/oauth2/token" and method == "POST":
+                self._token(body)
+            elif url.path.startswith("/_sandbox/"):
+                self._control(method, url.path, body)
+            else:
+                self._api(method, url.path, query, body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    # -- OAuth -------------------------------------------------------------------------
+
+    def _token(self, body: bytes) -> None:
+        st = self.st
+        form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
+        with st.lock:
+            st.calls["token"] += 1
+            st.token_requests.append({"grant_type": form.get("grant_type", "")})
+        fault = st.take_fault("token", ("http_500", "http_502", "http_503", "slow"))
+        if fault is not None:
+            if fault.kind == "slow":
+                time.sleep(fault.seconds)
+            else:
+                self._send(int(fault.kind[-3:]), {"error": "server_error"})
+                return
+        cfg = st.config
+        grant = form.get("grant_type")
+        ok = False
+        if grant == "refresh_token":
+            ok = (
+                form.get("client_id") == cfg.client_id
+                and form.get("client_secret") == cfg.client_secret
+                and form.get("refresh_token") == cfg.refresh_token
+            )
+        elif grant == "client_credentials":
+            ok = form.get("client_id") == cfg.client_id and form.get("client_secret") == cfg.client_secret
+        else:
+            self._send(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
+            return
+        if not ok:
+            self._send(400, {"error": "invalid_grant", "error_description": "authentication failure"})
+            return
+        token = "00Dsandbox!" + secrets.token_urlsafe(24)
+        with st.lock:
+            st.tokens.add(token)
+        self._send(
+            200,
+            {
+                "access_token": token,
+                "instance_url": st.base_url,
+                "id": f"{st.base_url}/id/00Dsandbox/005sandbox",
+                "token_type": "Bearer",
+                "issued_at": str(int(time.time() * 1000)),
+                "signature": secrets.token_urlsafe(16),
+                "scope": "pardot_api",
+            },
+        )
+
+    # -- controls ----------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, body: bytes) -> None:
+        st = self.st
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            self._send(400, {"error": "body must be JSON"})
+            return
+        if path == "/_sandbox/stats":
+            self._send(200, st.stats())
+        elif path == "/_sandbox/faults" and method == "POST":
+            try:
+                st.inject(**data)
+            except (TypeError, ValueError) as exc:
+                self._send(400, {"error": str(exc)})
+                return
+            self._send(200, {"ok": True})
+        elif path == "/_sandbox/revoke" and method == "POST":
+            st.revoke_tokens()
+            self._send(200, {"ok": True})
+        elif path == "/_sandbox/clock" and method == "POST":
+            st.clock.advance(float(data.get("advance_seconds", 0)))
+            self._send(200, {"now": st.clock.now()})
+        else:
+            self._send(404, {"error": f"unknown control {path}"})
+
+    # -- the Export API ----------------------------------------------------------------
+
+    def _api(self, method: str, path: str, query: dict[str, str], body: bytes) -> None:
+        st = self.st
+        json_format = query.get("format") == "json"
+        m = API_PATH.match(path)
+        op = _op_of(m.group("rest")) if m else None
+        with st.lock:
+            st.inflight += 1
+            st.max_inflight_seen = max(st.max_inflight_seen, st.inflight)
+            too_many = st.inflight > st.config.max_concurrent
+            if op:
+                st.calls[op] += 1
+        try:
+            if too_many:
+                raise ApiError(400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again.")
+            self._check_auth()
+            with st.lock:
+                day = st._day()
+                if day != st.daily_day:
+                    st.daily_day, st.daily_calls = day, 0
+                if st.daily_calls >= st.config.daily_limit:
+                    raise ApiError(429, 122, "You have exceeded your daily API call limit.")
+                st.daily_calls += 1
+            if m is None or op is None:
+                raise ApiError(404, 2, f"Invalid action: {path}")
+            kinds = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json")
+            fault = st.take_fault(op, (*kinds, "cut") if op == "download" else kinds)
+            if fault is not None and self._apply_fault(fault, op):
+                return
+            version = int(m.group("v"))
+            if version not in (3, 4):
+                raise ApiError(400, 22, f"Unsupported API version {version}: use 3 or 4")
+            required = st.config.api_version
+            if required == 4 and version == 3:
+                raise ApiError(400, 88, "This business unit must use version 4 of the API")
+            if required == 3 and version == 4:
+                raise ApiError(400, 89, "This business unit cannot use version 4 of the API; use version 3")
+            rest = m.group("rest")
+            if op == "create" and method == "POST":
+                self._create(version, body, json_format)
+            elif op == "read" and method == "GET":
+                self._read(rest, json_format)
+            elif op == "query" and method == "GET":
+                self._query(query, json_format)
+            elif op == "cancel" and method == "POST":
+                self._cancel(rest, json_format)
+            elif op == "download" and method == "GET":
+                self._download(rest, fault)
+            else:
+                raise ApiError(405, 2, f"Invalid action: {method} {path}")
+        except ApiError as err:
+            headers = {"Retry-After": "1"} if err.code == 66 else None
+            self._error(err, json_format, headers)
+        finally:
+            with st.lock:
+                st.inflight -= 1
+
+    def _check_auth(self) -> None:
+        st = self.st
+        auth = self.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else None
+        with st.lock:
+            valid = token is not None and token in st.tokens
+        if not valid:
+            raise ApiError(401, 184, "access_token is invalid, unverified, or expired")
+        bu = self.headers.get("Pardot-Business-Unit-Id")
+        if not bu:
+            raise ApiError(400, 181, "The Pardot-Business-Unit-Id header is missing")
+        if not BU_PATTERN.match(bu):
+            raise ApiError(400, 182, "The Pardot-Business-Unit-Id header is malformed: 18 characters starting 0Uv")
+        if bu != st.config.business_unit_id:
+            raise ApiError(
+                400, 201,
+                "Invalid Business Unit ID: unknown to this host (a sandbox business unit lives on pi.demo.pardot.com)",
+            )
+
+    def _apply_fault(self, fault: Fault, op: str) -> bool:
+        """Apply ``fault``; True when it answered the request itself."""
+        if fault.kind == "slow":
+            time.sleep(fault.seconds)
+            return False
+        if fault.kind == "cut":  # applied by the download while it streams
+            return False
+        if fault.kind == "code_66":
+            raise ApiError(400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again.")
+        if fault.kind == "not_json":
+            body = b"<html><body>Service Unavailable: maintenance</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return True
+        status = int(fault.kind[-3:])
+        body = f"<html><body>{status} upstream error</body></html>".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return True
+
+    def _answer_export(self, e: Export, json_format: bool) -> None:
+        st = self.st
+        with st.lock:
+            payload = st.wrap("export", st.export_repr(e))
+        self._send(200, payload, json_format=json_format)
+
+    def _create(self, version: int, body: bytes, json_format: bool) -> None:
+        st = self.st
+        try:
+            data = json.loads(body or b"null")
+        except ValueError as exc:
+            raise ApiError(400, 5, "The request body must be JSON (Content-Type: application/json)") from exc
+        now = st.clock.now()
+        spec = validate_create(data, st.dataset, st.zone, now)
+        fail = st.take_fault("create", ("fail_export",)) is not None
+        cancel = st.take_fault("create", ("cancel_export",)) is not None
+        with st.work:
+            e = Export(id=next(st._ids), version=version, spec=spec, created=now, updated=now, fail=fail)
+            if cancel:
+                e.state = "Canceled"
+            st.exports[e.id] = e
+            st.work.notify_all()
+        self._answer_export(e, json_format)
+
+    def _export_of(self, rest: str) -> Export:
+        m = re.match(r"^(?:read|cancel)/id/(\d+)$", rest)
+        if not m:
+            raise ApiError(400, 16, "Invalid ID")
+        e = self.st.exports.get(int(m.group(1)))
+        if e is None:
+            raise ApiError(404, 16, f"Invalid ID: no export {m.group(1)}")
+        return e
+
+    def _read(self, rest: str, json_format: bool) -> None:
+        self._answer_export(self._export_of(rest), json_format)
+
+    def _cancel(self, rest: str, json_format: bool) -> None:
+        st = self.st
+        e = self._export_of(rest)
+        with st.lock:
+            st.refresh_expiry(e)
+            if e.state in ("Complete", "Failed", "Canceled"):
+                raise ApiError(400, 178, f"Export {e.id} is {e.state} and cannot be canceled")
+            e.state = "Canceled"
+            e.updated = st.clock.now()
+        self._answer_export(e, json_format)
+
+    def _query(self, query: dict[str, str], json_format: bool) -> None:
+        st = self.st
+        now = st.clock.now()
+        with st.lock:
+            items = list(st.exports.values())
+            for e in items:
+                st.refresh_expiry(e)
+        for key, attr, cmp in (
+            ("created_after", "created", 1), ("created_before", "created", -1),
+            ("updated_after", "updated", 1), ("updated_before", "updated", -1),
+        ):
+            if query.get(key):
+                bound = parse_date_arg(key, query[key], st.zone, now)
+                items = [e for e in items if (getattr(e, attr) - bound) * cmp > 0]
+        if query.get("status"):
+            if query["status"] not in ("Complete", "Failed", "Processing", "Waiting"):
+                raise ApiError(400, 5, f"Invalid status {query['status']!r}: Complete, Failed, Processing or Waiting")
+            items = [e for e in items if e.state == query["status"]]
+        if query.get("object"):
+            items = [e for e in items if e.object_name == query["object"]]
+        sort_by = query.get("sort_by", "id")
+        keys = {"id": lambda e: e.id, "created_at": lambda e: e.created, "updated_at": lambda e: e.updated}
+        if sort_by not in keys:
+            raise ApiError(400, 19, "Invalid value specified for sort_by: id, created_at or updated_at")
+        order = query.get("sort_order", "descending")
+        if order not in ("ascending", "descending"):
+            raise ApiError(400, 20, "Invalid value specified for sort_order: ascending or descending")
+        items.sort(key=keys[sort_by], reverse=order == "descending")
+        with st.lock:
+            reprs = [st.export_repr(e, with_refs=False) for e in items]
+        result: dict[str, t.Any] = {"total_results": len(reprs)}
+        if len(reprs) == 1:
+            result["export"] = reprs[0]
+        elif reprs:
+            result["export"] = reprs
+        self._send(200, {"result": result}, json_format=json_format)
+
+    def _download(self, rest: str, fault: Fault | None) -> None:
+        st = self.st
+        m = re.match(r"^downloadResult/id/(\d+)/resultId/(\d+)$", rest)
+        if not m:
+            raise ApiError(400, 16, "Invalid ID")
+        e = st.exports.get(int(m.group(1)))
+        k = int(m.group(2))
+        if e is None:
+            raise ApiError(404, 16, f"Invalid ID: no export {m.group(1)}")
+        with st.lock:
+            if st.is_expired(e):
+                raise ApiError(400, 178, f"Export {e.id} has expired; its results can no longer be downloaded")
+            if e.state != "Complete":
+                raise ApiError(400, 178, f"Export {e.id} is {e.state}; results are available once Complete")
+            if k >= len(e.ranges):
+                raise ApiError(404, 16, f"Invalid result id {k} for export {e.id}")
+        cut_after = fault.after_bytes if fault is not None and fault.kind == "cut" else None
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        sent = 0
+        for chunk in render_csv(
+            st.dataset, e.spec, int(e.created), e.ranges[k], reverse=k % 2 == 1, bom=st.config.bom
+        ):
+            if cut_after is not None and sent + len(chunk) > cut_after:
+                part = chunk[: max(0, cut_after - sent)]
+                self.wfile.write(b"%x\r\n" % len(chunk) + part)
+                self.wfile.flush()
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        self.wfile.write(b"0\r\n\r\n")
+
+
+def _op_of(rest: str) -> str | None:
+    head = rest.split("/", 1)[0]
+    return {"create": "create", "read": "read", "query": "query", "cancel": "cancel", "downloadResult": "download"}.get(head)
+
+
+def _to_xml(payload: t.Any) -> str:
+    """A rough XML rendering, as the API answers without ``format=json``."""
+
+    def node(name: str, value: t.Any) -> str:
+        if isinstance(value, dict):
+            return f"<{name}>" + "".join(node(k.strip("@"), v) for k, v in value.items()) + f"</{name}>"
+        if isinstance(value, list):
+            return "".join(node(name, v) for v in value)
+        return f"<{name}>{value}</{name}>"
+
+    return '<?xml version="1.0" encoding="UTF-8"?>\n<rsp stat="ok" version="1.0">' + "".join(
+        node(k, v) for k, v in (payload.items() if isinstance(payload, dict) else [])
+    ) + "</rsp>"
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        super().__init__((state.config.host, state.config.port), Handler)
+
+
+class Sandbox:
+    """The local Export API sandbox: ``with Sandbox(config) as sb: sb.base_url``."""
+
+    def __init__(self, config: SandboxConfig | None = None, **overrides: t.Any) -> None:
+        config = config or SandboxConfig()
+        for k, v in overrides.items():
+            setattr(config, k, v)
+        self.config = config
+        self.state = SandboxState(config)
+        self.httpd: SandboxHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def base_url(self) -> str:
+        return self.state.base_url
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.state.dataset
+
+    @property
+    def clock(self) -> Clock:
+        return self.state.clock
+
+    def start(self) -> Sandbox:
+        self.httpd = SandboxHTTPServer(self.state)
+        host, port = self.httpd.server_address[:2]
+        self.state.base_url = f"http://{host}:{port}"
+        for target in (self.httpd.serve_forever, self.state.worker):
+            th = threading.Thread(target=target, daemon=True, name=f"sandbox-{target.__name__}")
+            th.start()
+            self._threads.append(th)
+        return self
+
+    def stop(self) -> None:
+        self.state.running = False
+        with self.state.work:
+            self.state.work.notify_all()
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+        for th in self._threads:
+            th.join(timeout=5)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # conveniences for tests
+    def inject(self, kind: str, count: int = 1, op: str | None = None, **kw: t.Any) -> None:
+        self.state.inject(kind, count, op, **kw)
+
+    def revoke_tokens(self) -> None:
+        self.state.revoke_tokens()
+
+    def stats(self) -> dict[str, t.Any]:
+        return self.state.stats()
+
+    def issue_token(self) -> str:
+        """Issue an access token directly (as if a connected app had fetched one)."""
+        token = "00Dsandbox!" + secrets.token_urlsafe(24)
+        with self.state.lock:
+            self.state.tokens.add(token)
+        return token
+
+    def tap_config(self, **extra: t.Any) -> dict[str, t.Any]:
+        """A tap config pointing at this sandbox with its OAuth credentials."""
+        cfg = {
+            "api_url": self.base_url,
+            "login_url": self.base_url,
+            "business_unit_id": self.config.business_unit_id,
+            "client_id": self.config.client_id,
+            "client_secret": self.config.client_secret,
+            "refresh_token": self.config.refresh_token,
+            "api_version": self.config.api_version or 4,
+            "timezone": self.config.data.timezone,
+            "start_date": self.config.data.start.isoformat(),
+            "end_date": self.config.data.end.isoformat(),
+            "poll_interval": 0.05,
+            "max_poll_interval": 0.2,
+        }
+        cfg.update(extra)
+        return cfg
