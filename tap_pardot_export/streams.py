@@ -1,0 +1,279 @@
+"""The six export streams: declarative classes over one export-driven base."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import typing as t
+from importlib import resources
+
+from singer_sdk import Stream
+from singer_sdk.helpers._typing import TypeConformanceLevel
+from typing_extensions import override
+
+from tap_pardot_export.convert import CellError, LocalDateTimeConverter, infer_offset, row_typer
+from tap_pardot_export.errors import ResultFormatError
+from tap_pardot_export.exports import ExportInfo, ExportRunner, ExportSpec
+from tap_pardot_export.windows import api_time, tile
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_pardot_export.tap import TapPardotExport
+
+#: procedure name -> (after argument, before argument, the record field it filters on)
+Procedures = dict[str, tuple[str, str, t.Optional[str]]]
+
+
+def load_schema(name: str) -> dict[str, t.Any]:
+    text = resources.files("tap_pardot_export").joinpath("schemas", f"{name}.json").read_text()
+    return json.loads(text)
+
+
+class PardotExportStream(Stream):
+    """A stream whose rows come from Export API exports, one per time window."""
+
+    object_name: t.ClassVar[str]
+    default_procedure: t.ClassVar[str] = "filter_by_updated_at"
+    procedures: t.ClassVar[Procedures]
+    #: extra procedure arguments a user may set, per procedure
+    extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {}
+    primary_keys: t.ClassVar[list[str]] = ["id"]  # type: ignore[misc]
+    replication_key = "updated_at"
+    is_sorted = False
+    #: rows are typed once, from the schema, by convert.row_typer
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def __init__(self, tap: TapPardotExport) -> None:
+        schema = load_schema(self.name)
+        for name in tap.custom_fields_for(self.name):
+            schema["properties"].setdefault(name, {"type": ["string", "null"]})
+        super().__init__(tap=tap, schema=schema, name=self.name)
+        self.ptap = tap
+
+    # -- settings ------------------------------------------------------------------------
+
+    @property
+    def options(self) -> dict[str, t.Any]:
+        return dict((self.config.get("stream_options") or {}).get(self.name) or {})
+
+    @property
+    def procedure(self) -> str:
+        return str(self.options.get("procedure") or self.default_procedure)
+
+    def window_size(self) -> dt.timedelta:
+        days = self.options.get("window_days", self.config.get("window_days", 30))
+        return dt.timedelta(days=float(days))
+
+    def requested_fields(self) -> list[str]:
+        """The selected properties, id and the replication key always included."""
+        mask = self.mask
+        fields = [
+            name for name in self.schema["properties"]
+            if mask.get(("properties", name), True)
+        ]
+        for must in (*self.primary_keys, self.replication_key):
+            if must and must not in fields:
+                fields.insert(0, must)
+        return fields
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _checkpoint(self, context: Context | None, bookmark: dt.datetime | None, pending: dict | None) -> None:
+        """Record progress: the finished range and the export in flight, then emit STATE."""
+        if self.replication_method != "INCREMENTAL":
+            return
+        state = self.get_context_state(context)
+        if bookmark is not None:
+            state["replication_key"] = self.replication_key
+            state["replication_key_value"] = api_time(bookmark)
+        state.pop("progress_markers", None)
+        if pending:
+            state["pending_export"] = pending
+        else:
+            state.pop("pending_export", None)
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    @override
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
+        """Bookmarks move per finished window (see :meth:`_checkpoint`), not per record:
+        rows inside an export come in no order."""
+
+    # -- records -------------------------------------------------------------------------
+
+    def _converter(self, info: ExportInfo, last: list[LocalDateTimeConverter | None]) -> LocalDateTimeConverter:
+        zone = self.ptap.zone
+        if zone is not None:
+            if last[0] is None:
+                last[0] = LocalDateTimeConverter(zone)
+            return last[0]
+        if info.created_at and info.requested_at:
+            offset = infer_offset(info.created_at, info.requested_at)
+            self.ptap.warn_no_timezone(offset)
+            if last[0] is None or last[0].zone.utcoffset(None) != offset:
+                last[0] = LocalDateTimeConverter(dt.timezone(offset))
+            return last[0]
+        if last[0] is None:
+            self.ptap.warn_no_timezone(None)
+            last[0] = LocalDateTimeConverter(dt.timezone.utc)
+        return last[0]
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        tap = self.ptap
+        after_arg, before_arg, _ = self.procedures[self.procedure]
+        start = self.get_starting_timestamp(context)
+        if start is None:  # pragma: no cover - start_date is required
+            raise ResultFormatError(f"{self.name}: no start_date")
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=dt.timezone.utc)
+        end = tap.run_end
+        windows = tile(start, end, self.window_size())
+        state = self.get_context_state(context)
+        pending = state.get("pending_export") or {}
+        runner = tap.runner
+        fields = self.requested_fields()
+        props = self.schema["properties"]
+        extra = dict(self.options.get("arguments") or {})
+        conv: list[LocalDateTimeConverter | None] = [None]
+        calls0 = tap.client.api_calls
+        t0 = time.monotonic()
+        exports = rows = 0
+        self.logger.info(
+            "%s: %d window(s) from %s to %s, procedure %s", self.name, len(windows),
+            api_time(start), api_time(end), self.procedure,
+        )
+        for w in windows:
+            arguments = {after_arg: api_time(w.after), before_arg: api_time(w.before), **extra}
+            label = f"{self.name} [{api_time(w.start)} .. {api_time(w.end)})"
+            spec = ExportSpec(self.object_name, fields, self.procedure, arguments, label)
+            resume = None
+            if pending.get("after") == arguments[after_arg] and pending.get("before") == arguments[before_arg]:
+                resume = pending.get("id")
+
+            def created(info: ExportInfo, w_args: dict = arguments) -> None:
+                self._checkpoint(
+                    context, None,
+                    {"id": info.id, "after": w_args[after_arg], "before": w_args[before_arg]},
+                )
+
+            w_rows = 0
+            info: ExportInfo | None = None
+            for rf in runner.run(spec, resume_id=resume, on_created=created):
+                info = rf.export
+                it = iter(rf.rows())
+                header = next(it, None)
+                if header is None:
+                    continue
+                type_row = row_typer(header, props, self._converter(info, conv))
+                n = 0
+                for n, cells in enumerate(it, 1):
+                    try:
+                        rec = type_row(cells)
+                    except CellError as exc:
+                        msg = (
+                            f"{self.name}: export {info.id}, result file {rf.index + 1}, row {n} "
+                            f"(id {cells[0] if cells else '?'}): {exc}. The value does not fit the field's "
+                            "type; report it, or deselect the field."
+                        )
+                        raise ResultFormatError(msg) from None
+                    yield rec
+                info.rows += n
+                w_rows += n
+            exports += 1
+            rows += w_rows
+            if info is not None:
+                self.logger.info(
+                    "%s: export %s done: waited %.1fs, %d file(s), %d row(s)",
+                    label, info.id, info.waited, info.files, info.rows,
+                )
+            self._checkpoint(context, w.end, None)
+            pending = {}
+        self.logger.info(
+            "%s: summary: %d row(s), %d export(s), %d API call(s), %.1fs",
+            self.name, rows, exports, tap.client.api_calls - calls0, time.monotonic() - t0,
+        )
+
+
+class ProspectStream(PardotExportStream):
+    name = "prospect"
+    object_name = "prospect"
+    procedures: t.ClassVar[Procedures] = {
+        "filter_by_updated_at": ("updated_after", "updated_before", "updated_at"),
+        "filter_by_created_at": ("created_after", "created_before", "created_at"),
+    }
+    extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
+        "filter_by_updated_at": ("deleted",), "filter_by_created_at": ("deleted",),
+    }
+
+
+class VisitorStream(PardotExportStream):
+    name = "visitor"
+    object_name = "visitor"
+    procedures: t.ClassVar[Procedures] = {
+        "filter_by_updated_at": ("updated_after", "updated_before", "updated_at"),
+        "filter_by_prospect_updated_at": ("prospect_updated_after", "prospect_updated_before", None),
+    }
+    extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
+        "filter_by_updated_at": ("deleted",), "filter_by_prospect_updated_at": ("prospect_deleted",),
+    }
+
+
+class VisitorActivityStream(PardotExportStream):
+    name = "visitor_activity"
+    object_name = "visitorActivity"
+    procedures: t.ClassVar[Procedures] = {
+        "filter_by_updated_at": ("updated_after", "updated_before", "updated_at"),
+        "filter_by_created_at": ("created_after", "created_before", "created_at"),
+    }
+    extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
+        "filter_by_updated_at": ("type", "prospectOnly"), "filter_by_created_at": ("type", "prospect_only"),
+    }
+
+
+class ListMembershipStream(PardotExportStream):
+    name = "list_membership"
+    object_name = "listMembership"
+    procedures: t.ClassVar[Procedures] = {
+        "filter_by_updated_at": ("updated_after", "updated_before", "updated_at"),
+        "filter_by_created_at": ("created_after", "created_before", "created_at"),
+    }
+    extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
+        "filter_by_updated_at": ("deleted",), "filter_by_created_at": ("deleted",),
+    }
+
+
+class ProspectAccountStream(PardotExportStream):
+    name = "prospect_account"
+    object_name = "prospectAccount"
+    procedures: t.ClassVar[Procedures] = {
+        "filter_by_updated_at": ("updated_after", "updated_before", "updated_at"),
+        "filter_by_prospect_updated_at": ("prospect_updated_after", "prospect_updated_before", None),
+    }
+    extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
+        "filter_by_updated_at": ("deleted",), "filter_by_prospect_updated_at": ("prospect_deleted",),
+    }
+
+
+class ExternalActivityStream(PardotExportStream):
+    name = "external_activity"
+    object_name = "externalActivity"
+    replication_key = "createdAt"
+    default_procedure = "filter_by_created_at"
+    procedures: t.ClassVar[Procedures] = {
+        "filter_by_created_at": ("created_after", "created_before", "createdAt"),
+        "filter_by_activity_date": ("activity_after", "activity_before", "activityDate"),
+    }
+
+
+STREAM_TYPES: tuple[type[PardotExportStream], ...] = (
+    ProspectStream,
+    VisitorStream,
+    VisitorActivityStream,
+    ListMembershipStream,
+    ProspectAccountStream,
+    ExternalActivityStream,
+)
