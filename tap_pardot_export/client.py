@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import random
+import re
 import threading
 import time
 import typing as t
@@ -36,6 +37,7 @@ TRANSIENT_STATUS = frozenset({408, 425, 500, 502, 503, 504})
 RETRY_CODES = frozenset({66})
 AUTH_CODES = frozenset({184})
 VERSION_CODES = {88: 4, 89: 3}
+XML_ERROR = re.compile(r'<err\s+code="(\d+)"\s*>(.*?)</err>', re.S)
 
 
 def redact_url(url: str) -> str:
@@ -54,7 +56,11 @@ def parse_error(response: requests.Response) -> tuple[int | None, str]:
     try:
         body = response.json()
     except ValueError:
-        text = response.text[:200].strip().replace("\n", " ")
+        text = response.text[:500]
+        m = XML_ERROR.search(text)  # the API answers XML where format=json is not in the URL
+        if m:
+            return int(m.group(1)), m.group(2).strip()
+        text = text[:200].strip().replace("\n", " ")
         return None, text or response.reason or ""
     if isinstance(body, dict):
         attrs = body.get("@attributes") or {}

@@ -500,7 +500,6 @@ class Dataset:
                 F("created_at", DATETIME, created, False),
                 F("updated_at", DATETIME, updated, False),
             ]
-            prospect_id = obj.fields[1].gen
             obj.procedures = {
                 "filter_by_created_at": Procedure(
                     "filter_by_created_at", "created_at", "created_after", "created_before",
@@ -512,8 +511,6 @@ class Dataset:
                 ),
             }
             obj.is_deleted = None
-            self._va_prospect = prospect_id
-            self._va_type = va_type
         elif stream == "list_membership":
             obj.fields = [
                 F("id", INT, i_(s), False),
@@ -527,7 +524,7 @@ class Dataset:
         elif stream == "prospect_account":
             obj.fields = [
                 F("id", INT, i_(s), False),
-                F("name", STR, ch(s, 3, COMPANIES[:4] + COMPANIES[5:]), False),
+                F("name", STR, ch(s, 3, tuple(c for c in COMPANIES if c)), False),
                 F("number", STR, ch(s, 4, ("", "A-1001", "B-2002"))),
                 F("description", STR, ch(s, 5, TEXTS)),
                 F("phone", STR, ch(s, 6, ("+1 555 0100", ""))),

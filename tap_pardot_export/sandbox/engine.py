@@ -191,8 +191,9 @@ def matching_indexes(dataset: Dataset, spec: ExportSpec, cutoff: int, rng: range
     want_deleted = spec.deleted
     want_pdel = spec.prospect_deleted
     types = spec.types
-    va_prospect = getattr(dataset, "_va_prospect", None)
-    va_type = getattr(dataset, "_va_type", None)
+    names = set(obj.field_names)
+    va_prospect = obj.field("prospect_id").gen if "prospect_id" in names else None
+    va_type = obj.field("type").gen if types is not None else None
     check_extra = types is not None or spec.prospect_only or (p.time_field is None and want_pdel != "all")
     for i in candidates:
         ts = fn(i)

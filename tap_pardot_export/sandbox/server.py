@@ -656,6 +656,11 @@ def _op_of(rest: str) -> str | None:
 def _to_xml(payload: t.Any) -> str:
     """A rough XML rendering, as the API answers without ``format=json``."""
 
+    if isinstance(payload, dict) and "err" in payload:
+        code = payload.get("@attributes", {}).get("err_code", "")
+        text = str(payload["err"]).replace("&", "&amp;").replace("<", "&lt;")
+        return f'<?xml version="1.0" encoding="UTF-8"?>\n<rsp stat="fail" version="1.0"><err code="{code}">{text}</err></rsp>'
+
     def node(name: str, value: t.Any) -> str:
         if isinstance(value, dict):
             return f"<{name}>" + "".join(node(k.strip("@"), v) for k, v in value.items()) + f"</{name}>"
