@@ -302,8 +302,14 @@ class PardotClient:
                 with self.slots:
                     self.count(kind)
                     resp = self.session.request(
-                        method, target, params=None if url else q, json=json_body, headers=headers,
-                        timeout=self.timeout, stream=stream, allow_redirects=False,
+                        method,
+                        target,
+                        params=None if url else q,
+                        json=json_body,
+                        headers=headers,
+                        timeout=self.timeout,
+                        stream=stream,
+                        allow_redirects=False,
                     )
                     if stream and resp.status_code == 200:
                         return resp  # the caller reads the body under a slot of its own
@@ -347,7 +353,11 @@ class PardotClient:
                 new = VERSION_CODES[code]
                 LOGGER.warning(
                     "Pardot says this business unit needs API version %s (error %s); switching from %s. "
-                    "Set api_version=%s to skip this.", new, code, self.api_version, new,
+                    "Set api_version=%s to skip this.",
+                    new,
+                    code,
+                    self.api_version,
+                    new,
                 )
                 self.api_version = new
                 self._version_switched = True
@@ -378,7 +388,9 @@ class PardotClient:
         if code == 181:
             text = "the Pardot-Business-Unit-Id header is missing: set business_unit_id"
         elif code == 182:
-            text = "business_unit_id is malformed: it is 18 characters and starts with 0Uv (Setup > Pardot Account Setup)"
+            text = (
+                "business_unit_id is malformed: it is 18 characters and starts with 0Uv (Setup > Pardot Account Setup)"
+            )
         elif code == 201:
             other = "https://pi.pardot.com" if "demo" in self.api_url else "https://pi.demo.pardot.com"
             text = (
@@ -394,7 +406,9 @@ class PardotClient:
             text = "the request was refused"
         if code in (181, 182, 201):
             return PardotConfigError(f"{text} (error {code}: {message})")
-        return PardotAPIError(f"{kind} failed: {text} (HTTP {status}, error {code}: {message})", code=code, status=status)
+        return PardotAPIError(
+            f"{kind} failed: {text} (HTTP {status}, error {code}: {message})", code=code, status=status
+        )
 
     def download(self, url: str, dest: t.BinaryIO, *, max_tries: int = 5) -> int:
         """Stream a result file into ``dest``; a body cut off midway is fetched again whole.
@@ -413,8 +427,11 @@ class PardotClient:
                         dest.write(chunk)
                         written += len(chunk)
                 return written
-            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
-                    requests.exceptions.Timeout) as exc:
+            except (
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+            ) as exc:
                 if attempt == max_tries:
                     msg = (
                         f"Download of {redact_url(url)} was cut off {attempt} times ({type(exc).__name__}); "
@@ -424,7 +441,10 @@ class PardotClient:
                 delay = self._wait(attempt, None)
                 LOGGER.warning(
                     "Download of %s cut off after %d bytes (%s); fetching it again in %.1fs",
-                    redact_url(url), written, type(exc).__name__, delay,
+                    redact_url(url),
+                    written,
+                    type(exc).__name__,
+                    delay,
                 )
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

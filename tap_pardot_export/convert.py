@@ -30,7 +30,7 @@ class LocalDateTimeConverter:
 
     def __call__(self, s: str) -> str:
         hour = s[:13]
-        prefix = self._hours.get(hour, "")
+        prefix = self._hours.get(hour) or ""
         if prefix and len(s) == 19 and s[13] == ":" and s[16] == ":":
             return prefix + s[13:] + "+00:00"
         return self._slow(s)
@@ -108,7 +108,7 @@ def row_typer(
     names = header
 
     def type_row(cells: list[str]) -> dict[str, t.Any]:
-        rec = dict(zip(names, cells))
+        rec: dict[str, t.Any] = dict(zip(names, cells, strict=False))
         for k in plain:
             if not cells[k]:
                 rec[names[k]] = None

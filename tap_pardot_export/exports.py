@@ -156,7 +156,11 @@ class ExportRunner:
         export = unwrap_export(body, f"{spec.label}: create")
         info = ExportInfo(id=int(export["id"]), created_at=export.get("createdAt"), requested_at=requested)
         self.logger.info(
-            "%s: created export %s (%s, %s)", spec.label, info.id, spec.object, spec.procedure,
+            "%s: created export %s (%s, %s)",
+            spec.label,
+            info.id,
+            spec.object,
+            spec.procedure,
         )
         return info
 
@@ -194,9 +198,7 @@ class ExportRunner:
                 )
                 raise ResultFormatError(msg)
             if state != last_state:
-                self.logger.info(
-                    "%s: export %s is %s (after %.1fs)", label, info.id, state, time.monotonic() - start
-                )
+                self.logger.info("%s: export %s is %s (after %.1fs)", label, info.id, state, time.monotonic() - start)
                 info.states.append(state)
                 last_state = state
             if state not in ("Waiting", "Processing"):
@@ -212,8 +214,9 @@ class ExportRunner:
                 raise ExportError(msg)
             delay = min(self.max_poll_interval, max(delay * 2, 0.05))
 
-    def run(self, spec: ExportSpec, resume_id: int | None = None,
-            on_created: t.Callable[[ExportInfo], None] | None = None) -> Iterator[ResultFile]:
+    def run(
+        self, spec: ExportSpec, resume_id: int | None = None, on_created: t.Callable[[ExportInfo], None] | None = None
+    ) -> Iterator[ResultFile]:
         """Run ``spec`` to completion, yielding each result file once it is on disk.
 
         ``resume_id`` reuses an export from an interrupted run while it is still usable.
@@ -234,8 +237,11 @@ class ExportRunner:
                     self.logger.info("%s: resuming export %s from state (%s)", spec.label, resume_id, export["state"])
                 else:
                     self.logger.info(
-                        "%s: export %s from state is %s%s; creating a new one", spec.label, resume_id,
-                        export.get("state"), " and expired" if _is_true(export.get("isExpired")) else "",
+                        "%s: export %s from state is %s%s; creating a new one",
+                        spec.label,
+                        resume_id,
+                        export.get("state"),
+                        " and expired" if _is_true(export.get("isExpired")) else "",
                     )
         while True:
             if info is None:
@@ -253,7 +259,9 @@ class ExportRunner:
                         raise
                     self.logger.warning(
                         "%s: export %s expired while its files were read; creating it again "
-                        "(rows already emitted may repeat)", spec.label, info.id,
+                        "(rows already emitted may repeat)",
+                        spec.label,
+                        info.id,
                     )
                     recreated += 1
                     if recreated > MAX_RECREATES:
@@ -270,8 +278,9 @@ class ExportRunner:
                         "contact Salesforce support when an export fails again; give them this export id."
                     )
                     raise ExportError(msg)
-                self.logger.warning("%s: export %s Failed; creating it again (%d/%d)",
-                                    spec.label, info.id, failed, MAX_FAILED_RETRIES)
+                self.logger.warning(
+                    "%s: export %s Failed; creating it again (%d/%d)", spec.label, info.id, failed, MAX_FAILED_RETRIES
+                )
             else:
                 recreated += 1
                 if recreated > MAX_RECREATES:
@@ -280,8 +289,13 @@ class ExportRunner:
                         f"{recreated} times. Someone or something keeps canceling this account's exports."
                     )
                     raise ExportError(msg)
-                self.logger.warning("%s: export %s is %s%s; creating it again", spec.label, info.id,
-                                    state, " and expired" if expired else "")
+                self.logger.warning(
+                    "%s: export %s is %s%s; creating it again",
+                    spec.label,
+                    info.id,
+                    state,
+                    " and expired" if expired else "",
+                )
             info = None
 
     def _files(self, info: ExportInfo, refs: list[str], label: str) -> Iterator[ResultFile]:

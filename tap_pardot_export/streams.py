@@ -14,7 +14,7 @@ from typing_extensions import override
 
 from tap_pardot_export.convert import CellError, LocalDateTimeConverter, infer_offset, row_typer
 from tap_pardot_export.errors import ResultFormatError
-from tap_pardot_export.exports import ExportInfo, ExportRunner, ExportSpec
+from tap_pardot_export.exports import ExportInfo, ExportSpec
 from tap_pardot_export.windows import api_time, tile
 
 if t.TYPE_CHECKING:
@@ -25,11 +25,11 @@ if t.TYPE_CHECKING:
     from tap_pardot_export.tap import TapPardotExport
 
 #: procedure name -> (after argument, before argument, the record field it filters on)
-Procedures = dict[str, tuple[str, str, t.Optional[str]]]
+Procedures = dict[str, tuple[str, str, str | None]]
 
 
 def load_schema(name: str) -> dict[str, t.Any]:
-    text = resources.files("tap_pardot_export").joinpath("schemas", f"{name}.json").read_text()
+    text = (resources.files("tap_pardot_export") / "schemas" / f"{name}.json").read_text()
     return json.loads(text)
 
 
@@ -71,10 +71,7 @@ class PardotExportStream(Stream):
     def requested_fields(self) -> list[str]:
         """The selected properties, id and the replication key always included."""
         mask = self.mask
-        fields = [
-            name for name in self.schema["properties"]
-            if mask.get(("properties", name), True)
-        ]
+        fields = [name for name in self.schema["properties"] if mask.get(("properties", name), True)]
         for must in (*self.primary_keys, self.replication_key):
             if must and must not in fields:
                 fields.insert(0, must)
@@ -106,21 +103,22 @@ class PardotExportStream(Stream):
     # -- records -------------------------------------------------------------------------
 
     def _converter(self, info: ExportInfo, last: list[LocalDateTimeConverter | None]) -> LocalDateTimeConverter:
+        """The datetime converter for an export's files: the configured zone, else inferred."""
+        conv = last[0]
         zone = self.ptap.zone
         if zone is not None:
-            if last[0] is None:
-                last[0] = LocalDateTimeConverter(zone)
-            return last[0]
-        if info.created_at and info.requested_at:
+            if conv is None:
+                conv = LocalDateTimeConverter(zone)
+        elif info.created_at and info.requested_at:
             offset = infer_offset(info.created_at, info.requested_at)
             self.ptap.warn_no_timezone(offset)
-            if last[0] is None or last[0].zone.utcoffset(None) != offset:
-                last[0] = LocalDateTimeConverter(dt.timezone(offset))
-            return last[0]
-        if last[0] is None:
+            if conv is None or conv.zone.utcoffset(None) != offset:
+                conv = LocalDateTimeConverter(dt.timezone(offset))
+        elif conv is None:
             self.ptap.warn_no_timezone(None)
-            last[0] = LocalDateTimeConverter(dt.timezone.utc)
-        return last[0]
+            conv = LocalDateTimeConverter(dt.timezone.utc)
+        last[0] = conv
+        return conv
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         tap = self.ptap
@@ -143,8 +141,12 @@ class PardotExportStream(Stream):
         t0 = time.monotonic()
         exports = rows = 0
         self.logger.info(
-            "%s: %d window(s) from %s to %s, procedure %s", self.name, len(windows),
-            api_time(start), api_time(end), self.procedure,
+            "%s: %d window(s) from %s to %s, procedure %s",
+            self.name,
+            len(windows),
+            api_time(start),
+            api_time(end),
+            self.procedure,
         )
         for w in windows:
             arguments = {after_arg: api_time(w.after), before_arg: api_time(w.before), **extra}
@@ -156,7 +158,8 @@ class PardotExportStream(Stream):
 
             def created(info: ExportInfo, w_args: dict = arguments) -> None:
                 self._checkpoint(
-                    context, None,
+                    context,
+                    None,
                     {"id": info.id, "after": w_args[after_arg], "before": w_args[before_arg]},
                 )
 
@@ -188,13 +191,23 @@ class PardotExportStream(Stream):
             if info is not None:
                 self.logger.info(
                     "%s: export %s done: waited %.1fs, %d file(s), %d row(s)",
-                    label, info.id, info.waited, info.files, info.rows,
+                    label,
+                    info.id,
+                    info.waited,
+                    info.files,
+                    info.rows,
                 )
             self._checkpoint(context, w.end, None)
             pending = {}
         self.logger.info(
-            "%s: summary: %d row(s), %d export(s), %d API call(s), %.1fs",
-            self.name, rows, exports, tap.client.api_calls - calls0, time.monotonic() - t0,
+            "%s: summary: %d row(s), %d export(s), %d API call(s), %.1fs; run so far: %d API call(s) %s",
+            self.name,
+            rows,
+            exports,
+            tap.client.api_calls - calls0,
+            time.monotonic() - t0,
+            tap.client.api_calls,
+            dict(tap.client.calls),
         )
 
 
@@ -206,7 +219,8 @@ class ProspectStream(PardotExportStream):
         "filter_by_created_at": ("created_after", "created_before", "created_at"),
     }
     extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
-        "filter_by_updated_at": ("deleted",), "filter_by_created_at": ("deleted",),
+        "filter_by_updated_at": ("deleted",),
+        "filter_by_created_at": ("deleted",),
     }
 
 
@@ -218,7 +232,8 @@ class VisitorStream(PardotExportStream):
         "filter_by_prospect_updated_at": ("prospect_updated_after", "prospect_updated_before", None),
     }
     extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
-        "filter_by_updated_at": ("deleted",), "filter_by_prospect_updated_at": ("prospect_deleted",),
+        "filter_by_updated_at": ("deleted",),
+        "filter_by_prospect_updated_at": ("prospect_deleted",),
     }
 
 
@@ -230,7 +245,8 @@ class VisitorActivityStream(PardotExportStream):
         "filter_by_created_at": ("created_after", "created_before", "created_at"),
     }
     extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
-        "filter_by_updated_at": ("type", "prospectOnly"), "filter_by_created_at": ("type", "prospect_only"),
+        "filter_by_updated_at": ("type", "prospectOnly"),
+        "filter_by_created_at": ("type", "prospect_only"),
     }
 
 
@@ -242,7 +258,8 @@ class ListMembershipStream(PardotExportStream):
         "filter_by_created_at": ("created_after", "created_before", "created_at"),
     }
     extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
-        "filter_by_updated_at": ("deleted",), "filter_by_created_at": ("deleted",),
+        "filter_by_updated_at": ("deleted",),
+        "filter_by_created_at": ("deleted",),
     }
 
 
@@ -254,7 +271,8 @@ class ProspectAccountStream(PardotExportStream):
         "filter_by_prospect_updated_at": ("prospect_updated_after", "prospect_updated_before", None),
     }
     extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
-        "filter_by_updated_at": ("deleted",), "filter_by_prospect_updated_at": ("prospect_deleted",),
+        "filter_by_updated_at": ("deleted",),
+        "filter_by_prospect_updated_at": ("prospect_deleted",),
     }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import sys
 import threading
 import typing as t
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,112 +28,173 @@ MAX_FIELDS = 150
 STREAM_OPTION_KEYS = ("procedure", "arguments", "window_days")
 BU_PATTERN = re.compile(r"^0Uv[0-9A-Za-z]{15}$")
 
-STREAM_NAMES = [s.name for s in STREAM_TYPES]
+STREAM_NAMES = [str(s.name) for s in STREAM_TYPES]  # type: ignore[misc]
+
+
+def settings_schema() -> dict[str, t.Any]:
+    """The tap's own settings (a fresh dict: the SDK adds its built-in ones to the class's copy)."""
+    return th.PropertiesList(
+        th.Property(
+            "api_url",
+            th.StringType,
+            default="https://pi.pardot.com",
+            title="API URL",
+            description="Pardot API host: https://pi.pardot.com for production business units, "
+            "https://pi.demo.pardot.com for sandbox, developer and demo business units.",
+        ),
+        th.Property(
+            "api_version",
+            th.IntegerType,
+            default=4,
+            allowed_values=[3, 4],
+            title="API version",
+            description="Export API version: 4 for business units that allow several prospects with the "
+            "same email, else 3. The tap switches once if Pardot answers error 88 or 89.",
+        ),
+        th.Property(
+            "business_unit_id",
+            th.StringType,
+            title="Business unit ID",
+            description="The Pardot business unit id (18 characters, starts with 0Uv): Salesforce Setup > "
+            "Account Engagement > Business Unit Setup. Sent as the Pardot-Business-Unit-Id header.",
+        ),
+        th.Property(
+            "access_token",
+            th.StringType,
+            secret=True,
+            title="Access token",
+            description="A Salesforce OAuth access token with the pardot_api scope. Use instead of "
+            "client_id/client_secret/refresh_token for short runs: it cannot be refreshed.",
+        ),
+        th.Property(
+            "client_id", th.StringType, secret=True, title="Client ID", description="The connected app's consumer key."
+        ),
+        th.Property(
+            "client_secret",
+            th.StringType,
+            secret=True,
+            title="Client secret",
+            description="The connected app's consumer secret.",
+        ),
+        th.Property(
+            "refresh_token",
+            th.StringType,
+            secret=True,
+            title="Refresh token",
+            description="An OAuth refresh token for the API user. Without it, client_id and client_secret "
+            "are used with the client-credentials grant (My Domain login_url needed).",
+        ),
+        th.Property(
+            "login_url",
+            th.StringType,
+            default="https://login.salesforce.com",
+            title="Login URL",
+            description="Salesforce login host; the token endpoint is {login_url}/services/oauth2/token. "
+            "https://test.salesforce.com for Salesforce sandboxes, or your My Domain.",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            required=True,
+            title="Start date",
+            description="Earliest record time to sync, inclusive (ISO 8601; a date means midnight UTC).",
+        ),
+        th.Property(
+            "end_date",
+            th.DateTimeType,
+            title="End date",
+            description="Latest record time to sync, exclusive (ISO 8601). Default: now.",
+        ),
+        th.Property(
+            "timezone",
+            th.StringType,
+            title="Time zone",
+            description="IANA time zone of the Pardot API user (e.g. America/New_York): the export CSVs "
+            "write datetimes in it, without offset. If unset, the tap infers the offset from each export's "
+            "createdAt and warns; set it to get daylight saving right.",
+        ),
+        th.Property(
+            "window_days",
+            th.NumberType,
+            default=30,
+            title="Window size (days)",
+            description="Length of the time window of one export, at most 365. Smaller windows mean more "
+            "exports but smaller files and finer checkpoints.",
+        ),
+        th.Property(
+            "poll_interval",
+            th.NumberType,
+            default=1,
+            title="Poll interval (seconds)",
+            description="Seconds before the first status read of an export; each later wait doubles.",
+        ),
+        th.Property(
+            "max_poll_interval",
+            th.NumberType,
+            default=60,
+            title="Max poll interval (seconds)",
+            description="The cap on the wait between two status reads of an export.",
+        ),
+        th.Property(
+            "export_timeout",
+            th.NumberType,
+            default=21600,
+            title="Export timeout (seconds)",
+            description="How long one export may stay Waiting/Processing before the tap cancels it and fails "
+            "with its id (default 6 hours).",
+        ),
+        th.Property(
+            "max_concurrency",
+            th.IntegerType,
+            default=2,
+            title="Max concurrent requests",
+            description="Requests in flight at once (downloads included). Pardot allows 5 per business "
+            "unit, shared with every other integration: keep this below 5.",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType,
+            default=8,
+            title="Max retries",
+            description="Retries of one request on 5xx, timeouts, resets and error 66, with exponential "
+            "backoff and jitter.",
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType,
+            default=300,
+            title="Request timeout (seconds)",
+            description="Timeout of one HTTP request (connect and each read).",
+        ),
+        th.Property(
+            "max_api_calls",
+            th.IntegerType,
+            title="Max API calls per run",
+            description="Stop cleanly, with resumable state, before spending more API calls than this in "
+            "one run. Default: no cap (Pardot's daily limit still applies).",
+        ),
+        th.Property(
+            "custom_fields",
+            th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+            title="Custom fields",
+            description='Account-specific fields to export, per stream, as strings: e.g. {"prospect": '
+            '["Favorite_Color"]}. Use the field API names.',
+        ),
+        th.Property(
+            "stream_options",
+            th.ObjectType(additional_properties=th.ObjectType()),
+            title="Stream options",
+            description='Per stream: "procedure" (e.g. filter_by_created_at), "arguments" (extra procedure '
+            'arguments, e.g. {"deleted": "all"} or {"type": [1, 2]}) and "window_days".',
+        ),
+    ).to_dict()
 
 
 class TapPardotExport(Tap):
     """Singer tap for the Account Engagement (Pardot) Export API."""
 
     name = "tap-pardot-export"
-
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "api_url", th.StringType, default="https://pi.pardot.com", title="API URL",
-            description="Pardot API host: https://pi.pardot.com for production business units, "
-            "https://pi.demo.pardot.com for sandbox, developer and demo business units.",
-        ),
-        th.Property(
-            "api_version", th.IntegerType, default=4, allowed_values=[3, 4], title="API version",
-            description="Export API version: 4 for business units that allow several prospects with the "
-            "same email, else 3. The tap switches once if Pardot answers error 88 or 89.",
-        ),
-        th.Property(
-            "business_unit_id", th.StringType, title="Business unit ID",
-            description="The Pardot business unit id (18 characters, starts with 0Uv): Salesforce Setup > "
-            "Account Engagement > Business Unit Setup. Sent as the Pardot-Business-Unit-Id header.",
-        ),
-        th.Property(
-            "access_token", th.StringType, secret=True, title="Access token",
-            description="A Salesforce OAuth access token with the pardot_api scope. Use instead of "
-            "client_id/client_secret/refresh_token for short runs: it cannot be refreshed.",
-        ),
-        th.Property("client_id", th.StringType, secret=True, title="Client ID",
-                    description="The connected app's consumer key."),
-        th.Property("client_secret", th.StringType, secret=True, title="Client secret",
-                    description="The connected app's consumer secret."),
-        th.Property(
-            "refresh_token", th.StringType, secret=True, title="Refresh token",
-            description="An OAuth refresh token for the API user. Without it, client_id and client_secret "
-            "are used with the client-credentials grant (My Domain login_url needed).",
-        ),
-        th.Property(
-            "login_url", th.StringType, default="https://login.salesforce.com", title="Login URL",
-            description="Salesforce login host; the token endpoint is {login_url}/services/oauth2/token. "
-            "https://test.salesforce.com for Salesforce sandboxes, or your My Domain.",
-        ),
-        th.Property(
-            "start_date", th.DateTimeType, required=True, title="Start date",
-            description="Earliest record time to sync, inclusive (ISO 8601; a date means midnight UTC).",
-        ),
-        th.Property(
-            "end_date", th.DateTimeType, title="End date",
-            description="Latest record time to sync, exclusive (ISO 8601). Default: now.",
-        ),
-        th.Property(
-            "timezone", th.StringType, title="Time zone",
-            description="IANA time zone of the Pardot API user (e.g. America/New_York): the export CSVs "
-            "write datetimes in it, without offset. If unset, the tap infers the offset from each export's "
-            "createdAt and warns; set it to get daylight saving right.",
-        ),
-        th.Property(
-            "window_days", th.NumberType, default=30, title="Window size (days)",
-            description="Length of the time window of one export, at most 365. Smaller windows mean more "
-            "exports but smaller files and finer checkpoints.",
-        ),
-        th.Property(
-            "poll_interval", th.NumberType, default=1, title="Poll interval (seconds)",
-            description="Seconds before the first status read of an export; each later wait doubles.",
-        ),
-        th.Property(
-            "max_poll_interval", th.NumberType, default=60, title="Max poll interval (seconds)",
-            description="The cap on the wait between two status reads of an export.",
-        ),
-        th.Property(
-            "export_timeout", th.NumberType, default=21600, title="Export timeout (seconds)",
-            description="How long one export may stay Waiting/Processing before the tap cancels it and fails "
-            "with its id (default 6 hours).",
-        ),
-        th.Property(
-            "max_concurrency", th.IntegerType, default=2, title="Max concurrent requests",
-            description="Requests in flight at once (downloads included). Pardot allows 5 per business "
-            "unit, shared with every other integration: keep this below 5.",
-        ),
-        th.Property(
-            "max_retries", th.IntegerType, default=8, title="Max retries",
-            description="Retries of one request on 5xx, timeouts, resets and error 66, with exponential "
-            "backoff and jitter.",
-        ),
-        th.Property(
-            "request_timeout", th.NumberType, default=300, title="Request timeout (seconds)",
-            description="Timeout of one HTTP request (connect and each read).",
-        ),
-        th.Property(
-            "max_api_calls", th.IntegerType, title="Max API calls per run",
-            description="Stop cleanly, with resumable state, before spending more API calls than this in "
-            "one run. Default: no cap (Pardot's daily limit still applies).",
-        ),
-        th.Property(
-            "custom_fields", th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
-            title="Custom fields",
-            description='Account-specific fields to export, per stream, as strings: e.g. {"prospect": '
-            '["Favorite_Color"]}. Use the field API names.',
-        ),
-        th.Property(
-            "stream_options", th.ObjectType(additional_properties=th.ObjectType()), title="Stream options",
-            description='Per stream: "procedure" (e.g. filter_by_created_at), "arguments" (extra procedure '
-            'arguments, e.g. {"deleted": "all"} or {"type": [1, 2]}) and "window_days".',
-        ),
-    ).to_dict()
+    config_jsonschema = settings_schema()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._client: PardotClient | None = None
@@ -195,9 +255,7 @@ class TapPardotExport(Tap):
             errors.append("business_unit_id is malformed: 18 characters starting with 0Uv")
         has_oauth = cfg.get("client_id") and cfg.get("client_secret")
         if not cfg.get("access_token") and not has_oauth:
-            errors.append(
-                "credentials are missing: set access_token, or client_id + client_secret + refresh_token"
-            )
+            errors.append("credentials are missing: set access_token, or client_id + client_secret + refresh_token")
         for key in ("api_url", "login_url"):
             v = str(cfg.get(key) or "")
             if v and not re.match(r"^https?://[^/\s]+", v):
@@ -209,13 +267,12 @@ class TapPardotExport(Tap):
             if int(cfg.get(key, 1)) < (1 if key == "max_concurrency" else 0):
                 errors.append(f"{key} must be at least {1 if key == 'max_concurrency' else 0}")
         errors.extend(self._check_stream_options())
-        errors.extend(self._check_field_counts())
         if errors:
             raise ConfigValidationError("Invalid settings", errors=errors)
 
     def _check_stream_options(self) -> list[str]:
         errors: list[str] = []
-        by_name = {s.name: s for s in STREAM_TYPES}
+        by_name = {str(s.name): s for s in STREAM_TYPES}  # type: ignore[misc]
         for key in self.config.get("custom_fields") or {}:
             if key not in by_name:
                 errors.append(f"custom_fields: unknown stream {key!r}; streams: {', '.join(STREAM_NAMES)}")
@@ -291,16 +348,27 @@ class TapPardotExport(Tap):
             hours = offset.total_seconds() / 3600
             self.logger.warning(
                 "timezone is not set: inferred the API user's UTC offset as %+g h from the export's createdAt. "
-                "Set timezone (an IANA name) so daylight-saving changes inside the range are handled.", hours,
+                "Set timezone (an IANA name) so daylight-saving changes inside the range are handled.",
+                hours,
             )
 
     # -- shared machinery ------------------------------------------------------------------
 
     @property
     def client(self) -> PardotClient:
+        """The run's one HTTP client; built at the first API call, after the last checks."""
         with self._lock:
             if self._client is None:
+                errors = self._check_field_counts()
+                if errors:
+                    raise ConfigValidationError("Too many fields", errors=errors)
                 cfg = self.config
+                self.logger.info(
+                    "Syncing from %s (API version %s, business unit %s)",
+                    host_of(str(cfg.get("api_url") or "https://pi.pardot.com")),
+                    cfg.get("api_version", 4),
+                    cfg.get("business_unit_id"),
+                )
                 session = requests.Session()
                 timeout = float(cfg.get("request_timeout", 300))
                 client = PardotClient(
@@ -345,24 +413,12 @@ class TapPardotExport(Tap):
         return [cls(self) for cls in STREAM_TYPES]
 
     @override
-    def sync_all(self) -> None:
-        self.check_settings()
-        self.logger.info(
-            "Syncing from %s (API version %s, business unit %s)",
-            host_of(str(self.config.get("api_url") or "https://pi.pardot.com")),
-            self.config.get("api_version", 4), self.config.get("business_unit_id"),
-        )
-        try:
-            super().sync_all()
-        finally:
-            if self._client is not None:
-                calls = dict(self._client.calls)
-                self.logger.info("API calls this run: %d %s", self._client.api_calls, calls)
-
-    @override
-    def run_connection_test(self) -> bool:
-        self.check_settings()
-        return super().run_connection_test()
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The schema's checks, then ours: each names the setting and says what to do."""
+        errors = super()._validate_config(raise_errors=raise_errors)
+        if raise_errors:
+            self.check_settings()
+        return errors
 
     @classmethod
     @override
@@ -383,8 +439,11 @@ def _user_facing_excepthook(logger: logging.Logger) -> t.Callable[..., None]:
         if isinstance(exc_value, (PardotAPIError, PardotConfigError)):
             logger.error("%s", exc_value)
             return
-        logger.error("%s", exc_value.args[0] if exc_value.args else exc_type.__name__,
-                     exc_info=(exc_type, exc_value, exc_traceback))
+        logger.error(
+            "%s",
+            exc_value.args[0] if exc_value.args else exc_type.__name__,
+            exc_info=(exc_type, exc_value, exc_traceback),
+        )
 
     return hook
 

@@ -35,7 +35,9 @@ class TapRun:
     messages: list[dict[str, t.Any]] = field(default_factory=list)
 
     def records(self, stream: str | None = None) -> list[dict[str, t.Any]]:
-        return [m["record"] for m in self.messages if m["type"] == "RECORD" and (stream is None or m["stream"] == stream)]
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and (stream is None or m["stream"] == stream)
+        ]
 
     def states(self) -> list[dict[str, t.Any]]:
         return [m["value"] for m in self.messages if m["type"] == "STATE"]
@@ -106,7 +108,12 @@ def iso(ts: dt.datetime) -> str:
 
 
 def expected_rows(
-    sb: Sandbox, stream: str, start: dt.datetime, end: dt.datetime, *, field_name: str | None = None,
+    sb: Sandbox,
+    stream: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    field_name: str | None = None,
     include_deleted: bool = False,
 ) -> dict[int, dict[str, t.Any]]:
     """The sandbox's ground truth: rows of ``stream`` with ``start <= t < end``, typed as the tap emits."""

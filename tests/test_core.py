@@ -19,8 +19,14 @@ _SANDBOX = Sandbox(
         data=DataConfig(
             start=dt.datetime(2024, 1, 1, tzinfo=UTC),
             end=dt.datetime(2024, 4, 1, tzinfo=UTC),
-            rows={"prospect": 120, "visitor": 80, "visitor_activity": 300, "list_membership": 90,
-                  "prospect_account": 40, "external_activity": 50},
+            rows={
+                "prospect": 120,
+                "visitor": 80,
+                "visitor_activity": 300,
+                "list_membership": 90,
+                "prospect_account": 40,
+                "external_activity": 50,
+            },
         ),
     )
 ).start()

@@ -44,7 +44,9 @@ class Api:
         body: dict = {"object": obj, "procedure": {"name": proc, "arguments": args}}
         if fields is not None:
             body["fields"] = fields
-        return requests.post(self.url("create"), json=body, headers=kw.pop("headers", None) or self.headers(), timeout=30)
+        return requests.post(
+            self.url("create"), json=body, headers=kw.pop("headers", None) or self.headers(), timeout=30
+        )
 
     def read(self, eid: int) -> requests.Response:
         return requests.get(self.url(f"read/id/{eid}"), headers=self.headers(), timeout=30)
@@ -127,21 +129,43 @@ def api(sb):
 def test_token_endpoint_grants_and_refusals(sb):
     url = sb.base_url + "/services/oauth2/token"
     c = sb.config
-    r = requests.post(url, data={"grant_type": "refresh_token", "client_id": c.client_id,
-                                 "client_secret": c.client_secret, "refresh_token": c.refresh_token}, timeout=10)
+    r = requests.post(
+        url,
+        data={
+            "grant_type": "refresh_token",
+            "client_id": c.client_id,
+            "client_secret": c.client_secret,
+            "refresh_token": c.refresh_token,
+        },
+        timeout=10,
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["access_token"] and body["token_type"] == "Bearer" and "instance_url" in body
     assert "expires_in" not in body
-    r = requests.post(url, data={"grant_type": "client_credentials", "client_id": c.client_id,
-                                 "client_secret": c.client_secret}, timeout=10)
+    r = requests.post(
+        url,
+        data={"grant_type": "client_credentials", "client_id": c.client_id, "client_secret": c.client_secret},
+        timeout=10,
+    )
     assert r.status_code == 200
-    r = requests.post(url, data={"grant_type": "refresh_token", "client_id": c.client_id,
-                                 "client_secret": "wrong", "refresh_token": c.refresh_token}, timeout=10)
+    r = requests.post(
+        url,
+        data={
+            "grant_type": "refresh_token",
+            "client_id": c.client_id,
+            "client_secret": "wrong",
+            "refresh_token": c.refresh_token,
+        },
+        timeout=10,
+    )
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
     token = body["access_token"]
-    ok = requests.get(f"{sb.base_url}{V}/query?format=json", timeout=10,
-                      headers={"Authorization": f"Bearer {token}", "Pardot-Business-Unit-Id": c.business_unit_id})
+    ok = requests.get(
+        f"{sb.base_url}{V}/query?format=json",
+        timeout=10,
+        headers={"Authorization": f"Bearer {token}", "Pardot-Business-Unit-Id": c.business_unit_id},
+    )
     assert ok.status_code == 200
 
 
@@ -159,8 +183,9 @@ def test_auth_and_business_unit_errors(sb, api):
 
 
 def test_downloads_need_auth_too(api):
-    header, rows, refs = api.export_rows("listMembership", "filter_by_created_at",
-                                         {"created_after": "2024-01-01", "created_before": "2024-02-01"})
+    _header, _rows, refs = api.export_rows(
+        "listMembership", "filter_by_created_at", {"created_after": "2024-01-01", "created_before": "2024-02-01"}
+    )
     assert err(requests.get(refs[0], timeout=10))[:2] == (401, 184)
 
 
@@ -191,20 +216,50 @@ def test_versions_88_and_89(fresh_sandbox):
         ("prospect", "filter_by_nothing", {"updated_after": "2024-01-01"}, None, 5, "Invalid procedure"),
         ("prospect", "filter_by_updated_at", {"updated_before": "2024-01-01"}, None, 13, "updated_after"),
         ("prospect", "filter_by_updated_at", {"updated_after": "the day after"}, None, 7, "Invalid timestamp"),
-        ("prospect", "filter_by_updated_at", {"updated_after": "2024-02-01", "updated_before": "2024-01-01"},
-         None, 8, "must be after"),
-        ("prospect", "filter_by_updated_at", {"updated_after": "2024-02-01", "updated_before": "2024-02-01"},
-         None, 8, "must be after"),
-        ("prospect", "filter_by_updated_at", {"updated_after": "2022-01-01", "updated_before": "2024-01-01"},
-         None, 8, "exceeds one year"),
+        (
+            "prospect",
+            "filter_by_updated_at",
+            {"updated_after": "2024-02-01", "updated_before": "2024-01-01"},
+            None,
+            8,
+            "must be after",
+        ),
+        (
+            "prospect",
+            "filter_by_updated_at",
+            {"updated_after": "2024-02-01", "updated_before": "2024-02-01"},
+            None,
+            8,
+            "must be after",
+        ),
+        (
+            "prospect",
+            "filter_by_updated_at",
+            {"updated_after": "2022-01-01", "updated_before": "2024-01-01"},
+            None,
+            8,
+            "exceeds one year",
+        ),
         ("prospect", "filter_by_updated_at", {"updated_after": "2020-01-01"}, None, 8, "exceeds one year"),
         ("prospect", "filter_by_updated_at", {"updated_after": "2024-01-01"}, ["id"] * 151, 5, "at most 150"),
         ("prospect", "filter_by_updated_at", {"updated_after": "2024-01-01"}, ["id", "shoe_size"], 5, "shoe_size"),
         ("prospect", "filter_by_updated_at", {"updated_after": "2024-01-01", "color": "red"}, None, 5, "color"),
-        ("prospect", "filter_by_updated_at", {"updated_after": "2024-01-01", "updated_before": "2024-02-01", "deleted": "maybe"}, None, 27, "deleted"),
-        ("visitorActivity", "filter_by_created_at", {"created_after": "2024-01-01", "created_before": "2024-02-01",
-                                                  "prospect_only": "perhaps"},
-         None, 5, "prospect_only"),
+        (
+            "prospect",
+            "filter_by_updated_at",
+            {"updated_after": "2024-01-01", "updated_before": "2024-02-01", "deleted": "maybe"},
+            None,
+            27,
+            "deleted",
+        ),
+        (
+            "visitorActivity",
+            "filter_by_created_at",
+            {"created_after": "2024-01-01", "created_before": "2024-02-01", "prospect_only": "perhaps"},
+            None,
+            5,
+            "prospect_only",
+        ),
     ],
 )
 def test_bad_create_requests_are_refused_with_a_reason(api, obj, proc, args, fields, code, words):
@@ -227,8 +282,9 @@ def test_every_object_and_procedure_of_the_seed_is_served(sb, api):
         data = sb.dataset.by_api_name(obj)
         for name in names:
             p = data.procedures[name]
-            header, rows, _ = api.export_rows(obj, name, {p.after: "2024-03-01T00:00:00+00:00",
-                                                          p.before: "2024-09-01T00:00:00+00:00"})
+            header, rows, _ = api.export_rows(
+                obj, name, {p.after: "2024-03-01T00:00:00+00:00", p.before: "2024-09-01T00:00:00+00:00"}
+            )
             assert header == data.field_names, (obj, name)
             assert rows, (obj, name)
 
@@ -242,8 +298,12 @@ def test_date_argument_forms_and_exclusive_bounds(sb, api):
     rid = obj.base_id + i
 
     def ids(after: str, before: str) -> set[int]:
-        _, rows, _ = api.export_rows("listMembership", "filter_by_created_at",
-                                     {"created_after": after, "created_before": before, "deleted": "all"}, ["id"])
+        _, rows, _ = api.export_rows(
+            "listMembership",
+            "filter_by_created_at",
+            {"created_after": after, "created_before": before, "deleted": "all"},
+            ["id"],
+        )
         return {int(r[0]) for r in rows}
 
     iso = lambda ts: dt.datetime.fromtimestamp(ts, UTC).isoformat()  # noqa: E731
@@ -268,8 +328,9 @@ def test_deleted_argument(sb, api):
     a, b = "2024-02-01T00:00:00+00:00", "2024-08-01T00:00:00+00:00"
     counts = {}
     for mode in ("true", "false", "all"):
-        _, rows, _ = api.export_rows("prospect", "filter_by_updated_at",
-                                     {"updated_after": a, "updated_before": b, "deleted": mode}, ["id"])
+        _, rows, _ = api.export_rows(
+            "prospect", "filter_by_updated_at", {"updated_after": a, "updated_before": b, "deleted": mode}, ["id"]
+        )
         counts[mode] = {int(r[0]) for r in rows}
         assert counts[mode] == truth_ids(sb, "prospect", "updated_at", TS(a), TS(b), mode)
     assert counts["true"] and counts["false"]
@@ -280,8 +341,9 @@ def test_visitor_activity_type_and_prospect_only(sb, api):
     args = {"created_after": "2024-01-01T00:00:00+00:00", "created_before": "2024-12-01T00:00:00+00:00"}
     _, rows, _ = api.export_rows("visitorActivity", "filter_by_created_at", {**args, "type": [1, 2]}, ["id", "type"])
     assert rows and {r[1] for r in rows} <= {"1", "2"}
-    _, rows, _ = api.export_rows("visitorActivity", "filter_by_created_at", {**args, "prospect_only": "true"},
-                                 ["id", "prospect_id"])
+    _, rows, _ = api.export_rows(
+        "visitorActivity", "filter_by_created_at", {**args, "prospect_only": "true"}, ["id", "prospect_id"]
+    )
     assert rows and all(r[1] for r in rows)
 
 
@@ -290,8 +352,9 @@ def test_visitor_activity_type_and_prospect_only(sb, api):
 
 def test_results_are_split_shuffled_and_complete(sb, api):
     a, b = "2024-01-01T00:00:00+00:00", "2024-12-31T00:00:00+00:00"
-    header, rows, refs = api.export_rows("visitorActivity", "filter_by_updated_at",
-                                         {"updated_after": a, "updated_before": b})
+    _header, rows, refs = api.export_rows(
+        "visitorActivity", "filter_by_updated_at", {"updated_after": a, "updated_before": b}
+    )
     expected = truth_ids(sb, "visitor_activity", "updated_at", TS(a), TS(b))
     assert len(refs) == -(-len(expected) // 100) and len(refs) > 3
     ids = [int(r[0]) for r in rows]
@@ -303,8 +366,11 @@ def test_results_are_split_shuffled_and_complete(sb, api):
 
 def test_csv_values_round_trip_to_the_typed_truth(sb, api):
     zone = ZoneInfo(sb.config.data.timezone)
-    header, rows, _ = api.export_rows("prospect", "filter_by_updated_at",
-                                      {"updated_after": "2024-01-01", "updated_before": "2024-12-31", "deleted": "all"})
+    header, rows, _ = api.export_rows(
+        "prospect",
+        "filter_by_updated_at",
+        {"updated_after": "2024-01-01", "updated_before": "2024-12-31", "deleted": "all"},
+    )
     obj = sb.dataset.objects["prospect"]
     tricky = {"comma": False, "quote": False, "newline": False, "unicode": False, "empty": False}
     for row in rows:
@@ -333,12 +399,21 @@ def test_csv_values_round_trip_to_the_typed_truth(sb, api):
 
 
 def test_dst_rendering_in_local_time(fresh_sandbox):
-    sb = fresh_sandbox(data=DataConfig(start=dt.datetime(2024, 3, 9, tzinfo=UTC), end=dt.datetime(2024, 3, 12, tzinfo=UTC),
-                                       rows={"visitor_activity": 600}, timezone="America/New_York"))
+    sb = fresh_sandbox(
+        data=DataConfig(
+            start=dt.datetime(2024, 3, 9, tzinfo=UTC),
+            end=dt.datetime(2024, 3, 12, tzinfo=UTC),
+            rows={"visitor_activity": 600},
+            timezone="America/New_York",
+        )
+    )
     api = Api(sb)
-    header, rows, _ = api.export_rows("visitorActivity", "filter_by_created_at",
-                                      {"created_after": "2024-03-08", "created_before": "2024-03-13"},
-                                      ["id", "created_at"])
+    _header, rows, _ = api.export_rows(
+        "visitorActivity",
+        "filter_by_created_at",
+        {"created_after": "2024-03-08", "created_before": "2024-03-13"},
+        ["id", "created_at"],
+    )
     obj = sb.dataset.objects["visitor_activity"]
     offsets = set()
     for rid, local in rows:
@@ -358,15 +433,27 @@ def test_answer_shapes(fresh_sandbox):
     ):
         sb = fresh_sandbox(response_style=style)
         api = Api(sb)
-        r = api.create("prospect", "filter_by_updated_at", {"updated_after": "2024-01-01", "updated_before": "2024-01-03"})
+        r = api.create(
+            "prospect", "filter_by_updated_at", {"updated_after": "2024-01-01", "updated_before": "2024-01-03"}
+        )
         assert check(r.json()), (style, r.json())
     sb = fresh_sandbox(rows_per_file=100000)
     api = Api(sb)
-    one = api.wait(export_of(api.create("prospect", "filter_by_updated_at",
-                                        {"updated_after": "2024-01-01", "updated_before": "2024-12-01"}).json())["id"])
+    one = api.wait(
+        export_of(
+            api.create(
+                "prospect", "filter_by_updated_at", {"updated_after": "2024-01-01", "updated_before": "2024-12-01"}
+            ).json()
+        )["id"]
+    )
     assert isinstance(one["resultRefs"], str)
-    empty = api.wait(export_of(api.create("prospect", "filter_by_updated_at",
-                                          {"updated_after": "2025-03-01", "updated_before": "2025-04-01"}).json())["id"])
+    empty = api.wait(
+        export_of(
+            api.create(
+                "prospect", "filter_by_updated_at", {"updated_after": "2025-03-01", "updated_before": "2025-04-01"}
+            ).json()
+        )["id"]
+    )
     assert empty["state"] == "Complete" and "resultRefs" not in empty
     q = lambda **p: requests.get(api.url("query"), params=p, headers=api.headers(), timeout=10).json()["result"]  # noqa: E731
     assert q(object="visitor") == {"total_results": 0}
@@ -383,8 +470,13 @@ def test_answer_shapes(fresh_sandbox):
 def test_bom_on_demand(fresh_sandbox):
     sb = fresh_sandbox(bom=True)
     api = Api(sb)
-    e = api.wait(export_of(api.create("prospect", "filter_by_updated_at",
-                                      {"updated_after": "2024-01-01", "updated_before": "2024-03-01"}).json())["id"])
+    e = api.wait(
+        export_of(
+            api.create(
+                "prospect", "filter_by_updated_at", {"updated_after": "2024-01-01", "updated_before": "2024-03-01"}
+            ).json()
+        )["id"]
+    )
     refs = e["resultRefs"]
     first = refs if isinstance(refs, str) else refs[0]
     assert requests.get(first, headers=api.headers(), timeout=10).content.startswith(b"\xef\xbb\xbfid,")
@@ -396,9 +488,14 @@ def test_bom_on_demand(fresh_sandbox):
 def test_exports_run_one_at_a_time_oldest_first(fresh_sandbox):
     sb = fresh_sandbox(waiting_seconds=0.15, processing_seconds=0.15)
     api = Api(sb)
-    ids = [export_of(api.create("prospect", "filter_by_updated_at",
-                                {"updated_after": "2024-01-01", "updated_before": "2024-02-01"}).json())["id"]
-           for _ in range(3)]
+    ids = [
+        export_of(
+            api.create(
+                "prospect", "filter_by_updated_at", {"updated_after": "2024-01-01", "updated_before": "2024-02-01"}
+            ).json()
+        )["id"]
+        for _ in range(3)
+    ]
     finished: dict[int, float] = {}
     while len(finished) < 3:
         states = {i: export_of(api.read(i).json())["state"] for i in ids}
@@ -437,8 +534,11 @@ def test_cancel_fail_and_expiry(fresh_sandbox):
 def test_unfinished_export_is_canceled_after_seven_days(fresh_sandbox):
     sb = fresh_sandbox(waiting_seconds=30)
     api = Api(sb)
-    eid = export_of(api.create("prospect", "filter_by_updated_at",
-                               {"updated_after": "2024-01-01", "updated_before": "2024-02-01"}).json())["id"]
+    eid = export_of(
+        api.create(
+            "prospect", "filter_by_updated_at", {"updated_after": "2024-01-01", "updated_before": "2024-02-01"}
+        ).json()
+    )["id"]
     sb.clock.advance(7 * 86400 + 60)
     assert export_of(api.read(eid).json())["state"] == "Canceled"
 
@@ -476,14 +576,21 @@ def test_faults_on_demand(fresh_sandbox):
     sb = fresh_sandbox()
     api = Api(sb)
     sb.inject("http_503", count=2, op="query")
-    assert [requests.get(api.url("query"), headers=api.headers(), timeout=10).status_code for _ in range(3)] == [503, 503, 200]
+    assert [requests.get(api.url("query"), headers=api.headers(), timeout=10).status_code for _ in range(3)] == [
+        503,
+        503,
+        200,
+    ]
     sb.inject("code_66", op="read")
     sb.inject("not_json", op="create")
     r = api.create("prospect", "filter_by_updated_at", {"updated_after": "2024-01-01", "updated_before": "2024-03-01"})
     with pytest.raises(ValueError):
         r.json()
-    eid = export_of(api.create("prospect", "filter_by_updated_at",
-                               {"updated_after": "2024-01-01", "updated_before": "2024-12-01"}).json())["id"]
+    eid = export_of(
+        api.create(
+            "prospect", "filter_by_updated_at", {"updated_after": "2024-01-01", "updated_before": "2024-12-01"}
+        ).json()
+    )["id"]
     r = api.read(eid)
     assert err(r)[1] == 66 and r.headers["Retry-After"]
     e = api.wait(eid)
@@ -491,7 +598,7 @@ def test_faults_on_demand(fresh_sandbox):
     ref = refs if isinstance(refs, str) else refs[0]
     sb.inject("cut", op="download", after_bytes=500)
     with pytest.raises(requests.exceptions.RequestException):
-        requests.get(ref, headers=api.headers(), timeout=10).content  # noqa: B018
+        requests.get(ref, headers=api.headers(), timeout=10).content
     full = requests.get(ref, headers=api.headers(), timeout=10)
     assert full.status_code == 200 and len(full.content) > 500
     sb.inject("slow", op="query", seconds=0.4)
@@ -523,20 +630,53 @@ def test_xml_without_format_json(api):
 
 
 def test_cli_help_documents_every_knob():
-    out = subprocess.run([sys.executable, "-m", "tap_pardot_export.sandbox.cli", "--help"],
-                         capture_output=True, text=True, check=True).stdout
-    for flag in ("--host", "--port", "--seed", "--start", "--end", "--rows", "--custom-field", "--timezone",
-                 "--rows-per-file", "--bom", "--business-unit-id", "--api-version", "--client-id", "--client-secret",
-                 "--refresh-token", "--access-token", "--waiting-seconds", "--processing-seconds",
-                 "--max-concurrent", "--daily-limit", "--response-style", "--fault"):
+    out = subprocess.run(
+        [sys.executable, "-m", "tap_pardot_export.sandbox.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in (
+        "--host",
+        "--port",
+        "--seed",
+        "--start",
+        "--end",
+        "--rows",
+        "--custom-field",
+        "--timezone",
+        "--rows-per-file",
+        "--bom",
+        "--business-unit-id",
+        "--api-version",
+        "--client-id",
+        "--client-secret",
+        "--refresh-token",
+        "--access-token",
+        "--waiting-seconds",
+        "--processing-seconds",
+        "--max-concurrent",
+        "--daily-limit",
+        "--response-style",
+        "--fault",
+    ):
         assert flag in out, flag
 
 
 def test_cli_prints_url_serves_and_stops_on_sigterm():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tap_pardot_export.sandbox.cli", "--rows", "prospect=50", "--access-token", "tok",
-         "--fault", '{"kind": "http_503", "op": "query"}'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "tap_pardot_export.sandbox.cli",
+            "--rows",
+            "prospect=50",
+            "--access-token",
+            "tok",
+            "--fault",
+            '{"kind": "http_503", "op": "query"}',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         url = proc.stdout.readline().strip()

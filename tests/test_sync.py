@@ -47,8 +47,9 @@ def test_dst_rows_are_converted_with_the_offset_of_their_date(sandbox):
     cat = select_streams(discover(cfg), ["visitor_activity"])
     run = run_tap(cfg, catalog=cat)
     assert run.returncode == 0, run.stderr[-2000:]
-    exp = expected_rows(sandbox, "visitor_activity", dt.datetime(2024, 1, 1, tzinfo=UTC),
-                        dt.datetime(2025, 1, 1, tzinfo=UTC))
+    exp = expected_rows(
+        sandbox, "visitor_activity", dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
+    )
     got = {r["id"]: r for r in run.records("visitor_activity")}
     months = {dt.datetime.fromisoformat(v["created_at"]).month for v in exp.values()}
     assert {1, 7} <= months
@@ -77,8 +78,13 @@ def test_records_on_start_date_window_edges_and_end_date(sandbox):
     assert obj.base_id + edge in ids, "a row stamped exactly on a window edge must arrive"
     assert ids.count(obj.base_id + edge) == 1
     assert obj.base_id + last not in ids, "end_date is exclusive"
-    assert_rows_match(sandbox, "visitor_activity", run.records(), expected_rows(sandbox, "visitor_activity", start, end),
-                      sandbox.config.data.timezone)
+    assert_rows_match(
+        sandbox,
+        "visitor_activity",
+        run.records(),
+        expected_rows(sandbox, "visitor_activity", start, end),
+        sandbox.config.data.timezone,
+    )
 
 
 def test_state_is_checkpointed_after_each_window_in_ascending_order(sandbox):
@@ -131,8 +137,9 @@ def test_timezone_unset_infers_offset_and_warns_once(fresh_sandbox):
 
     sb = fresh_sandbox(
         rows_per_file=100,
-        data=DataConfig(start=dt.datetime(2024, 1, 1, tzinfo=UTC), end=dt.datetime(2024, 6, 1, tzinfo=UTC),
-                        timezone="Asia/Kolkata"),
+        data=DataConfig(
+            start=dt.datetime(2024, 1, 1, tzinfo=UTC), end=dt.datetime(2024, 6, 1, tzinfo=UTC), timezone="Asia/Kolkata"
+        ),
     )
     cfg = sb.tap_config(window_days=30)
     del cfg["timezone"]
@@ -178,8 +185,9 @@ def test_version_switch_on_error_89(fresh_sandbox):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "needs API version 3" in run.stderr
     assert sb.stats()["errors"] == {"89": 1}
-    assert len(run.records()) == len(expected_rows(
-        sb, "list_membership", dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)))
+    assert len(run.records()) == len(
+        expected_rows(sb, "list_membership", dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC))
+    )
 
 
 def test_more_than_150_fields_fails_before_any_api_call(fresh_sandbox):

@@ -59,39 +59,80 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--start", type=_date, default=dd.start, help="first instant of the data (default %(default)s)")
     g.add_argument("--end", type=_date, default=dd.end, help="instant the data stops (default %(default)s)")
     g.add_argument(
-        "--rows", type=_rows, action="append", default=[], metavar="OBJECT=N",
+        "--rows",
+        type=_rows,
+        action="append",
+        default=[],
+        metavar="OBJECT=N",
         help=f"rows of one object, repeatable; defaults: {', '.join(f'{k}={v}' for k, v in DEFAULT_ROWS.items())}",
     )
     g.add_argument(
-        "--custom-field", action="append", default=None, metavar="NAME",
+        "--custom-field",
+        action="append",
+        default=None,
+        metavar="NAME",
         help="a custom prospect field, repeatable (default: Favorite_Color and Lead_Notes)",
     )
-    g.add_argument("--timezone", type=_zone, default=dd.timezone,
-                   help="the API user's IANA time zone: CSV datetimes are written in it (default %(default)s)")
-    g.add_argument("--rows-per-file", type=int, default=d.rows_per_file,
-                   help="rows per result CSV file (default %(default)s)")
+    g.add_argument(
+        "--timezone",
+        type=_zone,
+        default=dd.timezone,
+        help="the API user's IANA time zone: CSV datetimes are written in it (default %(default)s)",
+    )
+    g.add_argument(
+        "--rows-per-file", type=int, default=d.rows_per_file, help="rows per result CSV file (default %(default)s)"
+    )
     g.add_argument("--bom", action="store_true", help="start every CSV with a byte order mark, as UI exports do")
     a = p.add_argument_group("account")
     a.add_argument("--business-unit-id", default=d.business_unit_id, help="the business unit (default %(default)s)")
-    a.add_argument("--api-version", type=int, choices=(0, 3, 4), default=d.api_version,
-                   help="version the business unit requires: 3 or 4 (errors 88/89 on the other); 0 accepts both (default %(default)s)")
+    a.add_argument(
+        "--api-version",
+        type=int,
+        choices=(0, 3, 4),
+        default=d.api_version,
+        help="version the business unit requires: 3 or 4 (errors 88/89 on the other); "
+        "0 accepts both (default %(default)s)",
+    )
     a.add_argument("--client-id", default=d.client_id, help="OAuth client id (default %(default)s)")
     a.add_argument("--client-secret", default=d.client_secret, help="OAuth client secret (default %(default)s)")
     a.add_argument("--refresh-token", default=d.refresh_token, help="OAuth refresh token (default %(default)s)")
     a.add_argument("--access-token", default=None, help="also accept this pre-issued access token")
     b = p.add_argument_group("behaviour")
-    b.add_argument("--waiting-seconds", type=float, default=d.waiting_seconds,
-                   help="time an export spends Waiting before Processing (default %(default)s)")
-    b.add_argument("--processing-seconds", type=float, default=d.processing_seconds,
-                   help="extra time an export spends Processing (default %(default)s)")
-    b.add_argument("--max-concurrent", type=int, default=d.max_concurrent,
-                   help="requests in flight per business unit before error 66 (default %(default)s)")
-    b.add_argument("--daily-limit", type=int, default=d.daily_limit,
-                   help="API calls per day before error 122 (default %(default)s)")
-    b.add_argument("--response-style", choices=RESPONSE_STYLES, default=d.response_style,
-                   help="export answer shape: wrapped {export:...}, with @attributes, bare, or mixed (rotating)")
     b.add_argument(
-        "--fault", action="append", default=[], metavar="JSON",
+        "--waiting-seconds",
+        type=float,
+        default=d.waiting_seconds,
+        help="time an export spends Waiting before Processing (default %(default)s)",
+    )
+    b.add_argument(
+        "--processing-seconds",
+        type=float,
+        default=d.processing_seconds,
+        help="extra time an export spends Processing (default %(default)s)",
+    )
+    b.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=d.max_concurrent,
+        help="requests in flight per business unit before error 66 (default %(default)s)",
+    )
+    b.add_argument(
+        "--daily-limit",
+        type=int,
+        default=d.daily_limit,
+        help="API calls per day before error 122 (default %(default)s)",
+    )
+    b.add_argument(
+        "--response-style",
+        choices=RESPONSE_STYLES,
+        default=d.response_style,
+        help="export answer shape: wrapped {export:...}, with @attributes, bare, or mixed (rotating)",
+    )
+    b.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="JSON",
         help='a fault to inject at start, repeatable, e.g. \'{"kind": "http_503", "count": 3, "op": "read"}\'; '
         "kinds: http_500, http_502, http_503, code_66, slow, cut, not_json, revoke, fail_export, cancel_export. "
         "Faults can also be POSTed to /_sandbox/faults while running; /_sandbox/stats counts calls.",
@@ -101,15 +142,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     data = DataConfig(
-        seed=args.seed, start=args.start, end=args.end, rows=dict(args.rows), timezone=args.timezone,
+        seed=args.seed,
+        start=args.start,
+        end=args.end,
+        rows=dict(args.rows),
+        timezone=args.timezone,
         **({"custom_fields": tuple(args.custom_field)} if args.custom_field else {}),
     )
     return SandboxConfig(
-        host=args.host, port=args.port, business_unit_id=args.business_unit_id, api_version=args.api_version,
-        client_id=args.client_id, client_secret=args.client_secret, refresh_token=args.refresh_token,
-        access_token=args.access_token, data=data, rows_per_file=args.rows_per_file,
-        waiting_seconds=args.waiting_seconds, processing_seconds=args.processing_seconds,
-        max_concurrent=args.max_concurrent, daily_limit=args.daily_limit, response_style=args.response_style,
+        host=args.host,
+        port=args.port,
+        business_unit_id=args.business_unit_id,
+        api_version=args.api_version,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        refresh_token=args.refresh_token,
+        access_token=args.access_token,
+        data=data,
+        rows_per_file=args.rows_per_file,
+        waiting_seconds=args.waiting_seconds,
+        processing_seconds=args.processing_seconds,
+        max_concurrent=args.max_concurrent,
+        daily_limit=args.daily_limit,
+        response_style=args.response_style,
         bom=args.bom,
     )
 
@@ -133,7 +188,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     print(
         f"business unit {args.business_unit_id}, API version {args.api_version or '3 and 4'}, "
         f"user time zone {args.timezone}; stop with Ctrl-C",
-        file=sys.stderr, flush=True,
+        file=sys.stderr,
+        flush=True,
     )
     try:
         while not stop.wait(0.5):

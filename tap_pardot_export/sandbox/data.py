@@ -29,20 +29,63 @@ POOL = 4096
 VARYING_FIELDS = frozenset({"id", "email", "ip_address"})
 
 FIRST_NAMES = (
-    "Ana", "Zoë", "José", "Łukasz", "Søren", "Mei", "李", "Ngozi", "Ólafur", "Amélie",
-    "O'Brien", "Dmitrí", "Fatimah", "Kai", "Renée", "Björn", "Yūki", "Chloé",
+    "Ana",
+    "Zoë",
+    "José",
+    "Łukasz",
+    "Søren",
+    "Mei",
+    "李",
+    "Ngozi",
+    "Ólafur",
+    "Amélie",
+    "O'Brien",
+    "Dmitrí",
+    "Fatimah",
+    "Kai",
+    "Renée",
+    "Björn",
+    "Yūki",
+    "Chloé",
 )
 LAST_NAMES = (
-    "Smith", "Müller", "García", "Dubois", "Kowalski", "Nakamura", "O'Neil", "Østergaard",
-    "van der Berg", "Nguyễn", "Ivanov", "Papadopoulos", "Da Silva", "Kim",
+    "Smith",
+    "Müller",
+    "García",
+    "Dubois",
+    "Kowalski",
+    "Nakamura",
+    "O'Neil",
+    "Østergaard",
+    "van der Berg",
+    "Nguyễn",
+    "Ivanov",
+    "Papadopoulos",
+    "Da Silva",
+    "Kim",
 )
 COMPANIES = (
-    "Acme, Inc.", "Globex", 'The "Best" Widgets', "Initech Ltd", "Umbrella Corp.",
-    "Søstrene Grene", "株式会社テスト", "Stark Industries, LLC", "", "Wayne Enterprises",
+    "Acme, Inc.",
+    "Globex",
+    'The "Best" Widgets',
+    "Initech Ltd",
+    "Umbrella Corp.",
+    "Søstrene Grene",
+    "株式会社テスト",
+    "Stark Industries, LLC",
+    "",
+    "Wayne Enterprises",
 )
 TEXTS = (
-    "", "Plain note", "Line one\nline two", 'Said "hello", then left', "Comma, separated, text",
-    "Ünïcödé ✓ and emoji 🚀", "Tab\tinside", "Trailing space ", "Multi\r\nline, with \"quotes\"",
+    "",
+    "Plain note",
+    "Line one\nline two",
+    'Said "hello", then left',
+    "Comma, separated, text",
+    "Ünïcödé ✓ and emoji 🚀",
+    "Tab\tinside",
+    "Trailing space ",
+    'Multi\r\nline, with "quotes"',
     "Ends with backslash \\",
 )
 CITIES = ("Paris", "São Paulo", "Zürich", "New York", "Kraków", "Tōkyō", "", "Reykjavík")
@@ -51,15 +94,26 @@ INDUSTRIES = ("Software", "Manufacturing", "Finance", "Retail", "Health Care", "
 SOURCES = ("Website", "Trade Show", "Webinar", "Referral", "Paid Search", "")
 URLS = ("https://example.com/", "https://example.com/pricing?utm=a,b", "http://example.org/x", "")
 HOSTS = ("host-1.example.net", "proxy.example.com", "", "mobile.example.org")
-TERMS = ("pardot export", "bulk, data", "", "\"quoted\" term")
+TERMS = ("pardot export", "bulk, data", "", '"quoted" term')
 VA_TYPES = (
-    (1, "Click"), (2, "View"), (4, "Success"), (6, "Sent"), (11, "Open"), (12, "Unsubscribe Page"),
-    (13, "Bounced"), (17, "Custom URL click"), (20, "Visit"), (21, "Search"), (24, "Attended Webinar"),
-    (28, "Olark Chat"), (35, "Email Tracking Opt Out"), (36, "Email Tracking Opt In"),
+    (1, "Click"),
+    (2, "View"),
+    (4, "Success"),
+    (6, "Sent"),
+    (11, "Open"),
+    (12, "Unsubscribe Page"),
+    (13, "Bounced"),
+    (17, "Custom URL click"),
+    (20, "Visit"),
+    (21, "Search"),
+    (24, "Attended Webinar"),
+    (28, "Olark Chat"),
+    (35, "Email Tracking Opt Out"),
+    (36, "Email Tracking Opt In"),
 )
 EXT_TYPES = ("Webinar Attended", "Event Registered", "Trial Started", "Survey, Completed")
 EXTENSIONS = ("Zoom", "Eventbrite", "Custom App")
-DETAILS = ("Pricing page", "Spring Newsletter 🌸", "Form: Contact us", "File \"whitepaper, v2.pdf\"", "")
+DETAILS = ("Pricing page", "Spring Newsletter 🌸", "Form: Contact us", 'File "whitepaper, v2.pdf"', "")
 
 
 def mix(i: int, salt: int) -> int:
@@ -97,7 +151,7 @@ class Procedure:
     after: str
     before: str
     extra: dict[str, str] = field(default_factory=dict)  # argument -> kind ("deleted", "bool", "types")
-    derived_time: t.Callable[[int], int] | None = None  # used when time_field is None
+    derived_time: t.Callable[[int], int | None] | None = None  # used when time_field is None
 
 
 @dataclass
@@ -376,8 +430,15 @@ class Dataset:
 
     def _build(self, stream: str, count: int) -> ObjectData:
         obj = ObjectData(
-            name=OBJECT_NAMES[stream], stream=stream, count=count, base_id=BASE_IDS[stream],
-            fields=[], procedures={}, times={}, start=self.start, span=self.end - self.start,
+            name=OBJECT_NAMES[stream],
+            stream=stream,
+            count=count,
+            base_id=BASE_IDS[stream],
+            fields=[],
+            procedures={},
+            times={},
+            start=self.start,
+            span=self.end - self.start,
         )
         created = self._created(obj)
         updated = self._updated(created, stream)
@@ -390,8 +451,12 @@ class Dataset:
             "created_at": (created, -SLACK, 0),
             "updated_at": (updated, -SLACK, MAX_UPDATE_DELAY + HOUR),
         }
-        upd_proc = Procedure("filter_by_updated_at", "updated_at", "updated_after", "updated_before", {"deleted": "deleted"})
-        crt_proc = Procedure("filter_by_created_at", "created_at", "created_after", "created_before", {"deleted": "deleted"})
+        upd_proc = Procedure(
+            "filter_by_updated_at", "updated_at", "updated_after", "updated_before", {"deleted": "deleted"}
+        )
+        crt_proc = Procedure(
+            "filter_by_created_at", "created_at", "created_after", "created_before", {"deleted": "deleted"}
+        )
 
         def full_name(i: int) -> str:
             return f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {LAST_NAMES[(i // 3) % len(LAST_NAMES)]}"
@@ -458,7 +523,7 @@ class Dataset:
                 F("campaign_parameter", STR, ch(s, 5, ("spring_sale", "", "brand, awareness"))),
                 F("medium_parameter", STR, ch(s, 6, ("email", "cpc", ""))),
                 F("source_parameter", STR, ch(s, 7, ("google", "newsletter", ""))),
-                F("content_parameter", STR, ch(s, 8, ("", "banner_a", "link \"b\""))),
+                F("content_parameter", STR, ch(s, 8, ("", "banner_a", 'link "b"'))),
                 F("term_parameter", STR, ch(s, 9, TERMS)),
                 F("prospect_id", INT, ref(s, 10, "prospect", 3)),
                 F("created_at", DATETIME, created, False),
@@ -502,11 +567,17 @@ class Dataset:
             ]
             obj.procedures = {
                 "filter_by_created_at": Procedure(
-                    "filter_by_created_at", "created_at", "created_after", "created_before",
+                    "filter_by_created_at",
+                    "created_at",
+                    "created_after",
+                    "created_before",
                     {"type": "types", "prospect_only": "bool"},
                 ),
                 "filter_by_updated_at": Procedure(
-                    "filter_by_updated_at", "updated_at", "updated_after", "updated_before",
+                    "filter_by_updated_at",
+                    "updated_at",
+                    "updated_after",
+                    "updated_before",
                     {"type": "types", "prospectOnly": "bool"},
                 ),
             }
@@ -573,7 +644,7 @@ class Dataset:
                 F("type", STR, ch(s, 6, EXT_TYPES), False),
                 F("typeSalesforceId", STR, ch(s, 7, ("0Xt5e000000AbCdEAK", "0Xt5e000000LmNoPAK")), False),
                 F("prospectId", INT, ref(s, 8, "prospect"), False),
-                F("value", STR, ch(s, 9, ("", "Session A", "Score: 9/10", "Ünïcödé, \"quoted\""))),
+                F("value", STR, ch(s, 9, ("", "Session A", "Score: 9/10", 'Ünïcödé, "quoted"'))),
                 F("activityDate", DATETIME, activity, False),
                 F("createdAt", DATETIME, created, False),
                 F("createdById", INT, c(s, 10, 100, 120, 4)),
@@ -583,7 +654,9 @@ class Dataset:
                 "activityDate": (activity, -SLACK - MAX_BACKDATE, 0),
             }
             obj.procedures = {
-                "filter_by_created_at": Procedure("filter_by_created_at", "createdAt", "created_after", "created_before"),
+                "filter_by_created_at": Procedure(
+                    "filter_by_created_at", "createdAt", "created_after", "created_before"
+                ),
                 "filter_by_activity_date": Procedure(
                     "filter_by_activity_date", "activityDate", "activity_after", "activity_before"
                 ),
@@ -623,8 +696,12 @@ class Dataset:
             return prospects.times["updated_at"][0](j)
 
         return Procedure(
-            "filter_by_prospect_updated_at", None, "prospect_updated_after", "prospect_updated_before",
-            {"prospect_deleted": "prospect_deleted"}, derived_time=prospect_updated,
+            "filter_by_prospect_updated_at",
+            None,
+            "prospect_updated_after",
+            "prospect_updated_before",
+            {"prospect_deleted": "prospect_deleted"},
+            derived_time=prospect_updated,
         )
 
     def prospect_deleted(self, obj: ObjectData, i: int) -> bool:

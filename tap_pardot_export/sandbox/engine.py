@@ -60,7 +60,8 @@ def parse_date_arg(name: str, value: t.Any, zone: dt.tzinfo, now: float) -> int:
     except ValueError:
         pass
     raise ApiError(
-        400, 7,
+        400,
+        7,
         f"Invalid timestamp for argument '{name}': {value!r}. Use today, yesterday, last_7_days, "
         "this_month, last_month, YYYY-MM-DD, 'YYYY-MM-DD HH:MM:SS' or ISO 8601 with an offset.",
     )
@@ -127,7 +128,8 @@ def validate_create(body: t.Any, dataset: Dataset, zone: dt.tzinfo, now: float) 
     p = obj.procedures.get(str(proc["name"]))
     if p is None:
         raise ApiError(
-            400, 5,
+            400,
+            5,
             f"Invalid procedure '{proc['name']}' for object {obj.name}. "
             f"Procedures: {', '.join(sorted(obj.procedures))}",
         )
@@ -138,7 +140,8 @@ def validate_create(body: t.Any, dataset: Dataset, zone: dt.tzinfo, now: float) 
     bad = sorted(set(args) - allowed)
     if bad:
         raise ApiError(
-            400, 5,
+            400,
+            5,
             f"Invalid argument(s) for procedure {p.name}: {', '.join(bad)}. Allowed: {', '.join(sorted(allowed))}",
         )
     if p.after not in args:
@@ -206,9 +209,12 @@ def matching_indexes(dataset: Dataset, spec: ExportSpec, cutoff: int, rng: range
                 continue
             if spec.prospect_only and va_prospect is not None and va_prospect(i) is None:
                 continue
-            if p.time_field is None and want_pdel != "all":
-                if dataset.prospect_deleted(obj, i) != (want_pdel == "true"):
-                    continue
+            if (
+                p.time_field is None
+                and want_pdel != "all"
+                and dataset.prospect_deleted(obj, i) != (want_pdel == "true")
+            ):
+                continue
         yield i
 
 
@@ -283,13 +289,13 @@ def make_renderer(obj: ObjectData, fields: list[str], local: t.Callable[[int], s
         g, kind = f.gen, f.kind
         if kind == DATETIME:
 
-            def part(i: int, g: t.Callable = g) -> str:
+            def part(i: int, g: t.Callable = g, kind: str = kind) -> str:
                 v = g(i)
                 return "" if v is None else local(v)
 
         elif kind == STR:
 
-            def part(i: int, g: t.Callable = g) -> str:
+            def part(i: int, g: t.Callable = g, kind: str = kind) -> str:
                 v = g(i)
                 return "" if v is None else _quote(v)
 

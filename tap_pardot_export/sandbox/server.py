@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -37,7 +38,18 @@ EXPIRY_SECONDS = 7 * 86_400
 BU_PATTERN = re.compile(r"^0Uv[0-9A-Za-z]{15}$")
 API_PATH = re.compile(r"^/api/export/version/(?P<v>\d+)/do/(?P<rest>.*?)/?$")
 RESPONSE_STYLES = ("wrapped", "attributes", "bare", "mixed")
-FAULT_KINDS = ("http_500", "http_502", "http_503", "code_66", "slow", "cut", "not_json", "revoke", "fail_export", "cancel_export")
+FAULT_KINDS = (
+    "http_500",
+    "http_502",
+    "http_503",
+    "code_66",
+    "slow",
+    "cut",
+    "not_json",
+    "revoke",
+    "fail_export",
+    "cancel_export",
+)
 OPS = ("create", "read", "query", "cancel", "download", "token")
 
 
@@ -291,7 +303,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: SandboxHTTPServer
 
-    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: t.Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
 
     @property
@@ -436,7 +448,9 @@ class Handler(BaseHTTPRequestHandler):
                 st.calls[op] += 1
         try:
             if too_many:
-                raise ApiError(400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again.")
+                raise ApiError(
+                    400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again."
+                )
             self._check_auth()
             with st.lock:
                 day = st._day()
@@ -494,7 +508,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, 182, "The Pardot-Business-Unit-Id header is malformed: 18 characters starting 0Uv")
         if bu != st.config.business_unit_id:
             raise ApiError(
-                400, 201,
+                400,
+                201,
                 "Invalid Business Unit ID: unknown to this host (a sandbox business unit lives on pi.demo.pardot.com)",
             )
 
@@ -506,7 +521,9 @@ class Handler(BaseHTTPRequestHandler):
         if fault.kind == "cut":  # applied by the download while it streams
             return False
         if fault.kind == "code_66":
-            raise ApiError(400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again.")
+            raise ApiError(
+                400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again."
+            )
         if fault.kind == "not_json":
             body = b"<html><body>Service Unavailable: maintenance</body></html>"
             self.send_response(200)
@@ -579,8 +596,10 @@ class Handler(BaseHTTPRequestHandler):
             for e in items:
                 st.refresh_expiry(e)
         for key, attr, cmp in (
-            ("created_after", "created", 1), ("created_before", "created", -1),
-            ("updated_after", "updated", 1), ("updated_before", "updated", -1),
+            ("created_after", "created", 1),
+            ("created_before", "created", -1),
+            ("updated_after", "updated", 1),
+            ("updated_before", "updated", -1),
         ):
             if query.get(key):
                 bound = parse_date_arg(key, query[key], st.zone, now)
@@ -630,18 +649,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         sent = 0
-        for chunk in render_csv(
-            st.dataset, e.spec, int(e.created), e.ranges[k], reverse=k % 2 == 1, bom=st.config.bom
-        ):
+        for chunk in render_csv(st.dataset, e.spec, int(e.created), e.ranges[k], reverse=k % 2 == 1, bom=st.config.bom):
             if cut_after is not None and sent + len(chunk) > cut_after:
                 part = chunk[: max(0, cut_after - sent)]
                 self.wfile.write(b"%x\r\n" % len(chunk) + part)
                 self.wfile.flush()
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 return
             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             sent += len(chunk)
@@ -650,7 +665,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def _op_of(rest: str) -> str | None:
     head = rest.split("/", 1)[0]
-    return {"create": "create", "read": "read", "query": "query", "cancel": "cancel", "downloadResult": "download"}.get(head)
+    return {"create": "create", "read": "read", "query": "query", "cancel": "cancel", "downloadResult": "download"}.get(
+        head
+    )
 
 
 def _to_xml(payload: t.Any) -> str:
@@ -659,7 +676,8 @@ def _to_xml(payload: t.Any) -> str:
     if isinstance(payload, dict) and "err" in payload:
         code = payload.get("@attributes", {}).get("err_code", "")
         text = str(payload["err"]).replace("&", "&amp;").replace("<", "&lt;")
-        return f'<?xml version="1.0" encoding="UTF-8"?>\n<rsp stat="fail" version="1.0"><err code="{code}">{text}</err></rsp>'
+        head = '<?xml version="1.0" encoding="UTF-8"?>\n<rsp stat="fail" version="1.0">'
+        return f'{head}<err code="{code}">{text}</err></rsp>'
 
     def node(name: str, value: t.Any) -> str:
         if isinstance(value, dict):
@@ -668,9 +686,11 @@ def _to_xml(payload: t.Any) -> str:
             return "".join(node(name, v) for v in value)
         return f"<{name}>{value}</{name}>"
 
-    return '<?xml version="1.0" encoding="UTF-8"?>\n<rsp stat="ok" version="1.0">' + "".join(
-        node(k, v) for k, v in (payload.items() if isinstance(payload, dict) else [])
-    ) + "</rsp>"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<rsp stat="ok" version="1.0">'
+        + "".join(node(k, v) for k, v in (payload.items() if isinstance(payload, dict) else []))
+        + "</rsp>"
+    )
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
@@ -709,7 +729,7 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         self.httpd = SandboxHTTPServer(self.state)
-        host, port = self.httpd.server_address[:2]
+        host, port = str(self.httpd.server_address[0]), int(self.httpd.server_address[1])
         self.state.base_url = f"http://{host}:{port}"
         for target in (self.httpd.serve_forever, self.state.worker):
             th = threading.Thread(target=target, daemon=True, name=f"sandbox-{target.__name__}")

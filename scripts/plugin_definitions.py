@@ -1,0 +1,184 @@
+"""Write meltano.yml and the Meltano Hub definition from the tap's config schema.
+
+    python scripts/plugin_definitions.py          # rewrite both files
+    python scripts/plugin_definitions.py --check  # exit 1 if either is out of date
+
+The config schema in tap.py is the one source of truth; a test runs ``--check``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing as t
+from pathlib import Path
+
+import yaml
+
+from tap_pardot_export.tap import settings_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+MELTANO_YML = ROOT / "meltano.yml"
+HUB_YML = ROOT / "meltano-hub" / "extractors" / "tap-pardot-export" / "tap-pardot-export.yml"
+
+CAPABILITIES = [
+    "about",
+    "batch",
+    "catalog",
+    "discover",
+    "schema-flattening",
+    "state",
+    "stream-maps",
+    "structured-logging",
+    "activate-version",
+]
+GROUPS = [
+    ["business_unit_id", "start_date", "access_token"],
+    ["business_unit_id", "start_date", "client_id", "client_secret", "refresh_token"],
+    ["business_unit_id", "start_date", "client_id", "client_secret"],
+]
+DESCRIPTION = "Salesforce Account Engagement (Pardot) data through the bulk Export API"
+
+
+def kind_of(schema: dict[str, t.Any]) -> str:
+    types = schema.get("type", "string")
+    types = [types] if isinstance(types, str) else types
+    if schema.get("format") == "date-time":
+        return "date_iso8601"
+    # Meltano 4's "decimal" kind yields Decimal values it then fails to serialize, so
+    # numbers are declared "integer" there (whole seconds/days); the tap itself takes fractions.
+    for json_type, kind in (
+        ("integer", "integer"),
+        ("number", "integer"),
+        ("boolean", "boolean"),
+        ("object", "object"),
+        ("array", "array"),
+    ):
+        if json_type in types:
+            return kind
+    return "string"
+
+
+def settings() -> list[dict[str, t.Any]]:
+    out = []
+    for name, schema in settings_schema()["properties"].items():
+        item: dict[str, t.Any] = {
+            "name": name,
+            "label": schema.get("title") or name.replace("_", " ").title(),
+            "description": schema["description"],
+            "kind": kind_of(schema),
+        }
+        if "default" in schema:
+            item["value"] = schema["default"]
+        if schema.get("secret"):
+            item["sensitive"] = True
+        if "enum" in schema:
+            item["kind"] = "options"
+            item["options"] = [{"label": str(v), "value": v} for v in schema["enum"]]
+        out.append(item)
+    return out
+
+
+def extractor() -> dict[str, t.Any]:
+    return {
+        "name": "tap-pardot-export",
+        "label": "Account Engagement (Pardot) Export",
+        "description": DESCRIPTION,
+        "namespace": "tap_pardot_export",
+        "pip_url": "-e .",
+        "executable": "tap-pardot-export",
+        "capabilities": CAPABILITIES,
+        "settings_group_validation": GROUPS,
+        "settings": settings(),
+    }
+
+
+def meltano_project() -> dict[str, t.Any]:
+    ext = extractor()
+    ext["config"] = {"start_date": "2024-01-01T00:00:00Z"}
+    return {
+        "version": 1,
+        "send_anonymous_usage_stats": False,
+        "project_id": "tap-pardot-export",
+        "default_environment": "dev",
+        "environments": [{"name": "dev"}, {"name": "staging"}, {"name": "prod"}],
+        "plugins": {
+            "extractors": [ext],
+            "loaders": [
+                {
+                    "name": "target-jsonl",
+                    "namespace": "target_jsonl",
+                    "pip_url": "target-jsonl",
+                    "executable": "target-jsonl",
+                    "settings": [
+                        {
+                            "name": "destination_path",
+                            "kind": "string",
+                            "value": "output",
+                            "description": "Folder the JSON Lines files are written to.",
+                        },
+                        {
+                            "name": "do_timestamp_file",
+                            "kind": "boolean",
+                            "value": False,
+                            "description": "Append a timestamp to each file name.",
+                        },
+                    ],
+                    "config": {"destination_path": "output", "do_timestamp_file": False},
+                }
+            ],
+        },
+    }
+
+
+def hub_definition() -> dict[str, t.Any]:
+    ext = extractor()
+    ext["pip_url"] = "tap-pardot-export"
+    return {
+        "name": ext["name"],
+        "namespace": ext["namespace"],
+        "variant": "tap-pardot-export",
+        "label": ext["label"],
+        "description": DESCRIPTION,
+        "keywords": ["meltano_sdk", "pardot", "account engagement", "salesforce", "marketing"],
+        "domain_url": "https://developer.salesforce.com/docs/marketing/pardot/guide/overview.html",
+        "logo_url": "https://hub.meltano.com/assets/logos/extractors/pardot.png",
+        "maintenance_status": "active",
+        "pip_url": ext["pip_url"],
+        "executable": ext["executable"],
+        "capabilities": ext["capabilities"],
+        "settings_group_validation": ext["settings_group_validation"],
+        "settings_preamble": "Create a Salesforce connected app with the pardot_api scope; see the README.",
+        "settings": ext["settings"],
+    }
+
+
+def render(data: dict[str, t.Any], header: str) -> str:
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if the files are out of date")
+    args = parser.parse_args()
+    files = {
+        MELTANO_YML: render(
+            meltano_project(), "# Generated by scripts/plugin_definitions.py from the tap's config schema.\n"
+        ),
+        HUB_YML: render(
+            hub_definition(), "# Meltano Hub plugin definition, generated by scripts/plugin_definitions.py.\n"
+        ),
+    }
+    stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
+    if args.check:
+        for p in stale:
+            print(f"{p.relative_to(ROOT)} is out of date: run python scripts/plugin_definitions.py", file=sys.stderr)
+        return 1 if stale else 0
+    for p, text in files.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
