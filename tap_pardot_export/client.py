@@ -8,6 +8,7 @@ nothing of Singer.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import logging
 import random
 import re
@@ -203,6 +204,7 @@ class PardotClient:
         backoff_max: float = 60.0,
         timeout: float = 300.0,
         max_api_calls: int | None = None,
+        zone: dt.tzinfo | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.business_unit_id = business_unit_id
@@ -220,6 +222,7 @@ class PardotClient:
         self.calls: collections.Counter[str] = collections.Counter()
         self._count_lock = threading.Lock()
         self.allowed_hosts = {host_of(self.api_url)}
+        self.zone = zone
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -344,9 +347,9 @@ class PardotClient:
                 continue
             if code == 122:
                 msg = (
-                    "Pardot's daily API call limit is spent (error 122). It resets at midnight in the "
-                    "account's time zone; the state emitted so far is safe to resume from. Rerun after "
-                    f"the reset, or spread syncs out. Server said: {message}"
+                    f"Pardot's daily API call limit is spent (error 122). It resets {self._reset_time()}; "
+                    "the state emitted so far is safe to resume from. Rerun after the reset, or spread "
+                    f"syncs out. Server said: {message}"
                 )
                 raise DailyLimitReached(msg, code=code, status=status)
             if code in VERSION_CODES and not self._version_switched:
@@ -372,6 +375,16 @@ class PardotClient:
                 )
                 continue
             raise self._fatal(code, status, message, kind)
+
+    def _reset_time(self) -> str:
+        """When the daily limit resets: midnight in the account's zone (the user's, as configured)."""
+        if self.zone is None:
+            return "at midnight in the account's time zone (set timezone to get the exact time)"
+        now = dt.datetime.now(self.zone)
+        midnight = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        left = midnight - now
+        hours, rest = divmod(int(left.total_seconds()), 3600)
+        return f"at {midnight:%Y-%m-%d %H:%M} {self.zone} (in {hours}h{rest // 60:02d}m)"
 
     def _retry_or_raise(self, attempt: int, err: TransientError, kind: str, url: str) -> None:
         if attempt > self.max_retries:

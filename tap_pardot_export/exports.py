@@ -146,6 +146,7 @@ class ExportRunner:
         self.spool_dir = spool_dir
         self.logger = logger or LOGGER
         self.active: int | None = None  # export id being waited on or downloaded
+        self.active_complete = False  # True once the active export is Complete (it cannot be canceled)
         self._stop = threading.Event()
 
     # -- API calls -----------------------------------------------------------------------
@@ -186,6 +187,7 @@ class ExportRunner:
         delay = self.poll_interval
         last_state = None
         self.active = info.id
+        self.active_complete = False
         while True:
             if self._stop.wait(delay):
                 raise ExportError(f"{label}: interrupted while waiting for export {info.id}")
@@ -252,6 +254,7 @@ class ExportRunner:
             state = export["state"]
             expired = _is_true(export.get("isExpired"))
             if state == "Complete" and not expired:
+                self.active_complete = True
                 try:
                     yield from self._files(info, result_refs(export), spec.label)
                 except PardotAPIError as exc:

@@ -148,7 +148,17 @@ class PardotExportStream(Stream):
             api_time(end),
             self.procedure,
         )
+        window_cost = 4  # create, a couple of reads, one file: refined by each finished window
         for w in windows:
+            left = tap.client.budget_left()
+            if left is not None and left < window_cost:
+                self.logger.warning(
+                    "%s: max_api_calls=%s leaves %d call(s), fewer than a window costs (~%d): stopping here "
+                    "with resumable state (bookmark %s). The next run continues from it.",
+                    self.name, tap.client.max_api_calls, left, window_cost, api_time(w.start),
+                )
+                break
+            w_calls0 = tap.client.api_calls
             arguments = {after_arg: api_time(w.after), before_arg: api_time(w.before), **extra}
             label = f"{self.name} [{api_time(w.start)} .. {api_time(w.end)})"
             spec = ExportSpec(self.object_name, fields, self.procedure, arguments, label)
@@ -199,6 +209,7 @@ class PardotExportStream(Stream):
                 )
             self._checkpoint(context, w.end, None)
             pending = {}
+            window_cost = max(window_cost, tap.client.api_calls - w_calls0)
         self.logger.info(
             "%s: summary: %d row(s), %d export(s), %d API call(s), %.1fs; run so far: %d API call(s) %s",
             self.name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import sys
 import threading
 import typing as t
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +23,7 @@ from tap_pardot_export.streams import STREAM_TYPES, PardotExportStream
 from tap_pardot_export.windows import MAX_WINDOW, parse_setting_datetime
 
 if t.TYPE_CHECKING:
-    from types import TracebackType
+    from types import FrameType, TracebackType
 
 MAX_FIELDS = 150
 STREAM_OPTION_KEYS = ("procedure", "arguments", "window_days")
@@ -389,6 +390,7 @@ class TapPardotExport(Tap):
                     max_retries=int(cfg.get("max_retries", 8)),
                     timeout=timeout,
                     max_api_calls=cfg.get("max_api_calls"),
+                    zone=self.zone,
                 )
                 client.tokens.on_call = client.count
                 self._client = client
@@ -419,6 +421,22 @@ class TapPardotExport(Tap):
         if raise_errors:
             self.check_settings()
         return errors
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """On SIGINT/SIGTERM: cancel the export in flight (so the account's queue is not blocked),
+        emit the state, and exit non-zero: the sync did not finish."""
+        runner = self._runner
+        if runner is not None:
+            runner.stop()
+            if runner.active is not None and not runner.active_complete:
+                self.logger.warning("Interrupted: canceling export %s, which this run cannot finish", runner.active)
+                runner.cancel(runner.active, "interrupted")
+        try:
+            self._state_writer.write_state(self.state)
+        finally:
+            self.logger.warning("Interrupted by signal %s; state emitted, rerun to resume", signum)
+            sys.exit(128 + signum)
 
     @classmethod
     @override

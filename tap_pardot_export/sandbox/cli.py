@@ -12,7 +12,7 @@ import typing as t
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tap_pardot_export.sandbox.data import DEFAULT_ROWS, DataConfig
-from tap_pardot_export.sandbox.server import RESPONSE_STYLES, Sandbox, SandboxConfig
+from tap_pardot_export.sandbox.server import FAULT_KINDS, RESPONSE_STYLES, Sandbox, SandboxConfig
 
 
 def _date(value: str) -> dt.datetime:
@@ -134,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="JSON",
         help='a fault to inject at start, repeatable, e.g. \'{"kind": "http_503", "count": 3, "op": "read"}\'; '
-        "kinds: http_500, http_502, http_503, code_66, slow, cut, not_json, revoke, fail_export, cancel_export. "
-        "Faults can also be POSTed to /_sandbox/faults while running; /_sandbox/stats counts calls.",
+        f"kinds: {', '.join(FAULT_KINDS)}. op (create, read, query, cancel, download, token) limits a fault to "
+        "one kind of call; slow takes seconds, cut takes after_bytes. Faults can also be POSTed to "
+        "/_sandbox/faults while running; /_sandbox/stats counts calls.",
     )
     return p
 

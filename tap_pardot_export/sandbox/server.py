@@ -49,6 +49,10 @@ FAULT_KINDS = (
     "revoke",
     "fail_export",
     "cancel_export",
+    "expire_export",
+    "weird_state",
+    "bad_row",
+    "bad_value",
 )
 OPS = ("create", "read", "query", "cancel", "download", "token")
 
@@ -74,6 +78,8 @@ class SandboxConfig:
     response_style: str = "wrapped"
     bom: bool = False
     shuffle_seed: int = 7
+    #: where result links point (default: this server); another host tests the tap's refusal
+    result_base_url: str | None = None
 
 
 @dataclass
@@ -135,6 +141,7 @@ class SandboxState:
         self.lock = threading.RLock()
         self.work = threading.Condition(self.lock)
         self.tokens: set[str] = set()
+        self.issued: list[str] = []  # every token ever issued, for tests that grep for leaks
         if config.access_token:
             self.tokens.add(config.access_token)
         self.exports: dict[int, Export] = {}
@@ -167,7 +174,7 @@ class SandboxState:
             msg = f"unknown op {op!r}; known: {', '.join(OPS)}"
             raise ValueError(msg)
         with self.lock:
-            if kind == "revoke":
+            if kind == "revoke" and op is None:
                 self.tokens.clear()
                 return
             if kind in ("fail_export", "cancel_export"):
@@ -216,7 +223,8 @@ class SandboxState:
         }
         if with_refs and e.state == "Complete" and not expired and e.file_ids:
             urls = [
-                f"{self.base_url}/api/export/version/{e.version}/do/downloadResult/id/{e.id}/resultId/{k}"
+                f"{self.config.result_base_url or self.base_url}/api/export/version/{e.version}"
+                f"/do/downloadResult/id/{e.id}/resultId/{k}"
                 for k in e.file_ids
             ]
             out["resultRefs"] = urls[0] if len(urls) == 1 else urls
@@ -393,6 +401,7 @@ class Handler(BaseHTTPRequestHandler):
         token = "00Dsandbox!" + secrets.token_urlsafe(24)
         with st.lock:
             st.tokens.add(token)
+            st.issued.append(token)
         self._send(
             200,
             {
@@ -451,6 +460,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(
                     400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again."
                 )
+            if op is not None and st.take_fault(op, ("revoke",)) is not None:
+                st.revoke_tokens()
             self._check_auth()
             with st.lock:
                 day = st._day()
@@ -462,7 +473,11 @@ class Handler(BaseHTTPRequestHandler):
             if m is None or op is None:
                 raise ApiError(404, 2, f"Invalid action: {path}")
             kinds = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json")
-            fault = st.take_fault(op, (*kinds, "cut") if op == "download" else kinds)
+            if op == "download":
+                kinds = (*kinds, "cut", "expire_export", "bad_row", "bad_value")
+            elif op == "read":
+                kinds = (*kinds, "weird_state")
+            fault = st.take_fault(op, kinds)
             if fault is not None and self._apply_fault(fault, op):
                 return
             version = int(m.group("v"))
@@ -477,7 +492,7 @@ class Handler(BaseHTTPRequestHandler):
             if op == "create" and method == "POST":
                 self._create(version, body, json_format)
             elif op == "read" and method == "GET":
-                self._read(rest, json_format)
+                self._read(rest, json_format, fault)
             elif op == "query" and method == "GET":
                 self._query(query, json_format)
             elif op == "cancel" and method == "POST":
@@ -518,8 +533,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault.kind == "slow":
             time.sleep(fault.seconds)
             return False
-        if fault.kind == "cut":  # applied by the download while it streams
-            return False
+        if fault.kind in ("cut", "expire_export", "bad_row", "bad_value", "weird_state"):
+            return False  # applied by the operation itself
         if fault.kind == "code_66":
             raise ApiError(
                 400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again."
@@ -541,10 +556,13 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         return True
 
-    def _answer_export(self, e: Export, json_format: bool) -> None:
+    def _answer_export(self, e: Export, json_format: bool, *, weird: bool = False) -> None:
         st = self.st
         with st.lock:
-            payload = st.wrap("export", st.export_repr(e))
+            rep = st.export_repr(e)
+            if weird:
+                rep["state"] = "Exploded"
+            payload = st.wrap("export", rep)
         self._send(200, payload, json_format=json_format)
 
     def _create(self, version: int, body: bytes, json_format: bool) -> None:
@@ -574,8 +592,9 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, 16, f"Invalid ID: no export {m.group(1)}")
         return e
 
-    def _read(self, rest: str, json_format: bool) -> None:
-        self._answer_export(self._export_of(rest), json_format)
+    def _read(self, rest: str, json_format: bool, fault: Fault | None = None) -> None:
+        weird = fault is not None and fault.kind == "weird_state"
+        self._answer_export(self._export_of(rest), json_format, weird=weird)
 
     def _cancel(self, rest: str, json_format: bool) -> None:
         st = self.st
@@ -637,6 +656,8 @@ class Handler(BaseHTTPRequestHandler):
         if e is None:
             raise ApiError(404, 16, f"Invalid ID: no export {m.group(1)}")
         with st.lock:
+            if fault is not None and fault.kind == "expire_export" and e.completed is not None:
+                e.completed -= EXPIRY_SECONDS + 60
             if st.is_expired(e):
                 raise ApiError(400, 178, f"Export {e.id} has expired; its results can no longer be downloaded")
             if e.state != "Complete":
@@ -649,7 +670,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         sent = 0
-        for chunk in render_csv(st.dataset, e.spec, int(e.created), e.ranges[k], reverse=k % 2 == 1, bom=st.config.bom):
+        chunks = render_csv(st.dataset, e.spec, int(e.created), e.ranges[k], reverse=k % 2 == 1, bom=st.config.bom)
+        if fault is not None and fault.kind in ("bad_row", "bad_value"):
+            chunks = _spoil(chunks, fault.kind, len(e.spec.fields))
+        for chunk in chunks:
             if cut_after is not None and sent + len(chunk) > cut_after:
                 part = chunk[: max(0, cut_after - sent)]
                 self.wfile.write(b"%x\r\n" % len(chunk) + part)
@@ -660,7 +684,23 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             sent += len(chunk)
+        if cut_after is not None:  # a body shorter than the cut point: drop its last chunk marker
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.wfile.write(b"0\r\n\r\n")
+
+
+def _spoil(chunks: t.Iterator[bytes], kind: str, width: int) -> t.Iterator[bytes]:
+    """A result file with one malformed row after the header."""
+    yield next(chunks)
+    if kind == "bad_row":
+        yield b"1,2\r\n"
+    else:
+        yield (",".join(["not-a-number"] * width) + "\r\n").encode()
+    yield from chunks
 
 
 def _op_of(rest: str) -> str | None:
@@ -768,6 +808,7 @@ class Sandbox:
         token = "00Dsandbox!" + secrets.token_urlsafe(24)
         with self.state.lock:
             self.state.tokens.add(token)
+            self.state.issued.append(token)
         return token
 
     def tap_config(self, **extra: t.Any) -> dict[str, t.Any]:
