@@ -155,7 +155,11 @@ class PardotExportStream(Stream):
                 self.logger.warning(
                     "%s: max_api_calls=%s leaves %d call(s), fewer than a window costs (~%d): stopping here "
                     "with resumable state (bookmark %s). The next run continues from it.",
-                    self.name, tap.client.max_api_calls, left, window_cost, api_time(w.start),
+                    self.name,
+                    tap.client.max_api_calls,
+                    left,
+                    window_cost,
+                    api_time(w.start),
                 )
                 break
             w_calls0 = tap.client.api_calls

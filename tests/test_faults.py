@@ -321,8 +321,9 @@ def test_sigkill_at_several_points_then_rerun_loses_nothing(fresh_sandbox, kill_
     state = None
     predicates = {
         "pending": pending,
-        "state": lambda m: m["type"] == "STATE" and "replication_key_value" in m["value"]["bookmarks"].get(
-            "list_membership", {}),
+        "state": lambda m: (
+            m["type"] == "STATE" and "replication_key_value" in m["value"]["bookmarks"].get("list_membership", {})
+        ),
     }
     for point in kill_points:
         tap = BackgroundTap(cfg, cat, state)

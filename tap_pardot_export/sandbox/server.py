@@ -472,7 +472,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.daily_calls += 1
             if m is None or op is None:
                 raise ApiError(404, 2, f"Invalid action: {path}")
-            kinds = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json")
+            kinds: tuple[str, ...] = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json")
             if op == "download":
                 kinds = (*kinds, "cut", "expire_export", "bad_row", "bad_value")
             elif op == "read":
