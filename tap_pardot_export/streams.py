@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import time
 import typing as t
+from dataclasses import dataclass
 from importlib import resources
 
 from singer_sdk import Stream
@@ -18,10 +19,11 @@ from tap_pardot_export.exports import ExportInfo, ExportSpec
 from tap_pardot_export.windows import api_time, tile
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
 
+    from tap_pardot_export.exports import ResultFile
     from tap_pardot_export.tap import TapPardotExport
 
 #: procedure name -> (after argument, before argument, the record field it filters on)
@@ -31,6 +33,26 @@ Procedures = dict[str, tuple[str, str, str | None]]
 def load_schema(name: str) -> dict[str, t.Any]:
     text = (resources.files("tap_pardot_export") / "schemas" / f"{name}.json").read_text()
     return json.loads(text)
+
+
+@dataclass
+class FileRows:
+    """One result file being read: its rows, the function typing them, and how many were read."""
+
+    stream: str
+    file: ResultFile
+    header: list[str]
+    rows: Iterator[list[str]]
+    type_row: t.Callable[[list[str]], dict[str, t.Any]]
+    count: int = 0
+
+    def error(self, n: int, cells: list[str], exc: Exception) -> ResultFormatError:
+        msg = (
+            f"{self.stream}: export {self.file.export.id}, result file {self.file.index + 1}, row {n} "
+            f"(id {cells[0] if cells else '?'}): {exc}. The value does not fit the field's type; report it, "
+            "or deselect the field."
+        )
+        return ResultFormatError(msg)
 
 
 class PardotExportStream(Stream):
@@ -121,6 +143,22 @@ class PardotExportStream(Stream):
         return conv
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """Typed records of every result file of every window (the SDK's general path)."""
+        for part in self._result_files(context):
+            n = 0
+            for n, cells in enumerate(part.rows, 1):
+                try:
+                    rec = part.type_row(cells)
+                except CellError as exc:
+                    raise part.error(n, cells, exc) from None
+                yield rec
+            part.count = n
+
+    def _result_files(self, context: Context | None) -> Iterator[FileRows]:
+        """Run the windows' exports; yield each result file's rows, checkpointing after each window.
+
+        The consumer sets ``count`` on each :class:`FileRows` once it has read it.
+        """
         tap = self.ptap
         after_arg, before_arg, _ = self.procedures[self.procedure]
         start = self.get_starting_timestamp(context)
@@ -185,21 +223,10 @@ class PardotExportStream(Stream):
                 header = next(it, None)
                 if header is None:
                     continue
-                type_row = row_typer(header, props, self._converter(info, conv))
-                n = 0
-                for n, cells in enumerate(it, 1):
-                    try:
-                        rec = type_row(cells)
-                    except CellError as exc:
-                        msg = (
-                            f"{self.name}: export {info.id}, result file {rf.index + 1}, row {n} "
-                            f"(id {cells[0] if cells else '?'}): {exc}. The value does not fit the field's "
-                            "type; report it, or deselect the field."
-                        )
-                        raise ResultFormatError(msg) from None
-                    yield rec
-                info.rows += n
-                w_rows += n
+                part = FileRows(self.name, rf, header, it, row_typer(header, props, self._converter(info, conv)))
+                yield part
+                info.rows += part.count
+                w_rows += part.count
             exports += 1
             rows += w_rows
             if info is not None:

@@ -20,7 +20,7 @@ from tap_pardot_export.client import PardotClient, TokenManager, host_of
 from tap_pardot_export.errors import PardotAPIError, PardotConfigError
 from tap_pardot_export.exports import ExportRunner
 from tap_pardot_export.streams import STREAM_TYPES, PardotExportStream
-from tap_pardot_export.windows import MAX_WINDOW, parse_setting_datetime
+from tap_pardot_export.windows import parse_setting_datetime
 
 if t.TYPE_CHECKING:
     from types import FrameType, TracebackType
@@ -262,7 +262,7 @@ class TapPardotExport(Tap):
             if v and not re.match(r"^https?://[^/\s]+", v):
                 errors.append(f"{key} {v!r} is not an http(s) URL")
         window = float(cfg.get("window_days", 30))
-        if not 0 < window <= MAX_WINDOW.total_seconds() / 86400 + 1e-9:
+        if not 0 < window <= 365:
             errors.append(f"window_days {window:g} must be more than 0 and at most 365 (the API's limit)")
         for key in ("max_concurrency", "max_retries"):
             if int(cfg.get(key, 1)) < (1 if key == "max_concurrency" else 0):

@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--rows-per-file", type=int, default=d.rows_per_file, help="rows per result CSV file (default %(default)s)"
     )
     g.add_argument("--bom", action="store_true", help="start every CSV with a byte order mark, as UI exports do")
+    g.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="keep rendered result files in DIR and serve repeats of the same export from disk (benchmarks)",
+    )
     a = p.add_argument_group("account")
     a.add_argument("--business-unit-id", default=d.business_unit_id, help="the business unit (default %(default)s)")
     a.add_argument(
@@ -167,6 +173,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         daily_limit=args.daily_limit,
         response_style=args.response_style,
         bom=args.bom,
+        cache_dir=args.cache_dir,
     )
 
 

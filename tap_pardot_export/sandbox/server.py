@@ -5,9 +5,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import hashlib
 import itertools
 import json
 import logging
+import os
 import random
 import re
 import secrets
@@ -80,6 +82,8 @@ class SandboxConfig:
     shuffle_seed: int = 7
     #: where result links point (default: this server); another host tests the tap's refusal
     result_base_url: str | None = None
+    #: keep rendered result files here and serve repeats of an export from disk (benchmarks)
+    cache_dir: str | None = None
 
 
 @dataclass
@@ -159,6 +163,9 @@ class SandboxState:
         self._rand = random.Random(config.shuffle_seed)
         self.running = True
         self.base_url = ""
+        self.range_cache: dict[str, tuple[list[range], int]] = {}
+        if config.cache_dir:
+            os.makedirs(config.cache_dir, exist_ok=True)
 
     def _day(self) -> int:
         return int(self.clock.now() // 86_400) if hasattr(self, "clock") else int(time.time() // 86_400)
@@ -257,9 +264,15 @@ class SandboxState:
                     continue
                 e.state = "Processing"
                 e.updated = self.clock.now()
-            ranges, total = file_ranges(
-                matching_indexes(self.dataset, e.spec, int(e.created)), max(1, self.config.rows_per_file)
-            )
+            key = self.cache_key(e)
+            cached = self.range_cache.get(key) if key else None
+            if cached is None:
+                cached = file_ranges(
+                    matching_indexes(self.dataset, e.spec, int(e.created)), max(1, self.config.rows_per_file)
+                )
+                if key:
+                    self.range_cache[key] = cached
+            ranges, total = cached
             self._sleep(self.config.processing_seconds)
             with self.lock:
                 if e.state != "Processing":
@@ -275,6 +288,29 @@ class SandboxState:
                 self._rand.shuffle(e.file_ids)
                 e.state = "Complete"
                 e.completed = now
+
+    def cache_key(self, e: Export) -> str | None:
+        """A name for an export's results when caching is on and they do not depend on its creation time."""
+        if not self.config.cache_dir or e.spec.before is None:
+            return None
+        raw = json.dumps(
+            [
+                e.spec.obj.name,
+                e.spec.fields,
+                e.spec.procedure.name,
+                e.spec.after,
+                e.spec.before,
+                e.spec.deleted,
+                e.spec.prospect_deleted,
+                sorted(e.spec.types or []),
+                e.spec.prospect_only,
+                self.config.rows_per_file,
+                self.config.bom,
+                self.config.data.seed,
+            ],
+            default=str,
+        )
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def _next_waiting(self) -> Export | None:
         for e in sorted(self.exports.values(), key=lambda x: x.id):
@@ -646,6 +682,30 @@ class Handler(BaseHTTPRequestHandler):
             result["export"] = reprs
         self._send(200, {"result": result}, json_format=json_format)
 
+    def _result_chunks(self, e: Export, k: int) -> t.Iterator[bytes]:
+        """Result file ``k``: rendered on the fly, or from the cache directory when enabled."""
+        st = self.st
+        key = st.cache_key(e)
+        if key is None:
+            yield from render_csv(
+                st.dataset, e.spec, int(e.created), e.ranges[k], reverse=k % 2 == 1, bom=st.config.bom
+            )
+            return
+        path = os.path.join(str(st.config.cache_dir), f"{key}-{k}.csv")
+        if os.path.exists(path):
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    yield chunk
+            return
+        tmp = f"{path}.{threading.get_ident()}.part"
+        with open(tmp, "wb") as fh:
+            for chunk in render_csv(
+                st.dataset, e.spec, int(e.created), e.ranges[k], reverse=k % 2 == 1, bom=st.config.bom
+            ):
+                fh.write(chunk)
+                yield chunk
+        os.replace(tmp, path)
+
     def _download(self, rest: str, fault: Fault | None) -> None:
         st = self.st
         m = re.match(r"^downloadResult/id/(\d+)/resultId/(\d+)$", rest)
@@ -670,7 +730,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         sent = 0
-        chunks = render_csv(st.dataset, e.spec, int(e.created), e.ranges[k], reverse=k % 2 == 1, bom=st.config.bom)
+        chunks = self._result_chunks(e, k)
         if fault is not None and fault.kind in ("bad_row", "bad_value"):
             chunks = _spoil(chunks, fault.kind, len(e.spec.fields))
         for chunk in chunks:
