@@ -37,7 +37,8 @@ def run_measured(cmd: list[str], *, stdout: int | None = subprocess.DEVNULL, env
     """Run a command; return (seconds, peak RSS MiB, stderr)."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=err, env={**os.environ, **(env or {})})
+        environ = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # both sides buffered
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=err, env={**environ, **(env or {})})
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
         err.seek(0)
@@ -71,6 +72,8 @@ def main() -> int:
             "2026-01-01",
             "--timezone",
             "America/New_York",
+            "--cache-dir",
+            tempfile.mkdtemp(prefix="pardot-bench-cache-"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -120,16 +123,31 @@ def main() -> int:
             "--catalog",
             str(tmp / "catalog.json"),
         ]
+        windows = [
+            ["2024-12-31T23:59:59+00:00", "2025-12-31T23:59:59+00:00"],
+            ["2025-12-31T23:59:58+00:00", "2026-01-01T00:00:00+00:00"],
+        ]
+        base_cmd = [
+            PY,
+            str(ROOT / "benchmarks" / "baseline.py"),
+            str(tmp / "config.json"),
+            "visitor_activity",
+            "visitorActivity",
+            "filter_by_updated_at",
+            "updated_after",
+            "updated_before",
+            json.dumps(windows),
+        ]
+        # Warm-up: the sandbox renders the result files once and serves both timed runs from
+        # disk, so neither timing includes the sandbox's own row generation.
+        print(f"warming the sandbox's result cache ({args.rows} rows)...", file=sys.stderr)
+        run_measured(base_cmd)
         c0 = calls()
         tap_s, tap_rss, tap_err = run_measured(tap_cmd)
         tap_calls = calls() - c0
         summary = [line for line in tap_err.splitlines() if "summary:" in line]
         print(summary[-1].split("| ")[-1] if summary else "(no summary line)")
         rows = args.rows
-        windows = [
-            ["2024-12-31T23:59:59+00:00", "2025-12-31T23:59:59+00:00"],
-            ["2025-12-31T23:59:58+00:00", "2026-01-01T00:00:00+00:00"],
-        ]
         result: dict[str, object] = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "rows": rows,
@@ -139,19 +157,7 @@ def main() -> int:
             "tap_api_calls": tap_calls,
         }
         if not args.skip_baseline:
-            base_s, base_rss, base_err = run_measured(
-                [
-                    PY,
-                    str(ROOT / "benchmarks" / "baseline.py"),
-                    str(tmp / "config.json"),
-                    "visitor_activity",
-                    "visitorActivity",
-                    "filter_by_updated_at",
-                    "updated_after",
-                    "updated_before",
-                    json.dumps(windows),
-                ]
-            )
+            base_s, base_rss, base_err = run_measured(base_cmd)
             info = json.loads(base_err.strip().splitlines()[-1])
             assert info["rows"] == rows, f"baseline saw {info['rows']} rows, expected {rows}"
             result.update(

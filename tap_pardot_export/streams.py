@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import time
 import typing as t
 from dataclasses import dataclass
 from importlib import resources
 
+import orjson
 from singer_sdk import Stream
 from singer_sdk.helpers._typing import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
 from tap_pardot_export.convert import CellError, LocalDateTimeConverter, infer_offset, row_typer
@@ -153,6 +156,74 @@ class PardotExportStream(Stream):
                     raise part.error(n, cells, exc) from None
                 yield rec
             part.count = n
+
+    def _fast_path_ok(self, write_messages: bool) -> bool:
+        """True when records can be written straight from the typed rows.
+
+        That is: no stream maps or flattening, no record limit (as in ``--test``), no
+        ACTIVATE_VERSION stamping. Otherwise the SDK's general path runs.
+        """
+        maps = self.stream_maps
+        return (
+            write_messages
+            and self.selected
+            and self.ABORT_AT_RECORD_COUNT is None
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == self.name
+            and not self.config.get("flattening_enabled")
+            and not getattr(self, "_stream_version", None)
+        )
+
+    @override
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> t.Generator[dict, t.Any, t.Any]:
+        """Write RECORD messages straight from the typed rows when nothing needs the SDK's
+        per-record machinery (the types are already those of the schema: see row_typer)."""
+        if not self._fast_path_ok(write_messages):
+            yield from super()._sync_records(context, write_messages=write_messages)
+            return
+        record_counter = self.get_record_counter()
+        timer = self.get_sync_timer()
+        out = sys.stdout.buffer
+        prefix = b'{"type":"RECORD","stream":' + orjson.dumps(self.name) + b',"record":'
+        selected = set(self.mask_selected_properties())
+        with record_counter, timer:
+            self._write_starting_replication_value(context)
+            for part in self._result_files(context):
+                stamp = dt.datetime.now(dt.timezone.utc).isoformat()
+                suffix = b',"time_extracted":"' + stamp.encode() + b'"}\n'
+                drop = [name for name in part.header if name not in selected]
+                type_row, dumps = part.type_row, orjson.dumps
+                buf: list[bytes] = []
+                n = 0
+                for n, cells in enumerate(part.rows, 1):
+                    try:
+                        rec = type_row(cells)
+                    except CellError as exc:
+                        raise part.error(n, cells, exc) from None
+                    for name in drop:
+                        rec.pop(name, None)
+                    buf.append(prefix + dumps(rec) + suffix)
+                    if len(buf) == 1000:
+                        out.write(b"".join(buf))
+                        buf.clear()
+                        record_counter.increment(1000)
+                if buf:
+                    out.write(b"".join(buf))
+                    record_counter.increment(len(buf))
+                out.flush()
+                part.count = n
+                self.state_manager.is_flushed = False
+        if not context:
+            self._finalize_state(self.stream_state)
+        self._write_state_message()
+
+    def mask_selected_properties(self) -> list[str]:
+        """Properties selected in the catalog."""
+        mask = self.mask
+        return [name for name in self.schema["properties"] if mask.get(("properties", name), True)]
 
     def _result_files(self, context: Context | None) -> Iterator[FileRows]:
         """Run the windows' exports; yield each result file's rows, checkpointing after each window.
