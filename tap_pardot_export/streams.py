@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import datetime as dt
 import gzip
 import itertools
@@ -244,30 +245,41 @@ class PardotExportStream(Stream):
         run_id = uuid.uuid4().hex[:12]
         seq = 0
         dumps = orjson.dumps
-        for part in self._result_files(context):
-            drop = [name for name in part.header if name not in selected]
-            rows = enumerate(part.rows, 1)
-            n = 0
-            while True:
-                chunk = list(itertools.islice(rows, size))
-                if not chunk:
-                    break
-                seq += 1
-                filename = f"{prefix}{self.tap_name}--{self.name}-{run_id}-{seq}.json{'.gz' if gz else ''}"
-                lines = []
-                for n, cells in chunk:
-                    try:
-                        rec = part.type_row(cells)
-                    except CellError as exc:
-                        raise part.error(n, cells, exc) from None
-                    for name in drop:
-                        rec.pop(name, None)
-                    lines.append(dumps(rec))
-                data = b"\n".join(lines) + b"\n"
-                with storage.open(filename, "wb") as fh:
-                    fh.write(gzip.compress(data, compresslevel=1) if gz else data)
-                yield encoding, [storage.get_url(filename)]
-            part.count = n
+
+        def write(filename: str, lines: list[bytes]) -> str:
+            data = b"".join(lines)
+            with storage.open(filename, "wb") as fh:
+                fh.write(gzip.compress(data, compresslevel=1) if gz else data)  # zlib runs without the GIL
+            return storage.get_url(filename)
+
+        # one file is compressed and written in the background while the next is typed
+        with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer") as pool:
+            for part in self._result_files(context):
+                drop = [name for name in part.header if name not in selected]
+                rows = enumerate(part.rows, 1)
+                n = 0
+                pending: cf.Future[str] | None = None
+                while True:
+                    lines: list[bytes] = []
+                    for n, cells in itertools.islice(rows, size):
+                        try:
+                            rec = part.type_row(cells)
+                        except CellError as exc:
+                            raise part.error(n, cells, exc) from None
+                        for name in drop:
+                            rec.pop(name, None)
+                        lines.append(dumps(rec) + b"\n")
+                    if not lines:
+                        break
+                    seq += 1
+                    ext = ".json.gz" if gz else ".json"
+                    future = pool.submit(write, f"{prefix}{self.tap_name}--{self.name}-{run_id}-{seq}{ext}", lines)
+                    if pending is not None:
+                        yield encoding, [pending.result()]
+                    pending = future
+                if pending is not None:  # the file's last batch goes out before its window's checkpoint
+                    yield encoding, [pending.result()]
+                part.count = n
 
     def mask_selected_properties(self) -> list[str]:
         """Properties selected in the catalog."""
