@@ -36,6 +36,11 @@ if t.TYPE_CHECKING:
 
 #: procedure name -> (after argument, before argument, the record field it filters on)
 Procedures = dict[str, tuple[str, str, str | None]]
+BY_UPDATED = ("updated_after", "updated_before", "updated_at")
+BY_CREATED = ("created_after", "created_before", "created_at")
+#: filters on the linked prospect's updated_at, which the rows do not carry
+BY_PROSPECT_UPDATED = ("prospect_updated_after", "prospect_updated_before", None)
+DELETED_ONLY: dict[str, tuple[str, ...]] = {"filter_by_updated_at": ("deleted",), "filter_by_created_at": ("deleted",)}
 
 
 def load_schema(name: str) -> dict[str, t.Any]:
@@ -390,21 +395,18 @@ class ProspectStream(PardotExportStream):
     name = "prospect"
     object_name = "prospect"
     procedures: t.ClassVar[Procedures] = {
-        "filter_by_updated_at": ("updated_after", "updated_before", "updated_at"),
-        "filter_by_created_at": ("created_after", "created_before", "created_at"),
+        "filter_by_updated_at": BY_UPDATED,
+        "filter_by_created_at": BY_CREATED,
     }
-    extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
-        "filter_by_updated_at": ("deleted",),
-        "filter_by_created_at": ("deleted",),
-    }
+    extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = DELETED_ONLY
 
 
 class VisitorStream(PardotExportStream):
     name = "visitor"
     object_name = "visitor"
     procedures: t.ClassVar[Procedures] = {
-        "filter_by_updated_at": ("updated_after", "updated_before", "updated_at"),
-        "filter_by_prospect_updated_at": ("prospect_updated_after", "prospect_updated_before", None),
+        "filter_by_updated_at": BY_UPDATED,
+        "filter_by_prospect_updated_at": BY_PROSPECT_UPDATED,
     }
     extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
         "filter_by_updated_at": ("deleted",),
@@ -416,8 +418,8 @@ class VisitorActivityStream(PardotExportStream):
     name = "visitor_activity"
     object_name = "visitorActivity"
     procedures: t.ClassVar[Procedures] = {
-        "filter_by_updated_at": ("updated_after", "updated_before", "updated_at"),
-        "filter_by_created_at": ("created_after", "created_before", "created_at"),
+        "filter_by_updated_at": BY_UPDATED,
+        "filter_by_created_at": BY_CREATED,
     }
     extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
         "filter_by_updated_at": ("type", "prospectOnly"),
@@ -429,21 +431,18 @@ class ListMembershipStream(PardotExportStream):
     name = "list_membership"
     object_name = "listMembership"
     procedures: t.ClassVar[Procedures] = {
-        "filter_by_updated_at": ("updated_after", "updated_before", "updated_at"),
-        "filter_by_created_at": ("created_after", "created_before", "created_at"),
+        "filter_by_updated_at": BY_UPDATED,
+        "filter_by_created_at": BY_CREATED,
     }
-    extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
-        "filter_by_updated_at": ("deleted",),
-        "filter_by_created_at": ("deleted",),
-    }
+    extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = DELETED_ONLY
 
 
 class ProspectAccountStream(PardotExportStream):
     name = "prospect_account"
     object_name = "prospectAccount"
     procedures: t.ClassVar[Procedures] = {
-        "filter_by_updated_at": ("updated_after", "updated_before", "updated_at"),
-        "filter_by_prospect_updated_at": ("prospect_updated_after", "prospect_updated_before", None),
+        "filter_by_updated_at": BY_UPDATED,
+        "filter_by_prospect_updated_at": BY_PROSPECT_UPDATED,
     }
     extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {
         "filter_by_updated_at": ("deleted",),
