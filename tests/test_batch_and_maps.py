@@ -52,11 +52,17 @@ def test_batch_messages_hold_every_row_and_bookmarks_follow_them(sandbox, tmp_pa
             mark = m["value"]["bookmarks"].get("visitor_activity", {}).get("replication_key_value")
             if mark:
                 ids = {r["id"] for r in seen}
-                owed = {k for k, v in expected_rows(sandbox, "visitor_activity", START, END).items()
-                        if v["updated_at"] < mark}
+                owed = {
+                    k
+                    for k, v in expected_rows(sandbox, "visitor_activity", START, END).items()
+                    if v["updated_at"] < mark
+                }
                 assert owed <= ids, f"state at {mark} covers rows not yet in a BATCH"
-    marks = {m["value"]["bookmarks"]["visitor_activity"].get("replication_key_value")
-             for m in run.messages if m["type"] == "STATE" and "visitor_activity" in m["value"]["bookmarks"]}
+    marks = {
+        m["value"]["bookmarks"]["visitor_activity"].get("replication_key_value")
+        for m in run.messages
+        if m["type"] == "STATE" and "visitor_activity" in m["value"]["bookmarks"]
+    }
     assert len(marks - {None}) == 5  # 366 days in 90-day windows
     assert run.final_state["bookmarks"]["visitor_activity"]["replication_key_value"] == "2025-01-01T00:00:00+00:00"
 
