@@ -54,6 +54,11 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000, help="visitor activity rows (default 1,000,000)")
     ap.add_argument("--rows-per-file", type=int, default=100_000, help="rows per result file (default 100,000)")
     ap.add_argument("--skip-baseline", action="store_true", help="time the tap only")
+    ap.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="no warm-up: the sandbox renders rows while they are downloaded (measures the sandbox too)",
+    )
     ap.add_argument("--batch", action="store_true", help="also time BATCH output (jsonl + gzip, local files)")
     args = ap.parse_args()
 
@@ -72,8 +77,7 @@ def main() -> int:
             "2026-01-01",
             "--timezone",
             "America/New_York",
-            "--cache-dir",
-            tempfile.mkdtemp(prefix="pardot-bench-cache-"),
+            *([] if args.no_cache else ["--cache-dir", tempfile.mkdtemp(prefix="pardot-bench-cache-")]),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -140,8 +144,9 @@ def main() -> int:
         ]
         # Warm-up: the sandbox renders the result files once and serves both timed runs from
         # disk, so neither timing includes the sandbox's own row generation.
-        print(f"warming the sandbox's result cache ({args.rows} rows)...", file=sys.stderr)
-        run_measured(base_cmd)
+        if not args.no_cache:
+            print(f"warming the sandbox's result cache ({args.rows} rows)...", file=sys.stderr)
+            run_measured(base_cmd)
         c0 = calls()
         tap_s, tap_rss, tap_err = run_measured(tap_cmd)
         tap_calls = calls() - c0
