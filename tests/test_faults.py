@@ -56,14 +56,18 @@ def test_transient_faults_are_retried_and_nothing_is_lost(fresh_sandbox):
     sb.inject("http_502", count=1, op="download")
     sb.inject("not_json", count=1, op="read")
     sb.inject("slow", count=1, op="read", seconds=2.0)
+    sb.inject("reset", count=2, op="read")
     cfg, cat = one_stream(sb, "list_membership", window_days=120, request_timeout=1)
     run = run_tap(cfg, catalog=cat)
     assert run.returncode == 0, run.stderr[-3000:]
     complete(sb, "list_membership", [run])
     errors = sb.stats()["errors"]
     assert errors.get("66") == 2
-    assert run.stderr.count("retry ") >= 7  # 2 + 1 + 2 + 1 + not-JSON + timeout
-    assert "ReadTimeout" in run.stderr and "not JSON" in run.stderr
+    assert run.stderr.count("retry ") >= 9  # 2 + 1 + 2 + 1 + not-JSON + timeout + 2 resets
+    assert "ReadTimeout" in run.stderr and "not JSON" in run.stderr and "ConnectionError" in run.stderr
+    # error 66 comes with Retry-After: 1, and the wait honours it
+    waits = re.findall(r"error 66: [^;]*\); retry \d+/\d+ in ([\d.]+)s", run.stderr)
+    assert len(waits) == 2 and all(float(w) >= 1.0 for w in waits)
     assert_no_secrets(run, sb)
 
 

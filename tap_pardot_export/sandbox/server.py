@@ -14,6 +14,7 @@ import random
 import re
 import secrets
 import socket
+import struct
 import threading
 import time
 import typing as t
@@ -48,6 +49,7 @@ FAULT_KINDS = (
     "slow",
     "cut",
     "not_json",
+    "reset",
     "revoke",
     "fail_export",
     "cancel_export",
@@ -508,7 +510,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.daily_calls += 1
             if m is None or op is None:
                 raise ApiError(404, 2, f"Invalid action: {path}")
-            kinds: tuple[str, ...] = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json")
+            kinds: tuple[str, ...] = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json", "reset")
             if op == "download":
                 kinds = (*kinds, "cut", "expire_export", "bad_row", "bad_value")
             elif op == "read":
@@ -575,6 +577,12 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(
                 400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again."
             )
+        if fault.kind == "reset":  # the connection drops before any answer
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            return True
         if fault.kind == "not_json":
             body = b"<html><body>Service Unavailable: maintenance</body></html>"
             self.send_response(200)
