@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -153,6 +154,7 @@ def main() -> int:
         summary = [line for line in tap_err.splitlines() if "summary:" in line]
         print(summary[-1].split("| ")[-1] if summary else "(no summary line)")
         rows = args.rows
+        waited = sum(float(x) for x in re.findall(r"done: waited ([\d.]+)s", tap_err))
         result: dict[str, object] = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "rows": rows,
@@ -160,6 +162,7 @@ def main() -> int:
             "tap_rows_per_s": round(rows / tap_s),
             "tap_peak_rss_mib": round(tap_rss, 1),
             "tap_api_calls": tap_calls,
+            "tap_export_wait_s": round(waited, 1),
         }
         if not args.skip_baseline:
             base_s, base_rss, base_err = run_measured(base_cmd)

@@ -15,6 +15,7 @@ import re
 import secrets
 import socket
 import struct
+import tempfile
 import threading
 import time
 import typing as t
@@ -111,6 +112,7 @@ class Export:
     state: str = "Waiting"
     completed: float | None = None
     ranges: list[range] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
     total: int = 0
     fail: bool = False
     file_ids: list[int] = field(default_factory=list)
@@ -166,8 +168,13 @@ class SandboxState:
         self.running = True
         self.base_url = ""
         self.range_cache: dict[str, tuple[list[range], int]] = {}
+        self._spool_dir: tempfile.TemporaryDirectory[str] | None = None
         if config.cache_dir:
             os.makedirs(config.cache_dir, exist_ok=True)
+            self.spool = config.cache_dir
+        else:
+            self._spool_dir = tempfile.TemporaryDirectory(prefix="pardot-sandbox-")
+            self.spool = self._spool_dir.name
 
     def _day(self) -> int:
         return int(self.clock.now() // 86_400) if hasattr(self, "clock") else int(time.time() // 86_400)
@@ -266,15 +273,7 @@ class SandboxState:
                     continue
                 e.state = "Processing"
                 e.updated = self.clock.now()
-            key = self.cache_key(e)
-            cached = self.range_cache.get(key) if key else None
-            if cached is None:
-                cached = file_ranges(
-                    matching_indexes(self.dataset, e.spec, int(e.created)), max(1, self.config.rows_per_file)
-                )
-                if key:
-                    self.range_cache[key] = cached
-            ranges, total = cached
+            ranges, total, paths = self._process(e)
             self._sleep(self.config.processing_seconds)
             with self.lock:
                 if e.state != "Processing":
@@ -286,10 +285,41 @@ class SandboxState:
                     continue
                 e.ranges = ranges
                 e.total = total
+                e.paths = paths
                 e.file_ids = list(range(len(ranges)))
                 self._rand.shuffle(e.file_ids)
                 e.state = "Complete"
                 e.completed = now
+
+    def _process(self, e: Export) -> tuple[list[range], int, list[str]]:
+        """Find the export's rows and write its result files, as Pardot does before Complete.
+
+        Files go to the spool directory (the cache directory when one is set: an export with
+        the same query then reuses them), so downloads stream from disk.
+        """
+        key = self.cache_key(e)
+        name = key or f"export-{e.id}-{secrets.token_hex(4)}"
+        cached = self.range_cache.get(key) if key else None
+        if cached is None:
+            cached = file_ranges(
+                matching_indexes(self.dataset, e.spec, int(e.created)), max(1, self.config.rows_per_file)
+            )
+            if key:
+                self.range_cache[key] = cached
+        ranges, total = cached
+        paths = []
+        for k, rng in enumerate(ranges):
+            path = os.path.join(self.spool, f"{name}-{k}.csv")
+            if not (key and os.path.exists(path)):
+                tmp = f"{path}.{threading.get_ident()}.part"
+                with open(tmp, "wb") as fh:
+                    for chunk in render_csv(
+                        self.dataset, e.spec, int(e.created), rng, reverse=k % 2 == 1, bom=self.config.bom
+                    ):
+                        fh.write(chunk)
+                os.replace(tmp, path)
+            paths.append(path)
+        return ranges, total, paths
 
     def cache_key(self, e: Export) -> str | None:
         """A name for an export's results when caching is on and they do not depend on its creation time."""
@@ -691,28 +721,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"result": result}, json_format=json_format)
 
     def _result_chunks(self, e: Export, k: int) -> t.Iterator[bytes]:
-        """Result file ``k``: rendered on the fly, or from the cache directory when enabled."""
-        st = self.st
-        key = st.cache_key(e)
-        if key is None:
-            yield from render_csv(
-                st.dataset, e.spec, int(e.created), e.ranges[k], reverse=k % 2 == 1, bom=st.config.bom
-            )
-            return
-        path = os.path.join(str(st.config.cache_dir), f"{key}-{k}.csv")
-        if os.path.exists(path):
-            with open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    yield chunk
-            return
-        tmp = f"{path}.{threading.get_ident()}.part"
-        with open(tmp, "wb") as fh:
-            for chunk in render_csv(
-                st.dataset, e.spec, int(e.created), e.ranges[k], reverse=k % 2 == 1, bom=st.config.bom
-            ):
-                fh.write(chunk)
+        """Result file ``k``, streamed from the file written while the export was processed."""
+        with open(e.paths[k], "rb") as fh:
+            while chunk := fh.read(1 << 16):
                 yield chunk
-        os.replace(tmp, path)
 
     def _download(self, rest: str, fault: Fault | None) -> None:
         st = self.st
@@ -763,11 +775,14 @@ class Handler(BaseHTTPRequestHandler):
 
 def _spoil(chunks: t.Iterator[bytes], kind: str, width: int) -> t.Iterator[bytes]:
     """A result file with one malformed row after the header."""
-    yield next(chunks)
+    first = next(chunks)
+    cut = first.index(b"\n") + 1  # after the header line
+    yield first[:cut]
     if kind == "bad_row":
         yield b"1,2\r\n"
     else:
         yield (",".join(["not-a-number"] * width) + "\r\n").encode()
+    yield first[cut:]
     yield from chunks
 
 
@@ -854,6 +869,8 @@ class Sandbox:
             self.httpd.server_close()
         for th in self._threads:
             th.join(timeout=5)
+        if self.state._spool_dir is not None:
+            self.state._spool_dir.cleanup()
 
     def __enter__(self) -> Sandbox:
         return self.start()
