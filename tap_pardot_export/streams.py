@@ -59,6 +59,19 @@ class FileRows:
     type_row: t.Callable[[list[str]], dict[str, t.Any]]
     count: int = 0
 
+    def records(self, drop: t.Sequence[str] = ()) -> Iterator[dict[str, t.Any]]:
+        """The file's typed records, without the ``drop`` fields; ``count`` follows along."""
+        type_row = self.type_row
+        for n, cells in enumerate(self.rows, 1):
+            try:
+                rec = type_row(cells)
+            except CellError as exc:
+                raise self.error(n, cells, exc) from None
+            for name in drop:
+                rec.pop(name, None)
+            self.count = n
+            yield rec
+
     def error(self, n: int, cells: list[str], exc: Exception) -> ResultFormatError:
         msg = (
             f"{self.stream}: export {self.file.export.id}, result file {self.file.index + 1}, row {n} "
@@ -158,14 +171,7 @@ class PardotExportStream(Stream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Typed records of every result file of every window (the SDK's general path)."""
         for part in self._result_files(context):
-            n = 0
-            for n, cells in enumerate(part.rows, 1):
-                try:
-                    rec = part.type_row(cells)
-                except CellError as exc:
-                    raise part.error(n, cells, exc) from None
-                yield rec
-            part.count = n
+            yield from part.records()
 
     def _fast_path_ok(self, write_messages: bool) -> bool:
         """True when records can be written straight from the typed rows.
@@ -204,16 +210,9 @@ class PardotExportStream(Stream):
                 stamp = dt.datetime.now(dt.timezone.utc).isoformat()
                 suffix = b',"time_extracted":"' + stamp.encode() + b'"}\n'
                 drop = [name for name in part.header if name not in selected]
-                type_row, dumps = part.type_row, orjson.dumps
+                dumps = orjson.dumps
                 buf: list[bytes] = []
-                n = 0
-                for n, cells in enumerate(part.rows, 1):
-                    try:
-                        rec = type_row(cells)
-                    except CellError as exc:
-                        raise part.error(n, cells, exc) from None
-                    for name in drop:
-                        rec.pop(name, None)
+                for rec in part.records(drop):
                     buf.append(prefix + dumps(rec) + suffix)
                     if len(buf) == 1000:
                         out.write(b"".join(buf))
@@ -223,7 +222,6 @@ class PardotExportStream(Stream):
                     out.write(b"".join(buf))
                     record_counter.increment(len(buf))
                 out.flush()
-                part.count = n
                 self.state_manager.is_flushed = False
         if not context:
             self._finalize_state(self.stream_state)
@@ -261,19 +259,10 @@ class PardotExportStream(Stream):
         with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer") as pool:
             for part in self._result_files(context):
                 drop = [name for name in part.header if name not in selected]
-                rows = enumerate(part.rows, 1)
-                n = 0
+                records = part.records(drop)
                 pending: cf.Future[str] | None = None
                 while True:
-                    lines: list[bytes] = []
-                    for n, cells in itertools.islice(rows, size):
-                        try:
-                            rec = part.type_row(cells)
-                        except CellError as exc:
-                            raise part.error(n, cells, exc) from None
-                        for name in drop:
-                            rec.pop(name, None)
-                        lines.append(dumps(rec) + b"\n")
+                    lines = [dumps(rec) + b"\n" for rec in itertools.islice(records, size)]
                     if not lines:
                         break
                     seq += 1
@@ -284,7 +273,6 @@ class PardotExportStream(Stream):
                     pending = future
                 if pending is not None:  # the file's last batch goes out before its window's checkpoint
                     yield encoding, [pending.result()]
-                part.count = n
 
     def mask_selected_properties(self) -> list[str]:
         """Properties selected in the catalog."""
