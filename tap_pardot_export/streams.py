@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 import gzip
+import hashlib
 import itertools
 import json
 import sys
@@ -331,14 +332,16 @@ class PardotExportStream(Stream):
             label = f"{self.name} [{api_time(w.start)} .. {api_time(w.end)})"
             spec = ExportSpec(self.object_name, fields, self.procedure, arguments, label)
             resume = None
-            if pending.get("after") == arguments[after_arg] and pending.get("before") == arguments[before_arg]:
+            # an export from an interrupted run is reused only for the very same query
+            query = hashlib.sha256(orjson.dumps(spec.body(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+            if pending.get("query") == query:
                 resume = pending.get("id")
 
-            def created(info: ExportInfo, w_args: dict = arguments) -> None:
+            def created(info: ExportInfo, w_args: dict = arguments, query: str = query) -> None:
                 self._checkpoint(
                     context,
                     None,
-                    {"id": info.id, "after": w_args[after_arg], "before": w_args[before_arg]},
+                    {"id": info.id, "after": w_args[after_arg], "before": w_args[before_arg], "query": query},
                 )
 
             w_rows = 0

@@ -425,3 +425,20 @@ def test_result_links_on_another_host_are_refused(fresh_sandbox):
     assert f"Refusing to download http://localhost:{port}/api/export" in run.stderr
     assert sb.stats()["calls"].get("download", 0) == 0
     assert_no_secrets(run, sb)
+
+
+def test_an_export_in_state_is_not_reused_for_another_query(fresh_sandbox):
+    sb = small(fresh_sandbox, waiting_seconds=1.5)
+    cfg, cat = one_stream(sb, "list_membership", window_days=400 // 2)
+    tap = BackgroundTap(cfg, cat)
+    assert tap.read_until(pending)
+    tap.proc.kill()
+    state = tap.finish().final_state
+    for entry in cat["streams"]:  # the user deselects a field before the rerun
+        for md in entry["metadata"]:
+            if md["breadcrumb"] == ["properties", "opted_out"]:
+                md["metadata"]["selected"] = False
+    run = run_tap(cfg, catalog=cat, state=state)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "resuming export" not in run.stderr
+    assert all("opted_out" not in r for r in run.records())
