@@ -67,7 +67,7 @@ def main() -> int:
         [
             PY,
             "-m",
-            "tap_pardot_export.sandbox.cli",
+            "pardot_export_sandbox.cli",
             "--rows",
             f"visitor_activity={args.rows}",
             "--rows-per-file",

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tap_pardot_export.sandbox import DataConfig, Sandbox, SandboxConfig
+from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
 
 UTC = dt.timezone.utc
 CUSTOM = {"prospect": ["Favorite_Color", "Lead_Notes"]}

@@ -12,8 +12,8 @@ import typing as t
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from tap_pardot_export.sandbox import Sandbox
-from tap_pardot_export.sandbox.data import DATETIME, ObjectData
+from pardot_export_sandbox import Sandbox
+from pardot_export_sandbox.data import DATETIME, ObjectData
 
 UTC = dt.timezone.utc
 STREAMS = ("prospect", "visitor", "visitor_activity", "list_membership", "prospect_account", "external_activity")

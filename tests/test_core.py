@@ -5,9 +5,9 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 
+from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_pardot_export.sandbox import DataConfig, Sandbox, SandboxConfig
 from tap_pardot_export.tap import TapPardotExport
 
 UTC = dt.timezone.utc

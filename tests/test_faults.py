@@ -14,8 +14,7 @@ import time
 
 import pytest
 from helpers import TapRun, assert_rows_match, discover, expected_rows, run_tap, select_streams
-
-from tap_pardot_export.sandbox import DataConfig
+from pardot_export_sandbox import DataConfig
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)

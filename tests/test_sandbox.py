@@ -16,8 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-
-from tap_pardot_export.sandbox import DataConfig
+from pardot_export_sandbox import DataConfig
 
 UTC = dt.timezone.utc
 V = "/api/export/version/4/do"
@@ -633,7 +632,7 @@ def test_xml_without_format_json(api):
 
 def test_cli_help_documents_every_knob():
     out = subprocess.run(
-        [sys.executable, "-m", "tap_pardot_export.sandbox.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "pardot_export_sandbox.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
     for flag in (
         "--host",
@@ -667,7 +666,7 @@ def test_cli_prints_url_serves_and_stops_on_sigterm():
         [
             sys.executable,
             "-m",
-            "tap_pardot_export.sandbox.cli",
+            "pardot_export_sandbox.cli",
             "--rows",
             "prospect=50",
             "--access-token",

@@ -133,7 +133,7 @@ def test_incremental_run_resumes_from_state_and_loses_nothing(sandbox):
 
 
 def test_timezone_unset_infers_offset_and_warns_once(fresh_sandbox):
-    from tap_pardot_export.sandbox import DataConfig
+    from pardot_export_sandbox import DataConfig
 
     sb = fresh_sandbox(
         rows_per_file=100,

@@ -11,8 +11,8 @@ import threading
 import typing as t
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tap_pardot_export.sandbox.data import DEFAULT_ROWS, DataConfig
-from tap_pardot_export.sandbox.server import FAULT_KINDS, RESPONSE_STYLES, Sandbox, SandboxConfig
+from pardot_export_sandbox.data import DEFAULT_ROWS, DataConfig
+from pardot_export_sandbox.server import FAULT_KINDS, RESPONSE_STYLES, Sandbox, SandboxConfig
 
 
 def _date(value: str) -> dt.datetime:

@@ -7,7 +7,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from tap_pardot_export.sandbox.data import BOOL, DATETIME, INT, STR, Dataset, ObjectData, Procedure
+from pardot_export_sandbox.data import BOOL, DATETIME, INT, STR, Dataset, ObjectData, Procedure
 
 MAX_FIELDS = 150
 ONE_YEAR = 366 * 86_400  # a leap year's worth: "can't exceed one year"

@@ -5,7 +5,7 @@ Only tests, the README demo and the benchmark use it; the tap never imports it.
 
 from __future__ import annotations
 
-from tap_pardot_export.sandbox.data import DataConfig, Dataset
-from tap_pardot_export.sandbox.server import FAULT_KINDS, Sandbox, SandboxConfig
+from pardot_export_sandbox.data import DataConfig, Dataset
+from pardot_export_sandbox.server import FAULT_KINDS, Sandbox, SandboxConfig
 
 __all__ = ["FAULT_KINDS", "DataConfig", "Dataset", "Sandbox", "SandboxConfig"]

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
-from tap_pardot_export.sandbox.data import DataConfig, Dataset
-from tap_pardot_export.sandbox.engine import (
+from pardot_export_sandbox.data import DataConfig, Dataset
+from pardot_export_sandbox.engine import (
     ApiError,
     ExportSpec,
     file_ranges,
