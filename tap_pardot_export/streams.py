@@ -161,6 +161,7 @@ class PardotExportStream(Stream):
         elif info.created_at and info.requested_at:
             offset = infer_offset(info.created_at, info.requested_at)
             self.ptap.warn_no_timezone(offset)
+            offset = dt.timedelta(0) if offset is None else offset  # unknown: read as UTC, as warned
             if conv is None or conv.zone.utcoffset(None) != offset:
                 conv = LocalDateTimeConverter(dt.timezone(offset))
         elif conv is None:

@@ -117,7 +117,9 @@ def test_compiled_typer_agrees_with_the_general_one(row):
 def test_typer_names_the_column():
     typer = row_typer(["id", "flag"], PROPS, LocalDateTimeConverter(UTC))
     assert typer(["7", "true"]) == {"id": 7, "flag": True}
-    assert typer(["", ""]) == {"id": None, "flag": None}
+    assert typer(["7", ""]) == {"id": 7, "flag": None}
+    with pytest.raises(CellError, match="column 'id' is empty"):  # id is never null
+        typer(["", ""])
     with pytest.raises(CellError, match="column 'flag': not a boolean"):
         typer(["7", "maybe"])
 
