@@ -128,9 +128,9 @@ def sniff(head: bytes) -> tuple[str, int | None, bool] | None:
         message = " ".join(m.group(2).decode("utf-8", "replace").split())[:200]
         return f"an XML error envelope (error {code}: {message})", code, _transient(code)
     if text[:1] in (b"{", b"["):
-        code, message = _json_error(text)
-        what = f"error {code}: {message}" if code is not None else message or "no error code"
-        return f"a JSON body, not CSV ({what})", code, _transient(code)
+        json_code, json_message = _json_error(text)
+        what = f"error {json_code}: {json_message}" if json_code is not None else json_message or "no error code"
+        return f"a JSON body, not CSV ({what})", json_code, _transient(json_code)
     return None
 
 
@@ -174,6 +174,7 @@ class ExportSpec:
     label: str = ""
 
     def body(self) -> dict[str, t.Any]:
+        """The create call's JSON body."""
         return {
             "object": self.object,
             "fields": self.fields,
@@ -249,7 +250,8 @@ class ResultFile:
             msg = (
                 f"{self.where}: the header does not match the fields requested ({'; '.join(p for p in problems if p)}"
                 f"; header {redact(str(header)[:300], secrets)}). Its rows cannot be read safely; report it to "
-                "Salesforce support if it persists, or deselect the missing fields."
+                "Salesforce support if it persists (a missing field other than id and the replication key can "
+                "be deselected)."
             )
             raise BadResultFile(msg)
         self.columns = columns
@@ -415,6 +417,16 @@ class ExportRunner:
         spool_dir: str | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
+        """Run exports through ``client``.
+
+        Args:
+            client: the HTTP client (auth, retries, concurrency, budget).
+            poll_interval: the first wait between reads of a waiting export, in seconds.
+            max_poll_interval: the cap the wait grows to.
+            export_timeout: how long an export may take before it is canceled.
+            spool_dir: where result files are downloaded (the system's temporary directory by default).
+            logger: where progress is logged.
+        """
         self.client = client
         self.poll_interval = max(0.0, poll_interval)
         self.max_poll_interval = max(self.poll_interval, max_poll_interval)
@@ -429,6 +441,7 @@ class ExportRunner:
     # -- API calls -----------------------------------------------------------------------
 
     def create(self, spec: ExportSpec) -> ExportInfo:
+        """Create the export ``spec`` describes; its answer is checked (see :func:`unwrap_export`)."""
         requested = time.time()
         body = self.client.json("POST", "create", "create", json_body=spec.body())
         export = unwrap_export(body, f"{spec.label}: create")
@@ -443,6 +456,7 @@ class ExportRunner:
         return info
 
     def read(self, export_id: int, label: str) -> dict[str, t.Any]:
+        """Read an export's status; the answer must be about that export, in a known state."""
         body = self.client.json("GET", f"read/id/{export_id}", "read")
         return unwrap_export(body, f"{label}: read export {export_id}", expect_id=export_id)
 
@@ -498,31 +512,7 @@ class ExportRunner:
         """
         failed = 0
         recreated = 0
-        info: ExportInfo | None = None
-        if resume_id is not None and (isinstance(resume_id, bool) or not isinstance(resume_id, int)):
-            self.logger.info("%s: ignoring a pending export id in state that is not an integer", spec.label)
-            resume_id = None
-        if resume_id is not None:
-            try:
-                export = self.read(resume_id, spec.label)
-            except MUST_PROPAGATE:
-                raise
-            except PardotAPIError as exc:
-                self.logger.info("%s: export %s from state cannot be reused (%s)", spec.label, resume_id, exc)
-            else:
-                if export.get("state") in ("Waiting", "Processing") or (
-                    export.get("state") == "Complete" and not _is_true(export.get("isExpired"))
-                ):
-                    info = ExportInfo(id=resume_id, created_at=export["createdAt"])
-                    self.logger.info("%s: resuming export %s from state (%s)", spec.label, resume_id, export["state"])
-                else:
-                    self.logger.info(
-                        "%s: export %s from state is %s%s; creating a new one",
-                        spec.label,
-                        resume_id,
-                        export.get("state"),
-                        " and expired" if _is_true(export.get("isExpired")) else "",
-                    )
+        info = self._resume(resume_id, spec.label) if resume_id is not None else None
         while True:
             if info is None:
                 info = self.create(spec)
@@ -578,6 +568,34 @@ class ExportRunner:
                     " and expired" if expired else "",
                 )
             info = None
+
+    def _resume(self, resume_id: t.Any, label: str) -> ExportInfo | None:
+        """The export from state when it can still be used, else None (a new one is created).
+
+        Errors that end the run (daily limit, call budget, dead credentials) propagate.
+        """
+        if isinstance(resume_id, bool) or not isinstance(resume_id, int):
+            self.logger.info("%s: ignoring a pending export id in state that is not an integer", label)
+            return None
+        try:
+            export = self.read(resume_id, label)
+        except MUST_PROPAGATE:
+            raise
+        except PardotAPIError as exc:
+            self.logger.info("%s: export %s from state cannot be reused (%s)", label, resume_id, exc)
+            return None
+        state, expired = export["state"], _is_true(export.get("isExpired"))
+        if state in ("Waiting", "Processing") or (state == "Complete" and not expired):
+            self.logger.info("%s: resuming export %s from state (%s)", label, resume_id, state)
+            return ExportInfo(id=resume_id, created_at=export["createdAt"])
+        self.logger.info(
+            "%s: export %s from state is %s%s; creating a new one",
+            label,
+            resume_id,
+            state,
+            " and expired" if expired else "",
+        )
+        return None
 
     def _files(self, info: ExportInfo, refs: list[str], label: str, fields: list[str]) -> Iterator[ResultFile]:
         info.files = len(refs)
@@ -660,7 +678,7 @@ class ExportRunner:
     def _final(exc: BadResultFile, attempt: int) -> PardotAPIError:
         """The error ending the run: what was wrong, how often, and what to do."""
         tries = f" (fetched {attempt} times)" if attempt > 1 else ""
-        msg = f"{exc}{tries}. No bookmark moved past this window; rerun later to resume."
+        msg = f"{str(exc).rstrip('.')}{tries}. No bookmark moved past this window; rerun later to resume."
         if exc.code == 122:
             return DailyLimitReached(msg, code=exc.code)
         return BadResultFile(msg, code=exc.code)
