@@ -41,15 +41,22 @@ class LocalDateTimeConverter:
         """
         self.zone = zone
         self._hours: dict[str, str | None] = {}
+        hour_of, valid, slow = self._hours.get, MINUTES_SECONDS, self._slow
+
+        def convert(s: str) -> str:
+            prefix = hour_of(s[:13])
+            if prefix and len(s) == 19:
+                tail = s[13:]
+                if tail in valid:  # minutes and seconds checked in one lookup
+                    return prefix + tail + "+00:00"
+            return slow(s)
+
+        #: the conversion as a plain function: what the compiled row typer calls
+        self.convert = convert
 
     def __call__(self, s: str) -> str:
         """Convert one cell; raises :class:`CellError` when it is not a Pardot datetime."""
-        prefix = self._hours.get(s[:13])
-        if prefix and len(s) == 19:
-            tail = s[13:]
-            if tail in MINUTES_SECONDS:
-                return prefix + tail + "+00:00"
-        return self._slow(s)
+        return self.convert(s)
 
     def _slow(self, s: str) -> str:
         if PARDOT_DATETIME.fullmatch(s) is None:
@@ -172,7 +179,7 @@ def row_typer(
         "        return _general(c)\n"
     )
     scope: dict[str, t.Any] = {
-        "_dt": datetime_conv,
+        "_dt": getattr(datetime_conv, "convert", datetime_conv),
         "_bools": BOOLS,
         "_casts": casts,
         "_general": general,
