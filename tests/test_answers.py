@@ -20,9 +20,17 @@ import pytest
 from helpers import TapRun, discover, run_tap, select_streams
 
 from tap_pardot_export.convert import CellError, LocalDateTimeConverter, infer_offset, row_typer, to_bool
-from tap_pardot_export.errors import ResultFormatError
+from tap_pardot_export.errors import (
+    CallBudgetSpent,
+    DailyLimitReached,
+    PardotAPIError,
+    PardotAuthError,
+    ResultFormatError,
+)
 from tap_pardot_export.exports import (
     ExportInfo,
+    ExportRunner,
+    ExportSpec,
     ResultFile,
     export_id,
     match_header,
@@ -436,8 +444,8 @@ def test_body_shorter_than_content_length_is_fetched_again(serve):
 
     def body(s: Hostile, n: int) -> bytes | tuple[bytes, dict[str, str]]:
         data = good(s, n)
-        if n == 1:
-            return data[: len(data) // 2], {"Content-Length": str(len(data))}
+        if n == 1:  # cut at a line end: only the announced length tells it is short
+            return data[: data.index(b"\r\n", data.index(b"\r\n") + 2) + 2], {"Content-Length": str(len(data))}
         return data
 
     server, run = serve(body)
@@ -612,3 +620,44 @@ def test_cut_bodies_are_detected_before_any_row(tmp_path, data, cut):
         assert exc.value.retry
     else:
         rf.check()
+
+
+class RefusingClient:
+    """A client whose every call raises ``error`` (for the runner's cancel and resume paths)."""
+
+    max_concurrency = 1
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls: list[str] = []
+
+    def json(self, method: str, op: str, kind: str, **kw: t.Any) -> t.Any:
+        self.calls.append(kind)
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DailyLimitReached("daily limit", code=122),
+        CallBudgetSpent("budget spent"),
+        PardotAuthError("credentials dead", code=184),
+    ],
+)
+def test_limit_budget_and_auth_errors_are_not_swallowed_by_cancel_or_resume(error):
+    runner = ExportRunner(RefusingClient(error), poll_interval=0)  # type: ignore[arg-type]
+    with pytest.raises(type(error)):
+        runner.cancel(5, "x")
+    spec = ExportSpec("listMembership", ["id"], "filter_by_updated_at", {}, "x")
+    with pytest.raises(type(error)):
+        next(runner.run(spec, resume_id=5))
+    assert runner.client.calls == ["cancel", "read"]  # type: ignore[attr-defined]
+
+
+def test_other_refusals_of_cancel_and_resume_are_logged_and_passed_over():
+    client = RefusingClient(PardotAPIError("export 5 is finished", code=60))
+    runner = ExportRunner(client, poll_interval=0)  # type: ignore[arg-type]
+    assert runner.cancel(5, "x") is False
+    assert runner._resume(5, "x") is None
+    assert runner._resume("abc", "x") is None  # a pending id in state that is not an integer
+    assert client.calls == ["cancel", "read"]
