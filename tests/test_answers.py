@@ -70,12 +70,17 @@ Body = t.Callable[["Hostile", int], "bytes | tuple[bytes, dict[str, str]]"]
 class Hostile:
     """A loopback HTTP server answering one export; ``body(server, attempt)`` is each download's answer."""
 
-    def __init__(self, body: Body, *, export_id: t.Any = 1, created_at: t.Any = "2024-01-02 00:00:05") -> None:
+    def __init__(
+        self, body: Body, *, export_id: t.Any = 1, created_at: t.Any = "2024-01-02 00:00:05", files: int = 1
+    ) -> None:
         self.body = body
         self.export_id = export_id
         self.created_at = created_at
+        self.files = files
+        self.file = 0  # the file being downloaded (1-based)
         self.fields: list[str] = []
         self.downloads = 0
+        self.creates = 0
         self.seen_auth: list[str] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -114,7 +119,7 @@ class Hostile:
     def export(self, state: str) -> dict[str, t.Any]:
         out = {"id": self.export_id, "state": state, "isExpired": False, "createdAt": self.created_at}
         if state == "Complete":
-            out["resultRefs"] = [f"{self.base}/dl/1"]
+            out["resultRefs"] = [f"{self.base}/dl/{k}" for k in range(1, self.files + 1)]
         return {"export": out}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -142,6 +147,7 @@ class Hostile:
                     self._json({"access_token": TOKEN})
                 elif "/do/create" in self.path:
                     hostile.fields = list(json.loads(raw)["fields"])
+                    hostile.creates += 1
                     self._json(hostile.export("Waiting"))
                 else:  # cancel
                     self._json(hostile.export("Canceled"))
@@ -154,6 +160,7 @@ class Hostile:
                     self._json(hostile.export("Complete"))
                 elif self.path.startswith("/dl/"):
                     hostile.downloads += 1
+                    hostile.file = int(self.path.rsplit("/", 1)[1])
                     answer = hostile.body(hostile, hostile.downloads)
                     payload, headers = answer if isinstance(answer, tuple) else (answer, {})
                     self._send(payload, headers)
@@ -278,6 +285,7 @@ def test_html_page_once_then_the_csv(serve):
         ({"@attributes": {"stat": "fail", "err_code": 15}, "err": "Login failed"}, 1, "error 15: Login failed"),
         ({"@attributes": {"stat": "fail", "err_code": 66}, "err": "Too many concurrent calls"}, 3, "error 66"),
         ([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}], 1, "INVALID_SESSION_ID"),
+        ({"@attributes": {"stat": "fail", "err_code": 122}, "err": "Daily API rate limit met"}, 1, "error 122"),
     ],
 )
 def test_json_error_envelope_with_200_is_refused(serve, envelope, downloads, needle):
@@ -298,6 +306,13 @@ def test_empty_body_is_fetched_again_then_refused(serve):
     server, run = serve(lambda s, n: b"")
     assert_refused(run, *WHERE, "empty body")
     assert server.downloads == 3
+
+
+def test_an_expired_export_envelope_creates_the_export_again(serve):
+    expired = b'{"@attributes": {"stat": "fail", "err_code": 178}, "err": "Export has expired"}'
+    server, run = serve(lambda s, n: expired if n == 1 else good(s, n))
+    assert_exact(run)
+    assert server.creates == 2 and server.downloads == 2
 
 
 # -- the header against the fields requested ----------------------------------------------------------
@@ -347,6 +362,26 @@ def test_a_body_naming_no_requested_field_is_fetched_again_then_refused(serve):
     server, run = serve(lambda s, n: b"Service Temporarily Unavailable\r\n")
     assert_refused(run, *WHERE, "names none of the fields requested", "Service Temporarily Unavailable")
     assert server.downloads == 3
+
+
+def test_every_file_of_an_export_has_its_header_checked(serve):
+    def body(s: Hostile, n: int) -> bytes:
+        fields = s.fields if s.file == 1 else [f for f in s.fields if f != "updated_at"]
+        return csv_body(fields, [ROWS[s.file - 1]])
+
+    server, run = serve(body, files=2)
+    assert_refused(run, "list_membership", "export 1", "result file 2 of 2", "missing ['updated_at']")
+    assert server.downloads == 2
+
+
+def test_several_files_in_other_orders_and_cases(serve):
+    def body(s: Hostile, n: int) -> bytes:
+        fields = s.fields if s.file == 1 else list(reversed(s.fields))
+        header = fields if s.file == 1 else [f.upper() for f in fields]
+        return csv_body(fields, ROWS[:2] if s.file == 1 else ROWS[2:], header=header)
+
+    _, run = serve(body, files=2)
+    assert_exact(run)
 
 
 # -- values -------------------------------------------------------------------------------------------
