@@ -205,13 +205,12 @@ class ResultFile:
     path: str
     label: str
     fields: list[str] = field(default_factory=list)  # as requested
-    of: int = 1  # the export's number of files
     columns: list[str | None] = field(default_factory=list)  # per column: the requested field, or None
 
     @property
     def where(self) -> str:
         """Stream, window, export and file, for messages."""
-        return f"{self.label}: export {self.export.id}, result file {self.index + 1} of {self.of}"
+        return f"{self.label}: export {self.export.id}, result file {self.index + 1}"
 
     @property
     def names(self) -> list[str]:
@@ -613,7 +612,7 @@ class ExportRunner:
             if cancel.is_set():
                 ahead.release()
                 raise ExportError("canceled")
-            rf = ResultFile(export=info, index=k, url=url, path="", label=label, fields=fields, of=len(refs))
+            rf = ResultFile(export=info, index=k, url=url, path="", label=label, fields=fields)
             try:
                 self._fetch_checked(rf, cancel)
             except BaseException:
