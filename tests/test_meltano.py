@@ -94,7 +94,7 @@ def test_meltano_run_into_target_jsonl_against_the_sandbox(melt_env, fresh_sandb
     counts = {p.stem: sum(1 for _ in p.open()) for p in out.glob("*.jsonl")}
     import datetime as dt
 
-    from helpers import expected_rows
+    from tests.helpers import expected_rows
 
     utc = dt.timezone.utc
     for stream in (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from conftest import CUSTOM
-from helpers import (
+from tests.helpers import (
+    CUSTOM,
     FILTER_FIELD,
     STREAMS,
     assert_rows_match,
