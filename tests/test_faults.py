@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -272,9 +273,12 @@ class BackgroundTap:
 
     def finish(self) -> TapRun:
         out, _ = self.proc.communicate(timeout=120)
+        self.proc.stdout.close()
         self.lines.extend(out.splitlines(keepends=True))
         self.err.seek(0)
         run = TapRun(self.proc.returncode, "".join(self.lines), self.err.read())
+        self.err.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
         run.messages = [json.loads(x) for x in self.lines if x.strip()]
         return run
 
@@ -310,7 +314,7 @@ def test_sigterm_cancels_the_export_in_flight(fresh_sandbox):
     run = tap.finish()
     assert run.returncode == 128 + signal.SIGTERM
     (eid,) = sb.stats()["exports"]
-    assert sb.stats()["exports"][eid]["state"] == "Canceled"
+    assert sb.stats()["exports"][eid]["state"] == "Canceled", run.stderr[-3000:]
     assert "canceling export" in run.stderr
     assert run.messages[-1]["type"] == "STATE"
     assert_no_secrets(run, sb)
