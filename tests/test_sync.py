@@ -10,9 +10,12 @@ from tests.helpers import (
     FILTER_FIELD,
     STREAMS,
     assert_rows_match,
+    created_fields,
+    deselect_field,
     discover,
     expected_rows,
     iso,
+    last_export_id,
     run_tap,
     select_streams,
 )
@@ -216,15 +219,17 @@ def test_discover_needs_no_network_and_no_credentials():
 
 
 def test_deselected_fields_are_not_requested(sandbox):
+    """A deselected field is left out of the export's fields (not requested and dropped)."""
     cfg = sandbox.tap_config(window_days=400 // 2)
-    cat = select_streams(discover(cfg), ["visitor"])
-    for entry in cat["streams"]:
-        if entry["tap_stream_id"] == "visitor":
-            for md in entry["metadata"]:
-                if md["breadcrumb"] == ["properties", "hostname"]:
-                    md["metadata"]["selected"] = False
+    cat = deselect_field(select_streams(discover(cfg), ["visitor"]), "visitor", "hostname")
+    since = last_export_id(sandbox)
     run = run_tap(cfg, catalog=cat)
     assert run.returncode == 0, run.stderr[-2000:]
+    created = created_fields(sandbox, since)
+    assert len(created) == 2, "one export per window"
+    for fields in created.values():
+        assert "hostname" not in fields, "a deselected field was requested"
+        assert {"id", "ip_address", "updated_at"} <= set(fields)
     recs = run.records("visitor")
     assert recs and all("hostname" not in r for r in recs)
     assert all("ip_address" in r for r in recs)
