@@ -461,3 +461,22 @@ def test_an_export_in_state_is_not_reused_for_another_query(fresh_sandbox):
     created = created_fields(sb, old)
     assert created and all("opted_out" not in fields for fields in created.values())
     assert {r["id"] for r in run.records()} == set(expected_rows(sb, "list_membership", START, END))
+
+
+# -- the real process ---------------------------------------------------------------------------
+
+
+def test_the_real_cli_exits_1_with_a_message_and_no_traceback(fresh_sandbox):
+    """The other tests run the CLI in-process; here the installed entry point runs as a process."""
+    sb = small(fresh_sandbox)
+    bad = run_tap({**sb.tap_config(), "window_days": 400}, subprocess=True)
+    assert bad.returncode == 1
+    assert "window_days 400 must be more than 0 and at most 365" in bad.stderr
+    cfg, cat = one_stream(sb, "list_membership", client_secret="not-the-secret-s3cr3t")
+    refused = run_tap(cfg, catalog=cat, subprocess=True)
+    assert refused.returncode == 1
+    assert "credentials must be renewed" in refused.stderr
+    for run in (bad, refused):
+        assert "Traceback" not in run.stderr
+        assert not run.records()
+    assert sb.stats()["api_calls"] == 0
