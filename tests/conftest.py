@@ -55,3 +55,31 @@ def _sandboxes_stopped() -> t.Iterator[None]:
     yield
     for th in _stopping:
         th.join(timeout=10)
+
+
+class _InstantSleep:
+    """Stands in for the ``time`` module of the tap's HTTP layer: records each sleep, sleeps none."""
+
+    def __init__(self, real: t.Any) -> None:
+        self._real = real
+        self.slept: list[float] = []
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(self._real, name)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+@pytest.fixture
+def instant_retries(monkeypatch: pytest.MonkeyPatch) -> _InstantSleep:
+    """The tap's retry waits (backoff, Retry-After) return at once; ``.slept`` lists what they asked for.
+
+    Only for in-process runs. The tap has no setting for its backoff base; replace this with
+    the HTTP layer's own test hook once it has one (issue 9, part 2).
+    """
+    import tap_pardot_export.client as client
+
+    fake = _InstantSleep(client.time)
+    monkeypatch.setattr(client, "time", fake)
+    return fake

@@ -59,7 +59,7 @@ def complete(sb, stream: str, runs: list[TapRun]) -> None:
 # -- transient faults ---------------------------------------------------------------------------
 
 
-def test_transient_faults_are_retried_and_nothing_is_lost(fresh_sandbox):
+def test_transient_faults_are_retried_and_nothing_is_lost(fresh_sandbox, instant_retries):
     sb = small(fresh_sandbox, rows_per_file=40)
     sb.inject("http_503", count=2, op="create")
     sb.inject("http_500", count=1, op="read")
@@ -79,10 +79,11 @@ def test_transient_faults_are_retried_and_nothing_is_lost(fresh_sandbox):
     # error 66 comes with Retry-After: 1, and the wait honours it
     waits = re.findall(r"error 66: [^;]*\); retry \d+/\d+ in ([\d.]+)s", run.stderr)
     assert len(waits) == 2 and all(float(w) >= 1.0 for w in waits)
+    assert len(instant_retries.slept) >= 9 and sum(w >= 1.0 for w in instant_retries.slept) >= 2
     assert_no_secrets(run, sb)
 
 
-def test_retries_are_bounded(fresh_sandbox):
+def test_retries_are_bounded(fresh_sandbox, instant_retries):
     sb = small(fresh_sandbox)
     sb.inject("http_503", count=50, op="create")
     cfg, cat = one_stream(sb, "list_membership", max_retries=2)
@@ -238,7 +239,7 @@ def test_an_export_that_never_finishes_hits_the_deadline(fresh_sandbox):
     assert sb.stats()["exports"][eid]["state"] == "Canceled", "the tap cancels what it gives up on"
 
 
-def test_a_download_cut_off_midway_is_fetched_again_without_repeats(fresh_sandbox):
+def test_a_download_cut_off_midway_is_fetched_again_without_repeats(fresh_sandbox, instant_retries):
     sb = small(fresh_sandbox, rows_per_file=100)
     sb.inject("cut", count=2, op="download", after_bytes=3000)
     cfg, cat = one_stream(sb, "visitor_activity", window_days=400 // 2)
@@ -413,7 +414,7 @@ def test_bad_settings_fail_before_any_api_call(fresh_sandbox, override, words):
         ("bad_value", "download", 1, "column 'id': not an integer: 'not-a-number'"),
     ],
 )
-def test_bad_api_answers_fail_with_context(fresh_sandbox, kind, op, count, words):
+def test_bad_api_answers_fail_with_context(fresh_sandbox, instant_retries, kind, op, count, words):
     sb = small(fresh_sandbox)
     sb.inject(kind, count=count, op=op)
     cfg, cat = one_stream(sb, "list_membership", window_days=400 // 2, max_retries=1)
