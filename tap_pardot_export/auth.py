@@ -286,7 +286,7 @@ class PardotAuthenticator(OAuthAuthenticator):
         raise PardotAuthError(msg, status=status)
 
     def _refused(self, body: dict[str, t.Any], status: int) -> PardotAuthError:
-        err = f"{body.get('error', '')}: {body.get('error_description', '')}".strip(": ")
+        err = REDACTION.scrub(f"{body.get('error', '')}: {body.get('error_description', '')}".strip(": "))
         grant = self.oauth_request_body["grant_type"]
         msg = (
             f"Salesforce refused the OAuth {grant} grant at {_endpoint(self.auth_endpoint)} ({err}). The "

@@ -27,7 +27,7 @@ import urllib.parse
 import backoff
 import requests
 
-from tap_pardot_export.auth import PardotAuthenticator, install_redaction, secrets_from_config
+from tap_pardot_export.auth import REDACTION, PardotAuthenticator, install_redaction, secrets_from_config
 from tap_pardot_export.errors import (
     CallBudgetSpent,
     DailyLimitReached,
@@ -509,12 +509,13 @@ class PardotClient:
             if 200 <= status < 300 and not is_fail_envelope(body):
                 return resp
         code, message = envelope_error(body) if body is not None else parse_error(resp)
+        message = REDACTION.scrub(message)  # server text may echo the request, bearer token included
         self._raise_for(code, status, message, call=call, token=token, resp=resp)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _not_pardot(self, resp: requests.Response, call: _Call) -> None:
         """An answer that is not JSON (5xx aside): a web server that is not Pardot, or a glitch."""
-        snippet = resp.text[:120].strip().replace("\n", " ")
+        snippet = REDACTION.scrub(resp.text[:120].strip().replace("\n", " "))
         kind = resp.headers.get("Content-Type") or "no content type"
         if not self.transport.is_proven("api_url"):
             msg = (
