@@ -45,7 +45,7 @@ class TokenTransport(t.Protocol):
     def proven(self, setting: str) -> None:
         """Record that the host of ``setting`` answered properly once this run."""
 
-    def retry(self, attempt: Callable[[], str], what: str, url: str) -> str:
+    def retry(self, attempt: Callable[[], str], what: str, url: str, *, extra_time: float = 0.0) -> str:
         """Run ``attempt`` under the run's retry policy."""
 
 

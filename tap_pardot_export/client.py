@@ -187,8 +187,11 @@ class RetryPolicy:
                 exc.planned_wait = delay
             exc = yield delay * WAIT_SCALE
 
-    def run(self, attempt: Callable[[], T], what: str, url: str) -> T:
+    def run(self, attempt: Callable[[], T], what: str, url: str, *, extra_time: float = 0.0) -> T:
         """Call ``attempt`` until it returns, retrying :class:`TransientError` within the bounds.
+
+        ``extra_time`` adds to ``max_time`` the time tries may spend working (a download's
+        deadline per try), so a long download cut off late is still fetched again.
 
         Raises:
             PardotAPIError: the tries or the time ran out; names ``what`` and ``url``.
@@ -208,7 +211,7 @@ class RetryPolicy:
             self.waits,
             TransientError,
             max_tries=self.max_retries + 1,
-            max_time=self.max_time,
+            max_time=self.max_time + extra_time,
             jitter=None,
             on_backoff=log_backoff,
             on_giveup=note_try,
@@ -259,9 +262,9 @@ class Transport:
         """Whether the host of ``setting`` answered properly once this run."""
         return setting in self._proven
 
-    def retry(self, attempt: Callable[[], T], what: str, url: str) -> T:
+    def retry(self, attempt: Callable[[], T], what: str, url: str, *, extra_time: float = 0.0) -> T:
         """Run ``attempt`` under the run's retry policy."""
-        return self.policy.run(attempt, what, url)
+        return self.policy.run(attempt, what, url, extra_time=extra_time)
 
     def send(self, method: str, url: str, *, setting: str, **kwargs: t.Any) -> requests.Response:
         """One request; a redirect answer is an error, network faults are transient or first-contact.
@@ -454,10 +457,12 @@ class PardotClient:
         """One logical call: the retry policy around tries, plus one token refresh and one
         version switch between them."""
         fresh: set[str] = set()
+        working = self.download_timeout * (self.max_retries + 1) if reader is not None else 0.0
         for _ in range(6):  # bounded: each pass refreshes a token or switches the version once
             target = call.url or self.url(call.op)
             try:
-                return self.transport.retry(functools.partial(self._try, call, target, reader), call.kind, target)
+                attempt = functools.partial(self._try, call, target, reader)
+                return self.transport.retry(attempt, call.kind, target, extra_time=working)
             except _TokenRejected as rej:
                 if rej.token in fresh:
                     raise self._rejected_again(rej) from None

@@ -237,6 +237,8 @@ def test_error_text_that_echoes_the_bearer_token_is_redacted(hostile, caplog):
     with pytest.raises(PardotAPIError) as info:
         client.json("POST", "create", "create", json_body={})
     logging.getLogger("tap-pardot-export").error("%s", info.value)
+    logging.getLogger("singer_sdk.x").warning("issued token %s", client.tokens.token())
+    assert "issued token ***" in caplog.text
     assert "you sent Bearer ***" in caplog.text
     assert TOKEN not in caplog.text and TOKEN not in str(info.value)
 
@@ -405,6 +407,23 @@ def test_the_retry_policy_honours_retry_after_and_its_bounds(caplog):
     gen.send(None)
     plain = [gen.send(TransientError("x")) for _ in range(40)]
     assert all(w == 0.0 for w in plain), "WAIT_SCALE=0 makes tests sleep-free"
+
+
+def test_the_retry_policy_stops_at_max_time():
+    tries = {"n": 0}
+
+    def slow_failure() -> None:
+        tries["n"] += 1
+        time.sleep(0.1)
+        raise TransientError("slow")
+
+    with pytest.raises(PardotAPIError, match="Giving up on read"):
+        RetryPolicy(max_retries=50, max_time=0.35).run(slow_failure, "read", "http://127.0.0.1/x")
+    assert 2 <= tries["n"] <= 5
+    tries["n"] = 0
+    with pytest.raises(PardotAPIError):
+        RetryPolicy(max_retries=50, max_time=0.05).run(slow_failure, "read", "http://127.0.0.1/x", extra_time=0.3)
+    assert tries["n"] >= 3, "a download's working time extends the bound"
 
 
 def test_parallel_rejections_refresh_the_token_once(hostile):
