@@ -18,6 +18,7 @@ import datetime as dt
 import functools
 import ipaddress
 import logging
+import os
 import random
 import re
 import threading
@@ -232,14 +233,18 @@ class RetryPolicy:
 
 
 def make_session() -> requests.Session:
-    """The run's session: ``trust_env`` off, so a ``.netrc`` never replaces the bearer token and
-    no ``REQUESTS_CA_BUNDLE``-style variable changes what is trusted.
+    """The run's session: ``trust_env`` off, so a ``.netrc`` never replaces the bearer token.
 
-    Proxies from ``HTTP(S)_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` are still honoured: the
-    transport passes them explicitly with each request (see :func:`env_proxies`).
+    What the environment may still say is taken explicitly, as it carries no credential of its
+    own: proxies from ``HTTP(S)_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` (the transport passes
+    them with each request, see :func:`env_proxies`), and a CA bundle from
+    ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` (for TLS-inspecting corporate proxies).
     """
     session = requests.Session()
     session.trust_env = False
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
     session.headers["User-Agent"] = USER_AGENT
     return session
 

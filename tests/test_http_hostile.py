@@ -206,6 +206,9 @@ def test_proxies_from_the_environment_are_still_honoured(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "pi.internal.example")
     assert client_mod.env_proxies("https://pi.pardot.com/x").get("https") == "http://proxy.example:3128"
     assert client_mod.env_proxies("https://pi.internal.example/x") == {}
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corp.pem")
+    session = client_mod.make_session()
+    assert session.verify == "/etc/ssl/corp.pem" and session.trust_env is False
 
 
 @pytest.mark.parametrize(
