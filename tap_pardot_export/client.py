@@ -35,7 +35,6 @@ from tap_pardot_export.errors import (
     FirstContactError,
     PardotAPIError,
     PardotAuthError,
-    PardotConfigError,
     RefusedURLError,
     TransientError,
 )
@@ -609,8 +608,8 @@ class PardotClient:
             )
         else:
             text = "the request was refused"
-        if code in (181, 182, 201):
-            return PardotConfigError(f"{text} (error {code}: {message})")
+        if code in (181, 182, 201):  # a setting is wrong, but calls were made: not "config validation"
+            return PardotAPIError(f"{text} (error {code}: {message})", code=code, status=status)
         return PardotAPIError(
             f"{kind} failed: {text} (HTTP {status}, error {code}: {message})", code=code, status=status
         )

@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from helpers import discover, run_tap, select_streams
 from pardot_export_sandbox import DataConfig
+from singer_sdk.exceptions import ConfigValidationError
 
 from tap_pardot_export import client as client_mod
 from tap_pardot_export.auth import REDACTION, PardotAuthenticator, install_redaction
@@ -370,6 +371,15 @@ def test_a_200_with_the_122_envelope_is_the_daily_limit(hostile):
     server = hostile({TOKEN_PATH: token_ok, API + "create": lambda h: send(h, 200, envelope)})
     with pytest.raises(DailyLimitReached, match="daily API call limit is spent"):
         build_client(config(server)).json("POST", "create", "create", json_body={})
+
+
+def test_an_unknown_business_unit_is_an_api_error_naming_the_setting(hostile, fresh_sandbox):
+    sb = fresh_sandbox(data=_small_data())
+    client = build_client(sb.tap_config(business_unit_id="0Uv000000000999AAA"))
+    with pytest.raises(PardotAPIError) as info:
+        client.json("GET", "read/id/1", "read")
+    assert not isinstance(info.value, ConfigValidationError), "calls were made: not a config validation error"
+    assert info.value.code == 201 and "business_unit_id" in str(info.value)
 
 
 def test_token_requests_follow_the_same_retry_policy(hostile):
