@@ -106,8 +106,10 @@ REDACTED_LOGGERS = ("tap-pardot-export", "singer_sdk", "backoff", "urllib3", "re
 
 
 def install_redaction(source: Callable[[], Iterable[str]]) -> RedactionFilter:
-    """Scrub ``source()``'s secrets from every line: on every handler of the root logger and of
-    the tap's, the SDK's and the HTTP libraries' loggers, and on those loggers themselves.
+    """Scrub ``source()``'s secrets from every line the tap's process logs.
+
+    The filter goes on every handler of the root logger and of the tap's, the SDK's and the
+    HTTP libraries' loggers, and on those loggers themselves.
 
     Idempotent; call it again after handlers are added (the client does, when it is built).
 

@@ -1,5 +1,4 @@
-"""The HTTP layer: the transport, the retry policy, the host fence, the concurrency limit and
-the call budget.
+"""The HTTP layer: transport, retry policy, host fence, concurrency limit and call budget.
 
 One :class:`PardotClient` serves every stream of a run, so the in-flight limit and the call
 count are per business unit, as Pardot counts them. It knows HTTP and Pardot's error codes,
@@ -249,8 +248,11 @@ def make_session() -> requests.Session:
 
 
 class Transport:
-    """Sends one request to a configured host: https (or loopback http) only, no redirect
-    followed, and a failed first contact reported at once, naming the setting."""
+    """Sends one request to a configured host, refusing what would expose credentials.
+
+    https only (plain http on loopback), no redirect followed, and a failed first contact
+    reported at once, naming the setting.
+    """
 
     def __init__(self, session: requests.Session, policy: RetryPolicy) -> None:
         """Wrap the run's session; ``policy`` is the run's one retry policy."""
@@ -458,8 +460,10 @@ class PardotClient:
         return self._call(call, None)
 
     def _call(self, call: _Call, reader: Callable[[requests.Response], int] | None) -> requests.Response:
-        """One logical call: the retry policy around tries, plus one token refresh and one
-        version switch between them."""
+        """One logical call: the retry policy around tries.
+
+        Between runs of the policy: a token refresh, or the 88/89 version switch.
+        """
         fresh: set[str] = set()
         working = self.download_timeout * (self.max_retries + 1) if reader is not None else 0.0
         for _ in range(6):  # bounded: each pass refreshes a token or switches the version once
@@ -617,8 +621,10 @@ class PardotClient:
     # -- downloads ----------------------------------------------------------------------
 
     def download(self, url: str, dest: t.BinaryIO, *, max_tries: int | None = None) -> int:
-        """Stream a result file into ``dest``; a body cut off midway, or one that takes longer
-        than ``download_timeout`` seconds in all, is fetched again whole by the retry policy.
+        """Stream a result file into ``dest``, fetched again whole when it fails.
+
+        A body cut off midway, or one that takes longer than ``download_timeout`` seconds in
+        all (even when the server trickles a byte a second), is retried by the policy.
 
         Holds a concurrency slot for the whole body, not only the headers. Returns the bytes
         written. ``max_tries`` is accepted for compatibility and ignored: the policy decides.
