@@ -8,12 +8,16 @@ every other call), refreshes one thread at a time, and tells dead credentials fr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import inspect
 import logging
 import re
 import threading
 import typing as t
 import urllib.parse
+import weakref
 
 from singer_sdk.authenticators import OAuthAuthenticator
 from typing_extensions import override
@@ -34,6 +38,7 @@ USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: shorter values are not redacted: they would blank out ordinary words and numbers
 MIN_SECRET_LEN = 4
+T = t.TypeVar("T")
 
 
 class TokenTransport(t.Protocol):
@@ -52,6 +57,10 @@ class TokenTransport(t.Protocol):
 # -- redaction ------------------------------------------------------------------------------------
 
 
+def _same(value: T) -> T:
+    return value
+
+
 def secrets_from_config(config: Mapping[str, t.Any]) -> list[str]:
     """The configured secrets as text, numbers included (unquoted YAML makes digits numbers)."""
     values = [config.get(key) for key in SECRET_SETTINGS]
@@ -64,12 +73,18 @@ class RedactionFilter(logging.Filter):
     def __init__(self) -> None:
         """Start with no secret source; :func:`install_redaction` adds them."""
         super().__init__("redaction")
-        self.sources: list[Callable[[], Iterable[str]]] = []
+        #: weak references to bound methods (a finished tap's secrets go with it), plain functions kept
+        self.sources: list[Callable[[], Callable[[], Iterable[str]] | None]] = []
 
     def secrets(self) -> list[str]:
         """Every secret the sources know, with its URL-encoded form, longest first."""
         found: set[str] = set()
-        for source in list(self.sources):
+        for ref in list(self.sources):
+            source = ref()
+            if source is None:
+                with contextlib.suppress(ValueError):
+                    self.sources.remove(ref)
+                continue
             for value in source():
                 text = str(value)
                 if len(text) >= MIN_SECRET_LEN:
@@ -120,8 +135,10 @@ def install_redaction(source: Callable[[], Iterable[str]]) -> RedactionFilter:
     Returns:
         The one process-wide filter.
     """
-    if source not in REDACTION.sources:
-        REDACTION.sources.append(source)
+    ref: Callable[[], Callable[[], Iterable[str]] | None]
+    ref = weakref.WeakMethod(source) if inspect.ismethod(source) else functools.partial(_same, source)
+    if all(r() != source for r in REDACTION.sources):
+        REDACTION.sources.append(ref)
     loggers = [logging.getLogger(), *(logging.getLogger(name) for name in REDACTED_LOGGERS)]
     for logger in loggers:
         if logger.name != "root" and REDACTION not in logger.filters:
@@ -181,6 +198,7 @@ class PardotAuthenticator(OAuthAuthenticator):
         self.refreshes = 0
         self.issued: list[str] = []
         self.access_token = check_token(access_token, "the access_token setting") if access_token else None
+        self.configured_token = access_token
         if self.access_token is not None:
             self.last_refreshed = dt.datetime.now(dt.timezone.utc)
 
@@ -196,7 +214,8 @@ class PardotAuthenticator(OAuthAuthenticator):
 
     def secrets(self) -> list[str]:
         """Everything that must never be printed: configured secrets and every issued token."""
-        values = (self.client_id, self.client_secret, self.refresh_token, self.access_token, *self.issued)
+        configured = (self.client_id, self.client_secret, self.refresh_token, self.configured_token)
+        values: list[str | None] = [*configured, self.access_token, *self.issued]
         return [str(s) for s in values if s]
 
     @property

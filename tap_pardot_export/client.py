@@ -27,7 +27,7 @@ import urllib.parse
 import backoff
 import requests
 
-from tap_pardot_export.auth import REDACTION, PardotAuthenticator, install_redaction, secrets_from_config
+from tap_pardot_export.auth import REDACTION, PardotAuthenticator, install_redaction
 from tap_pardot_export.errors import (
     CallBudgetSpent,
     DailyLimitReached,
@@ -800,8 +800,7 @@ def build_client(config: Mapping[str, t.Any], logger: logging.Logger | None = No
         zone=_zone(config),
     )
     client.tokens.on_call = client.count
-    install_redaction(client.tokens.secrets)
-    install_redaction(lambda: secrets_from_config(config))
+    install_redaction(client.tokens.secrets)  # the configured secrets and every token issued
     return client
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import json
 import logging
 import re
@@ -254,6 +255,21 @@ def test_the_redaction_filter_scrubs_args_numbers_and_user_info(caplog):
     log.info("secret %s, number %s, url %s", "s3cr3t-value", 98765432109876, "https://bob:pw@host.example/x")
     assert "secret ***, number ***, url https://***@host.example/x" in caplog.text
     assert REDACTION.scrub("token%20s3cr3t-value") == "token%20***"
+
+
+def test_a_replaced_configured_token_stays_secret_and_finished_clients_are_forgotten(hostile, caplog):
+    server = hostile({TOKEN_PATH: token_ok})
+    client = build_client(config(server, access_token="00Dold!configured-token"))
+    assert client.tokens.refresh("00Dold!configured-token") == TOKEN
+    caplog.set_level(logging.INFO)
+    logging.getLogger("tap-pardot-export").info("old %s new %s", "00Dold!configured-token", TOKEN)
+    assert "old *** new ***" in caplog.text
+    before = len(REDACTION.sources)
+    gone = build_client(config(server, client_secret="a-secret-of-a-finished-client"))
+    assert len(REDACTION.sources) == before + 1
+    del gone
+    gc.collect()
+    assert "a-secret-of-a-finished-client" not in REDACTION.secrets()
 
 
 def test_a_numeric_client_secret_is_never_printed(fresh_sandbox):
