@@ -57,29 +57,32 @@ def _sandboxes_stopped() -> t.Iterator[None]:
         th.join(timeout=10)
 
 
-class _InstantSleep:
-    """Stands in for the ``time`` module of the tap's HTTP layer: records each sleep, sleeps none."""
+class _RecordedWaits:
+    """The retry waits the tap's policy planned (before ``WAIT_SCALE``), none of them slept."""
 
-    def __init__(self, real: t.Any) -> None:
-        self._real = real
+    def __init__(self) -> None:
         self.slept: list[float] = []
-
-    def __getattr__(self, name: str) -> t.Any:
-        return getattr(self._real, name)
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
 
 
 @pytest.fixture
-def instant_retries(monkeypatch: pytest.MonkeyPatch) -> _InstantSleep:
+def instant_retries(monkeypatch: pytest.MonkeyPatch) -> _RecordedWaits:
     """The tap's retry waits (backoff, Retry-After) return at once; ``.slept`` lists what they asked for.
 
-    Only for in-process runs. The tap has no setting for its backoff base; replace this with
-    the HTTP layer's own test hook once it has one (issue 9, part 2).
+    Only for in-process runs: uses the HTTP layer's test hook ``client.WAIT_SCALE``.
     """
     import tap_pardot_export.client as client
 
-    fake = _InstantSleep(client.time)
-    monkeypatch.setattr(client, "time", fake)
-    return fake
+    record = _RecordedWaits()
+    original = client.RetryPolicy.waits
+
+    def waits(policy: t.Any) -> t.Generator[float, t.Any, None]:
+        gen = original(policy)
+        value = next(gen)
+        while True:
+            exc = yield value
+            value = gen.send(exc)
+            record.slept.append(float(getattr(exc, "planned_wait", value)))
+
+    monkeypatch.setattr(client, "WAIT_SCALE", 0.0)
+    monkeypatch.setattr(client.RetryPolicy, "waits", waits)
+    return record

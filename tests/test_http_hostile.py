@@ -21,7 +21,6 @@ import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import discover, run_tap, select_streams
 from pardot_export_sandbox import DataConfig
 from singer_sdk.exceptions import ConfigValidationError
 
@@ -36,6 +35,7 @@ from tap_pardot_export.errors import (
     RefusedURLError,
     TransientError,
 )
+from tests.helpers import discover, run_tap, select_streams
 
 BU = "0Uv000000000001AAA"
 TOKEN = "00Dhostile!tok-0123456789abcdef"
