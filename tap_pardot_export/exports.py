@@ -17,7 +17,6 @@ import io
 import json
 import logging
 import os
-import random
 import re
 import tempfile
 import threading
@@ -45,8 +44,6 @@ STATES = ("Waiting", "Processing", "Complete", "Failed", "Canceled")
 MAX_FAILED_RETRIES = 2
 #: a Canceled or expired export is created again this many times
 MAX_RECREATES = 3
-#: a result file that is not the CSV requested, or is cut, is fetched this many times in all
-MAX_FILE_TRIES = 3
 #: error codes in an envelope that a later try may not get (66: too many concurrent calls)
 TRANSIENT_CODES = frozenset({66})
 #: errors a caller must see, never taken for "this export cannot be used"
@@ -643,13 +640,19 @@ class ExportRunner:
                         os.unlink(path)
 
     def _fetch_checked(self, rf: ResultFile, cancel: threading.Event) -> None:
-        """Download ``rf`` to a temporary file until it is the CSV requested, whole (a bounded number of tries).
+        """Download ``rf`` to a temporary file until it is the CSV requested, whole.
 
-        On failure no file is left behind, and the error names stream, export, file and what
-        was received.
+        A body a retry may fix (an HTML page, a transient error envelope, an empty or cut
+        body) is fetched again under the run's one retry policy: its waits and its bounds
+        (``max_retries``, ``retry_max_time``). On failure no file is left behind, and the
+        error names stream, export, file and what was received.
         """
         secrets = self._secrets()
-        for attempt in range(1, MAX_FILE_TRIES + 1):
+        policy = self.client.transport.policy
+        waits = policy.waits()
+        next(waits)  # primed, as backoff does
+        tries, deadline = policy.max_retries + 1, time.monotonic() + policy.max_time
+        for attempt in range(1, tries + 1):
             fd, rf.path = tempfile.mkstemp(
                 prefix=f"pardot-{rf.export.id}-{rf.index}-", suffix=".csv", dir=self.spool_dir
             )
@@ -659,10 +662,10 @@ class ExportRunner:
                 extra = rf.check(secrets)
             except BadResultFile as exc:
                 os.unlink(rf.path)
-                if not exc.retry or attempt == MAX_FILE_TRIES:
+                if not exc.retry or attempt == tries or time.monotonic() > deadline:
                     raise self._final(exc, attempt) from None
-                delay = min(30.0, 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-                self.logger.warning("%s; fetching it again in %.1fs (%d/%d)", exc, delay, attempt, MAX_FILE_TRIES - 1)
+                delay = waits.send(exc)
+                self.logger.warning("%s; fetching it again in %.1fs (%d/%d)", exc, delay, attempt, tries - 1)
                 if cancel.wait(delay) or self._stop.is_set():
                     raise ExportError(f"{rf.where}: interrupted") from None
                 continue

@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
-from helpers import TapRun, discover, run_tap, select_streams
 
 from tap_pardot_export.convert import CellError, LocalDateTimeConverter, infer_offset, row_typer, to_bool
 from tap_pardot_export.errors import (
@@ -38,6 +37,7 @@ from tap_pardot_export.exports import (
     sniff,
     unwrap_export,
 )
+from tests.helpers import TapRun, discover, run_tap, select_streams
 
 UTC = dt.timezone.utc
 START = dt.datetime(2024, 1, 1, tzinfo=UTC)
@@ -112,6 +112,7 @@ class Hostile:
             "end_date": END.isoformat(),
             "poll_interval": 0.05,
             "max_poll_interval": 0.1,
+            "max_retries": 2,
         }
         cfg.update(extra)
         return {k: v for k, v in cfg.items() if v is not None}
@@ -181,8 +182,12 @@ def catalog() -> dict[str, t.Any]:
 
 
 @pytest.fixture
-def serve(catalog: dict[str, t.Any]) -> t.Iterator[t.Callable[..., tuple[Hostile, TapRun]]]:
-    """``serve(body, **server_kw)``: start a hostile server, run the tap against it, return both."""
+def serve(catalog: dict[str, t.Any], instant_retries: t.Any) -> t.Iterator[t.Callable[..., tuple[Hostile, TapRun]]]:
+    """``serve(body, **server_kw)``: start a hostile server, run the tap against it, return both.
+
+    Retries wait no time (``instant_retries``) and are bounded by ``max_retries: 2``: a body
+    that stays wrong is fetched 3 times.
+    """
     servers: list[Hostile] = []
 
     def run(body: Body, *, config: dict[str, t.Any] | None = None, **kw: t.Any) -> tuple[Hostile, TapRun]:
