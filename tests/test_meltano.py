@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tap_pardot_export.tap import settings_schema
+from tap_pardot_export.settings import settings_schema
+from tap_pardot_export.tap import TapPardotExport
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = shutil.which("meltano", path=str(Path(sys.executable).parent)) or shutil.which("meltano")
@@ -58,7 +59,9 @@ def test_config_list_shows_every_setting(melt_env):
     proc = meltano("config", "list", "tap-pardot-export", "--all", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     listed = {line.split(" ", 1)[0] for line in proc.stdout.splitlines() if "[env: TAP_PARDOT_EXPORT_" in line}
-    assert listed == set(settings_schema()["properties"])
+    schema = settings_schema()
+    TapPardotExport.append_builtin_config(schema)  # stream_maps, flattening_*, batch_config, ...
+    assert listed == set(schema["properties"])
 
 
 def test_invoke_discover_needs_no_credentials(melt_env):
