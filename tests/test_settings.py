@@ -235,14 +235,20 @@ def test_a_bad_setting_is_refused_with_a_clear_line(changes, words):
     assert all("\n" not in e for e in errors)
 
 
-@pytest.mark.parametrize(
-    "name",
-    sorted(
-        n
-        for n, s in settings.settings_schema()["properties"].items()
-        if s.get("type") in ("number", "integer", "boolean", "array", "object")
-    ),
-)
+def _types(schema: dict[str, t.Any]) -> set[str]:
+    types = schema.get("type", [])
+    return {types} if isinstance(types, str) else set(types)
+
+
+NOT_STRINGS = sorted(n for n, s in settings.settings_schema()["properties"].items() if _types(s) - {"string", "null"})
+
+
+def test_the_null_checks_cover_every_number_flag_list_and_object():
+    assert len(NOT_STRINGS) >= 16
+    assert {"window_days", "max_api_calls", "infer_timezone", "download_hosts", "stream_options"} <= set(NOT_STRINGS)
+
+
+@pytest.mark.parametrize("name", NOT_STRINGS)
 def test_null_is_refused_with_a_clear_message(name):
     errors = errors_of(config(**{name: None}))
     assert any(e.startswith(f"{name} is null: remove the setting") for e in errors), errors
