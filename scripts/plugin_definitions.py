@@ -87,7 +87,9 @@ def settings() -> list[dict[str, t.Any]]:
             item["value"] = schema["default"]
         if schema.get("secret"):
             item["sensitive"] = True
-        if "enum" in schema:
+        # Meltano checks "options" before casting, so "4" from the environment would not match 4:
+        # only string enums become options
+        if "enum" in schema and all(isinstance(v, str) for v in schema["enum"]):
             item["kind"] = "options"
             item["options"] = [{"label": str(v), "value": v} for v in schema["enum"]]
         out.append(item)
