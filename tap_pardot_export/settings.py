@@ -245,7 +245,7 @@ def _range_settings() -> dict[str, dict[str, t.Any]]:
 
 
 def _limit_settings() -> dict[str, dict[str, t.Any]]:
-    remote = f"at least {MIN_REMOTE_POLL_INTERVAL:g} against Pardot (less only for a server on loopback)"
+    remote = f"At least {MIN_REMOTE_POLL_INTERVAL:g} against Pardot (less only for a server on loopback)"
     return {
         "poll_interval": _num(
             "number",
@@ -313,7 +313,14 @@ def _stream_settings() -> dict[str, dict[str, t.Any]]:
     return {
         "custom_fields": {
             "type": "object",
-            "properties": {name: {"type": "array", "items": {"type": "string", "minLength": 1}} for name in STREAMS},
+            "properties": {
+                name: {
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1},
+                    "description": f"Extra fields of the {name} stream, read as strings.",
+                }
+                for name in STREAMS
+            },
             "additionalProperties": False,
             "title": "Custom fields",
             "description": 'Account-specific fields to export, per stream, as strings: e.g. {"prospect": '
