@@ -1,7 +1,7 @@
 """Write meltano.yml and the Meltano Hub definition from the tap's config schema.
 
-    python scripts/plugin_definitions.py          # rewrite both files
-    python scripts/plugin_definitions.py --check  # exit 1 if either is out of date
+    python scripts/plugin_definitions.py          # rewrite both files and the README's settings table
+    python scripts/plugin_definitions.py --check  # exit 1 if any is out of date
 
 The config schema (tap_pardot_export/settings.py, plus the SDK's built-in settings the tap
 advertises: stream_maps, flattening_*, batch_config, ...) is the one source of truth; a test
@@ -11,6 +11,7 @@ runs ``--check``.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import typing as t
 from pathlib import Path
@@ -22,6 +23,7 @@ from tap_pardot_export.tap import TapPardotExport
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO_YML = ROOT / "meltano.yml"
+README = ROOT / "README.md"
 HUB_YML = ROOT / "meltano-hub" / "extractors" / "tap-pardot-export" / "tap-pardot-export.yml"
 
 CAPABILITIES = [
@@ -181,6 +183,21 @@ def render(data: dict[str, t.Any], header: str) -> str:
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
+def readme_with_settings_table() -> str:
+    """The README with the table between its settings markers replaced by ``--about``'s."""
+    about = subprocess.run(
+        [sys.executable, "-m", "tap_pardot_export", "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    table = about[about.index("| Setting |") :].split("\n\n")[0].strip()
+    text = README.read_text()
+    start, end = "<!-- settings:start -->", "<!-- settings:end -->"
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}"
+
+
 def main() -> int:
     """Write both files, or with ``--check`` report the stale ones."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -196,6 +213,7 @@ def main() -> int:
             "# pip_url names the distribution the release workflow publishes. No `repo` yet: the project\n"
             "# has no public repository; add its URL here (in the script) before submitting to the Hub.\n",
         ),
+        README: readme_with_settings_table(),
     }
     stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
     if args.check:

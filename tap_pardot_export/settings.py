@@ -34,7 +34,14 @@ if t.TYPE_CHECKING:
 
 #: settings whose values are never printed, in any message
 SECRETS = frozenset({"access_token", "client_id", "client_secret", "refresh_token"})
-STREAMS: dict[str, type[PardotExportStream]] = {str(s.name): s for s in STREAM_TYPES}
+
+
+def _name(cls: type[PardotExportStream]) -> str:
+    """A stream class's name (``Stream.name`` is typed as an instance attribute)."""
+    return str(getattr(cls, "name"))  # noqa: B009
+
+
+STREAMS: dict[str, type[PardotExportStream]] = {_name(s): s for s in STREAM_TYPES}
 
 #: the API refuses windows over a year; below about an hour a range becomes thousands of exports
 MIN_WINDOW_DAYS = 0.04
@@ -122,8 +129,8 @@ def stream_option_schema(cls: type[PardotExportStream]) -> dict[str, t.Any]:
     args_doc = "; ".join(f"{p}: {', '.join(cls.extra_arguments.get(p, ())) or 'none'}" for p in names)
     return {
         "type": "object",
-        "title": f"{cls.name} options",
-        "description": f"How the {cls.name} stream exports {cls.object_name} rows.",
+        "title": f"{_name(cls)} options",
+        "description": f"How the {_name(cls)} stream exports {cls.object_name} rows.",
         "properties": {
             "procedure": {
                 "type": "string",
@@ -173,18 +180,6 @@ def _connection_settings() -> dict[str, dict[str, t.Any]]:
             "Engagement > Business Unit Setup. Sent as the Pardot-Business-Unit-Id header.",
             pattern=BU_PATTERN,
         ),
-        "access_token": _secret(
-            "Access token",
-            "A Salesforce OAuth access token with the pardot_api scope. Use instead of "
-            "client_id/client_secret/refresh_token for short runs: it cannot be refreshed.",
-        ),
-        "client_id": _secret("Client ID", "The connected app's consumer key."),
-        "client_secret": _secret("Client secret", "The connected app's consumer secret."),
-        "refresh_token": _secret(
-            "Refresh token",
-            "An OAuth refresh token for the API user. Without it, client_id and client_secret are used with "
-            "the client-credentials grant (My Domain login_url needed).",
-        ),
         "login_url": _str(
             "Login URL",
             "Salesforce login host; the token endpoint is {login_url}/services/oauth2/token. "
@@ -200,6 +195,23 @@ def _connection_settings() -> dict[str, dict[str, t.Any]]:
             "description": "Host names (no scheme, no path) besides api_url's host and Pardot's own hosts "
             "that result-file links may point at, e.g. a proxy.",
         },
+    }
+
+
+def _credential_settings() -> dict[str, dict[str, t.Any]]:
+    return {
+        "access_token": _secret(
+            "Access token",
+            "A Salesforce OAuth access token with the pardot_api scope. Use instead of "
+            "client_id/client_secret/refresh_token for short runs: it cannot be refreshed.",
+        ),
+        "client_id": _secret("Client ID", "The connected app's consumer key."),
+        "client_secret": _secret("Client secret", "The connected app's consumer secret."),
+        "refresh_token": _secret(
+            "Refresh token",
+            "An OAuth refresh token for the API user. Without it, client_id and client_secret are used with "
+            "the client-credentials grant (My Domain login_url needed).",
+        ),
     }
 
 
@@ -244,7 +256,7 @@ def _range_settings() -> dict[str, dict[str, t.Any]]:
     }
 
 
-def _limit_settings() -> dict[str, dict[str, t.Any]]:
+def _polling_settings() -> dict[str, dict[str, t.Any]]:
     remote = f"At least {MIN_REMOTE_POLL_INTERVAL:g} against Pardot (less only for a server on loopback)"
     return {
         "poll_interval": _num(
@@ -267,6 +279,11 @@ def _limit_settings() -> dict[str, dict[str, t.Any]]:
             "(default 6 hours, at most 7 days).",
             (21600, 1, 604800),
         ),
+    }
+
+
+def _request_settings() -> dict[str, dict[str, t.Any]]:
+    return {
         "max_concurrency": _num(
             "integer",
             "Max concurrent requests",
@@ -339,7 +356,14 @@ def _stream_settings() -> dict[str, dict[str, t.Any]]:
 
 def settings_schema() -> dict[str, t.Any]:
     """The tap's own settings as a JSON schema (a fresh dict: the SDK adds its built-in ones)."""
-    properties = {**_connection_settings(), **_range_settings(), **_limit_settings(), **_stream_settings()}
+    properties = {
+        **_connection_settings(),
+        **_credential_settings(),
+        **_range_settings(),
+        **_polling_settings(),
+        **_request_settings(),
+        **_stream_settings(),
+    }
     return {
         "type": "object",
         "properties": properties,
@@ -584,8 +608,11 @@ def check_settings(config: Mapping[str, t.Any]) -> list[str]:
 
 
 def _plain_numbers(value: t.Any) -> t.Any:
-    """``value`` with Decimals as floats: the SDK reads config files' decimals as ``Decimal``, which
-    compares below the float bound it equals (``Decimal("0.05") < 0.05``)."""
+    """``value`` with Decimals as plain numbers.
+
+    The SDK reads config files' decimals as ``Decimal``, which compares below the float bound it
+    equals (``Decimal("0.05") < 0.05``).
+    """
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
     if isinstance(value, dict):

@@ -1,5 +1,7 @@
-"""Adding the extractor to one's own Meltano project from a local path, as the README says,
-without downloading anything: the plugin runs the tap already installed in this environment."""
+"""Adding the extractor to one's own Meltano project from a local path, as the README says.
+
+Nothing is downloaded: the plugin runs the tap already installed in this environment.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""Settings: the schema tells the truth, every bad value is refused clearly before any call, no
-secret is echoed, the run's end and the time zone follow their policies, a corrupted state is
-refused with a way out. In-process wherever no process boundary is under test."""
+"""Settings: the schema tells the truth, and every bad value is refused clearly before any call.
+
+No secret is echoed, the run's end and the time zone follow their policies, a corrupted state is
+refused with a way out. In-process wherever no process boundary is under test.
+"""
 
 from __future__ import annotations
 
