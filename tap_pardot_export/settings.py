@@ -701,32 +701,45 @@ def parse_state(text: str) -> dict[str, t.Any]:
     except ValueError as exc:
         msg = f"The state is not valid JSON ({exc}); it was probably cut short. {START_OVER}"
         raise PardotConfigError(msg) from None
-    errors = state_errors(state)
+    errors = state_errors(state, dt.datetime.now(dt.timezone.utc))
     if errors:
         raise PardotConfigError(f"The state is corrupted: {'; '.join(errors)}. {START_OVER}")
     return t.cast("dict[str, t.Any]", state)
 
 
-def _bookmark_errors(stream: str, bookmark: object) -> Iterable[str]:
+#: clocks differ a little; a bookmark further ahead than this was written for a future end_date
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _bookmark_errors(stream: str, bookmark: object, now: dt.datetime | None) -> Iterable[str]:
     if not isinstance(bookmark, dict):
         yield f"the bookmark of {stream} is not an object"
         return
     value = bookmark.get("replication_key_value")
     if value is not None:
         try:
-            parse_setting_datetime(str(value))
+            when = parse_setting_datetime(str(value))
         except ValueError:
             yield f"the bookmark of {stream} ({str(value)[:40]!r}) is not a date"
+        else:
+            if now is not None and when > now + CLOCK_SKEW:
+                yield (
+                    f"the bookmark of {stream} ({value}) is later than now: a run with an end_date in the "
+                    "future wrote it, and the rows between now and then would never be read"
+                )
     pending = bookmark.get("pending_export")
     if pending is not None and not (isinstance(pending, dict) and str(pending.get("id", "")).isdigit()):
         yield f"the export in flight recorded for {stream} has no valid id"
 
 
-def state_errors(state: object) -> list[str]:
-    """What is wrong with a state object, if anything (one line each)."""
+def state_errors(state: object, now: dt.datetime | None = None) -> list[str]:
+    """What is wrong with a state object, if anything (one line each).
+
+    With ``now``, a bookmark later than now is wrong too.
+    """
     if not isinstance(state, dict):
         return [f"the state is {_json_type(state)}, not an object"]
     bookmarks = state.get("bookmarks", {})
     if not isinstance(bookmarks, dict):
         return ["its bookmarks are not an object"]
-    return [e for stream, b in bookmarks.items() for e in _bookmark_errors(str(stream), b)]
+    return [e for stream, b in bookmarks.items() for e in _bookmark_errors(str(stream), b, now)]

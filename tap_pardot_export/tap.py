@@ -172,7 +172,7 @@ class TapPardotExport(Tap):
     @override
     def load_state(self, state: dict[str, t.Any]) -> None:
         """Refuse a corrupted state with a message that says how to start over."""
-        errors = settings.state_errors(state)
+        errors = settings.state_errors(state, dt.datetime.now(dt.timezone.utc))
         if errors:
             msg = f"The state is corrupted: {'; '.join(errors)}. {settings.START_OVER}"
             raise PardotConfigError(msg)

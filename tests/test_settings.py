@@ -391,6 +391,10 @@ def test_a_truncated_state_file_is_refused_with_how_to_start_over(tmp_path):
         ({"bookmarks": {"prospect": "2024-01-01"}}, "the bookmark of prospect is not an object"),
         ({"bookmarks": []}, "its bookmarks are not an object"),
         ({"bookmarks": {"visitor": {"pending_export": {"id": "abc"}}}}, "export in flight recorded for visitor"),
+        (
+            {"bookmarks": {"visitor": {"replication_key_value": "2099-01-01T00:00:00+00:00"}}},
+            "the bookmark of visitor (2099-01-01T00:00:00+00:00) is later than now",
+        ),
     ],
 )
 def test_a_corrupted_bookmark_is_refused_with_how_to_start_over(state, words):
