@@ -12,6 +12,7 @@ import datetime as dt
 import decimal
 import ipaddress
 import json
+import math
 import typing as t
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -597,9 +598,19 @@ def _timezone_errors(config: Mapping[str, t.Any]) -> list[str]:
     return []
 
 
+def _nan_errors(value: object, where: str) -> Iterable[str]:
+    """NaN passes every minimum and maximum (the SDK's JSON reader accepts it)."""
+    if isinstance(value, float) and math.isnan(value):
+        yield f"{where} is NaN: give a number"
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _nan_errors(sub, f"{where}.{key}" if where else str(key))
+
+
 def check_settings(config: Mapping[str, t.Any]) -> list[str]:
     """The checks a schema cannot express: each error names the setting and the fix."""
     return [
+        *_nan_errors(dict(config), ""),
         *_date_errors(config),
         *_poll_errors(config),
         *_credential_errors(config),

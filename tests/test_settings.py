@@ -219,6 +219,11 @@ BAD = [
         "stream_options.prospect.window_days 0 is out of range",
     ),
     # what a schema cannot say
+    ({"window_days": float("nan")}, "window_days is NaN: give a number"),
+    (
+        {"stream_options": {"prospect": {"window_days": decimal.Decimal("NaN")}}},
+        "stream_options.prospect.window_days is NaN",
+    ),
     ({"end_date": "2023-06-01T00:00:00Z"}, "end_date (2023-06-01T00:00:00Z) must be after start_date"),
     ({"poll_interval": 30, "max_poll_interval": 10}, "max_poll_interval (10) must be at least poll_interval (30)"),
     ({"poll_interval": 0.05}, "poll_interval 0.05 would read export status more than once a second"),
