@@ -13,6 +13,7 @@ import decimal
 import ipaddress
 import json
 import math
+import re
 import typing as t
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -55,6 +56,8 @@ MIN_API_CALLS = 10
 DEFAULT_SAFETY_LAG_MINUTES = 5
 BU_PATTERN = "^0Uv[0-9A-Za-z]{15}$"
 URL_PATTERN = r"^https?://[^/\s]+"
+#: the user and password part of a URL, never shown
+USERINFO = re.compile(r"://[^/@\s]+@")
 
 TIMEZONE_HELP = (
     "timezone is not set. Pardot writes export datetimes in the API user's own time zone, without "
@@ -401,11 +404,18 @@ def _json_type(value: object) -> str:
     return "a list" if isinstance(value, list) else "an object"
 
 
+def _hidden(where: str) -> bool:
+    """True for settings whose values a message never shows (secrets, and map config that may hold one)."""
+    return where.split(".", maxsplit=1)[0] in SECRETS | {"stream_map_config"}
+
+
 def _shown(where: str, value: object) -> str:
-    """The value as a message may show it: never a secret's."""
-    if where.split(".", maxsplit=1)[0] in SECRETS:
+    """The value as a message may show it: never a secret's, never a URL's user and password."""
+    if _hidden(where):
         return "(value not shown)"
-    return repr(value)[:80] if isinstance(value, str) else json.dumps(value, default=str)[:80]
+    if isinstance(value, str):
+        return repr(USERINFO.sub("://***@", value))[:80]
+    return json.dumps(value, default=str)[:80]
 
 
 _TYPE_WORDS = {
@@ -427,14 +437,14 @@ def _type_error(where: str, error: ValidationError, schema: Mapping[str, t.Any])
         default = schema.get("default")
         hint = f"to use the default ({json.dumps(default)})" if default is not None else "to leave it unset"
         return f"{where} is null: remove the setting {hint}, or give {want}"
-    if where in SECRETS or where == "business_unit_id":
+    if _hidden(where) or where == "business_unit_id":
         quote = (
             ": quote it in meltano.yml or the config file (an unquoted all-digit value is read as a number, "
             "and leading zeros are lost)"
             if isinstance(error.instance, (int, float))
             else ""
         )
-        return f"{where} must be a string, not {_json_type(error.instance)} (value not shown){quote}"
+        return f"{where} must be {want}, not {_json_type(error.instance)} (value not shown){quote}"
     return f"{where} must be {want}, not {_json_type(error.instance)} {_shown(where, error.instance)}"
 
 
@@ -494,7 +504,7 @@ def _format_error(error: ValidationError, config: Mapping[str, t.Any]) -> str:
         )
     if kind == "format":
         return f"{where} {_shown(where, value)} is not an ISO 8601 date or datetime (e.g. 2024-01-01)"
-    return f"{where}: {error.message if where.split('.')[0] not in SECRETS else 'invalid (value not shown)'}"
+    return f"{where}: {'invalid (value not shown)' if _hidden(where) else USERINFO.sub('://***@', error.message)}"
 
 
 _REQUIRED_HINTS = {

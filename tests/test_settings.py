@@ -307,6 +307,13 @@ def test_a_secret_of_the_wrong_type_is_named_never_shown(name, value):
     assert "125000000" not in text
 
 
+def test_no_message_shows_a_password_in_a_url_or_the_map_config():
+    errors = errors_of(config(api_url="ftp://admin:hunter2@pi.pardot.com", stream_map_config="salt-hunter3"))
+    assert any(e.startswith("api_url 'ftp://***@pi.pardot.com' is not an http(s) URL") for e in errors), errors
+    assert any(e.startswith("stream_map_config must be an object, not a string (value not shown)") for e in errors)
+    assert "hunter" not in " ".join(errors)
+
+
 def test_a_numeric_secret_on_the_command_line_gives_no_traceback_and_no_secret(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config(client_secret=SECRET_DIGITS, refresh_token=SECRET_DIGITS + 1)))
