@@ -131,6 +131,33 @@ def sniff(head: bytes) -> tuple[str, int | None, bool] | None:
     return None
 
 
+def _incomplete_utf8(data: bytes) -> bool:
+    """True when ``data`` ends inside a multi-byte UTF-8 character (a body cut there)."""
+    end = data[-4:]
+    for back in range(1, len(end) + 1):
+        byte = end[-back]
+        if byte & 0xC0 != 0x80:  # not a continuation byte: the last character starts here
+            need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+            return need > back
+    return False
+
+
+def _last_record(tail: bytes) -> list[str] | None:
+    """The last record of a file whose last bytes are ``tail``, when it starts there; else None."""
+    body = tail.rstrip(b"\r\n")
+    pos, quotes = len(body), 0
+    while True:  # a record starts after a newline with an even number of quotes after it
+        nl = body.rfind(b"\n", 0, pos)
+        if nl < 0:
+            return None  # the header is the last record, or the record is longer than the tail
+        quotes += body.count(b'"', nl + 1, pos)
+        if quotes % 2 == 0:
+            break
+        pos = nl
+    rows = list(csv.reader(io.StringIO(body[nl + 1 :].decode("utf-8", "replace"), newline="")))
+    return rows[0] if len(rows) == 1 else None
+
+
 def match_header(header: Sequence[str], fields: Sequence[str]) -> tuple[list[str | None], list[str], list[str]]:
     """Name each column by the requested field it holds.
 
@@ -229,10 +256,12 @@ class ResultFile:
             what, code, retry = other
             msg = f"{self.where} is not the CSV requested: Pardot sent {what}; first bytes {snippet(head, secrets)}"
             raise BadResultFile(redact(msg, secrets), retry=retry, code=code)
-        if self._scan() and self._ends_in_quotes():
+        tail = self._tail()
+        if _incomplete_utf8(tail):
+            raise BadResultFile(f"{self.where} is cut: it ends inside a UTF-8 character", retry=True)
+        if self._odd_quotes() and self._ends_in_quotes():
             raise BadResultFile(f"{self.where} is cut: it ends inside a quoted field", retry=True)
-        with open(self.path, encoding="utf-8-sig", newline="") as fh:
-            header = next(csv.reader(fh), [])
+        header = self._header()
         columns, duplicated, extra = match_header(header, self.fields)
         if not any(columns):
             msg = (
@@ -249,70 +278,71 @@ class ResultFile:
                 "Salesforce support if it persists (a missing field other than id and the replication key can "
                 "be deselected)."
             )
-            raise BadResultFile(msg)
+            raise BadResultFile(msg, retry=b"\n" not in head)  # no line end: the header itself may be cut
         self.columns = columns
-        last = self._last_record()
+        last = _last_record(tail)
         if last is not None and len(last) < len(columns):
             msg = f"{self.where} is cut: its last line has {len(last)} columns where the header has {len(columns)}"
             raise BadResultFile(msg, retry=True)
         return extra
 
-    def _scan(self) -> bool:
-        """Check the whole file is UTF-8; True when it holds an odd number of quotes (a quote left open)."""
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        quotes = offset = 0
-        with open(self.path, "rb") as fh:
-            while chunk := fh.read(CHUNK_BYTES):
-                quotes += chunk.count(b'"')
-                pending = decoder.getstate()[0]
-                if pending or not chunk.isascii():
-                    try:
-                        decoder.decode(chunk)
-                    except UnicodeDecodeError as exc:
-                        raise self._bad_utf8(offset - len(pending) + exc.start) from None
-                offset += len(chunk)
-        try:
-            decoder.decode(b"", True)
-        except UnicodeDecodeError:
-            raise BadResultFile(f"{self.where} is cut: it ends inside a UTF-8 character", retry=True) from None
-        return quotes % 2 == 1
-
-    def _bad_utf8(self, at: int) -> BadResultFile:
-        with open(self.path, "rb") as fh:
-            line = fh.read(at).count(b"\n") + 1
-        msg = (
-            f"{self.where}, line {line} (byte {at}): the file is not valid UTF-8. The tap cannot read it; "
-            "report it to Salesforce support (a field value may hold text in another encoding)."
-        )
-        return BadResultFile(msg)
-
-    def _ends_in_quotes(self) -> bool:
-        """True when a strict CSV parse ends inside a quoted field (an odd count may be a stray quote)."""
-        with open(self.path, encoding="utf-8-sig", newline="") as fh:
-            try:
-                for _ in csv.reader(fh, strict=True):
-                    pass
-            except csv.Error as exc:
-                return "unexpected end of data" in str(exc)
-        return False
-
-    def _last_record(self) -> list[str] | None:
-        """The file's last record, when it starts in the file's last ``TAIL_BYTES``; None otherwise."""
+    def _tail(self) -> bytes:
+        """The file's last ``TAIL_BYTES``."""
         size = os.path.getsize(self.path)
         with open(self.path, "rb") as fh:
             fh.seek(max(0, size - TAIL_BYTES))
-            body = fh.read().rstrip(b"\r\n")
-        pos, quotes = len(body), 0
-        while True:  # a record starts after a newline with an even number of quotes after it
-            nl = body.rfind(b"\n", 0, pos)
-            if nl < 0:
-                return None  # the header is the last record, or the record is longer than the tail
-            quotes += body.count(b'"', nl + 1, pos)
-            if quotes % 2 == 0:
-                break
-            pos = nl
-        rows = list(csv.reader(io.StringIO(body[nl + 1 :].decode("utf-8", "replace"), newline="")))
-        return rows[0] if len(rows) == 1 else None
+            return fh.read()
+
+    def _header(self) -> list[str]:
+        try:
+            with open(self.path, encoding="utf-8-sig", newline="") as fh:
+                return next(csv.reader(fh), [])
+        except UnicodeDecodeError:
+            raise self._bad_utf8() from None
+
+    def _odd_quotes(self) -> bool:
+        """True when the file holds an odd number of quotes: a quoted field may be left open."""
+        quotes = 0
+        with open(self.path, "rb") as fh:
+            while chunk := fh.read(CHUNK_BYTES):
+                quotes += chunk.count(b'"')
+        return quotes % 2 == 1
+
+    def _ends_in_quotes(self) -> bool:
+        """True when a strict CSV parse ends inside a quoted field (an odd count may be a stray quote)."""
+        try:
+            with open(self.path, encoding="utf-8-sig", newline="") as fh:
+                for _ in csv.reader(fh, strict=True):
+                    pass
+        except csv.Error as exc:
+            return "unexpected end of data" in str(exc)
+        except UnicodeDecodeError:
+            raise self._bad_utf8() from None
+        return False
+
+    def _bad_utf8(self) -> BadResultFile:
+        """The error for a file that is not UTF-8, naming the line and byte of the first bad sequence.
+
+        Only on the error path: the whole file is decoded again to find it.
+        """
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset, at = 0, -1
+        with open(self.path, "rb") as fh:
+            while at < 0 and (chunk := fh.read(CHUNK_BYTES)):
+                pending = decoder.getstate()[0]
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    at = offset - len(pending) + exc.start
+                offset += len(chunk)
+            fh.seek(0)
+            line = fh.read(max(0, at)).count(b"\n") + 1
+        where = f"line {line} (byte {at})" if at >= 0 else "its end"
+        msg = (
+            f"{self.where}, {where}: the file is not valid UTF-8. The tap cannot read it; report it to "
+            "Salesforce support (a field value may hold text in another encoding)."
+        )
+        return BadResultFile(msg)
 
     def rows(self) -> Iterator[list[str]]:
         """Yield each record row after the header (checked for its column count), blank lines skipped."""
@@ -332,8 +362,10 @@ class ResultFile:
                         )
                         raise ResultFormatError(msg)
                     yield row
-            except (UnicodeDecodeError, csv.Error) as exc:
-                msg = f"{self.where}, line {reader.line_num}: malformed CSV ({type(exc).__name__}: {exc})"[:400]
+            except UnicodeDecodeError:
+                raise self._bad_utf8() from None
+            except csv.Error as exc:
+                msg = f"{self.where}, line {reader.line_num}: malformed CSV ({exc})"[:400]
                 raise ResultFormatError(msg) from None
 
 

@@ -440,6 +440,21 @@ def test_invalid_utf8_is_refused_naming_the_line(serve):
     assert not run.records(STREAM)
 
 
+def test_invalid_utf8_deep_in_a_file_is_refused_naming_the_line(serve):
+    """Far past the header the bad bytes are met while rows are read: still a message, no bookmark."""
+    rows = [{**ROWS[0], "id": str(100 + k)} for k in range(400)]
+
+    def body(s: Hostile, n: int) -> bytes:
+        lines = csv_body(s.fields, rows).split(b"\r\n")
+        lines[351] = lines[351].replace(b",5,", b",5\xc3\x28,")
+        return b"\r\n".join(lines)
+
+    server, run = serve(body)
+    assert_refused(run, *WHERE, "line 352", "not valid UTF-8")
+    assert server.downloads == 1
+    assert len(run.records(STREAM)) < 350
+
+
 @pytest.mark.parametrize(("bom", "eol"), [(True, "\r\n"), (True, "\n"), (False, "\n")])
 def test_bom_and_line_ends_are_accepted(serve, bom, eol):
     _, run = serve(lambda s, n: csv_body(s.fields, bom=bom, eol=eol))
@@ -648,7 +663,7 @@ def test_a_stray_quote_in_an_unquoted_field_is_not_a_cut(tmp_path):
         (b'id,note,n\r\n1,"a\nb",3', False),
         (b'id,note,n\r\n1,"a\nb"', True),  # the last record lost a column
         (b'id,note,n\r\n1,"a\r\nb', True),  # cut inside a quoted field spanning lines
-        ("id,note,n\r\n1,caf\u00e9,3\r\n".encode()[:-5], True),  # cut inside a UTF-8 character
+        ("id,note,n\r\n1,x,caf\u00e9".encode()[:-1], True),  # cut inside a UTF-8 character
         (b"id,note,n\r\n", False),  # a header and no rows
     ],
 )
@@ -703,3 +718,13 @@ def test_other_refusals_of_cancel_and_resume_are_logged_and_passed_over():
     assert runner._resume(5, "x") is None
     assert runner._resume("abc", "x") is None  # a pending id in state that is not an integer
     assert client.calls == ["cancel", "read"]
+
+
+def test_incomplete_utf8_at_the_end():
+    from tap_pardot_export.exports import _incomplete_utf8
+
+    text = "a,caf\u00e9,\u20ac,\U0001f600".encode()
+    assert not _incomplete_utf8(text) and not _incomplete_utf8(b"") and not _incomplete_utf8(b"abc")
+    for cut in (1, 2, 3):
+        assert _incomplete_utf8(text[:-cut])  # inside the 4-byte emoji
+    assert _incomplete_utf8("\u20ac".encode()[:-1]) and _incomplete_utf8("\u00e9".encode()[:-1])
