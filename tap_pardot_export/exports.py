@@ -2,9 +2,14 @@
 
 An export is created for one time window, polled with a growing interval until it is
 ``Complete``, and its result files are downloaded in parallel (bounded by the client's
-concurrency) into temporary files on disk, each parsed as soon as it is whole. A file cut
-off midway is fetched again before any of its rows is read, so no row is emitted twice
-because of a cut, and none is lost.
+concurrency) into temporary files on disk, each parsed as soon as it is whole.
+
+Each file is checked against the request before any of its rows counts (see
+:meth:`ResultFile.check`): an HTML page, an error envelope or an empty body is not the CSV
+requested, the header must name each requested field once (in any case), and a body cut
+where it shows (inside a quoted field or a character, a short last line) is fetched again,
+as is one cut off midway, so no row is emitted twice because of a cut, and none is lost.
+Records are keyed by the requested names.
 """
 
 from __future__ import annotations
@@ -91,7 +96,7 @@ def _json_error(text: bytes) -> tuple[int | None, str]:
     """``(code, message)`` of a JSON error envelope in any of the shapes Pardot and Salesforce use."""
     try:
         body = json.loads(text.decode("utf-8", "replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # cut at HEAD_BYTES, or nested past the parser's depth
         return None, ""
     if isinstance(body, list) and body:
         body = body[0]
@@ -299,6 +304,8 @@ class ResultFile:
                 return next(csv.reader(fh), [])
         except UnicodeDecodeError:
             raise self._bad_utf8() from None
+        except csv.Error as exc:
+            raise BadResultFile(f"{self.where}: the header line is not CSV ({exc})") from None
 
     def _odd_quotes(self) -> bool:
         """True when the file holds an odd number of quotes: a quoted field may be left open."""
