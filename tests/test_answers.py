@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tap_pardot_export.convert import CellError, LocalDateTimeConverter, infer_offset, row_typer, to_bool
 from tap_pardot_export.errors import (
@@ -728,3 +730,30 @@ def test_incomplete_utf8_at_the_end():
     for cut in (1, 2, 3):
         assert _incomplete_utf8(text[:-cut])  # inside the 4-byte emoji
     assert _incomplete_utf8("\u20ac".encode()[:-1]) and _incomplete_utf8("\u00e9".encode()[:-1])
+
+
+csvish = st.lists(
+    st.sampled_from(["id", "note", "ID", ",", '"', '""', "\r\n", "\n", "x", "\u00e9", "\ufeff", "<html>", "{", " "]),
+    max_size=40,
+).map(lambda parts: "".join(parts).encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=200),
+        csvish,
+        csvish.map(lambda b: b[:-1]),
+        st.binary(max_size=60).map(lambda b: b"id,note\r\n" + b"1,x\r\n" * 2000 + b),  # past the first read
+    )
+)
+def test_any_body_gives_rows_or_a_result_format_error(tmp_path_factory, data):
+    """Whatever the body, the check and the reader end in rows or in a ResultFormatError, never another error."""
+    rf = result_file(tmp_path_factory.mktemp("body"), data, ["id", "note"])
+    try:
+        rf.check()
+        rows = list(rf.rows())
+    except ResultFormatError:
+        return
+    assert all(len(row) == len(rf.columns) for row in rows)
+    assert rf.names == ["id", "note"] or sorted(rf.names) == ["id", "note"]
