@@ -496,11 +496,18 @@ class ExportRunner:
         return unwrap_export(body, f"{label}: read export {export_id}", expect_id=export_id)
 
     def cancel(self, export_id: int, label: str = "") -> bool:
-        """Cancel an export; False when Pardot says it is already finished."""
+        """Cancel an export; False when Pardot says it is already finished.
+
+        The daily limit, the call budget and dead credentials propagate, unless the run is
+        stopping (:meth:`stop`): then the cancel is a courtesy and the state must still be written.
+        """
         try:
             self.client.json("POST", f"cancel/id/{export_id}", "cancel")
-        except MUST_PROPAGATE:
-            raise
+        except MUST_PROPAGATE as exc:
+            if not self._stop.is_set():
+                raise
+            self.logger.warning("%s: export %s not canceled: %s", label, export_id, exc)
+            return False
         except PardotAPIError as exc:
             self.logger.info("%s: export %s not canceled: %s", label, export_id, exc)
             return False

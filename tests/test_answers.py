@@ -711,6 +711,8 @@ def test_limit_budget_and_auth_errors_are_not_swallowed_by_cancel_or_resume(erro
     with pytest.raises(type(error)):
         next(runner.run(spec, resume_id=5))
     assert runner.client.calls == ["cancel", "read"]  # type: ignore[attr-defined]
+    runner.stop()  # on a signal the cancel is a courtesy: the handler must still write the state
+    assert runner.cancel(5, "x") is False
 
 
 def test_other_refusals_of_cancel_and_resume_are_logged_and_passed_over():
