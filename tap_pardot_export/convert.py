@@ -10,12 +10,20 @@ first (daylight time) is taken, as there is nothing in the file to tell them apa
 from __future__ import annotations
 
 import datetime as dt
+import re
 import typing as t
 
 UTC = dt.timezone.utc
-TRUE = frozenset({"true", "1", "yes", "t", "y"})
-FALSE = frozenset({"false", "0", "no", "f", "n"})
-BOOLS = {"true": True, "false": False, "1": True, "0": False}
+#: the spellings of a boolean Pardot writes, in any case (issue 11.4); empty is null
+TRUE = frozenset({"true", "1"})
+FALSE = frozenset({"false", "0"})
+#: the compiled typer's lookup: common spellings; any other case falls back to :func:`to_bool`
+BOOLS = dict.fromkeys(("true", "1", "TRUE", "True"), True) | dict.fromkeys(("false", "0", "FALSE", "False"), False)
+#: every valid ``:MM:SS`` tail of a datetime, so the cached path checks minutes and seconds in one lookup
+MINUTES_SECONDS = frozenset(f":{m:02d}:{s:02d}" for m in range(60) for s in range(60))
+PARDOT_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?: [0-9]{2}:[0-9]{2}:[0-9]{2})?")
+#: a UTC offset beyond these is no offset any zone has: the inference failed
+MAX_OFFSET = dt.timedelta(hours=14)
 
 
 class CellError(ValueError):
@@ -26,24 +34,40 @@ class LocalDateTimeConverter:
     """``'2024-03-10 01:59:59'`` in ``zone`` -> ``'2024-03-10T06:59:59+00:00'``."""
 
     def __init__(self, zone: dt.tzinfo) -> None:
+        """Convert local times of ``zone``.
+
+        Args:
+            zone: the zone Pardot wrote the times in.
+        """
         self.zone = zone
         self._hours: dict[str, str | None] = {}
+        hour_of, valid, slow = self._hours.get, MINUTES_SECONDS, self._slow
+
+        def convert(s: str) -> str:
+            prefix = hour_of(s[:13])
+            if prefix and len(s) == 19:
+                tail = s[13:]
+                if tail in valid:  # minutes and seconds checked in one lookup
+                    return prefix + tail + "+00:00"
+            return slow(s)
+
+        #: the conversion as a plain function: what the compiled row typer calls
+        self.convert = convert
 
     def __call__(self, s: str) -> str:
-        hour = s[:13]
-        prefix = self._hours.get(hour) or ""
-        if prefix and len(s) == 19 and s[13] == ":" and s[16] == ":":
-            return prefix + s[13:] + "+00:00"
-        return self._slow(s)
+        """Convert one cell; raises :class:`CellError` when it is not a Pardot datetime."""
+        return self.convert(s)
 
     def _slow(self, s: str) -> str:
+        if PARDOT_DATETIME.fullmatch(s) is None:
+            raise CellError(f"not a Pardot datetime (YYYY-MM-DD HH:MM:SS): {s[:40]!r}")
         try:
             if len(s) == 10:
                 local = dt.datetime.strptime(s, "%Y-%m-%d")
             else:
                 local = dt.datetime.strptime(s, "%Y-%m-%d %H:%M:%S")
         except ValueError:
-            raise CellError(f"not a Pardot datetime (YYYY-MM-DD HH:MM:SS): {s!r}") from None
+            raise CellError(f"not a valid date and time: {s!r}") from None
         utc = local.replace(tzinfo=self.zone).astimezone(UTC)
         if len(s) == 19 and len(self._hours) < 200_000:
             off = local.replace(tzinfo=self.zone).utcoffset()
@@ -53,32 +77,41 @@ class LocalDateTimeConverter:
 
 
 def to_int(s: str) -> int:
+    """An integer cell (``5.0`` included); raises :class:`CellError` otherwise."""
     try:
         return int(s)
     except ValueError:
         try:
             f = float(s)
         except ValueError:
-            raise CellError(f"not an integer: {s!r}") from None
+            raise CellError(f"not an integer: {s[:40]!r}") from None
         if f.is_integer():
             return int(f)
-        raise CellError(f"not an integer: {s!r}") from None
+        raise CellError(f"not an integer: {s[:40]!r}") from None
 
 
 def to_float(s: str) -> float:
+    """A number cell (thousands separators dropped); raises :class:`CellError` otherwise."""
     try:
         return float(s.replace(",", "")) if "," in s else float(s)
     except ValueError:
-        raise CellError(f"not a number: {s!r}") from None
+        raise CellError(f"not a number: {s[:40]!r}") from None
 
 
 def to_bool(s: str) -> bool:
+    """``true``/``false``/``1``/``0`` in any case; raises :class:`CellError` otherwise."""
     low = s.lower()
     if low in TRUE:
         return True
     if low in FALSE:
         return False
-    raise CellError(f"not a boolean (true/false): {s!r}")
+    raise CellError(f"not a boolean (true/false/1/0): {s[:40]!r}")
+
+
+def nullable(schema: dict[str, t.Any]) -> bool:
+    """True when the field's schema allows null (a field not in the schema does)."""
+    types = schema.get("type", ["string", "null"])
+    return "null" in ([types] if isinstance(types, str) else types)
 
 
 def caster_for(schema: dict[str, t.Any], datetime_conv: t.Callable[[str], str]) -> t.Callable[[str], t.Any] | None:
@@ -96,12 +129,30 @@ def caster_for(schema: dict[str, t.Any], datetime_conv: t.Callable[[str], str]) 
     return None
 
 
+def _empty() -> t.NoReturn:
+    raise CellError("empty")
+
+
+def _cell_source(k: int, cast: t.Callable[[str], t.Any] | None, required: bool, is_dt: bool) -> str:
+    """The compiled expression typing cell ``k``; any failure falls back to the general typer."""
+    cell = f"c[{k}]"
+    if cast is None:
+        return f"({cell} or _empty())" if required else f"({cell} or None)"
+    if cast is to_bool:  # other spellings fall back to general; a never-null empty boolean is false
+        return f"(_bools[{cell}] if {cell} else {'False' if required else 'None'})"
+    fn = "_int" if cast is to_int else "_dt" if is_dt else f"_casts[{k}]"  # "5.0" and the like fall back
+    return f"{fn}({cell})" if required else f"({fn}({cell}) if {cell} else None)"
+
+
 def row_typer(
-    header: list[str], properties: dict[str, dict[str, t.Any]], datetime_conv: t.Callable[[str], str]
+    header: t.Sequence[str | None], properties: dict[str, dict[str, t.Any]], datetime_conv: t.Callable[[str], str]
 ) -> t.Callable[[list[str]], dict[str, t.Any]]:
     """Build ``type_row(cells) -> record`` for a result file's header.
 
-    Empty cells become None. Raises :class:`CellError` naming the column on a bad cell.
+    ``header`` names each column's field; a column named None is skipped. Empty cells
+    become None, except in a field whose schema has no null: there an empty cell is a
+    :class:`CellError` (an empty never-null boolean is false, as Pardot writes false as
+    empty in some renderings). Raises :class:`CellError` naming the column on a bad cell.
 
     The function is compiled for the header: one dict display with a conditional per column,
     which is several times faster than a loop over the columns. Column names enter the
@@ -109,24 +160,17 @@ def row_typer(
     re-types the row to name the column at fault.
     """
     general = _general_row_typer(header, properties, datetime_conv)
+    casts = [caster_for(properties.get(name, {}), datetime_conv) if name else None for name in header]
     items = []
     for k, name in enumerate(header):
-        cast = caster_for(properties.get(name, {}), datetime_conv)
-        cell = f"c[{k}]"
-        if cast is None:
-            value = f"({cell} or None)"
-        elif cast is to_int:
-            value = f"(_int({cell}) if {cell} else None)"  # "5.0" and the like fall back to general
-        elif cast is to_bool:
-            value = f"(_bools[{cell}] if {cell} else None)"  # other spellings fall back to general
-        elif cast is datetime_conv:
-            value = f"(_dt({cell}) if {cell} else None)"
-        else:
-            value = f"(_casts[{k}]({cell}) if {cell} else None)"
-        items.append(f"{name!r}: {value}")
-    casts = [caster_for(properties.get(name, {}), datetime_conv) for name in header]
+        if name is None:
+            continue
+        required = not nullable(properties.get(name, {}))
+        cast = casts[k]
+        items.append(f"{name!r}: {_cell_source(k, cast, required, cast is datetime_conv)}")
     source = (
-        "def type_row(c, _int=int, _dt=_dt, _bools=_bools, _casts=_casts, _general=_general, _width=_width):\n"
+        "def type_row(c, _int=int, _dt=_dt, _bools=_bools, _casts=_casts, _general=_general, _width=_width, "
+        "_empty=_empty):\n"
         "    if len(c) != _width:\n"
         "        return _general(c)\n"
         "    try:\n"
@@ -135,50 +179,72 @@ def row_typer(
         "        return _general(c)\n"
     )
     scope: dict[str, t.Any] = {
-        "_dt": datetime_conv,
+        "_dt": getattr(datetime_conv, "convert", datetime_conv),
         "_bools": BOOLS,
         "_casts": casts,
         "_general": general,
         "_width": len(header),
+        "_empty": _empty,
     }
     exec(compile(source, "<row_typer>", "exec"), scope)  # noqa: S102 - names enter as repr() literals
-    return scope["type_row"]
+    return t.cast("t.Callable[[list[str]], dict[str, t.Any]]", scope["type_row"])
 
 
 def _general_row_typer(
-    header: list[str], properties: dict[str, dict[str, t.Any]], datetime_conv: t.Callable[[str], str]
+    header: t.Sequence[str | None], properties: dict[str, dict[str, t.Any]], datetime_conv: t.Callable[[str], str]
 ) -> t.Callable[[list[str]], dict[str, t.Any]]:
-    casts = [caster_for(properties.get(name, {}), datetime_conv) for name in header]
-    plain = [k for k, c in enumerate(casts) if c is None]
-    typed = [(k, header[k], c) for k, c in enumerate(casts) if c is not None]
-    names = header
+    columns = [
+        (k, name, caster_for(properties.get(name, {}), datetime_conv), not nullable(properties.get(name, {})))
+        for k, name in enumerate(header)
+        if name is not None
+    ]
+    width = len(header)
 
     def type_row(cells: list[str]) -> dict[str, t.Any]:
-        rec: dict[str, t.Any] = dict(zip(names, cells, strict=False))
-        for k in plain:
-            if not cells[k]:
-                rec[names[k]] = None
-        for k, name, cast in typed:
+        if len(cells) != width:
+            raise CellError(f"{len(cells)} columns where the header has {width}")
+        rec: dict[str, t.Any] = {}
+        for k, name, cast, required in columns:
             v = cells[k]
-            if v:
+            if not v:
+                if required and cast is not to_bool:
+                    raise CellError(f"column {name!r} is empty, but the field is never null")
+                rec[name] = False if required else None
+            elif cast is None:
+                rec[name] = v
+            else:
                 try:
                     rec[name] = cast(v)
                 except CellError as exc:
                     raise CellError(f"column {name!r}: {exc}") from None
-            else:
-                rec[name] = None
         return rec
 
     return type_row
 
 
-def infer_offset(created_at: str, requested_at: float) -> dt.timedelta:
-    """The API user's UTC offset, from an export's local ``createdAt`` and our clock.
+def infer_offset(created_at: t.Any, requested_at: float) -> dt.timedelta | None:
+    """The API user's UTC offset, from an export's ``createdAt`` and our clock; None if unknown.
 
-    Rounded to 15 minutes, which absorbs network delay and clock skew.
+    ``createdAt`` is usually local time without an offset: the offset is its distance from
+    our clock when the export was requested, rounded to 15 minutes (which absorbs network
+    delay and clock skew). When it carries an offset, that offset is the answer. Any other
+    form, or an offset no zone has, gives None.
     """
-    local = dt.datetime.strptime(created_at, "%Y-%m-%d %H:%M:%S")
-    utc_naive = dt.datetime.fromtimestamp(requested_at, UTC).replace(tzinfo=None)
-    minutes = (local - utc_naive).total_seconds() / 60
-    quarter = round(minutes / 15) * 15
-    return dt.timedelta(minutes=quarter)
+    if not isinstance(created_at, str):
+        return None
+    text = created_at.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        local = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if local.tzinfo is not None:
+        offset = local.utcoffset()
+    else:
+        utc_naive = dt.datetime.fromtimestamp(requested_at, UTC).replace(tzinfo=None)
+        minutes = (local - utc_naive).total_seconds() / 60
+        offset = dt.timedelta(minutes=round(minutes / 15) * 15)
+    if offset is None or abs(offset) > MAX_OFFSET:
+        return None
+    return offset

@@ -2,27 +2,44 @@
 
 An export is created for one time window, polled with a growing interval until it is
 ``Complete``, and its result files are downloaded in parallel (bounded by the client's
-concurrency) into temporary files on disk, each parsed as soon as it is whole. A file cut
-off midway is fetched again before any of its rows is read, so no row is emitted twice
-because of a cut, and none is lost.
+concurrency) into temporary files on disk, each parsed as soon as it is whole.
+
+Each file is checked against the request before any of its rows counts (see
+:meth:`ResultFile.check`): an HTML page, an error envelope or an empty body is not the CSV
+requested, the header must name each requested field once (in any case), and a body cut
+where it shows (inside a quoted field or a character, a short last line) is fetched again,
+as is one cut off midway, so no row is emitted twice because of a cut, and none is lost.
+Records are keyed by the requested names.
 """
 
 from __future__ import annotations
 
+import codecs
+import collections
 import concurrent.futures as cf
 import csv
+import io
+import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
 
-from tap_pardot_export.errors import ExportError, PardotAPIError, ResultFormatError
+from tap_pardot_export.errors import (
+    CallBudgetSpent,
+    DailyLimitReached,
+    ExportError,
+    PardotAPIError,
+    PardotAuthError,
+    ResultFormatError,
+)
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator, Sequence
 
     from tap_pardot_export.client import PardotClient
 
@@ -32,7 +49,147 @@ STATES = ("Waiting", "Processing", "Complete", "Failed", "Canceled")
 MAX_FAILED_RETRIES = 2
 #: a Canceled or expired export is created again this many times
 MAX_RECREATES = 3
+#: error codes in an envelope that a later try may not get (66: too many concurrent calls)
+TRANSIENT_CODES = frozenset({66})
+#: errors a caller must see, never taken for "this export cannot be used"
+MUST_PROPAGATE = (DailyLimitReached, CallBudgetSpent, PardotAuthError)
+#: how much of a body's start tells what it is, and how much of its end holds its last record
+HEAD_BYTES = 64 * 1024
+TAIL_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 20
+XML_ERROR = re.compile(rb'<err\s+code="(\d+)"\s*>(.*?)</err>', re.S | re.I)
+BEARER = re.compile(r"(?i)(bearer|token|authorization)(\W{1,4})[\w.!/+=-]{8,}")
+EXPORT_ID = re.compile(r"[0-9]{1,18}")
 csv.field_size_limit(1 << 30)
+
+
+class BadResultFile(ResultFormatError):
+    """A downloaded result file that is not the CSV requested, or is cut."""
+
+    def __init__(self, message: str, *, retry: bool = False, code: int | None = None) -> None:
+        """Describe the problem.
+
+        Args:
+            message: what was received, naming stream, export and file.
+            retry: True when fetching the file again may help.
+            code: Pardot's error code, when the body is an error envelope.
+        """
+        super().__init__(message, code=code)
+        self.retry = retry
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret, and anything that looks like a bearer token, replaced."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return BEARER.sub(r"\1\2***", text)
+
+
+def snippet(data: bytes, secrets: Iterable[str], size: int = 120) -> str:
+    """The first bytes of a body, fit for a message: decoded, on one line, secrets redacted."""
+    text = " ".join(data[: size * 2].decode("utf-8", "replace").split())
+    return repr(redact(text, secrets)[:size])
+
+
+def _json_error(text: bytes) -> tuple[int | None, str]:
+    """``(code, message)`` of a JSON error envelope in any of the shapes Pardot and Salesforce use."""
+    try:
+        body = json.loads(text.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):  # cut at HEAD_BYTES, or nested past the parser's depth
+        return None, ""
+    if isinstance(body, list) and body:
+        body = body[0]
+    if not isinstance(body, dict):
+        return None, ""
+    attrs = body.get("@attributes")
+    code = attrs.get("err_code") if isinstance(attrs, dict) else None
+    for key in ("code", "errorCode", "error_code", "status"):
+        code = code if code is not None else body.get(key)
+    message = next((body[k] for k in ("err", "message", "error_description", "error") if body.get(k)), "")
+    try:
+        return (int(code) if code is not None else None), str(message)[:200]
+    except (TypeError, ValueError):
+        return None, f"{code}: {message}"[:200]
+
+
+def _transient(code: int | None) -> bool:
+    return code is not None and (code in TRANSIENT_CODES or 500 <= code < 600)
+
+
+def sniff(head: bytes) -> tuple[str, int | None, bool] | None:
+    """What a body that is not CSV is: ``(description, error code, a retry may help)``; None for CSV."""
+    text = head.removeprefix(codecs.BOM_UTF8).lstrip()
+    if not text:
+        return "an empty body where a CSV header was expected", None, True
+    if text[:1] == b"<":
+        m = XML_ERROR.search(text)
+        if m is None:
+            return "an HTML or XML page", None, True
+        code = int(m.group(1))
+        message = " ".join(m.group(2).decode("utf-8", "replace").split())[:200]
+        return f"an XML error envelope (error {code}: {message})", code, _transient(code)
+    if text[:1] in (b"{", b"["):
+        json_code, json_message = _json_error(text)
+        what = f"error {json_code}: {json_message}" if json_code is not None else json_message or "no error code"
+        return f"a JSON body, not CSV ({what})", json_code, _transient(json_code)
+    return None
+
+
+def _incomplete_utf8(data: bytes) -> bool:
+    """True when ``data`` ends inside a multi-byte UTF-8 character (a body cut there)."""
+    end = data[-4:]
+    for back in range(1, len(end) + 1):
+        byte = end[-back]
+        if byte & 0xC0 != 0x80:  # not a continuation byte: the last character starts here
+            need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+            return need > back
+    return False
+
+
+def _last_record(tail: bytes) -> list[str] | None:
+    """The last record of a file whose last bytes are ``tail``, when it starts there; else None."""
+    body = tail.rstrip(b"\r\n")
+    pos, quotes = len(body), 0
+    while True:  # a record starts after a newline with an even number of quotes after it
+        nl = body.rfind(b"\n", 0, pos)
+        if nl < 0:
+            return None  # the header is the last record, or the record is longer than the tail
+        quotes += body.count(b'"', nl + 1, pos)
+        if quotes % 2 == 0:
+            break
+        pos = nl
+    rows = list(csv.reader(io.StringIO(body[nl + 1 :].decode("utf-8", "replace"), newline="")))
+    return rows[0] if len(rows) == 1 else None
+
+
+def match_header(header: Sequence[str], fields: Sequence[str]) -> tuple[list[str | None], list[str], list[str]]:
+    """Name each column by the requested field it holds.
+
+    A column matches a field exactly, else case-insensitively with surrounding whitespace
+    ignored (unless two fields differ only in case). Returns ``(columns, duplicated,
+    extra)``: per column the field name or None, the columns naming a field already
+    matched, and the columns naming no requested field.
+    """
+    exact = set(fields)
+    keys = collections.Counter(f.strip().casefold() for f in fields)
+    by_key = {f.strip().casefold(): f for f in fields if keys[f.strip().casefold()] == 1}
+    columns: list[str | None] = []
+    seen: set[str] = set()
+    duplicated: list[str] = []
+    extra: list[str] = []
+    for cell in header:
+        name = cell.strip()
+        target = name if name in exact else by_key.get(name.casefold())
+        if target is None:
+            extra.append(cell)
+        elif target in seen:
+            duplicated.append(cell)
+            target = None
+        else:
+            seen.add(target)
+        columns.append(target)
+    return columns, duplicated, extra
 
 
 @dataclass
@@ -46,6 +203,7 @@ class ExportSpec:
     label: str = ""
 
     def body(self) -> dict[str, t.Any]:
+        """The create call's JSON body."""
         return {
             "object": self.object,
             "fields": self.fields,
@@ -68,44 +226,199 @@ class ExportInfo:
 
 @dataclass
 class ResultFile:
-    """One downloaded result file, read row by row."""
+    """One downloaded result file: checked against the request (:meth:`check`), then read row by row."""
 
     export: ExportInfo
     index: int
     url: str
     path: str
     label: str
+    fields: list[str] = field(default_factory=list)  # as requested
+    columns: list[str | None] = field(default_factory=list)  # per column: the requested field, or None
+
+    @property
+    def where(self) -> str:
+        """Stream, window, export and file, for messages."""
+        return f"{self.label}: export {self.export.id}, result file {self.index + 1}"
+
+    @property
+    def names(self) -> list[str]:
+        """The requested fields, in the file's column order."""
+        return [c for c in self.columns if c is not None]
+
+    def check(self, secrets: Sequence[str] = ()) -> list[str]:
+        """Check the file is the CSV requested, whole; return its extra columns (to be dropped).
+
+        Raises:
+            BadResultFile: an HTML page, an error envelope, an empty body, a cut body (these
+                with ``retry`` set where fetching again may help), invalid UTF-8, or a header
+                that does not hold each requested field exactly once.
+        """
+        with open(self.path, "rb") as fh:
+            head = fh.read(HEAD_BYTES)
+        other = sniff(head)
+        if other is not None:
+            what, code, retry = other
+            msg = f"{self.where} is not the CSV requested: Pardot sent {what}; first bytes {snippet(head, secrets)}"
+            raise BadResultFile(redact(msg, secrets), retry=retry, code=code)
+        tail = self._tail()
+        if _incomplete_utf8(tail):
+            raise BadResultFile(f"{self.where} is cut: it ends inside a UTF-8 character", retry=True)
+        if self._odd_quotes() and self._ends_in_quotes():
+            raise BadResultFile(f"{self.where} is cut: it ends inside a quoted field", retry=True)
+        header = self._header()
+        columns, duplicated, extra = match_header(header, self.fields)
+        if not any(columns):
+            msg = (
+                f"{self.where} is not the CSV requested: its first line names none of the fields requested; "
+                f"first bytes {snippet(head, secrets)}"
+            )
+            raise BadResultFile(redact(msg, secrets), retry=True)
+        missing = [f for f in self.fields if f not in columns]
+        if missing or duplicated:
+            problems = [f"missing {missing}" if missing else "", f"duplicated {duplicated}" if duplicated else ""]
+            msg = (
+                f"{self.where}: the header does not match the fields requested ({'; '.join(p for p in problems if p)}"
+                f"; header {redact(str(header)[:300], secrets)}). Its rows cannot be read safely; report it to "
+                "Salesforce support if it persists (a missing field other than id and the replication key can "
+                "be deselected)."
+            )
+            raise BadResultFile(msg, retry=b"\n" not in head)  # no line end: the header itself may be cut
+        self.columns = columns
+        last = _last_record(tail)
+        if last is not None and len(last) < len(columns):
+            msg = f"{self.where} is cut: its last line has {len(last)} columns where the header has {len(columns)}"
+            raise BadResultFile(msg, retry=True)
+        return extra
+
+    def _tail(self) -> bytes:
+        """The file's last ``TAIL_BYTES``."""
+        size = os.path.getsize(self.path)
+        with open(self.path, "rb") as fh:
+            fh.seek(max(0, size - TAIL_BYTES))
+            return fh.read()
+
+    def _header(self) -> list[str]:
+        try:
+            with open(self.path, encoding="utf-8-sig", newline="") as fh:
+                return next(csv.reader(fh), [])
+        except UnicodeDecodeError:
+            raise self._bad_utf8() from None
+        except csv.Error as exc:
+            raise BadResultFile(f"{self.where}: the header line is not CSV ({exc})") from None
+
+    def _odd_quotes(self) -> bool:
+        """True when the file holds an odd number of quotes: a quoted field may be left open."""
+        quotes = 0
+        with open(self.path, "rb") as fh:
+            while chunk := fh.read(CHUNK_BYTES):
+                quotes += chunk.count(b'"')
+        return quotes % 2 == 1
+
+    def _ends_in_quotes(self) -> bool:
+        """True when a strict CSV parse ends inside a quoted field (an odd count may be a stray quote)."""
+        try:
+            with open(self.path, encoding="utf-8-sig", newline="") as fh:
+                for _ in csv.reader(fh, strict=True):
+                    pass
+        except csv.Error as exc:
+            return "unexpected end of data" in str(exc)
+        except UnicodeDecodeError:
+            raise self._bad_utf8() from None
+        return False
+
+    def _bad_utf8(self) -> BadResultFile:
+        """The error for a file that is not UTF-8, naming the line and byte of the first bad sequence.
+
+        Only on the error path: the whole file is decoded again to find it.
+        """
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset, at = 0, -1
+        with open(self.path, "rb") as fh:
+            while at < 0 and (chunk := fh.read(CHUNK_BYTES)):
+                pending = decoder.getstate()[0]
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    at = offset - len(pending) + exc.start
+                offset += len(chunk)
+            fh.seek(0)
+            line = fh.read(max(0, at)).count(b"\n") + 1
+        where = f"line {line} (byte {at})" if at >= 0 else "its end"
+        msg = (
+            f"{self.where}, {where}: the file is not valid UTF-8. The tap cannot read it; report it to "
+            "Salesforce support (a field value may hold text in another encoding)."
+        )
+        return BadResultFile(msg)
 
     def rows(self) -> Iterator[list[str]]:
-        """Yield the header row, then each record row (checked for its column count)."""
+        """Yield each record row after the header (checked for its column count), blank lines skipped."""
+        width = len(self.columns)
         with open(self.path, encoding="utf-8-sig", newline="") as fh:  # utf-8-sig drops a BOM
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                return
-            yield header
-            width = len(header)
-            for row in reader:
-                if len(row) != width:
-                    if not row:  # a blank line
-                        continue
-                    msg = (
-                        f"{self.label}: export {self.export.id}, result file {self.index + 1}, line "
-                        f"{reader.line_num}: {len(row)} columns where the header has {width}. The file is "
-                        "malformed; rerun the sync, and report it to Salesforce support if it persists."
-                    )
-                    raise ResultFormatError(msg)
-                yield row
+            reader = csv.reader(fh, strict=True)
+            try:
+                next(reader, None)
+                for row in reader:
+                    if len(row) != width:
+                        if not row:
+                            continue
+                        msg = (
+                            f"{self.where}, line {reader.line_num}: {len(row)} columns where the header has "
+                            f"{width}. The file is malformed; rerun the sync, and report it to Salesforce "
+                            "support if it persists."
+                        )
+                        raise ResultFormatError(msg)
+                    yield row
+            except UnicodeDecodeError:
+                raise self._bad_utf8() from None
+            except csv.Error as exc:
+                msg = f"{self.where}, line {reader.line_num}: malformed CSV ({exc})"[:400]
+                raise ResultFormatError(msg) from None
 
 
-def unwrap_export(body: t.Any, what: str) -> dict[str, t.Any]:
-    """The export object from any of the answer shapes seen in the wild."""
+def export_id(value: t.Any, what: str) -> int:
+    """An export id from an answer: a positive integer (or its decimal string), else ResultFormatError."""
+    if isinstance(value, str) and EXPORT_ID.fullmatch(value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        msg = (
+            f"{what}: Pardot's answer has an export id that is not a positive integer ({str(value)[:40]!r}). "
+            "Pardot may have changed its API; please report this."
+        )
+        raise ResultFormatError(msg)
+    return value
+
+
+def unwrap_export(body: t.Any, what: str, expect_id: int | None = None) -> dict[str, t.Any]:
+    """The export object from any of the answer shapes seen in the wild, its id, state and shape checked.
+
+    Args:
+        body: the decoded JSON answer.
+        what: the call, for messages.
+        expect_id: the export asked about, when the call named one.
+
+    Raises:
+        ResultFormatError: no export object, an id that is not a positive integer, an unknown
+            state, or another export than the one asked about.
+    """
     export = body.get("export", body) if isinstance(body, dict) else None
     if isinstance(export, list) and len(export) == 1:
         export = export[0]
     if not isinstance(export, dict) or "id" not in export or "state" not in export:
         msg = f"{what}: Pardot's answer has no export object with an id and a state: {str(body)[:200]!r}"
         raise ResultFormatError(msg)
+    export = {**export, "id": export_id(export["id"], what)}
+    if export["state"] not in STATES:
+        msg = (
+            f"{what}: export {export['id']} is in a state the tap does not know ({str(export['state'])[:40]!r}). "
+            "Pardot may have changed its API; please report this."
+        )
+        raise ResultFormatError(msg)
+    if expect_id is not None and export["id"] != expect_id:
+        msg = f"{what}: Pardot answered about export {export['id']}, not the one asked for. Please report this."
+        raise ResultFormatError(msg)
+    if not isinstance(export.get("createdAt"), str):
+        export["createdAt"] = None  # an unknown form: the offset is not inferred from it
     return export
 
 
@@ -139,6 +452,16 @@ class ExportRunner:
         spool_dir: str | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
+        """Run exports through ``client``.
+
+        Args:
+            client: the HTTP client (auth, retries, concurrency, budget).
+            poll_interval: the first wait between reads of a waiting export, in seconds.
+            max_poll_interval: the cap the wait grows to.
+            export_timeout: how long an export may take before it is canceled.
+            spool_dir: where result files are downloaded (the system's temporary directory by default).
+            logger: where progress is logged.
+        """
         self.client = client
         self.poll_interval = max(0.0, poll_interval)
         self.max_poll_interval = max(self.poll_interval, max_poll_interval)
@@ -148,14 +471,16 @@ class ExportRunner:
         self.active: int | None = None  # export id being waited on or downloaded
         self.active_complete = False  # True once the active export is Complete (it cannot be canceled)
         self._stop = threading.Event()
+        self._warned: set[tuple[str, tuple[str, ...]]] = set()
 
     # -- API calls -----------------------------------------------------------------------
 
     def create(self, spec: ExportSpec) -> ExportInfo:
+        """Create the export ``spec`` describes; its answer is checked (see :func:`unwrap_export`)."""
         requested = time.time()
         body = self.client.json("POST", "create", "create", json_body=spec.body())
         export = unwrap_export(body, f"{spec.label}: create")
-        info = ExportInfo(id=int(export["id"]), created_at=export.get("createdAt"), requested_at=requested)
+        info = ExportInfo(id=export["id"], created_at=export["createdAt"], requested_at=requested)
         self.logger.info(
             "%s: created export %s (%s, %s)",
             spec.label,
@@ -166,13 +491,23 @@ class ExportRunner:
         return info
 
     def read(self, export_id: int, label: str) -> dict[str, t.Any]:
+        """Read an export's status; the answer must be about that export, in a known state."""
         body = self.client.json("GET", f"read/id/{export_id}", "read")
-        return unwrap_export(body, f"{label}: read export {export_id}")
+        return unwrap_export(body, f"{label}: read export {export_id}", expect_id=export_id)
 
     def cancel(self, export_id: int, label: str = "") -> bool:
-        """Cancel an export; False when Pardot says it is already finished."""
+        """Cancel an export; False when Pardot says it is already finished.
+
+        The daily limit, the call budget and dead credentials propagate, unless the run is
+        stopping (:meth:`stop`): then the cancel is a courtesy and the state must still be written.
+        """
         try:
             self.client.json("POST", f"cancel/id/{export_id}", "cancel")
+        except MUST_PROPAGATE as exc:
+            if not self._stop.is_set():
+                raise
+            self.logger.warning("%s: export %s not canceled: %s", label, export_id, exc)
+            return False
         except PardotAPIError as exc:
             self.logger.info("%s: export %s not canceled: %s", label, export_id, exc)
             return False
@@ -191,14 +526,8 @@ class ExportRunner:
         while True:
             if self._stop.wait(delay):
                 raise ExportError(f"{label}: interrupted while waiting for export {info.id}")
-            export = self.read(info.id, label)
-            state = export.get("state")
-            if state not in STATES:
-                msg = (
-                    f"{label}: export {info.id} is in a state the tap does not know ({state!r}). "
-                    "Pardot may have changed its API; please report this."
-                )
-                raise ResultFormatError(msg)
+            export = self.read(info.id, label)  # its state is one of STATES
+            state = export["state"]
             if state != last_state:
                 self.logger.info("%s: export %s is %s (after %.1fs)", label, info.id, state, time.monotonic() - start)
                 info.states.append(state)
@@ -225,26 +554,7 @@ class ExportRunner:
         """
         failed = 0
         recreated = 0
-        info: ExportInfo | None = None
-        if resume_id is not None:
-            try:
-                export = self.read(resume_id, spec.label)
-            except PardotAPIError as exc:
-                self.logger.info("%s: export %s from state cannot be reused (%s)", spec.label, resume_id, exc)
-            else:
-                if export.get("state") in ("Waiting", "Processing") or (
-                    export.get("state") == "Complete" and not _is_true(export.get("isExpired"))
-                ):
-                    info = ExportInfo(id=int(resume_id), created_at=export.get("createdAt"))
-                    self.logger.info("%s: resuming export %s from state (%s)", spec.label, resume_id, export["state"])
-                else:
-                    self.logger.info(
-                        "%s: export %s from state is %s%s; creating a new one",
-                        spec.label,
-                        resume_id,
-                        export.get("state"),
-                        " and expired" if _is_true(export.get("isExpired")) else "",
-                    )
+        info = self._resume(resume_id, spec.label) if resume_id is not None else None
         while True:
             if info is None:
                 info = self.create(spec)
@@ -256,7 +566,7 @@ class ExportRunner:
             if state == "Complete" and not expired:
                 self.active_complete = True
                 try:
-                    yield from self._files(info, result_refs(export), spec.label)
+                    yield from self._files(info, result_refs(export), spec.label, spec.fields)
                 except PardotAPIError as exc:
                     if exc.code != 178:
                         raise
@@ -301,7 +611,35 @@ class ExportRunner:
                 )
             info = None
 
-    def _files(self, info: ExportInfo, refs: list[str], label: str) -> Iterator[ResultFile]:
+    def _resume(self, resume_id: t.Any, label: str) -> ExportInfo | None:
+        """The export from state when it can still be used, else None (a new one is created).
+
+        Errors that end the run (daily limit, call budget, dead credentials) propagate.
+        """
+        if isinstance(resume_id, bool) or not isinstance(resume_id, int):
+            self.logger.info("%s: ignoring a pending export id in state that is not an integer", label)
+            return None
+        try:
+            export = self.read(resume_id, label)
+        except MUST_PROPAGATE:
+            raise
+        except PardotAPIError as exc:
+            self.logger.info("%s: export %s from state cannot be reused (%s)", label, resume_id, exc)
+            return None
+        state, expired = export["state"], _is_true(export.get("isExpired"))
+        if state in ("Waiting", "Processing") or (state == "Complete" and not expired):
+            self.logger.info("%s: resuming export %s from state (%s)", label, resume_id, state)
+            return ExportInfo(id=resume_id, created_at=export["createdAt"])
+        self.logger.info(
+            "%s: export %s from state is %s%s; creating a new one",
+            label,
+            resume_id,
+            state,
+            " and expired" if expired else "",
+        )
+        return None
+
+    def _files(self, info: ExportInfo, refs: list[str], label: str, fields: list[str]) -> Iterator[ResultFile]:
         info.files = len(refs)
         if not refs:
             self.logger.info("%s: export %s is Complete with no result files: no rows", label, info.id)
@@ -317,15 +655,13 @@ class ExportRunner:
             if cancel.is_set():
                 ahead.release()
                 raise ExportError("canceled")
-            fd, path = tempfile.mkstemp(prefix=f"pardot-{info.id}-{k}-", suffix=".csv", dir=self.spool_dir)
+            rf = ResultFile(export=info, index=k, url=url, path="", label=label, fields=fields)
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    self.client.download(url, fh)
+                self._fetch_checked(rf, cancel)
             except BaseException:
-                os.unlink(path)
                 ahead.release()
                 raise
-            return ResultFile(export=info, index=k, url=url, path=path, label=label)
+            return rf
 
         pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pardot-download")
         futures = [pool.submit(fetch, k, url) for k, url in enumerate(refs)]
@@ -348,6 +684,70 @@ class ExportRunner:
                     path = fut.result().path
                     if os.path.exists(path):
                         os.unlink(path)
+
+    def _fetch_checked(self, rf: ResultFile, cancel: threading.Event) -> None:
+        """Download ``rf`` to a temporary file until it is the CSV requested, whole.
+
+        A body a retry may fix (an HTML page, a transient error envelope, an empty or cut
+        body) is fetched again under the run's one retry policy: its waits and its bounds
+        (``max_retries``, ``retry_max_time``). On failure no file is left behind, and the
+        error names stream, export, file and what was received.
+        """
+        secrets = self._secrets()
+        policy = self.client.transport.policy
+        waits = policy.waits()
+        next(waits)  # primed, as backoff does
+        tries, deadline = policy.max_retries + 1, time.monotonic() + policy.max_time
+        for attempt in range(1, tries + 1):
+            fd, rf.path = tempfile.mkstemp(
+                prefix=f"pardot-{rf.export.id}-{rf.index}-", suffix=".csv", dir=self.spool_dir
+            )
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    self.client.download(rf.url, fh)
+                extra = rf.check(secrets)
+            except BadResultFile as exc:
+                os.unlink(rf.path)
+                if not exc.retry or attempt == tries or time.monotonic() > deadline:
+                    raise self._final(exc, attempt) from None
+                delay = waits.send(exc)
+                self.logger.warning("%s; fetching it again in %.1fs (%d/%d)", exc, delay, attempt, tries - 1)
+                if cancel.wait(delay) or self._stop.is_set():
+                    raise ExportError(f"{rf.where}: interrupted") from None
+                continue
+            except BaseException:
+                os.unlink(rf.path)
+                raise
+            if extra:
+                self._warn_extra(rf, extra)
+            return
+
+    @staticmethod
+    def _final(exc: BadResultFile, attempt: int) -> PardotAPIError:
+        """The error ending the run: what was wrong, how often, and what to do."""
+        tries = f" (fetched {attempt} times)" if attempt > 1 else ""
+        msg = f"{str(exc).rstrip('.')}{tries}. No bookmark moved past this window; rerun later to resume."
+        if exc.code == 122:
+            return DailyLimitReached(msg, code=exc.code)
+        return BadResultFile(msg, code=exc.code)
+
+    def _warn_extra(self, rf: ResultFile, extra: list[str]) -> None:
+        key = (rf.label.split(" ", 1)[0], tuple(extra))
+        if key not in self._warned:
+            self._warned.add(key)
+            self.logger.warning(
+                "%s has column(s) not requested, dropped: %s. The requested fields are all present and matched "
+                "by name, so the records are unaffected.",
+                rf.where,
+                redact(str(extra)[:300], self._secrets()),
+            )
+
+    def _secrets(self) -> list[str]:
+        """Values of the request's headers and credentials, never to be printed."""
+        tokens = getattr(self.client, "tokens", None)
+        found = list(tokens.secrets()) if tokens is not None and hasattr(tokens, "secrets") else []
+        unit = getattr(self.client, "business_unit_id", None)
+        return [*found, unit] if isinstance(unit, str) else found
 
     def stop(self) -> None:
         """Make a waiting job give up at its next poll."""

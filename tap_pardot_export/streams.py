@@ -55,10 +55,17 @@ class FileRows:
 
     stream: str
     file: ResultFile
-    header: list[str]
+    header: list[str]  # the requested fields, in the file's column order
     rows: Iterator[list[str]]
     type_row: t.Callable[[list[str]], dict[str, t.Any]]
     count: int = 0
+
+    @classmethod
+    def of(
+        cls, stream: str, file: ResultFile, properties: dict[str, t.Any], datetime_conv: t.Callable[[str], str]
+    ) -> FileRows:
+        """The rows of a checked result file, keyed by the requested field names (see ``ResultFile.check``)."""
+        return cls(stream, file, file.names, file.rows(), row_typer(file.columns, properties, datetime_conv))
 
     def records(self, drop: t.Sequence[str] = ()) -> Iterator[dict[str, t.Any]]:
         """The file's typed records, without the ``drop`` fields; ``count`` follows along."""
@@ -74,10 +81,15 @@ class FileRows:
             yield rec
 
     def error(self, n: int, cells: list[str], exc: Exception) -> ResultFormatError:
+        """The message for a cell that does not fit: stream, export, file, row, id and column."""
+        columns = self.file.columns
+        k = columns.index("id") if "id" in columns else -1
+        rid = cells[k][:40] if 0 <= k < len(cells) and cells[k] else "?"
         msg = (
             f"{self.stream}: export {self.file.export.id}, result file {self.file.index + 1}, row {n} "
-            f"(id {cells[0] if cells else '?'}): {exc}. The value does not fit the field's type; report it, "
-            "or deselect the field."
+            f"(id {rid}): {exc}. Pardot sent a value the field's type does not allow; rerun, and report it "
+            "to Salesforce support if it persists (a field other than id and the replication key can be "
+            "deselected)."
         )
         return ResultFormatError(msg)
 
@@ -161,6 +173,7 @@ class PardotExportStream(Stream):
         elif info.created_at and info.requested_at:
             offset = infer_offset(info.created_at, info.requested_at)
             self.ptap.warn_no_timezone(offset)
+            offset = dt.timedelta(0) if offset is None else offset  # unknown: read as UTC, as warned
             if conv is None or conv.zone.utcoffset(None) != offset:
                 conv = LocalDateTimeConverter(dt.timezone(offset))
         elif conv is None:
@@ -348,11 +361,7 @@ class PardotExportStream(Stream):
             info: ExportInfo | None = None
             for rf in runner.run(spec, resume_id=resume, on_created=created):
                 info = rf.export
-                it = iter(rf.rows())
-                header = next(it, None)
-                if header is None:
-                    continue
-                part = FileRows(self.name, rf, header, it, row_typer(header, props, self._converter(info, conv)))
+                part = FileRows.of(self.name, rf, props, self._converter(info, conv))
                 yield part
                 info.rows += part.count
                 w_rows += part.count

@@ -103,7 +103,11 @@ def oracle_row(row: list[str], conv: LocalDateTimeConverter) -> dict:
     out: dict = {}
     for name, cell in zip(PROPS, row, strict=True):
         kind = PROPS[name]
-        if cell == "":
+        if cell == "" and "null" not in kind["type"]:  # a never-null field: empty is false or an error
+            if kind["type"][0] != "boolean":
+                raise CellError(f"column {name!r} is empty, but the field is never null")
+            out[name] = False
+        elif cell == "":
             out[name] = None
         elif kind["type"][0] == "integer":
             try:
@@ -117,9 +121,9 @@ def oracle_row(row: list[str], conv: LocalDateTimeConverter) -> dict:
                     raise CellError(f"column {name!r}: not an integer: {cell!r}") from None
                 out[name] = int(number)
         elif kind["type"][0] == "boolean":
-            if cell.lower() not in ("true", "1", "yes", "t", "y", "false", "0", "no", "f", "n"):
-                raise CellError(f"column {name!r}: not a boolean (true/false): {cell!r}")
-            out[name] = cell.lower() in ("true", "1", "yes", "t", "y")
+            if cell.lower() not in ("true", "1", "false", "0"):
+                raise CellError(f"column {name!r}: not a boolean (true/false/1/0): {cell!r}")
+            out[name] = cell.lower() in ("true", "1")
         elif kind["type"][0] == "number":
             try:
                 out[name] = float(cell.replace(",", ""))
@@ -159,7 +163,9 @@ def test_compiled_and_general_typers_agree_with_an_oracle(row):
 def test_typer_names_the_column():
     typer = row_typer(["id", "flag"], PROPS, LocalDateTimeConverter(UTC))
     assert typer(["7", "true"]) == {"id": 7, "flag": True}
-    assert typer(["", ""]) == {"id": None, "flag": None}
+    assert typer(["7", ""]) == {"id": 7, "flag": None}
+    with pytest.raises(CellError, match="column 'id' is empty"):  # id is never null
+        typer(["", ""])
     with pytest.raises(CellError, match="column 'flag': not a boolean"):
         typer(["7", "maybe"])
 
