@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
-import sys
-import threading
 import typing as t
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
-from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
-from tap_pardot_export.client import PardotClient, TokenManager, host_of
+from tap_pardot_export.client import PardotClient, TokenManager
 from tap_pardot_export.errors import PardotAPIError, PardotConfigError
 from tap_pardot_export.exports import ExportRunner
+from tap_pardot_export.sdk_compat import StateMessage, TapHooks, install_excepthook
+from tap_pardot_export.session import ExportSession, SessionProvider, ZonePolicy, run_end
+from tap_pardot_export.signals import SHUTDOWN, LineSafeWriter
 from tap_pardot_export.streams import STREAM_TYPES, PardotExportStream
 from tap_pardot_export.windows import parse_setting_datetime
 
 if t.TYPE_CHECKING:
-    from types import FrameType, TracebackType
-
-MAX_FIELDS = 150
+    from types import TracebackType
 STREAM_OPTION_KEYS = ("procedure", "arguments", "window_days")
 BU_PATTERN = re.compile(r"^0Uv[0-9A-Za-z]{15}$")
 
@@ -192,42 +188,22 @@ def settings_schema() -> dict[str, t.Any]:
     ).to_dict()
 
 
-class TapPardotExport(Tap):
+class TapPardotExport(TapHooks):
     """Singer tap for the Account Engagement (Pardot) Export API."""
 
     name = "tap-pardot-export"
     config_jsonschema = settings_schema()
-    message_writer_class = MsgSpecWriter
+    message_writer_class = LineSafeWriter
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        self._client: PardotClient | None = None
-        self._runner: ExportRunner | None = None
-        self._warned_tz = False
-        self._lock = threading.Lock()
-        self._run_end: dt.datetime | None = None
+        """The SDK's tap; SIGINT/SIGTERM then end the run cleanly (see signals.py)."""
+        self.sessions = SessionProvider(self._open_session)
         super().__init__(*args, **kwargs)
+        SHUTDOWN.install(self)
 
     # -- settings ------------------------------------------------------------------------
 
-    def custom_fields_for(self, stream: str) -> list[str]:
-        value = (self.config.get("custom_fields") or {}).get(stream) or []
-        return [str(v) for v in value]
-
-    @property
-    def zone(self) -> dt.tzinfo | None:
-        name = self.config.get("timezone")
-        return ZoneInfo(name) if name else None
-
-    @property
-    def run_end(self) -> dt.datetime:
-        """The exclusive end of this run's range: end_date, or now (fixed once per run)."""
-        if self._run_end is None:
-            if self.config.get("end_date"):
-                self._run_end = parse_setting_datetime(self.config["end_date"])
-            else:
-                self._run_end = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-        return self._run_end
-
+    @override
     def check_settings(self) -> None:
         """Validate settings a sync needs; each error names the setting and the fix."""
         cfg = self.config
@@ -325,127 +301,75 @@ class TapPardotExport(Tap):
                     errors.append(f"stream_options.{stream}.window_days must be more than 0 and at most 365")
         return errors
 
-    def _check_field_counts(self) -> list[str]:
-        errors = []
-        for stream in self.streams.values():
-            if isinstance(stream, PardotExportStream) and stream.selected:
-                n = len(stream.requested_fields())
-                if n > MAX_FIELDS:
-                    errors.append(
-                        f"stream {stream.name}: {n} fields are selected, but an export takes at most "
-                        f"{MAX_FIELDS}. Deselect {n - MAX_FIELDS} field(s) in the catalog (or fewer custom_fields)."
-                    )
-        return errors
+    # -- the run ----------------------------------------------------------------------------
 
-    def warn_no_timezone(self, offset: dt.timedelta | None) -> None:
-        with self._lock:
-            if self._warned_tz:
-                return
-            self._warned_tz = True
-        if offset is None:
-            self.logger.warning(
-                "timezone is not set and could not be inferred: CSV datetimes are read as UTC. Set timezone "
-                "to the Pardot API user's time zone."
-            )
-        else:
-            hours = offset.total_seconds() / 3600
-            self.logger.warning(
-                "timezone is not set: inferred the API user's UTC offset as %+g h from the export's createdAt. "
-                "Set timezone (an IANA name) so daylight-saving changes inside the range are handled.",
-                hours,
-            )
+    def _build_client(self) -> PardotClient:
+        """The run's one HTTP client (helper HTTP moves this to client.build_client)."""
+        cfg = self.config
+        session = requests.Session()
+        timeout = float(cfg.get("request_timeout", 300))
+        client = PardotClient(
+            api_url=str(cfg.get("api_url") or "https://pi.pardot.com"),
+            business_unit_id=str(cfg.get("business_unit_id") or ""),
+            api_version=int(cfg.get("api_version", 4)),
+            tokens=TokenManager(
+                session,
+                login_url=str(cfg.get("login_url") or "https://login.salesforce.com"),
+                client_id=cfg.get("client_id"),
+                client_secret=cfg.get("client_secret"),
+                refresh_token=cfg.get("refresh_token"),
+                access_token=cfg.get("access_token"),
+                timeout=min(timeout, 60),
+            ),
+            session=session,
+            max_concurrency=int(cfg.get("max_concurrency", 2)),
+            max_retries=int(cfg.get("max_retries", 8)),
+            timeout=timeout,
+            max_api_calls=cfg.get("max_api_calls"),
+            zone=ZoneInfo(str(cfg["timezone"])) if cfg.get("timezone") else None,
+        )
+        client.tokens.on_call = client.count
+        return client
 
-    # -- shared machinery ------------------------------------------------------------------
+    def _open_session(self) -> ExportSession:
+        """The run's export session, opened at the first export."""
+        cfg = self.config
+        client = self._build_client()
+        runner = ExportRunner(
+            client,
+            poll_interval=float(cfg.get("poll_interval", 1)),
+            max_poll_interval=float(cfg.get("max_poll_interval", 60)),
+            export_timeout=float(cfg.get("export_timeout", 21600)),
+            logger=self.logger,
+        )
+        return ExportSession(
+            client=client,
+            runner=runner,
+            zones=ZonePolicy(client.zone, self.logger),
+            run_end=run_end(cfg, self.logger),
+            state_writer=self.state_writer,
+            logger=self.logger,
+        )
 
-    @property
-    def client(self) -> PardotClient:
-        """The run's one HTTP client; built at the first API call, after the last checks."""
-        with self._lock:
-            if self._client is None:
-                errors = self._check_field_counts()
-                if errors:
-                    raise ConfigValidationError("Too many fields", errors=errors)
-                cfg = self.config
-                self.logger.info(
-                    "Syncing from %s (API version %s, business unit %s)",
-                    host_of(str(cfg.get("api_url") or "https://pi.pardot.com")),
-                    cfg.get("api_version", 4),
-                    cfg.get("business_unit_id"),
-                )
-                session = requests.Session()
-                timeout = float(cfg.get("request_timeout", 300))
-                client = PardotClient(
-                    api_url=str(cfg.get("api_url") or "https://pi.pardot.com"),
-                    business_unit_id=str(cfg.get("business_unit_id") or ""),
-                    api_version=int(cfg.get("api_version", 4)),
-                    tokens=TokenManager(
-                        session,
-                        login_url=str(cfg.get("login_url") or "https://login.salesforce.com"),
-                        client_id=cfg.get("client_id"),
-                        client_secret=cfg.get("client_secret"),
-                        refresh_token=cfg.get("refresh_token"),
-                        access_token=cfg.get("access_token"),
-                        timeout=min(timeout, 60),
-                    ),
-                    session=session,
-                    max_concurrency=int(cfg.get("max_concurrency", 2)),
-                    max_retries=int(cfg.get("max_retries", 8)),
-                    timeout=timeout,
-                    max_api_calls=cfg.get("max_api_calls"),
-                    zone=self.zone,
-                )
-                client.tokens.on_call = client.count
-                self._client = client
-            return self._client
+    def cancel_in_flight(self, timeout: float) -> str:
+        """On a signal (watchdog thread): cancel the export in flight, if any."""
+        session = self.sessions.current
+        return session.cancel_in_flight(timeout) if session is not None else "no export in flight"
 
-    @property
-    def runner(self) -> ExportRunner:
-        if self._runner is None:
-            cfg = self.config
-            self._runner = ExportRunner(
-                self.client,
-                poll_interval=float(cfg.get("poll_interval", 1)),
-                max_poll_interval=float(cfg.get("max_poll_interval", 60)),
-                export_timeout=float(cfg.get("export_timeout", 21600)),
-                logger=self.logger,
-            )
-        return self._runner
+    def emit_state(self) -> None:
+        """On a signal (main thread, at a line boundary): write the whole state."""
+        self.write_message(StateMessage(value=self.state))
 
     @override
     def discover_streams(self) -> list[PardotExportStream]:
         """The six streams; needs no network and no credentials."""
-        return [cls(self) for cls in STREAM_TYPES]
-
-    @override
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """The schema's checks, then ours: each names the setting and says what to do."""
-        errors = super()._validate_config(raise_errors=raise_errors)
-        if raise_errors:
-            self.check_settings()
-        return errors
-
-    @override
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """On SIGINT/SIGTERM: cancel the export in flight (so the account's queue is not blocked),
-        emit the state, and exit non-zero: the sync did not finish."""
-        runner = self._runner
-        if runner is not None:
-            runner.stop()
-            if runner.active is not None and not runner.active_complete:
-                self.logger.warning("Interrupted: canceling export %s, which this run cannot finish", runner.active)
-                runner.cancel(runner.active, "interrupted")
-        try:
-            self._state_writer.write_state(self.state)
-        finally:
-            self.logger.warning("Interrupted by signal %s; state emitted, rerun to resume", signum)
-            sys.exit(128 + signum)
+        return [cls(self, self.sessions) for cls in STREAM_TYPES]
 
     @classmethod
     @override
     def get_singer_command(cls) -> t.Any:
-        command = super().get_singer_command()
-        command.excepthook = _user_facing_excepthook(cls.logger)  # type: ignore[attr-defined]
-        return command
+        """The SDK's command, logging user-facing errors without a traceback."""
+        return install_excepthook(super().get_singer_command(), _user_facing_excepthook(cls.logger))
 
 
 def _user_facing_excepthook(logger: logging.Logger) -> t.Callable[..., None]:
