@@ -94,6 +94,8 @@ class ExportSession:
     #: windows finished in this run, all streams together (the call budget's progress rule)
     windows_done: int = 0
     announced: bool = False
+    #: the export of the window being synced, from its creation (or reuse) to the window's end
+    in_flight: int | None = None
 
     def announce(self) -> None:
         """Log the target once, at the first export of the run."""
@@ -116,10 +118,10 @@ class ExportSession:
         """
         runner = self.runner
         runner.stop()
-        export_id = runner.active
+        export_id = runner.active if runner.active is not None else self.in_flight
         if export_id is None:
             return "no export in flight"
-        if runner.active_complete:
+        if runner.active == export_id and runner.active_complete:
             return f"export {export_id} is Complete (nothing to cancel)"
         self.logger.warning("Interrupted: canceling export %s, which this run cannot finish", export_id)
         if cancel_now(self.client, export_id, timeout):

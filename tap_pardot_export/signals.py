@@ -38,8 +38,17 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.singerlib import Message
 
-#: seconds from the signal to the forced exit when the state cannot be written
-HARD_DEADLINE = 15.0
+
+#: seconds from the signal to the forced exit when the state cannot be written (the
+#: environment variable is a test hook: tests need not wait 15 s to see the forced exit)
+def _deadline(default: float = 15.0) -> float:
+    try:
+        return min(default, max(1.0, float(os.environ.get("TAP_PARDOT_EXPORT_SIGNAL_DEADLINE") or default)))
+    except ValueError:
+        return default
+
+
+HARD_DEADLINE = _deadline()
 #: seconds the unwinding may take once the state is out (joining downloads in flight)
 GRACE = 3.0
 #: seconds the cancel of the export in flight may take
@@ -190,7 +199,7 @@ class StdoutLines:
     def write(self, data: bytes) -> None:
         """Write ``data`` (whole lines) to stdout."""
         with self.shutdown.line():
-            sys.stdout.buffer.write(data)
+            write_all(data)
 
     def flush(self) -> None:
         """Flush stdout."""
@@ -198,11 +207,21 @@ class StdoutLines:
             sys.stdout.flush()
 
 
+def write_all(data: bytes | bytearray) -> None:
+    """Write all of ``data`` to stdout: a signal can cut a buffered write short, so loop."""
+    out = sys.stdout.buffer
+    view = memoryview(data)
+    while view:
+        n = out.write(view)
+        view = view[n if n is not None else len(view) :]
+
+
 class LineSafeWriter(MsgSpecWriter):
-    """The SDK's fast message writer, each message written under :meth:`Shutdown.line`."""
+    """The SDK's fast message writer; each line is written whole, under :meth:`Shutdown.line`."""
 
     @override
     def write_message(self, message: Message) -> None:
         """Write one message line; a signal meanwhile stops the run after it."""
         with SHUTDOWN.line():
-            super().write_message(message)
+            write_all(self.format_message(message))
+            sys.stdout.flush()

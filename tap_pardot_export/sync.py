@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import math
 import time
 import typing as t
 from dataclasses import dataclass
@@ -78,7 +79,8 @@ class WindowJob:
     spec: ExportSpec
     query: str
     resume_id: int | None
-    resume_requested_at: float | None
+    #: the resumed export's createdAt (the API user's zone) and our clock at its creation
+    resume_clock: tuple[str, float] | None
 
 
 def check_field_count(stream: str, fields: list[str]) -> None:
@@ -118,15 +120,21 @@ def make_job(stream: WindowedStream, w: Window, fields: list[str], pending: dict
     label = f"{stream.name} [{api_time(w.start)} .. {api_time(w.end)})"
     spec = ExportSpec(stream.object_name, fields, stream.procedure, arguments, label)
     query = hashlib.sha256(orjson.dumps(spec.body(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
-    same = pending.get("query") == query and isinstance(pending.get("id"), int)
-    requested = pending.get("requested_at")
-    return WindowJob(
-        w,
-        spec,
-        query,
-        pending["id"] if same else None,
-        float(requested) if same and isinstance(requested, (int, float)) else None,
-    )
+    if pending.get("query") != query or not isinstance(pending.get("id"), int):
+        return WindowJob(w, spec, query, None, None)
+    return WindowJob(w, spec, query, pending["id"], _resume_clock(pending))
+
+
+def _resume_clock(pending: dict[str, t.Any]) -> tuple[str, float] | None:
+    """createdAt and our clock at the create call, from state (numbers may load as Decimal)."""
+    created, requested = pending.get("created_at"), pending.get("requested_at")
+    if not isinstance(created, str) or isinstance(requested, bool):
+        return None
+    try:
+        clock = float(requested)
+    except (TypeError, ValueError):
+        return None
+    return (created, clock) if math.isfinite(clock) and clock > 0 else None
 
 
 def checkpoint(
@@ -206,13 +214,15 @@ def window_files(
     conv: LocalDateTimeConverter | None = None
 
     def created(info: ExportInfo) -> None:
+        session.in_flight = info.id
         checkpoint(stream, context, None, pending_entry(job, info))
 
     info: ExportInfo | None = None
+    session.in_flight = job.resume_id
     for rf in session.runner.run(job.spec, resume_id=job.resume_id, on_created=created):
         info = rf.export
-        if info.id == job.resume_id and not info.requested_at and job.resume_requested_at:
-            info.requested_at = job.resume_requested_at  # read the resumed export's times in its zone
+        if info.id == job.resume_id and not info.requested_at and job.resume_clock:
+            info.created_at, info.requested_at = job.resume_clock  # read a resumed export's times in its zone
         it = iter(rf.rows())
         header = next(it, None)
         if header is None:
@@ -230,6 +240,7 @@ def window_files(
             info.files,
             info.rows,
         )
+    session.in_flight = None
     checkpoint(stream, context, job.window.end, None)
 
 
