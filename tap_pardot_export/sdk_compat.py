@@ -14,6 +14,7 @@ from __future__ import annotations
 import typing as t
 
 from singer_sdk import Stream, Tap
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig  # no public home in 0.54
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.plugin_base import SingerCommand
 from singer_sdk.singerlib import StateMessage
@@ -28,6 +29,8 @@ if t.TYPE_CHECKING:
 __all__ = [
     "CONTRACT",
     "PRIVATE_MODULES",
+    "BaseBatchFileEncoding",
+    "BatchConfig",
     "ExportStreamHooks",
     "StateMessage",
     "TapHooks",
@@ -37,7 +40,7 @@ __all__ = [
     "write_starting_replication_value",
 ]
 
-#: private SDK modules the tap imports from (type-only)
+#: private SDK modules the tap imports from
 PRIVATE_MODULES = ("singer_sdk.helpers._batch",)
 
 #: (owner, attribute, parameters the tap relies on, in order; ``self`` left out)

@@ -22,6 +22,8 @@ if t.TYPE_CHECKING:
     import logging
     from collections.abc import Mapping
 
+    from singer_sdk.helpers.types import TapState
+
     from tap_pardot_export.client import PardotClient
     from tap_pardot_export.exports import ExportInfo, ExportRunner
 
@@ -31,7 +33,7 @@ UTC = dt.timezone.utc
 class StateWriterLike(t.Protocol):
     """The tap's state writer (``Tap.state_writer``)."""
 
-    def write_state(self, state: dict[str, t.Any]) -> None:
+    def write_state(self, state: TapState) -> None:
         """Write a STATE message when the state changed."""
 
 

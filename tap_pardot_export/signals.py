@@ -58,7 +58,9 @@ CANCEL_TIMEOUT = 5.0
 class RunHooks(t.Protocol):
     """What a run gives the shutdown: how to cancel its work and write its state."""
 
-    logger: logging.Logger
+    @property
+    def logger(self) -> logging.Logger:
+        """Where the shutdown logs."""
 
     def cancel_in_flight(self, timeout: float) -> str:
         """Cancel the export in flight (called on the watchdog thread); a line for the log."""

@@ -42,7 +42,7 @@ DELETED_ONLY: dict[str, tuple[str, ...]] = {"filter_by_updated_at": ("deleted",)
 
 def load_schema(name: str) -> dict[str, t.Any]:
     text = (resources.files("tap_pardot_export") / "schemas" / f"{name}.json").read_text()
-    return json.loads(text)
+    return t.cast("dict[str, t.Any]", json.loads(text))
 
 
 @dataclass
@@ -86,7 +86,7 @@ class PardotExportStream(ExportStreamHooks):
     procedures: t.ClassVar[Procedures]
     #: extra procedure arguments a user may set, per procedure
     extra_arguments: t.ClassVar[dict[str, tuple[str, ...]]] = {}
-    primary_keys: t.ClassVar[list[str]] = ["id"]  # type: ignore[misc]
+    primary_keys: t.ClassVar[list[str]] = ["id"]
     replication_key = "updated_at"
     is_sorted = False
     #: rows are typed once, from the schema, by convert.row_typer
@@ -245,7 +245,7 @@ class PardotExportStream(ExportStreamHooks):
             data = b"".join(lines)
             with storage.open(filename, "wb") as fh:
                 fh.write(gzip.compress(data, compresslevel=1) if gz else data)  # zlib runs without the GIL
-            return storage.get_url(filename)
+            return str(storage.get_url(filename))
 
         # one file is compressed and written in the background while the next is typed
         with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer") as pool:

@@ -50,12 +50,16 @@ class FileRowsLike(t.Protocol):
 class WindowedStream(t.Protocol):
     """What the orchestration needs of a stream (see streams.PardotExportStream)."""
 
-    name: str
-    object_name: str
-    replication_key: str | None
-    replication_method: str
-    logger: logging.Logger
-
+    @property
+    def name(self) -> str: ...
+    @property
+    def object_name(self) -> str: ...
+    @property
+    def replication_key(self) -> str | None: ...
+    @property
+    def replication_method(self) -> str: ...
+    @property
+    def logger(self) -> logging.Logger: ...
     @property
     def procedure(self) -> str: ...
     def procedure_bounds(self) -> tuple[str, str]: ...
@@ -128,7 +132,7 @@ def make_job(stream: WindowedStream, w: Window, fields: list[str], pending: dict
 def _resume_clock(pending: dict[str, t.Any]) -> tuple[str, float] | None:
     """createdAt and our clock at the create call, from state (numbers may load as Decimal)."""
     created, requested = pending.get("created_at"), pending.get("requested_at")
-    if not isinstance(created, str) or isinstance(requested, bool):
+    if not isinstance(created, str) or requested is None or isinstance(requested, bool):
         return None
     try:
         clock = float(requested)
