@@ -41,6 +41,7 @@ DELETED_ONLY: dict[str, tuple[str, ...]] = {"filter_by_updated_at": ("deleted",)
 
 
 def load_schema(name: str) -> dict[str, t.Any]:
+    """The stream's JSON schema, from the package's schemas/ folder."""
     text = (resources.files("tap_pardot_export") / "schemas" / f"{name}.json").read_text()
     return t.cast("dict[str, t.Any]", json.loads(text))
 
@@ -267,6 +268,8 @@ class PardotExportStream(ExportStreamHooks):
 
 
 class ProspectStream(PardotExportStream):
+    """Prospects."""
+
     name = "prospect"
     object_name = "prospect"
     procedures: t.ClassVar[Procedures] = {
@@ -277,6 +280,8 @@ class ProspectStream(PardotExportStream):
 
 
 class VisitorStream(PardotExportStream):
+    """Visitors."""
+
     name = "visitor"
     object_name = "visitor"
     procedures: t.ClassVar[Procedures] = {
@@ -290,6 +295,8 @@ class VisitorStream(PardotExportStream):
 
 
 class VisitorActivityStream(PardotExportStream):
+    """Visitor activities (the largest object)."""
+
     name = "visitor_activity"
     object_name = "visitorActivity"
     procedures: t.ClassVar[Procedures] = {
@@ -303,6 +310,8 @@ class VisitorActivityStream(PardotExportStream):
 
 
 class ListMembershipStream(PardotExportStream):
+    """List memberships."""
+
     name = "list_membership"
     object_name = "listMembership"
     procedures: t.ClassVar[Procedures] = {
@@ -313,6 +322,8 @@ class ListMembershipStream(PardotExportStream):
 
 
 class ProspectAccountStream(PardotExportStream):
+    """Prospect accounts."""
+
     name = "prospect_account"
     object_name = "prospectAccount"
     procedures: t.ClassVar[Procedures] = {
@@ -326,6 +337,8 @@ class ProspectAccountStream(PardotExportStream):
 
 
 class ExternalActivityStream(PardotExportStream):
+    """External activities, by creation or activity date."""
+
     name = "external_activity"
     object_name = "externalActivity"
     replication_key = "createdAt"

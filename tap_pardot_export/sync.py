@@ -51,28 +51,57 @@ class WindowedStream(t.Protocol):
     """What the orchestration needs of a stream (see streams.PardotExportStream)."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The stream's name."""
+
     @property
-    def object_name(self) -> str: ...
+    def object_name(self) -> str:
+        """The Export API object."""
+
     @property
-    def replication_key(self) -> str | None: ...
+    def replication_key(self) -> str | None:
+        """The bookmark's field."""
+
     @property
-    def replication_method(self) -> str: ...
+    def replication_method(self) -> str:
+        """INCREMENTAL or FULL_TABLE."""
+
     @property
-    def logger(self) -> logging.Logger: ...
+    def logger(self) -> logging.Logger:
+        """The stream's logger."""
+
     @property
-    def procedure(self) -> str: ...
-    def procedure_bounds(self) -> tuple[str, str]: ...
-    def procedure_arguments(self) -> dict[str, t.Any]: ...
-    def window_size(self) -> dt.timedelta: ...
-    def requested_fields(self) -> list[str]: ...
-    def get_starting_timestamp(self, context: Context | None) -> dt.datetime | None: ...
-    def get_context_state(self, context: Context | None) -> dict[str, t.Any]: ...
-    def begin_windows(self, context: Context | None) -> None: ...
-    def emit_state(self) -> None: ...
+    def procedure(self) -> str:
+        """The export procedure."""
+
+    def procedure_bounds(self) -> tuple[str, str]:
+        """The procedure's (after, before) argument names."""
+
+    def procedure_arguments(self) -> dict[str, t.Any]:
+        """The user's extra procedure arguments."""
+
+    def window_size(self) -> dt.timedelta:
+        """One window's length."""
+
+    def requested_fields(self) -> list[str]:
+        """The fields to export."""
+
+    def get_starting_timestamp(self, context: Context | None) -> dt.datetime | None:
+        """The bookmark, or start_date."""
+
+    def get_context_state(self, context: Context | None) -> dict[str, t.Any]:
+        """The state dict of ``context`` (mutable)."""
+
+    def begin_windows(self, context: Context | None) -> None:
+        """Called once before the first window."""
+
+    def emit_state(self) -> None:
+        """Write a STATE message."""
+
     def open_file(
         self, rf: ResultFile, header: list[str], rows: Iterator[list[str]], conv: LocalDateTimeConverter
-    ) -> FileRowsLike: ...
+    ) -> FileRowsLike:
+        """A result file's typed rows."""
 
 
 @dataclass
@@ -130,7 +159,7 @@ def make_job(stream: WindowedStream, w: Window, fields: list[str], pending: dict
 
 
 def _resume_clock(pending: dict[str, t.Any]) -> tuple[str, float] | None:
-    """createdAt and our clock at the create call, from state (numbers may load as Decimal)."""
+    """The export's createdAt and our clock at its creation, from state (numbers may be Decimal)."""
     created, requested = pending.get("created_at"), pending.get("requested_at")
     if not isinstance(created, str) or requested is None or isinstance(requested, bool):
         return None
