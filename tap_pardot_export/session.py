@@ -125,10 +125,10 @@ class ExportSession:
             return "no export in flight"
         if runner.active == export_id and runner.active_complete:
             return f"export {export_id} is Complete (nothing to cancel)"
-        self.logger.warning("Interrupted: canceling export %s, which this run cannot finish", export_id)
+        # no logging here: the interrupted main thread may hold the logging locks; it logs this note
         if cancel_now(self.client, export_id, timeout):
-            return f"export {export_id} canceled"
-        return f"export {export_id} could not be canceled within {timeout:g}s (Pardot ends it on its own)"
+            return f"canceling export {export_id}, which this run cannot finish: canceled"
+        return f"canceling export {export_id}: no answer within {timeout:g}s (Pardot ends it on its own)"
 
 
 class SessionProvider:

@@ -136,7 +136,7 @@ def test_sigterm_during_a_slow_status_read_holding_the_only_slot(sandboxes):
     messages = whole_lines(run)
     assert messages[-1]["type"] == "STATE"
     assert messages[-1]["value"]["bookmarks"]["list_membership"]["pending_export"]["id"] == eid
-    assert f"export {eid} canceled; state emitted" in run.stderr
+    assert f"canceling export {eid}, which this run cannot finish: canceled; state emitted" in run.stderr
 
 
 def test_sigterm_during_a_slow_download_ends_in_bounded_time(sandboxes):
