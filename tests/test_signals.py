@@ -73,10 +73,12 @@ class Tap:
                 return True
         return False
 
-    def term_and_wait(self, after: float = 0.0, read_after: float = 0.0) -> tuple[TapRun, float]:
-        """SIGTERM after ``after`` s; read stdout again only ``read_after`` s later; the run and its end time."""
+    def term_and_wait(
+        self, after: float = 0.0, read_after: float = 0.0, signum: int = signal.SIGTERM
+    ) -> tuple[TapRun, float]:
+        """Signal after ``after`` s; read stdout again only ``read_after`` s later; the run and its end time."""
         time.sleep(after)
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(signum)
         t0 = time.monotonic()
         time.sleep(read_after)
         stdout = self.proc.stdout
@@ -121,16 +123,17 @@ def one_stream(sb: Sandbox, stream: str, **cfg: t.Any) -> tuple[dict, dict]:
 # -- signals ---------------------------------------------------------------------------------
 
 
-def test_sigterm_during_a_slow_status_read_holding_the_only_slot(sandboxes):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_a_slow_status_read_holding_the_only_slot(sandboxes, signum):
     """The cancel must not wait for the slot the interrupted main thread holds."""
     sb = sandboxes(processing_seconds=60)
     sb.inject("slow", count=1, op="read", seconds=30)
     cfg, cat = one_stream(sb, "list_membership", max_concurrency=1)
     tap = Tap(cfg, cat)
     assert tap.read_until(pending)
-    run, took = tap.term_and_wait(after=0.5)
-    assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
-    assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
+    run, took = tap.term_and_wait(after=0.5, signum=signum)
+    assert took < BOUND, f"the tap took {took:.1f}s to end after signal {signum}"
+    assert run.returncode == 128 + signum, run.stderr[-2000:]
     (eid,) = sb.stats()["exports"]
     assert sb.stats()["exports"][eid]["state"] == "Canceled"
     messages = whole_lines(run)
@@ -152,6 +155,23 @@ def test_sigterm_during_a_slow_download_ends_in_bounded_time(sandboxes):
     assert messages[-1]["type"] == "STATE"
     assert "state emitted" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_sigterm_during_a_slow_token_refresh_ends_in_bounded_time(sandboxes):
+    """The main thread holds the token lock (a refresh that hangs): nothing may wait on it."""
+    sb = sandboxes(processing_seconds=60)
+    cfg, cat = one_stream(sb, "list_membership", max_concurrency=1)
+    tap = Tap(cfg, cat)
+    assert tap.read_until(pending)
+    sb.inject("slow", count=1, op="token", seconds=30)
+    sb.revoke_tokens()
+    time.sleep(1.0)  # the next status read gets a 401 and the refresh hangs
+    run, took = tap.term_and_wait()
+    assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
+    assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
+    assert whole_lines(run)[-1]["type"] == "STATE"
+    assert "state emitted" in run.stderr
+    assert sb.stats()["calls"]["token"] == 2, "the refresh was in flight"
 
 
 def big(sandboxes) -> tuple[Sandbox, dict, dict]:
