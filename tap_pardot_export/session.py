@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import typing as t
+import urllib.parse
 from dataclasses import dataclass, field
 
 import requests
@@ -106,7 +107,7 @@ class ExportSession:
         self.announced = True
         self.logger.info(
             "Syncing from %s (API version %s, business unit %s), up to %s",
-            self.client.api_url,
+            safe_host(self.client.api_url),
             self.client.api_version,
             self.client.business_unit_id,
             api_time(self.run_end),
@@ -156,6 +157,13 @@ class SessionProvider:
     def current(self) -> ExportSession | None:
         """The session if one was opened."""
         return self._session
+
+
+def safe_host(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, without any ``user:password@``."""
+    parts = urllib.parse.urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 
 def cancel_now(client: PardotClient, export_id: int, timeout: float = 5.0) -> bool:

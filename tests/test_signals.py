@@ -244,6 +244,7 @@ def test_a_resumed_export_reads_its_times_in_the_api_users_zone(sandboxes):
     sb = sandboxes(zone="America/Bogota", waiting_seconds=1.5)  # UTC-5 all year
     cfg, cat = one_stream(sb, "list_membership", window_days=200)
     del cfg["timezone"]
+    cfg["infer_timezone"] = True  # the opt-in to infer the offset (COMMON settings)
     tap = Tap(cfg, cat)
     assert tap.read_until(pending)
     tap.proc.kill()
