@@ -162,7 +162,10 @@ class SessionProvider:
 def safe_host(url: str) -> str:
     """``scheme://host[:port]`` of a URL, without any ``user:password@``."""
     parts = urllib.parse.urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
     return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 
