@@ -6,6 +6,11 @@ files are handed to the stream one by one. The bookmark moves to a window's end 
 every file of the window was read; an error inside a window leaves it where it was. The
 export in flight is recorded in state (``pending_export``) with what a rerun needs to reuse
 it and to read its datetimes in the right zone.
+
+The call budget (``max_api_calls``) is checked between windows: a window the budget cannot
+afford is not started (the run ends with exit 0 and resumable state), a started window is
+finished even past the budget, and the run's first window always goes, so reruns with a
+budget below one window's cost still progress.
 """
 
 from __future__ import annotations
@@ -287,7 +292,8 @@ def result_files(stream: WindowedStream, session: ExportSession, context: Contex
     session.announce()
     stream.begin_windows(context)
     client = session.client
-    pending = dict(stream.get_context_state(context).get("pending_export") or {})
+    pending = stream.get_context_state(context).get("pending_export")
+    pending = dict(pending) if isinstance(pending, dict) else {}
     calls0, t0, rows, exports = client.api_calls, time.monotonic(), 0, 0
     cost = FIRST_WINDOW_COST
     for w in plan(stream, session, context):
