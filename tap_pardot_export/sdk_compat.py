@@ -3,7 +3,8 @@
 Public names are used wherever singer-sdk 0.54 has them (``Tap.state_writer``,
 ``Tap.write_message``, ``Stream.state_manager``, ``singer_sdk.helpers.conform``). What is
 left is private: two stream hooks the tap overrides (the fast RECORD path and per-window
-bookmarks), the config-validation hook, one state helper, and the CLI's exception hook.
+bookmarks), the config-validation hook and the config dict it fills in, two state helpers,
+and the CLI's exception hook.
 :data:`CONTRACT` lists each with the parameters the tap passes or receives;
 ``tests/test_sdk_compat.py`` checks them against the installed SDK and names the symbol that
 an SDK release changed or removed.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import typing as t
 
 from singer_sdk import Stream, Tap
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig  # no public home in 0.54
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.plugin_base import SingerCommand
@@ -37,6 +39,7 @@ __all__ = [
     "TypeConformanceLevel",
     "finalize_stream_state",
     "install_excepthook",
+    "raw_config",
     "write_starting_replication_value",
 ]
 
@@ -50,6 +53,8 @@ CONTRACT: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (Stream, "_write_starting_replication_value", ("context",)),
     (Stream, "_finalize_state", ("state",)),
     (Tap, "_validate_config", ("raise_errors",)),
+    (Tap, "append_builtin_config", ("config_jsonschema",)),
+    (Tap, "load_state", ("state",)),
     (SingerCommand, "excepthook", ("exc_type", "exc_value", "exc_traceback")),
     # public names the tap builds on, checked too
     (Tap, "write_message", ("message",)),
@@ -108,18 +113,32 @@ def finalize_stream_state(stream: Stream) -> None:
 
 
 class TapHooks(Tap):
-    """A tap whose own settings checks run right after the schema's."""
+    """A tap whose settings are checked by :meth:`validate_settings` instead of the SDK's check."""
 
-    def check_settings(self) -> None:
-        """Raise ``ConfigValidationError`` naming each wrong setting (subclasses override)."""
+    def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:
+        """Every problem with ``config`` (may fill in defaults in place); subclasses override."""
+        return []
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """The schema's checks, then :meth:`check_settings`."""
-        errors = super()._validate_config(raise_errors=raise_errors)
-        if raise_errors:
-            self.check_settings()
+        """Replaces the SDK's check so that messages are clear and never echo a secret's value.
+
+        Discovery (``raise_errors=False``) needs no valid settings: it only logs at debug level.
+        """
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        errors = self.validate_settings(raw_config(self), schema)
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        for error in errors:
+            self.logger.debug("Setting not valid for a sync: %s", error)
         return errors
+
+
+def raw_config(tap: Tap) -> dict[str, t.Any]:
+    """The tap's own (mutable) config dict; empty before the SDK has set it."""
+    config = tap.__dict__.get("_config")
+    return config if isinstance(config, dict) else {}
 
 
 def install_excepthook(command: t.Any, hook: Callable[..., None]) -> t.Any:

@@ -13,11 +13,9 @@ import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
 
-import requests
-
 from tap_pardot_export.convert import LocalDateTimeConverter, infer_offset
 from tap_pardot_export.signals import StdoutLines
-from tap_pardot_export.windows import api_time, parse_setting_datetime
+from tap_pardot_export.windows import api_time
 
 if t.TYPE_CHECKING:
     import logging
@@ -126,8 +124,8 @@ class ExportSession:
             return "no export in flight"
         if runner.active == export_id and runner.active_complete:
             return f"export {export_id} is Complete (nothing to cancel)"
-        # no logging here: the interrupted main thread may hold the logging locks; it logs this note
-        if cancel_now(self.client, export_id, timeout):
+        # client.cancel_now returns within the timeout whatever the main thread holds; the main thread logs the note
+        if self.client.cancel_now(export_id, timeout=timeout):
             return f"canceling export {export_id}, which this run cannot finish: canceled"
         return f"canceling export {export_id}: no answer within {timeout:g}s (Pardot ends it on its own)"
 
@@ -167,51 +165,3 @@ def safe_host(url: str) -> str:
     except ValueError:
         port = ""
     return f"{parts.scheme}://{parts.hostname or ''}{port}"
-
-
-def cancel_now(client: PardotClient, export_id: int, timeout: float = 5.0) -> bool:
-    """Cancel an export at once: no slot, no lock, one try, never raises.
-
-    Uses ``PardotClient.cancel_now`` when the client has it; otherwise one POST with the
-    token already held (none is fetched: the token lock may be held by the main thread).
-    """
-    method = getattr(client, "cancel_now", None)
-    if callable(method):
-        try:
-            return bool(method(export_id, timeout=timeout))
-        except Exception:
-            return False
-    token = getattr(client.tokens, "_token", None)
-    if not token:
-        return False
-    try:
-        with requests.Session() as http:
-            http.trust_env = False  # no proxy or .netrc from the environment
-            resp = http.post(
-                client.url(f"cancel/id/{int(export_id)}"),
-                params={"format": "json"},
-                headers={"Authorization": f"Bearer {token}", "Pardot-Business-Unit-Id": client.business_unit_id},
-                timeout=timeout,
-                allow_redirects=False,
-            )
-    except Exception:
-        return False
-    return resp.status_code == 200
-
-
-def run_end(config: Mapping[str, t.Any], logger: logging.Logger, now: dt.datetime | None = None) -> dt.datetime:
-    """The exclusive end of this run's range: end_date, never later than now less the safety lag."""
-    lag = dt.timedelta(minutes=float(config.get("safety_lag_minutes", 5) or 0))
-    latest = ((now or dt.datetime.now(UTC)) - lag).replace(microsecond=0)
-    if not config.get("end_date"):
-        return latest
-    end = parse_setting_datetime(str(config["end_date"]))
-    if end > latest:
-        logger.warning(
-            "end_date %s is later than now (less safety_lag_minutes): syncing up to %s, so that no "
-            "bookmark is later than the data that exists.",
-            config["end_date"],
-            api_time(latest),
-        )
-        return latest
-    return end

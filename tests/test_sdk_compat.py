@@ -102,3 +102,14 @@ def test_no_other_module_reaches_sdk_internals():
             if PRIVATE_USE.search(code):
                 offenders.append(f"{path.name}:{n}: {line.strip()}")
     assert not offenders, "private SDK names outside sdk_compat.py:\n" + "\n".join(offenders)
+
+
+def test_the_config_dict_the_checks_fill_in_is_the_tap_config():
+    """settings.validate fills in defaults in the SDK's own config dict (``_config``)."""
+    from tap_pardot_export.tap import TapPardotExport
+
+    tap = TapPardotExport(config={"start_date": "2024-01-01"}, parse_env_config=False, validate_config=False)
+    raw = sdk_compat.raw_config(tap)
+    assert raw, "singer-sdk no longer keeps the config in Tap._config: update sdk_compat.raw_config"
+    raw["__probe__"] = 1
+    assert tap.config.get("__probe__") == 1, "Tap.config is no longer a view of Tap._config"

@@ -20,8 +20,9 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from helpers import TapRun, assert_rows_match, discover, expected_rows, run_tap, select_streams
 from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
+
+from tests.helpers import TapRun, assert_rows_match, discover, expected_rows, run_tap, select_streams
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
