@@ -8,6 +8,7 @@ creates it and hands it to each stream: streams never reach into the tap.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import threading
 import typing as t
 import urllib.parse
@@ -90,6 +91,8 @@ class ExportSession:
     run_end: dt.datetime
     state_writer: StateWriterLike
     logger: logging.Logger
+    #: the folder of this run's downloaded result files, removed at exit (even a forced one)
+    spool_dir: str | None = None
     custom_fields: Mapping[str, list[str]] = field(default_factory=dict)
     out: StdoutLines = field(default_factory=StdoutLines)
     #: windows finished in this run, all streams together (the call budget's progress rule)
@@ -110,6 +113,11 @@ class ExportSession:
             self.client.business_unit_id,
             api_time(self.run_end),
         )
+
+    def cleanup(self) -> None:
+        """Remove the run's result files folder (its files may still be open: unlinking is fine)."""
+        if self.spool_dir:
+            shutil.rmtree(self.spool_dir, ignore_errors=True)
 
     def cancel_in_flight(self, timeout: float) -> str:
         """Cancel the export being waited on, without any lock or slot; a line for the log.

@@ -68,6 +68,9 @@ class RunHooks(t.Protocol):
     def emit_state(self) -> None:
         """Write the STATE message (called in the main thread, at a line boundary)."""
 
+    def cleanup(self) -> None:
+        """Remove the run's temporary files (called before a forced exit; never raises)."""
+
 
 class Shutdown:
     """Process-wide: marks stdout writes and turns a signal into a bounded, clean stop."""
@@ -184,6 +187,9 @@ class Shutdown:
             text = "stdout did not take the output in time: state NOT emitted; rerun from the last STATE"
         with contextlib.suppress(OSError):
             os.write(2, f"Interrupted by signal {signum}: {text}\n".encode())
+        if self.run is not None:
+            with contextlib.suppress(Exception):
+                self.run.cleanup()
         os._exit(128 + signum)
 
 

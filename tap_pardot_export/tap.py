@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import io
 import logging
+import shutil
+import tempfile
 import typing as t
 
 from singer_sdk.exceptions import ConfigValidationError
@@ -99,11 +102,14 @@ class TapPardotExport(TapHooks):
         cfg: Mapping[str, t.Any] = self.config
         policy = settings.timezone_policy(cfg)
         client = build_client(cfg, self.logger)
+        spool = tempfile.mkdtemp(prefix="tap-pardot-export-")
+        atexit.register(shutil.rmtree, spool, ignore_errors=True)
         runner = ExportRunner(
             client,
             poll_interval=float(cfg.get("poll_interval", 1)),
             max_poll_interval=float(cfg.get("max_poll_interval", 60)),
             export_timeout=float(cfg.get("export_timeout", 21600)),
+            spool_dir=spool,
             logger=self.logger,
         )
         return ExportSession(
@@ -113,6 +119,7 @@ class TapPardotExport(TapHooks):
             run_end=self.run_end,
             state_writer=self.state_writer,
             logger=self.logger,
+            spool_dir=spool,
         )
 
     def cancel_in_flight(self, timeout: float) -> str:
@@ -123,6 +130,12 @@ class TapPardotExport(TapHooks):
     def emit_state(self) -> None:
         """On a signal (main thread, at a line boundary): write the whole state."""
         self.write_message(StateMessage(value=self.state))
+
+    def cleanup(self) -> None:
+        """Before a forced exit: remove the run's downloaded files."""
+        session = self.sessions.current
+        if session is not None:
+            session.cleanup()
 
     @override
     def discover_streams(self) -> list[PardotExportStream]:

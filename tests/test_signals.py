@@ -72,7 +72,11 @@ class Tap:
                 cmd += [f"--{name}", str(self.dir / f"{name}.json")]
         self.err = open(self.dir / "stderr", "w+b")  # noqa: SIM115
         _OPEN.append(self)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, env={**os.environ, **(env or {})})
+        self.tmp = self.dir / "tmp"  # the tap's TMPDIR: its downloaded files go there
+        self.tmp.mkdir()
+        self.left: list[str] = []
+        env = {**os.environ, "TMPDIR": str(self.tmp), **(env or {})}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, env=env)
         self.out = b""
 
     def read_until(self, predicate: t.Callable[[dict], bool], timeout: float = 60) -> bool:
@@ -110,8 +114,13 @@ class Tap:
         self.out += rest
         self.err.seek(0)
         run = TapRun(self.proc.returncode, self.out.decode(), self.err.read().decode())
+        self.left = self.leftovers()
         self.close()
         return run, took
+
+    def leftovers(self) -> list[str]:
+        """Files the tap left in its TMPDIR."""
+        return [str(p.relative_to(self.tmp)) for p in self.tmp.rglob("*") if p.is_file()]
 
     def stderr(self) -> str:
         self.err.seek(0)
@@ -185,6 +194,8 @@ def test_sigterm_during_a_slow_download_ends_in_bounded_time(sandboxes):
     messages = whole_lines(run)
     assert messages[-1]["type"] == "STATE"
     assert "state emitted" in run.stderr
+    assert "exiting without waiting for the work in flight" in run.stderr, "the download was still in flight"
+    assert tap.left == [], "the forced exit removes the run's downloaded files"
     assert "Traceback" not in run.stderr
 
 
@@ -237,6 +248,7 @@ def test_stdout_never_read_the_log_does_not_claim_state(sandboxes):
     assert tap.proc.wait(timeout=BOUND) == SIGTERM_EXIT  # nobody has read stdout meanwhile
     assert time.monotonic() - t0 < BOUND
     err = tap.stderr()
+    assert tap.leftovers() == [], "the forced exit removes the run's downloaded files"
     tap.close()
     assert "state NOT emitted" in err
     assert "state emitted" not in err.replace("state NOT emitted", "")
