@@ -1,66 +1,61 @@
-"""tap-pardot-export: the Tap class, its settings and their validation."""
+"""tap-pardot-export: the Tap class. Settings live in settings.py, the run in session.py/sync.py."""
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import io
 import logging
-import sys
-import threading
+import shutil
+import tempfile
 import typing as t
-from zoneinfo import ZoneInfo
 
-from singer_sdk import Tap
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
 from tap_pardot_export import settings
 from tap_pardot_export.auth import install_redaction, secrets_from_config
-from tap_pardot_export.client import PardotClient, build_client, host_of
+from tap_pardot_export.client import build_client
 from tap_pardot_export.errors import PardotAPIError, PardotConfigError
 from tap_pardot_export.exports import ExportRunner
+from tap_pardot_export.sdk_compat import StateMessage, TapHooks, install_excepthook, raw_config
+from tap_pardot_export.session import ExportSession, SessionProvider, ZonePolicy
 from tap_pardot_export.settings import settings_schema
+from tap_pardot_export.signals import SHUTDOWN, LineSafeWriter
 from tap_pardot_export.streams import STREAM_TYPES, PardotExportStream
 
 if t.TYPE_CHECKING:
-    from types import FrameType, TracebackType
+    from collections.abc import Mapping
+    from types import TracebackType
 
-MAX_FIELDS = 150
 
-
-class TapPardotExport(Tap):
+class TapPardotExport(TapHooks):
     """Singer tap for the Account Engagement (Pardot) Export API."""
 
     name = "tap-pardot-export"
     config_jsonschema = settings_schema()
-    message_writer_class = MsgSpecWriter
+    message_writer_class = LineSafeWriter
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        self._client: PardotClient | None = None
-        self._runner: ExportRunner | None = None
-        self._warned_tz = False
-        self._lock = threading.Lock()
+        """The SDK's tap, with secrets redacted from every log line and signals handled (signals.py)."""
+        self.sessions = SessionProvider(self._open_session)
         self._run_end: dt.datetime | None = None
         install_redaction(self._known_secrets)  # before the SDK validates (and may print) the config
         super().__init__(*args, **kwargs)
+        SHUTDOWN.install(self)
 
     def _known_secrets(self) -> list[str]:
         """The configured secrets and every token issued so far (for the redaction filter)."""
-        config = self.__dict__.get("_config") or {}
-        client = self.__dict__.get("_client")
-        return secrets_from_config(config) + (client.tokens.secrets() if client is not None else [])
+        session = self.sessions.current
+        tokens = session.client.tokens.secrets() if session is not None else []
+        return secrets_from_config(raw_config(self)) + tokens
 
     # -- settings ------------------------------------------------------------------------
 
-    def custom_fields_for(self, stream: str) -> list[str]:
-        value = (self.config.get("custom_fields") or {}).get(stream) or []
-        return [str(v) for v in value]
-
-    @property
-    def zone(self) -> dt.tzinfo | None:
-        name = self.config.get("timezone")
-        return ZoneInfo(name) if name else None
+    @override
+    def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:
+        """The schema's checks, then the cross-field ones: one line each, naming the setting."""
+        return settings.validate(config, schema)
 
     @property
     def run_end(self) -> dt.datetime:
@@ -68,91 +63,6 @@ class TapPardotExport(Tap):
         if self._run_end is None:
             self._run_end = settings.run_end(self.config, dt.datetime.now(dt.timezone.utc), self.logger)
         return self._run_end
-
-    def _check_field_counts(self) -> list[str]:
-        errors = []
-        for stream in self.streams.values():
-            if isinstance(stream, PardotExportStream) and stream.selected:
-                n = len(stream.requested_fields())
-                if n > MAX_FIELDS:
-                    errors.append(
-                        f"stream {stream.name}: {n} fields are selected, but an export takes at most "
-                        f"{MAX_FIELDS}. Deselect {n - MAX_FIELDS} field(s) in the catalog (or fewer custom_fields)."
-                    )
-        return errors
-
-    def warn_no_timezone(self, offset: dt.timedelta | None) -> None:
-        with self._lock:
-            if self._warned_tz:
-                return
-            self._warned_tz = True
-        if offset is None:
-            self.logger.warning(
-                "timezone is not set and could not be inferred: CSV datetimes are read as UTC. Set timezone "
-                "to the Pardot API user's time zone."
-            )
-        else:
-            hours = offset.total_seconds() / 3600
-            self.logger.warning(
-                "timezone is not set: inferred the API user's UTC offset as %+g h from the export's createdAt. "
-                "Set timezone (an IANA name) so daylight-saving changes inside the range are handled.",
-                hours,
-            )
-
-    # -- shared machinery ------------------------------------------------------------------
-
-    @property
-    def client(self) -> PardotClient:
-        """The run's one HTTP client; built at the first API call, after the last checks."""
-        with self._lock:
-            if self._client is None:
-                errors = self._check_field_counts()
-                if errors:
-                    raise ConfigValidationError("Too many fields", errors=errors)
-                cfg = self.config
-                self.logger.info(
-                    "Syncing from %s (API version %s, business unit %s)",
-                    host_of(str(cfg.get("api_url") or "https://pi.pardot.com")),
-                    cfg.get("api_version", 4),
-                    cfg.get("business_unit_id"),
-                )
-                client = build_client(cfg, self.logger)
-                self._client = client
-            return self._client
-
-    @property
-    def runner(self) -> ExportRunner:
-        if self._runner is None:
-            cfg = self.config
-            self._runner = ExportRunner(
-                self.client,
-                poll_interval=float(cfg.get("poll_interval", 1)),
-                max_poll_interval=float(cfg.get("max_poll_interval", 60)),
-                export_timeout=float(cfg.get("export_timeout", 21600)),
-                logger=self.logger,
-            )
-        return self._runner
-
-    @override
-    def discover_streams(self) -> list[PardotExportStream]:
-        """The six streams; needs no network and no credentials."""
-        return [cls(self) for cls in STREAM_TYPES]
-
-    @override
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """The schema's checks, then the cross-field ones: one line each, naming the setting.
-
-        Replaces the SDK's check so that messages are clear and never echo a secret's value.
-        Discovery (``raise_errors=False``) needs no valid settings: it only logs at debug level.
-        """
-        schema = self.config_jsonschema
-        self.append_builtin_config(schema)
-        errors = settings.validate(self._config, schema)
-        if errors and raise_errors:
-            raise ConfigValidationError("Config validation failed", errors=errors)
-        for error in errors:
-            self.logger.debug("Setting not valid for a sync: %s", error)
-        return errors
 
     @override
     def load_state(self, state: dict[str, t.Any]) -> None:
@@ -185,28 +95,58 @@ class TapPardotExport(Tap):
             state = io.StringIO(text)
         super().invoke(about=about, about_format=about_format, config=config, state=state, catalog=catalog)
 
+    # -- the run ----------------------------------------------------------------------------
+
+    def _open_session(self) -> ExportSession:
+        """The run's export session, opened at the first export (discovery opens none)."""
+        cfg: Mapping[str, t.Any] = self.config
+        policy = settings.timezone_policy(cfg)
+        client = build_client(cfg, self.logger)
+        spool = tempfile.mkdtemp(prefix="tap-pardot-export-")
+        atexit.register(shutil.rmtree, spool, ignore_errors=True)
+        runner = ExportRunner(
+            client,
+            poll_interval=float(cfg.get("poll_interval", 1)),
+            max_poll_interval=float(cfg.get("max_poll_interval", 60)),
+            export_timeout=float(cfg.get("export_timeout", 21600)),
+            spool_dir=spool,
+            logger=self.logger,
+        )
+        return ExportSession(
+            client=client,
+            runner=runner,
+            zones=ZonePolicy(policy.zone, self.logger),
+            run_end=self.run_end,
+            state_writer=self.state_writer,
+            logger=self.logger,
+            spool_dir=spool,
+        )
+
+    def cancel_in_flight(self, timeout: float) -> str:
+        """On a signal (watchdog thread): cancel the export in flight, if any."""
+        session = self.sessions.current
+        return session.cancel_in_flight(timeout) if session is not None else "no export in flight"
+
+    def emit_state(self) -> None:
+        """On a signal (main thread, at a line boundary): write the whole state."""
+        self.write_message(StateMessage(value=self.state))
+
+    def cleanup(self) -> None:
+        """Before a forced exit: remove the run's downloaded files."""
+        session = self.sessions.current
+        if session is not None:
+            session.cleanup()
+
     @override
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """On SIGINT/SIGTERM: cancel the export in flight (so the account's queue is not blocked),
-        emit the state, and exit non-zero: the sync did not finish."""
-        runner = self._runner
-        if runner is not None:
-            runner.stop()
-            if runner.active is not None and not runner.active_complete:
-                self.logger.warning("Interrupted: canceling export %s, which this run cannot finish", runner.active)
-                runner.cancel(runner.active, "interrupted")
-        try:
-            self._state_writer.write_state(self.state)
-        finally:
-            self.logger.warning("Interrupted by signal %s; state emitted, rerun to resume", signum)
-            sys.exit(128 + signum)
+    def discover_streams(self) -> list[PardotExportStream]:
+        """The six streams; needs no network and no credentials."""
+        return [cls(self, self.sessions) for cls in STREAM_TYPES]
 
     @classmethod
     @override
     def get_singer_command(cls) -> t.Any:
-        command = super().get_singer_command()
-        command.excepthook = _user_facing_excepthook(cls.logger)  # type: ignore[attr-defined]
-        return command
+        """The SDK's command, logging user-facing errors without a traceback."""
+        return install_excepthook(super().get_singer_command(), _user_facing_excepthook(cls.logger))
 
 
 def _user_facing_excepthook(logger: logging.Logger) -> t.Callable[..., None]:

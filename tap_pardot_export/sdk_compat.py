@@ -1,0 +1,150 @@
+"""The one door to singer-sdk internals: every private SDK name the tap relies on is here.
+
+Public names are used wherever singer-sdk 0.54 has them (``Tap.state_writer``,
+``Tap.write_message``, ``Stream.state_manager``, ``singer_sdk.helpers.conform``). What is
+left is private: two stream hooks the tap overrides (the fast RECORD path and per-window
+bookmarks), the config-validation hook and the config dict it fills in, two state helpers,
+and the CLI's exception hook.
+:data:`CONTRACT` lists each with the parameters the tap passes or receives;
+``tests/test_sdk_compat.py`` checks them against the installed SDK and names the symbol that
+an SDK release changed or removed.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk import Stream, Tap
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig  # no public home in 0.54
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.plugin_base import SingerCommand
+from singer_sdk.singerlib import StateMessage
+from typing_extensions import override
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+
+    # no public home in 0.54; type-only
+    from singer_sdk.helpers.types import Context
+
+__all__ = [
+    "CONTRACT",
+    "PRIVATE_MODULES",
+    "BaseBatchFileEncoding",
+    "BatchConfig",
+    "ExportStreamHooks",
+    "StateMessage",
+    "TapHooks",
+    "TypeConformanceLevel",
+    "finalize_stream_state",
+    "install_excepthook",
+    "raw_config",
+    "write_starting_replication_value",
+]
+
+#: private SDK modules the tap imports from
+PRIVATE_MODULES = ("singer_sdk.helpers._batch",)
+
+#: (owner, attribute, parameters the tap relies on, in order; ``self`` left out)
+CONTRACT: tuple[tuple[type, str, tuple[str, ...]], ...] = (
+    (Stream, "_sync_records", ("context", "write_messages")),
+    (Stream, "_increment_stream_state", ("latest_record", "context")),
+    (Stream, "_write_starting_replication_value", ("context",)),
+    (Stream, "_finalize_state", ("state",)),
+    (Tap, "_validate_config", ("raise_errors",)),
+    (Tap, "append_builtin_config", ("config_jsonschema",)),
+    (Tap, "load_state", ("state",)),
+    (SingerCommand, "excepthook", ("exc_type", "exc_value", "exc_traceback")),
+    # public names the tap builds on, checked too
+    (Tap, "write_message", ("message",)),
+    (Tap, "state_writer", ()),
+    (Stream, "state_manager", ()),
+    (Stream, "tap_state", ()),
+    (Stream, "get_context_state", ("context",)),
+    (Stream, "emit_activate_version_messages", ()),
+)
+
+
+class ExportStreamHooks(Stream):
+    """A stream whose bookmarks move per finished window and whose records may skip the SDK.
+
+    Subclasses implement :meth:`fast_path_ok` and :meth:`write_records_fast`.
+    """
+
+    def fast_path_ok(self, write_messages: bool) -> bool:
+        """True when records can be written without the SDK's per-record machinery."""
+        return False
+
+    def write_records_fast(self, context: Context | None) -> None:
+        """Write every RECORD message of ``context`` and the window checkpoints."""
+        raise NotImplementedError
+
+    def emit_state(self) -> None:
+        """Write the tap's STATE message (subclasses use the tap's public state writer)."""
+        raise NotImplementedError
+
+    @override
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> Generator[dict[str, t.Any], t.Any, t.Any]:
+        """The fast path when nothing needs the SDK's per-record machinery, else the SDK's."""
+        if not self.fast_path_ok(write_messages):
+            yield from super()._sync_records(context, write_messages=write_messages)
+            return
+        self.write_records_fast(context)
+        if not context:
+            finalize_stream_state(self)
+        self.emit_state()
+
+    @override
+    def _increment_stream_state(self, latest_record: dict[str, t.Any], *, context: Context | None = None) -> None:
+        """Bookmarks move per finished window, not per record: rows come in no order."""
+
+
+def write_starting_replication_value(stream: Stream, context: Context | None) -> None:
+    """Record the starting bookmark (BATCH mode skips the SDK's own call)."""
+    stream._write_starting_replication_value(context)
+
+
+def finalize_stream_state(stream: Stream) -> None:
+    """Promote progress markers of the whole stream's state (end of its sync)."""
+    stream._finalize_state(stream.stream_state)
+
+
+class TapHooks(Tap):
+    """A tap whose settings are checked by :meth:`validate_settings` instead of the SDK's check."""
+
+    def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:
+        """Every problem with ``config`` (may fill in defaults in place); subclasses override."""
+        return []
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Replaces the SDK's check so that messages are clear and never echo a secret's value.
+
+        Discovery (``raise_errors=False``) needs no valid settings: it only logs at debug level.
+        """
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        errors = self.validate_settings(raw_config(self), schema)
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        for error in errors:
+            self.logger.debug("Setting not valid for a sync: %s", error)
+        return errors
+
+
+def raw_config(tap: Tap) -> dict[str, t.Any]:
+    """The tap's own (mutable) config dict; empty before the SDK has set it."""
+    config = tap.__dict__.get("_config")
+    return config if isinstance(config, dict) else {}
+
+
+def install_excepthook(command: t.Any, hook: Callable[..., None]) -> t.Any:
+    """Make the SDK's CLI command log uncaught errors through ``hook``; returns ``command``."""
+    if not isinstance(command, SingerCommand):  # pragma: no cover - checked by the contract test
+        msg = f"singer-sdk changed its CLI command class ({type(command).__name__}); see sdk_compat.py"
+        raise TypeError(msg)
+    command.excepthook = hook  # type: ignore[method-assign]
+    return command

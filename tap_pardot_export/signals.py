@@ -1,0 +1,235 @@
+"""SIGINT/SIGTERM: end the run within a bounded time, with the last STATE whole on its own line.
+
+A signal handler runs in the main thread between two bytecodes, wherever that thread is:
+inside a write to stdout, a token refresh, a download slot. So the handler takes no lock and
+starts no thread; it only:
+
+- records the signal and wakes a watchdog thread (started beforehand) through a pipe;
+- if the main thread is in the middle of writing a line to stdout, returns at once: the
+  writer finishes its line, then stops the run (:meth:`Shutdown.line`);
+- otherwise (stdout is at a line boundary) stops the run itself.
+
+Stopping the run writes the STATE message, waits a few seconds for the watchdog to cancel
+the export in flight, logs truthfully whether the state was emitted, and raises
+``SystemExit(128 + signum)``. The watchdog cancels the export on a path that takes no lock the
+main thread may hold, and ends the process with ``os._exit`` at a hard deadline if the main
+thread cannot finish (stdout blocked, a download that will not return), saying on stderr
+that the state was not emitted, or that it was and the cleanup took too long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import typing as t
+
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from typing_extensions import override
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Iterator
+    from types import FrameType
+
+    from singer_sdk.singerlib import Message
+
+
+#: seconds from the signal to the forced exit when the state cannot be written (the
+#: environment variable is a test hook: tests need not wait 15 s to see the forced exit)
+def _deadline(default: float = 15.0) -> float:
+    try:
+        return min(default, max(1.0, float(os.environ.get("TAP_PARDOT_EXPORT_SIGNAL_DEADLINE") or default)))
+    except ValueError:
+        return default
+
+
+HARD_DEADLINE = _deadline()
+#: seconds the unwinding may take once the state is out (joining downloads in flight)
+GRACE = 3.0
+#: seconds the cancel of the export in flight may take
+CANCEL_TIMEOUT = 5.0
+
+
+class RunHooks(t.Protocol):
+    """What a run gives the shutdown: how to cancel its work and write its state."""
+
+    @property
+    def logger(self) -> logging.Logger:
+        """Where the shutdown logs."""
+
+    def cancel_in_flight(self, timeout: float) -> str:
+        """Cancel the export in flight (called on the watchdog thread); a line for the log."""
+
+    def emit_state(self) -> None:
+        """Write the STATE message (called in the main thread, at a line boundary)."""
+
+    def cleanup(self) -> None:
+        """Remove the run's temporary files (called before a forced exit; never raises)."""
+
+
+class Shutdown:
+    """Process-wide: marks stdout writes and turns a signal into a bounded, clean stop."""
+
+    def __init__(self) -> None:
+        """Nothing is installed until :meth:`install`."""
+        self.writing = 0
+        self.signum: int | None = None
+        self.stopping = False
+        self.state_emitted = False
+        self.cancel_note: str | None = None
+        self.deadline = float("inf")
+        self.run: RunHooks | None = None
+        self._wake: tuple[int, int] | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- setup --------------------------------------------------------------------------
+
+    def install(self, run: RunHooks) -> bool:
+        """Handle SIGINT and SIGTERM for ``run``; False (nothing done) outside the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        self.run = run
+        self.signum = None
+        self.stopping = self.state_emitted = False
+        self.cancel_note = None
+        self.deadline = float("inf")
+        if self._thread is None:
+            self._wake = os.pipe()
+            self._thread = threading.Thread(target=self._watch, name="pardot-shutdown", daemon=True)
+            self._thread.start()
+        for name in ("SIGINT", "SIGTERM"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), self.handle)
+        return True
+
+    # -- the main thread ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def line(self) -> Iterator[None]:
+        """Mark a write of whole lines to stdout; a signal that came meanwhile stops after it."""
+        self.writing += 1
+        try:
+            yield
+        finally:
+            self.writing -= 1
+        if self.signum is not None and not self.writing and not self.stopping:
+            self.stop()
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler: no lock, no thread start, no write into the middle of a line."""
+        if self.signum is not None:
+            return  # a second signal: the deadline is already running
+        self.signum = signum
+        self.deadline = time.monotonic() + HARD_DEADLINE
+        if self._wake is not None:
+            os.write(self._wake[1], b"!")
+        if self.writing or self.stopping:
+            return  # the writer finishes its line, then calls stop()
+        self.stop()
+
+    def stop(self) -> t.NoReturn:
+        """Write the STATE, wait briefly for the cancel, log the truth, exit 128 + signal."""
+        self.stopping = True
+        signum = self.signum or signal.SIGTERM
+        run = self.run
+        problem = ""
+        if run is not None:
+            try:
+                run.emit_state()
+                self.state_emitted = True
+            except Exception as exc:
+                problem = f" ({type(exc).__name__})"
+            end = time.monotonic() + CANCEL_TIMEOUT + 1
+            while self.cancel_note is None and time.monotonic() < end:
+                time.sleep(0.02)
+            emitted = "state emitted, rerun to resume" if self.state_emitted else f"state NOT emitted{problem}"
+            run.logger.warning(
+                "Interrupted by signal %s: %s; %s", signum, self.cancel_note or "no export canceled", emitted
+            )
+        self.deadline = min(self.deadline, time.monotonic() + GRACE)
+        raise SystemExit(128 + signum)
+
+    # -- the watchdog thread ------------------------------------------------------------
+
+    def _watch(self) -> None:
+        assert self._wake is not None
+        wake = self._wake[0]
+        while True:
+            timeout = None if self.deadline == float("inf") else max(0.0, self.deadline - time.monotonic())
+            ready, _, _ = select.select([wake], [], [], timeout)
+            if ready:
+                os.read(wake, 64)
+                if self.signum is not None and self.cancel_note is None:
+                    self._cancel()
+                continue
+            if self.signum is not None and time.monotonic() >= self.deadline:
+                self._force_exit(self.signum)
+
+    def _cancel(self) -> None:
+        run = self.run
+        note = "no export canceled"
+        if run is not None:
+            try:
+                note = run.cancel_in_flight(CANCEL_TIMEOUT)
+            except Exception as exc:
+                note = f"canceling the export in flight failed ({type(exc).__name__})"
+        self.cancel_note = note
+
+    def _force_exit(self, signum: int) -> t.NoReturn:
+        if self.state_emitted:
+            text = "state was emitted; exiting without waiting for the work in flight"
+        else:
+            text = "stdout did not take the output in time: state NOT emitted; rerun from the last STATE"
+        with contextlib.suppress(OSError):
+            os.write(2, f"Interrupted by signal {signum}: {text}\n".encode())
+        if self.run is not None:
+            with contextlib.suppress(Exception):
+                self.run.cleanup()
+        os._exit(128 + signum)
+
+
+#: the process's one shutdown (signals and stdout are process-wide)
+SHUTDOWN = Shutdown()
+
+
+class StdoutLines:
+    """Writes whole lines to stdout under :meth:`Shutdown.line`."""
+
+    def __init__(self, shutdown: Shutdown = SHUTDOWN) -> None:
+        """Write through ``shutdown``'s line marker."""
+        self.shutdown = shutdown
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` (whole lines) to stdout."""
+        with self.shutdown.line():
+            write_all(data)
+
+    def flush(self) -> None:
+        """Flush stdout."""
+        with self.shutdown.line():
+            sys.stdout.flush()
+
+
+def write_all(data: bytes | bytearray) -> None:
+    """Write all of ``data`` to stdout: a signal can cut a buffered write short, so loop."""
+    out = sys.stdout.buffer
+    view = memoryview(data)
+    while view:
+        n = out.write(view)
+        view = view[n if n is not None else len(view) :]
+
+
+class LineSafeWriter(MsgSpecWriter):
+    """The SDK's fast message writer; each line is written whole, under :meth:`Shutdown.line`."""
+
+    @override
+    def write_message(self, message: Message) -> None:
+        """Write one message line; a signal meanwhile stops the run after it."""
+        with SHUTDOWN.line():
+            write_all(self.format_message(message))
+            sys.stdout.flush()

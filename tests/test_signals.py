@@ -1,0 +1,315 @@
+"""Signals, the call budget and resumed exports, tried on real tap processes against the sandbox.
+
+SIGTERM must end the run within a bounded time whatever is in flight (a slow status read
+holding the only slot, a slow download, a stdout nobody reads), with every line on stdout
+whole, the last one a STATE, and a log that tells the truth about it; exit 128 + signal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
+
+from tests.helpers import TapRun, assert_rows_match, discover, expected_rows, run_tap, select_streams
+
+UTC = dt.timezone.utc
+START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
+SIGTERM_EXIT = 128 + signal.SIGTERM
+#: no run may still be alive this long after SIGTERM
+BOUND = 20.0
+
+
+@pytest.fixture
+def sandboxes():
+    made: list[Sandbox] = []
+
+    def make(rows: dict[str, int] | None = None, zone: str = "America/New_York", **kw: t.Any) -> Sandbox:
+        data = DataConfig(start=START, end=END, rows=rows or {"list_membership": 300}, timezone=zone)
+        sb = Sandbox(SandboxConfig(data=data, **kw)).start()
+        made.append(sb)
+        return sb
+
+    yield make
+    for sb in made:
+        sb.stop()
+
+
+_OPEN: list[Tap] = []
+
+
+@pytest.fixture(autouse=True)
+def _taps_closed() -> t.Iterator[None]:
+    """Every tap process of a test is gone and its files closed afterwards, even when it failed."""
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+class Tap:
+    """A tap process: stdout a pipe the test reads (or not), stderr a file."""
+
+    def __init__(
+        self, config: dict, catalog: dict, state: dict | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="tap-signals-"))
+        cmd = [sys.executable, "-m", "tap_pardot_export"]
+        for name, obj in (("config", config), ("catalog", catalog), ("state", state)):
+            if obj is not None:
+                (self.dir / f"{name}.json").write_text(json.dumps(obj))
+                cmd += [f"--{name}", str(self.dir / f"{name}.json")]
+        self.err = open(self.dir / "stderr", "w+b")  # noqa: SIM115
+        _OPEN.append(self)
+        self.tmp = self.dir / "tmp"  # the tap's TMPDIR: its downloaded files go there
+        self.tmp.mkdir()
+        self.left: list[str] = []
+        env = {**os.environ, "TMPDIR": str(self.tmp), **(env or {})}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, env=env)
+        self.out = b""
+
+    def read_until(self, predicate: t.Callable[[dict], bool], timeout: float = 60) -> bool:
+        end = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < end:
+            line = self.proc.stdout.readline()
+            if not line:
+                return False
+            self.out += line
+            if predicate(json.loads(line)):
+                return True
+        return False
+
+    def term_and_wait(
+        self, after: float = 0.0, read_after: float = 0.0, signum: int = signal.SIGTERM
+    ) -> tuple[TapRun, float]:
+        """Signal after ``after`` s; read stdout again only ``read_after`` s later; the run and its end time."""
+        time.sleep(after)
+        self.proc.send_signal(signum)
+        t0 = time.monotonic()
+        time.sleep(read_after)
+        stdout = self.proc.stdout
+        assert stdout is not None
+        box: list[bytes] = []
+        reader = threading.Thread(target=lambda: box.append(stdout.read()), daemon=True)
+        reader.start()  # stdout.read() drains the reader's buffer too (communicate() would skip it)
+        reader.join(BOUND * 2)
+        if reader.is_alive():
+            self.proc.kill()
+            raise AssertionError(f"the tap is still alive {BOUND * 2:.0f}s after SIGTERM")
+        self.proc.wait(timeout=10)
+        rest = box[0]
+        took = time.monotonic() - t0
+        self.out += rest
+        self.err.seek(0)
+        run = TapRun(self.proc.returncode, self.out.decode(), self.err.read().decode())
+        self.left = self.leftovers()
+        self.close()
+        return run, took
+
+    def leftovers(self) -> list[str]:
+        """Files the tap left in its TMPDIR."""
+        return [str(p.relative_to(self.tmp)) for p in self.tmp.rglob("*") if p.is_file()]
+
+    def stderr(self) -> str:
+        self.err.seek(0)
+        return self.err.read().decode()
+
+    def close(self) -> None:
+        """Kill the process if alive, close the pipe and the stderr file, remove the folder."""
+        if self.err.closed:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.err.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def whole_lines(run: TapRun) -> list[dict]:
+    """Every line on stdout is one whole JSON message (the last one too)."""
+    assert run.stdout.endswith("\n") or not run.stdout, f"stdout ends mid-line: {run.stdout[-200:]!r}"
+    messages = []
+    for n, line in enumerate(run.stdout.splitlines(), 1):
+        try:
+            messages.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"stdout line {n} is not whole JSON: {line[:120]!r}...{line[-120:]!r}") from None
+    return messages
+
+
+def pending(msg: dict, stream: str = "list_membership") -> bool:
+    return msg["type"] == "STATE" and "pending_export" in msg["value"]["bookmarks"].get(stream, {})
+
+
+def one_stream(sb: Sandbox, stream: str, **cfg: t.Any) -> tuple[dict, dict]:
+    config = sb.tap_config(**cfg)
+    return config, select_streams(discover(config), [stream])
+
+
+# -- signals ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_a_slow_status_read_holding_the_only_slot(sandboxes, signum):
+    """The cancel must not wait for the slot the interrupted main thread holds."""
+    sb = sandboxes(processing_seconds=60)
+    sb.inject("slow", count=1, op="read", seconds=30)
+    cfg, cat = one_stream(sb, "list_membership", max_concurrency=1)
+    tap = Tap(cfg, cat)
+    assert tap.read_until(pending)
+    run, took = tap.term_and_wait(after=0.5, signum=signum)
+    assert took < BOUND, f"the tap took {took:.1f}s to end after signal {signum}"
+    assert run.returncode == 128 + signum, run.stderr[-2000:]
+    (eid,) = sb.stats()["exports"]
+    assert sb.stats()["exports"][eid]["state"] == "Canceled"
+    messages = whole_lines(run)
+    assert messages[-1]["type"] == "STATE"
+    assert messages[-1]["value"]["bookmarks"]["list_membership"]["pending_export"]["id"] == eid
+    assert f"canceling export {eid}, which this run cannot finish: canceled; state emitted" in run.stderr
+
+
+def test_sigterm_during_a_slow_download_ends_in_bounded_time(sandboxes):
+    sb = sandboxes()
+    sb.inject("slow", count=1, op="download", seconds=30)
+    cfg, cat = one_stream(sb, "list_membership", max_concurrency=1, window_days=200)
+    tap = Tap(cfg, cat)
+    assert tap.read_until(pending)
+    run, took = tap.term_and_wait(after=1.0)
+    assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
+    assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
+    messages = whole_lines(run)
+    assert messages[-1]["type"] == "STATE"
+    assert "state emitted" in run.stderr
+    assert "exiting without waiting for the work in flight" in run.stderr, "the download was still in flight"
+    assert tap.left == [], "the forced exit removes the run's downloaded files"
+    assert "Traceback" not in run.stderr
+
+
+def test_sigterm_during_a_slow_token_refresh_ends_in_bounded_time(sandboxes):
+    """The main thread holds the token lock (a refresh that hangs): nothing may wait on it."""
+    sb = sandboxes(processing_seconds=60)
+    cfg, cat = one_stream(sb, "list_membership", max_concurrency=1)
+    tap = Tap(cfg, cat)
+    assert tap.read_until(pending)
+    sb.inject("slow", count=1, op="token", seconds=30)
+    sb.revoke_tokens()
+    time.sleep(1.0)  # the next status read gets a 401 and the refresh hangs
+    run, took = tap.term_and_wait()
+    assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
+    assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
+    assert whole_lines(run)[-1]["type"] == "STATE"
+    assert "state emitted" in run.stderr
+    assert sb.stats()["calls"]["token"] == 2, "the refresh was in flight"
+
+
+def big(sandboxes) -> tuple[Sandbox, dict, dict]:
+    sb = sandboxes(rows={"visitor_activity": 20_000}, rows_per_file=20_000)
+    cfg, cat = one_stream(sb, "visitor_activity", window_days=365)
+    return sb, cfg, cat
+
+
+def test_sigterm_while_stdout_is_blocked_finishes_the_line_then_writes_state(sandboxes):
+    """Nobody reads stdout for a while: the handler must not write into the middle of a line."""
+    _, cfg, cat = big(sandboxes)
+    tap = Tap(cfg, cat)
+    assert tap.read_until(lambda m: m["type"] == "RECORD")
+    time.sleep(2)  # the tap fills the pipe and blocks in a write
+    run, took = tap.term_and_wait(read_after=2)
+    assert took < BOUND
+    assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
+    messages = whole_lines(run)
+    assert messages[-1]["type"] == "STATE", "the last line is the final STATE"
+    assert sum(m["type"] == "RECORD" for m in messages) < 20_000, "the run was interrupted"
+    assert "state emitted" in run.stderr
+
+
+def test_stdout_never_read_the_log_does_not_claim_state(sandboxes):
+    """stdout stays blocked past the deadline: exit anyway, and say the state was NOT emitted."""
+    _, cfg, cat = big(sandboxes)
+    tap = Tap(cfg, cat, env={"TAP_PARDOT_EXPORT_SIGNAL_DEADLINE": "2"})
+    assert tap.read_until(lambda m: m["type"] == "RECORD")
+    time.sleep(2)
+    tap.proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    assert tap.proc.wait(timeout=BOUND) == SIGTERM_EXIT  # nobody has read stdout meanwhile
+    assert time.monotonic() - t0 < BOUND
+    err = tap.stderr()
+    assert tap.leftovers() == [], "the forced exit removes the run's downloaded files"
+    tap.close()
+    assert "state NOT emitted" in err
+    assert "state emitted" not in err.replace("state NOT emitted", "")
+
+
+# -- the call budget ---------------------------------------------------------------------------
+
+
+def test_a_budget_below_one_window_still_reaches_the_end(sandboxes):
+    """max_api_calls=10 (the least allowed) is less than a window of ~11 files costs: each run still finishes one."""
+    sb = sandboxes(rows_per_file=4)
+    cfg, cat = one_stream(sb, "list_membership", window_days=60, max_api_calls=10)
+    runs: list[TapRun] = []
+    state = None
+    for _ in range(10):
+        run = run_tap(cfg, catalog=cat, state=state)
+        assert run.returncode == 0, run.stderr[-2000:]
+        runs.append(run)
+        state = run.final_state
+        if state["bookmarks"]["list_membership"]["replication_key_value"] == "2025-01-01T00:00:00+00:00":
+            break
+    else:
+        pytest.fail("10 runs with a small budget did not reach the end of the range")
+    assert len(runs) <= 8, "each run finishes at least one of the 7 windows"
+    calls = sb.stats()["calls"]
+    per_window = (calls["create"] + calls["read"] + calls["download"]) / calls["create"]
+    assert per_window > 10, f"a window costs {per_window:.1f} calls: more than the budget, as the test means"
+    records = [r for run in runs for r in run.records("list_membership")]
+    expected = expected_rows(sb, "list_membership", START, END)
+    assert_rows_match(sb, "list_membership", records, expected, sb.config.data.timezone)
+
+
+# -- resumed exports -------------------------------------------------------------------------
+
+
+def test_a_resumed_export_reads_its_times_in_the_api_users_zone(sandboxes):
+    """No timezone setting: the offset of an export reused from state is not taken for UTC."""
+    sb = sandboxes(zone="America/Bogota", waiting_seconds=1.5)  # UTC-5 all year
+    cfg, cat = one_stream(sb, "list_membership", window_days=200)
+    del cfg["timezone"]
+    cfg["infer_timezone"] = True  # the opt-in to infer the offset (COMMON settings)
+    tap = Tap(cfg, cat)
+    assert tap.read_until(pending)
+    tap.close()
+    crashed = [json.loads(x) for x in tap.out.decode().splitlines()]
+    state = [m["value"] for m in crashed if m["type"] == "STATE"][-1]
+    eid = state["bookmarks"]["list_membership"]["pending_export"]["id"]
+    run = run_tap(cfg, catalog=cat, state=state)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"resuming export {eid} from state" in run.stderr, run.stderr[-3000:]
+    expected = expected_rows(sb, "list_membership", START, END)
+    assert_rows_match(sb, "list_membership", run.records("list_membership"), expected, "America/Bogota")
+
+
+def test_an_error_inside_a_window_does_not_move_the_bookmark(sandboxes):
+    sb = sandboxes(rows_per_file=50)
+    cfg, cat = one_stream(sb, "list_membership", window_days=100)
+    first = run_tap({**cfg, "end_date": "2024-04-10T00:00:00+00:00"}, catalog=cat)
+    assert first.returncode == 0, first.stderr[-2000:]
+    mark = first.final_state["bookmarks"]["list_membership"]["replication_key_value"]
+    sb.inject("bad_value", count=1, op="download")
+    run = run_tap(cfg, catalog=cat, state=first.final_state)
+    assert run.returncode != 0
+    assert run.final_state["bookmarks"]["list_membership"]["replication_key_value"] == mark
