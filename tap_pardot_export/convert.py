@@ -81,6 +81,14 @@ def to_bool(s: str) -> bool:
     raise CellError(f"not a boolean (true/false): {s!r}")
 
 
+def to_date(s: str) -> str:
+    """A custom Date field's cell as an ISO date: ``YYYY-MM-DD`` (a time part is dropped)."""
+    if len(s) >= 10 and s[4] == "-" and s[7] == "-" and s[:4].isdigit() and s[5:7].isdigit() and s[8:10].isdigit():
+        if len(s) == 10 or s[10] in " T":
+            return s[:10]
+    raise CellError(f"not a date (YYYY-MM-DD): {s!r}")
+
+
 def caster_for(schema: dict[str, t.Any], datetime_conv: t.Callable[[str], str]) -> t.Callable[[str], t.Any] | None:
     """The function typing one column, or None for strings (kept as they are)."""
     types = schema.get("type", "string")
@@ -93,6 +101,8 @@ def caster_for(schema: dict[str, t.Any], datetime_conv: t.Callable[[str], str]) 
         return to_bool
     if schema.get("format") == "date-time":
         return datetime_conv
+    if schema.get("format") == "date":
+        return to_date
     return None
 
 

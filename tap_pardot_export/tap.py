@@ -17,6 +17,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
+from tap_pardot_export.account import learn_account_fields
 from tap_pardot_export.client import PardotClient, TokenManager, host_of
 from tap_pardot_export.errors import PardotAPIError, PardotConfigError
 from tap_pardot_export.exports import ExportRunner
@@ -413,8 +414,10 @@ class TapPardotExport(Tap):
 
     @override
     def discover_streams(self) -> list[PardotExportStream]:
-        """The six streams; needs no network and no credentials."""
-        return [cls(self) for cls in STREAM_TYPES]
+        """The six streams, with the account's own fields when credentials allow (see account.py)."""
+        streams = [cls(self) for cls in STREAM_TYPES]
+        learn_account_fields(self, streams)
+        return streams
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
