@@ -193,12 +193,12 @@ def learn_account_fields(tap: t.Any, streams: Sequence[Stream]) -> None:
         )
         return
     props = prospect.schema["properties"]
+    builtin = set(props) - set(tap.custom_fields_for(CUSTOM_FIELD_STREAM))
     added = 0
     for name, schema in custom_field_properties(fields).items():
-        if name in props and "Custom field" not in str(props[name].get("description", "")):
-            if name not in tap.custom_fields_for(CUSTOM_FIELD_STREAM):
-                continue  # a built-in field of the same name wins
-        props[name] = schema
+        if name in builtin:
+            continue  # a built-in field of the same name wins
+        props[name] = schema  # typed from the account, also when custom_fields lists it
         added += 1
     tap.logger.info("The account has %d custom prospect field(s); added to the prospect stream", added)
 

@@ -10,12 +10,14 @@ first (daylight time) is taken, as there is nothing in the file to tell them apa
 from __future__ import annotations
 
 import datetime as dt
+import re
 import typing as t
 
 UTC = dt.timezone.utc
 TRUE = frozenset({"true", "1", "yes", "t", "y"})
 FALSE = frozenset({"false", "0", "no", "f", "n"})
 BOOLS = {"true": True, "false": False, "1": True, "0": False}
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T].*)?$")
 
 
 class CellError(ValueError):
@@ -83,9 +85,8 @@ def to_bool(s: str) -> bool:
 
 def to_date(s: str) -> str:
     """A custom Date field's cell as an ISO date: ``YYYY-MM-DD`` (a time part is dropped)."""
-    if len(s) >= 10 and s[4] == "-" and s[7] == "-" and s[:4].isdigit() and s[5:7].isdigit() and s[8:10].isdigit():
-        if len(s) == 10 or s[10] in " T":
-            return s[:10]
+    if _ISO_DATE.match(s):
+        return s[:10]
     raise CellError(f"not a date (YYYY-MM-DD): {s!r}")
 
 
