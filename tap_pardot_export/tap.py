@@ -18,6 +18,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
 from tap_pardot_export.account import learn_account_fields
+from tap_pardot_export.check import check_option
 from tap_pardot_export.client import PardotClient, TokenManager, host_of
 from tap_pardot_export.errors import PardotAPIError, PardotConfigError
 from tap_pardot_export.exports import ExportRunner
@@ -447,6 +448,7 @@ class TapPardotExport(Tap):
     @override
     def get_singer_command(cls) -> t.Any:
         command = super().get_singer_command()
+        command.params.append(check_option(cls))
         command.excepthook = _user_facing_excepthook(cls.logger)  # type: ignore[attr-defined]
         return command
 
