@@ -141,17 +141,18 @@ def test_bom_and_line_endings(variant):
 
 
 def test_fields_the_account_lacks_are_refused_naming_them(variant):
-    sb = variant(missing_fields={"prospect": ["created_by_id", "updated_by_id"]})
+    sb = variant(missing_fields={"prospect": ["notes", "grade"]})
     api = Api(sb)
-    r = api.create("prospect", PROSPECT_UPDATED, YEAR, ["id", "created_by_id", "updated_at"])
+    r = api.create("prospect", PROSPECT_UPDATED, YEAR, ["id", "notes", "updated_at"])
     status, code, message = err(r)
     assert (status, code) == (400, 5)
-    assert "created_by_id" in message and "updated_by_id" not in message
+    assert "notes" in message and "grade" not in message
     # without a field list, the export has the account's fields only
     rows = api.rows("prospect", PROSPECT_UPDATED, YEAR)
-    assert rows and "created_by_id" not in rows[0] and "updated_by_id" not in rows[0] and "email" in rows[0]
-    # other streams and other accounts are untouched
-    assert Api(variant()).create("prospect", PROSPECT_UPDATED, YEAR, ["id", "created_by_id"]).status_code == 200
+    assert rows and "notes" not in rows[0] and "grade" not in rows[0] and "email" in rows[0]
+    assert api.create("visitorActivity", PROSPECT_UPDATED, YEAR, ["id", "visit_id"]).status_code == 200
+    # other accounts are untouched
+    assert Api(variant()).create("prospect", PROSPECT_UPDATED, YEAR, ["id", "notes", "grade"]).status_code == 200
 
 
 def test_custom_field_query_pages_and_types(variant):
@@ -251,7 +252,7 @@ def test_cli_has_a_flag_for_every_variant():
             "--result-host=127.0.0.2",
             "--bool-style=blank",
             "--line-ending=lf",
-            "--missing-field=prospect.created_by_id",
+            "--missing-field=prospect.grade",
             "--missing-field=visitor_activity.visit_id",
             "--typed-custom-fields",
             "--no-custom-field-query",
@@ -261,6 +262,6 @@ def test_cli_has_a_flag_for_every_variant():
     )
     cfg = config_from_args(args)
     assert cfg.result_host == "127.0.0.2" and cfg.bool_style == "blank" and cfg.line_ending == "lf"
-    assert cfg.missing_fields == {"prospect": ["created_by_id"], "visitor_activity": ["visit_id"]}
+    assert cfg.missing_fields == {"prospect": ["grade"], "visitor_activity": ["visit_id"]}
     assert cfg.data.typed_custom_fields and not cfg.custom_field_query
     assert cfg.prospect_only_spelling == "camel" and cfg.visibility_lag == 60

@@ -80,7 +80,7 @@ def _add_variant_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
         action="append",
         default=[],
         metavar="STREAM.FIELD",
-        help="a field this account does not have, repeatable (e.g. prospect.created_by_id): a create naming "
+        help="a field this account does not have, repeatable (e.g. visitor_activity.visit_id): a create naming "
         "it is refused with error 5 naming the field",
     )
     v.add_argument(

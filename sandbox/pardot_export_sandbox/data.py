@@ -534,7 +534,9 @@ class Dataset:
                 F("industry", STR, ch(s, 22, INDUSTRIES)),
                 F("years_in_business", STR, ch(s, 23, ("", "3", "10+"))),
                 F("comments", STR, ch(s, 24, TEXTS)),
+                F("notes", STR, ch(s, 43, TEXTS)),
                 F("score", INT, c(s, 25, 0, 500)),
+                F("grade", STR, ch(s, 44, ("A+", "B", "", "C-", "D"))),
                 F("last_activity_at", DATETIME, tm(updated, s, 26, DAY, 5)),
                 F("recent_interaction", STR, ch(s, 27, ("Visited page", "Opened email", "", "Never active"))),
                 F("crm_lead_fid", STR, ch(s, 28, ("", "00Q5e00000AbCdEAAV"))),
@@ -550,8 +552,6 @@ class Dataset:
                 F("is_reviewed", BOOL, b(s, 38, 5), False),
                 F("is_starred", BOOL, b(s, 39, 1), False),
                 F("user_id", INT, c(s, 40, 100, 120, 3)),
-                F("created_by_id", INT, c(s, 41, 100, 120, 4)),
-                F("updated_by_id", INT, c(s, 42, 100, 120, 4)),
                 F("created_at", DATETIME, created, False),
                 F("updated_at", DATETIME, updated, False),
             ]
@@ -610,6 +610,8 @@ class Dataset:
                 F("file_id", INT, c(s, 17, 1100, 1120, 2)),
                 F("custom_redirect_id", INT, c(s, 18, 1200, 1230, 2)),
                 F("campaign_id", INT, c(s, 19, 1000, 1030, 5)),
+                F("visit_id", INT, c(s, 20, 70_000_000, 70_999_999, 3)),
+                F("opportunity_id", INT, c(s, 21, 80_000, 80_500, 12)),
                 F("created_at", DATETIME, created, False),
                 F("updated_at", DATETIME, updated, False),
             ]
