@@ -247,7 +247,7 @@ def run_check(tap: TapPardotExport) -> Report:
         info = check_stream(runner, stream, report)
         first = first or info
     check_timezone(config, first, report)
-    report.note(f"the check spent {client.api_calls} API call(s); every export it created was canceled")
+    report.note(f"the check spent {client.api_calls} API call(s) and canceled the exports it created")
     return report
 
 
