@@ -238,6 +238,8 @@ def test_discovery_is_offline_without_credentials(sandboxes):
     cat = discover(cfg)
     props = next(s for s in cat["streams"] if s["tap_stream_id"] == "prospect")["schema"]["properties"]
     assert "Lifetime_Value" not in props and "Favorite_Color" not in props and "email" in props
+    # an access token without a business unit is not enough either
+    discover({**cfg, "access_token": sb.issue_token(), "business_unit_id": None})
     assert sb.stats()["calls"] == {}
 
 
