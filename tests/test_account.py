@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import typing as t
+from zoneinfo import ZoneInfo
 
 import pytest
 from helpers import STREAMS, assert_rows_match, discover, expected_rows, run_tap, select_streams
@@ -298,13 +299,22 @@ def test_check_passes_on_a_good_account(sandboxes):
     assert_no_secrets(sb, proc.stdout + proc.stderr)
 
 
+def utc_offset_now(zone: str) -> str:
+    off = dt.datetime.now(ZoneInfo(zone)).utcoffset() or dt.timedelta(0)
+    minutes = int(off.total_seconds() // 60)
+    return f"UTC{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+NY, PARIS = utc_offset_now("America/New_York"), utc_offset_now("Europe/Paris")
+
+
 @pytest.mark.parametrize(
     ("override", "words"),
     [
         ({"business_unit_id": "0Uv5e0000000009AAA"}, "try api_url=https://pi.demo.pardot.com"),
         ({"api_version": 3}, "set api_version=4"),
-        ({"timezone": "Europe/Paris"}, "timezone Europe/Paris is UTC+01:00 now, but Pardot writes times at UTC-05:00"),
-        ({"timezone": None}, "timezone is not set; Pardot writes times at UTC-05:00"),
+        ({"timezone": "Europe/Paris"}, f"timezone Europe/Paris is {PARIS} now, but Pardot writes times at {NY}"),
+        ({"timezone": None}, f"timezone is not set; Pardot writes times at {NY}"),
         ({"client_secret": "wrong-s3cret"}, "FAIL  token: Salesforce refused"),
         ({"start_date": "yesterday"}, "FAIL  settings: start_date"),
     ],
