@@ -336,3 +336,21 @@ def test_check_fails_a_stream_the_account_refuses(sandboxes):
     assert proc.returncode == 1
     assert "FAIL  external_activity: cannot export" in proc.stdout and "deselect the stream" in proc.stdout
     assert "OK    prospect: may export" in proc.stdout
+
+
+def test_check_reads_settings_from_the_environment_as_meltano_passes_them(sandboxes):
+    """``meltano invoke tap-pardot-export:check`` runs ``--check --config ENV``: every value a string."""
+    sb = sandboxes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_PARDOT_EXPORT_")}
+    for key, value in sb.tap_config(window_days=30, custom_fields={"prospect": ["Favorite_Color"]}).items():
+        env[f"TAP_PARDOT_EXPORT_{key.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tap_pardot_export", "--check", "--config", "ENV"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "Result: all checks passed" in proc.stdout
