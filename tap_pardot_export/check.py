@@ -19,7 +19,9 @@ Nothing secret is printed: lines are built from codes, hosts, ids and Pardot's m
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 import sys
 import typing as t
 from dataclasses import dataclass, field
@@ -251,6 +253,35 @@ def run_check(tap: TapPardotExport) -> Report:
     return report
 
 
+def env_config(schema: t.Mapping[str, t.Any], prefix: str) -> dict[str, t.Any]:
+    """Settings from ``<PREFIX><NAME>`` environment variables, typed by the settings schema.
+
+    Meltano hands a plugin command its settings this way (``--config ENV``); the SDK's own
+    parsing leaves numbers as strings, which its validation then refuses.
+    """
+    out: dict[str, t.Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        raw = os.environ.get(f"{prefix}{name.upper()}")
+        if not raw:
+            continue
+        kinds = prop.get("type", "string")
+        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+        value: t.Any = raw
+        try:
+            if "integer" in kinds:
+                value = int(raw)
+            elif "number" in kinds:
+                value = float(raw)
+            elif "boolean" in kinds:
+                value = raw.strip().lower() in ("1", "true", "t", "yes", "y", "on")
+            elif "object" in kinds or "array" in kinds:
+                value = json.loads(raw)
+        except ValueError:
+            value = raw  # the settings check names it
+        out[name] = value
+    return out
+
+
 def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option, value: bool) -> None:
     """The ``--check`` option: run the check, print the report, exit 0 when everything passed."""
     del param
@@ -259,13 +290,12 @@ def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option
     config = ctx.params.get("config")
     logging.getLogger("tap-pardot-export").setLevel(logging.WARNING)
     click.echo(f"tap-pardot-export check{'' if config else ' (no --config given)'}")
+    settings = dict(getattr(config, "config", None) or {})
+    if getattr(config, "parse_env", False):
+        prefix = f"{cls.name.upper().replace('-', '_')}_"
+        settings.update(env_config(cls.config_jsonschema, prefix))
     try:
-        tap = cls(
-            config=getattr(config, "config", None) or {},
-            parse_env_config=bool(getattr(config, "parse_env", False)),
-            validate_config=True,
-            setup_mapper=False,
-        )
+        tap = cls(config=settings, parse_env_config=False, validate_config=True, setup_mapper=False)
     except ConfigValidationError as exc:
         report = Report()
         for error in exc.errors or [str(exc)]:
