@@ -27,7 +27,7 @@ import typing as t
 
 import requests
 
-from tap_pardot_export.client import PardotClient, TokenManager
+from tap_pardot_export.client import PardotClient, build_client
 from tap_pardot_export.errors import (
     CallBudgetSpent,
     DailyLimitReached,
@@ -78,28 +78,15 @@ def has_credentials(config: Mapping[str, t.Any]) -> bool:
 
 def make_client(config: Mapping[str, t.Any], *, max_retries: int = 2) -> PardotClient:
     """A client for the few calls of discovery and the check: quick to give up."""
-    session = requests.Session()
-    timeout = min(float(config.get("request_timeout", 300)), 60.0)
-    return PardotClient(
-        api_url=str(config.get("api_url") or "https://pi.pardot.com"),
-        business_unit_id=str(config.get("business_unit_id") or ""),
-        api_version=int(config.get("api_version", 4)),
-        tokens=TokenManager(
-            session,
-            login_url=str(config.get("login_url") or "https://login.salesforce.com"),
-            client_id=config.get("client_id"),
-            client_secret=config.get("client_secret"),
-            refresh_token=config.get("refresh_token"),
-            access_token=config.get("access_token"),
-            timeout=timeout,
-            max_tries=2,
-        ),
-        session=session,
-        max_concurrency=1,
-        max_retries=max_retries,
-        backoff_max=5.0,
-        timeout=timeout,
-    )
+    quick = {
+        **config,
+        "max_retries": max_retries,
+        "retry_max_time": min(float(config.get("retry_max_time", 600)), 60.0),
+        "request_timeout": min(float(config.get("request_timeout", 300)), 60.0),
+        "max_concurrency": 1,
+        "max_api_calls": None,
+    }
+    return build_client(quick)
 
 
 def _as_list(value: t.Any) -> list[dict[str, t.Any]]:

@@ -40,7 +40,13 @@ from tap_pardot_export.account import (
 )
 from tap_pardot_export.client import host_of
 from tap_pardot_export.convert import infer_offset
-from tap_pardot_export.errors import PardotAPIError, PardotAuthError, PardotConfigError
+from tap_pardot_export.errors import (
+    FirstContactError,
+    PardotAPIError,
+    PardotAuthError,
+    PardotConfigError,
+    RefusedURLError,
+)
 from tap_pardot_export.exports import ExportInfo, ExportRunner, ExportSpec
 from tap_pardot_export.streams import STREAM_TYPES
 from tap_pardot_export.windows import api_time
@@ -62,6 +68,10 @@ ABILITIES = {
 #: the probe window ends this long before now, and lasts one second
 PROBE_AGE = dt.timedelta(hours=1)
 API_ERRORS = (PardotAPIError, PardotConfigError, requests.RequestException)
+#: errors of the first API call that leave nothing else to check: the business unit is unknown
+#: on this host (201), its header is missing or malformed (181, 182), or the host or token is wrong
+ACCOUNT_CODES = frozenset({181, 182, 201})
+FATAL_FIRST = (PardotAuthError, FirstContactError, RefusedURLError)
 
 
 @dataclass
@@ -112,7 +122,7 @@ def check_token(client: PardotClient, report: Report) -> bool:
         report.fail(f"token: {exc}")
         return False
     if tokens.can_refresh:
-        report.ok(f"token: obtained and refreshed at {host_of(tokens.token_url)}")
+        report.ok(f"token: obtained and refreshed at {host_of(tokens.auth_endpoint)}")
     else:
         report.note(
             "token: access_token works but cannot be refreshed: set client_id, client_secret and "
@@ -129,13 +139,13 @@ def check_account(client: PardotClient, config: t.Mapping[str, t.Any], report: R
     configured = int(config.get("api_version", 4))
     try:
         fields = query_custom_fields(client)
-    except PardotConfigError as exc:  # 181, 182, 201: the business unit or the host
-        report.fail(f"business unit: {exc}")
+    except (PardotConfigError, requests.RequestException) as exc:
+        report.fail(f"account: {exc}")
         return None
-    except PardotAuthError as exc:
-        report.fail(f"business unit: {exc}")
-        return None
-    except API_ERRORS as exc:
+    except PardotAPIError as exc:
+        if exc.code in ACCOUNT_CODES or isinstance(exc, FATAL_FIRST):  # the business unit, host or token
+            report.fail(f"business unit: {exc}")
+            return None
         fields = None
         problem = str(exc)
     else:

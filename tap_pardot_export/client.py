@@ -1,55 +1,122 @@
-"""The HTTP layer: authentication, retries, the concurrency limit and the call budget.
+"""The HTTP layer: transport, retry policy, host fence, concurrency limit and call budget.
 
 One :class:`PardotClient` serves every stream of a run, so the in-flight limit and the call
 count are per business unit, as Pardot counts them. It knows HTTP and Pardot's error codes,
-nothing of Singer.
+nothing of Singer. Each of Pardot's rules lives in one place: the in-flight limit in
+``PardotClient.slots``, the budget in :meth:`PardotClient._check_budget`, the 88/89 version
+switch in :meth:`PardotClient._switch_version`, the error-code table in
+:meth:`PardotClient._raise_for`, the host fence in :func:`check_url` and
+:meth:`PardotClient.check_host`, and retries in :class:`RetryPolicy`.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
+import functools
+import ipaddress
 import logging
+import os
 import random
 import re
 import threading
-import time
 import typing as t
 import urllib.parse
 
+import backoff
 import requests
 
+from tap_pardot_export.auth import REDACTION, PardotAuthenticator, install_redaction
 from tap_pardot_export.errors import (
     CallBudgetSpent,
     DailyLimitReached,
+    FirstContactError,
     PardotAPIError,
     PardotAuthError,
-    PardotConfigError,
+    RefusedURLError,
     TransientError,
 )
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Generator, Mapping
 
 LOGGER = logging.getLogger("tap-pardot-export")
 USER_AGENT = "tap-pardot-export/0.1"
-TRANSIENT_STATUS = frozenset({408, 425, 500, 502, 503, 504})
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: codes that ask the client to come back later
 RETRY_CODES = frozenset({66})
 AUTH_CODES = frozenset({184})
 VERSION_CODES = {88: 4, 89: 3}
 XML_ERROR = re.compile(r'<err\s+code="(\d+)"\s*>(.*?)</err>', re.S)
+PARDOT_DOMAIN = "pardot.com"
+#: Test hook: every retry wait is multiplied by this before sleeping (tests set 0; logs show
+#: the unscaled wait).
+WAIT_SCALE = 1.0
+T = t.TypeVar("T")
+
+
+# -- URLs and the host fence -----------------------------------------------------------------------
 
 
 def redact_url(url: str) -> str:
-    """A URL fit for logs: scheme, host and path only."""
+    """A URL fit for logs: scheme, host, port and path; no user info, query or fragment."""
     parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return urllib.parse.urlunsplit((parts.scheme, _netloc(parts), parts.path, "", ""))
 
 
 def host_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, lower case, without user info."""
     parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    return f"{parts.scheme}://{_netloc(parts)}".lower()
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without ``user:password@`` (it would replace the bearer token with Basic auth)."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, _netloc(parts), parts.path, parts.query, parts.fragment))
+
+
+def _netloc(parts: urllib.parse.SplitResult) -> str:
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port else host
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine: 127.0.0.0/8, ::1 or localhost."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, setting: str) -> None:
+    """Refuse anything but https, and plain http on loopback only, before any request."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host and is_loopback(host):
+        return
+    msg = (
+        f"Refusing {setting} {redact_url(url)}: the tap sends credentials over https only (plain http "
+        "is allowed for loopback hosts, for local tests). Use an https:// URL."
+    )
+    raise RefusedURLError(msg)
+
+
+def env_proxies(url: str) -> dict[str, str]:
+    """The proxy for ``url`` from HTTP(S)_PROXY / ALL_PROXY, honouring NO_PROXY."""
+    return dict(requests.utils.get_environ_proxies(url))
 
 
 def parse_error(response: requests.Response) -> tuple[int | None, str]:
@@ -63,128 +130,217 @@ def parse_error(response: requests.Response) -> tuple[int | None, str]:
             return int(m.group(1)), m.group(2).strip()
         text = text[:200].strip().replace("\n", " ")
         return None, text or response.reason or ""
-    if isinstance(body, dict):
-        attrs = body.get("@attributes") or {}
-        code = attrs.get("err_code") if isinstance(attrs, dict) else None
-        message = body.get("err") or body.get("error_description") or body.get("error") or ""
-        try:
-            return (int(code) if code is not None else None), str(message)
-        except (TypeError, ValueError):
-            return None, str(message)
-    return None, str(body)[:200]
+    return envelope_error(body)
 
 
-class TokenManager:
-    """Holds the access token and refreshes it, one refresh at a time.
+def envelope_error(body: t.Any) -> tuple[int | None, str]:
+    """``(err_code, message)`` from a JSON body; the code is None when there is none."""
+    if not isinstance(body, dict):
+        return None, str(body)[:200]
+    attrs = body.get("@attributes") or {}
+    code = attrs.get("err_code") if isinstance(attrs, dict) else None
+    message = body.get("err") or body.get("error_description") or body.get("error") or ""
+    try:
+        return (int(code) if code is not None else None), str(message)
+    except (TypeError, ValueError):
+        return None, str(message)
 
-    Salesforce answers without ``expires_in``: a token is used until the API rejects it.
+
+def is_fail_envelope(body: t.Any) -> bool:
+    """Whether a JSON body is Pardot's error envelope (``stat: fail``), whatever the HTTP status."""
+    if not isinstance(body, dict):
+        return False
+    attrs = body.get("@attributes")
+    return isinstance(attrs, dict) and (attrs.get("stat") == "fail" or "err_code" in attrs)
+
+
+# -- retries ---------------------------------------------------------------------------------------
+
+
+class RetryPolicy:
+    """The one retry policy of API calls, downloads and token requests, on ``backoff``.
+
+    Exponential waits with full jitter (instances sharing Pardot's limit spread out), at least
+    the server's ``Retry-After``, at most ``max_retries`` retries and ``max_time`` seconds.
+    Only :class:`TransientError` is retried.
     """
 
-    def __init__(
-        self,
-        session: requests.Session,
-        *,
-        login_url: str,
-        client_id: str | None,
-        client_secret: str | None,
-        refresh_token: str | None,
-        access_token: str | None,
-        timeout: float,
-        max_tries: int = 5,
-        on_call: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, *, max_retries: int = 8, max_time: float = 600.0, base: float = 1.0, cap: float = 60.0) -> None:
+        """Set the bounds: ``max_retries`` retries after the first try, ``max_time`` seconds."""
+        self.max_retries = max(0, max_retries)
+        self.max_time = max_time
+        self.base = base
+        self.cap = cap
+
+    def waits(self) -> Generator[float, t.Any, None]:
+        """A ``backoff`` wait generator; it is sent the exception that failed the last try."""
+        n = 0
+        exc = yield 0.0  # backoff primes the generator with send(None)
+        while True:
+            delay = random.uniform(0, min(self.cap, self.base * 2**n))
+            n += 1
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after is not None:
+                delay = max(delay, min(float(retry_after), self.cap * 5))
+            if isinstance(exc, TransientError):
+                exc.planned_wait = delay
+            exc = yield delay * WAIT_SCALE
+
+    def run(self, attempt: Callable[[], T], what: str, url: str, *, extra_time: float = 0.0) -> T:
+        """Call ``attempt`` until it returns, retrying :class:`TransientError` within the bounds.
+
+        ``extra_time`` adds to ``max_time`` the time tries may spend working (a download's
+        deadline per try), so a long download cut off late is still fetched again.
+
+        Raises:
+            PardotAPIError: the tries or the time ran out; names ``what`` and ``url``.
+        """
+        tries = 0
+
+        def note_try(details: t.Any) -> None:
+            nonlocal tries
+            tries = int(details["tries"])
+
+        def log_backoff(details: t.Any) -> None:
+            exc = details.get("exception")
+            wait = getattr(exc, "planned_wait", None) or details["wait"]
+            LOGGER.warning("%s failed (%s); retry %d/%d in %.1fs", what, exc, details["tries"], self.max_retries, wait)
+
+        retrying = backoff.on_exception(
+            self.waits,
+            TransientError,
+            max_tries=self.max_retries + 1,
+            max_time=self.max_time + extra_time,
+            jitter=None,
+            on_backoff=log_backoff,
+            on_giveup=note_try,
+            raise_on_giveup=True,
+            logger=None,
+        )(attempt)
+        try:
+            return retrying()
+        except TransientError as err:
+            msg = (
+                f"Giving up on {what} {redact_url(url)} after {tries} tries: {err}. Pardot or the network "
+                "is failing; rerun later (state is saved)."
+            )
+            raise PardotAPIError(msg) from None
+
+
+# -- the transport ---------------------------------------------------------------------------------
+
+
+def make_session() -> requests.Session:
+    """The run's session: ``trust_env`` off, so a ``.netrc`` never replaces the bearer token.
+
+    What the environment may still say is taken explicitly, as it carries no credential of its
+    own: proxies from ``HTTP(S)_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` (the transport passes
+    them with each request, see :func:`env_proxies`), and a CA bundle from
+    ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` (for TLS-inspecting corporate proxies).
+    """
+    session = requests.Session()
+    session.trust_env = False
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+class Transport:
+    """Sends one request to a configured host, refusing what would expose credentials.
+
+    https only (plain http on loopback), no redirect followed, and a failed first contact
+    reported at once, naming the setting.
+    """
+
+    def __init__(self, session: requests.Session, policy: RetryPolicy) -> None:
+        """Wrap the run's session; ``policy`` is the run's one retry policy."""
         self.session = session
-        self.token_url = login_url.rstrip("/") + "/services/oauth2/token"
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.refresh_token = refresh_token
-        self._token = access_token
-        self.timeout = timeout
-        self.max_tries = max_tries
-        self.on_call = on_call
-        self._lock = threading.Lock()
-        self.refreshes = 0
+        self.policy = policy
+        self._proven: set[str] = {"result link"}
 
-    @property
-    def can_refresh(self) -> bool:
-        return bool(self.client_id and self.client_secret)
+    def proven(self, setting: str) -> None:
+        """Record that the host of ``setting`` answered properly: its failures are retried now."""
+        self._proven.add(setting)
 
-    def secrets(self) -> list[str]:
-        """Everything that must never be printed."""
-        return [s for s in (self.client_secret, self.refresh_token, self._token) if s]
+    def is_proven(self, setting: str) -> bool:
+        """Whether the host of ``setting`` answered properly once this run."""
+        return setting in self._proven
 
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None:
-                self._fetch()
-            assert self._token is not None
-            return self._token
+    def retry(self, attempt: Callable[[], T], what: str, url: str, *, extra_time: float = 0.0) -> T:
+        """Run ``attempt`` under the run's retry policy."""
+        return self.policy.run(attempt, what, url, extra_time=extra_time)
 
-    def refresh(self, rejected: str) -> str:
-        """Get a new token, unless another thread already replaced ``rejected``."""
-        with self._lock:
-            if self._token is not None and self._token != rejected:
-                return self._token
-            if not self.can_refresh:
-                msg = (
-                    "Pardot rejected the access_token (expired or revoked). Set client_id, client_secret and "
-                    "refresh_token so the tap can refresh it, or provide a fresh access_token."
-                )
-                raise PardotAuthError(msg, code=184)
-            self._fetch()
-            assert self._token is not None
-            return self._token
+    def send(self, method: str, url: str, *, setting: str, **kwargs: t.Any) -> requests.Response:
+        """One request; a redirect answer is an error, network faults are transient or first-contact.
 
-    def _fetch(self) -> None:
-        if not self.can_refresh:
-            msg = "No credentials: set access_token, or client_id + client_secret + refresh_token."
-            raise PardotConfigError(msg)
-        form = {"client_id": self.client_id, "client_secret": self.client_secret}
-        if self.refresh_token:
-            form.update(grant_type="refresh_token", refresh_token=self.refresh_token)
-        else:
-            form["grant_type"] = "client_credentials"
-        delay = 1.0
-        for attempt in range(1, self.max_tries + 1):
-            try:
-                if self.on_call:
-                    self.on_call("token")
-                resp = self.session.post(self.token_url, data=form, timeout=self.timeout)
-            except requests.RequestException as exc:
-                problem = f"could not reach {redact_url(self.token_url)} ({type(exc).__name__})"
-            else:
-                if resp.status_code == 200:
-                    try:
-                        token = resp.json()["access_token"]
-                    except (ValueError, KeyError, TypeError):
-                        problem = "the token endpoint answered 200 without an access_token"
-                    else:
-                        self._token = str(token)
-                        self.refreshes += 1
-                        LOGGER.info("Obtained a Salesforce access token from %s", redact_url(self.token_url))
-                        return
-                elif resp.status_code in TRANSIENT_STATUS or resp.status_code == 429:
-                    problem = f"the token endpoint answered HTTP {resp.status_code}"
-                else:
-                    err = ""
-                    try:
-                        body = resp.json()
-                        err = f"{body.get('error', '')}: {body.get('error_description', '')}".strip(": ")
-                    except ValueError:
-                        err = f"HTTP {resp.status_code}"
-                    msg = (
-                        f"Salesforce refused the OAuth {form['grant_type']} grant at {redact_url(self.token_url)} "
-                        f"({err or resp.status_code}). The credentials must be renewed: check client_id, "
-                        "client_secret and refresh_token (and login_url: https://test.salesforce.com for "
-                        "Salesforce sandboxes, or your My Domain)."
-                    )
-                    raise PardotAuthError(msg, status=resp.status_code)
-            if attempt == self.max_tries:
-                msg = f"Could not obtain an access token: {problem} after {attempt} tries."
-                raise PardotAuthError(msg)
-            LOGGER.warning("Token request failed: %s; retrying in %.1fs", problem, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 30)
+        Raises:
+            RefusedURLError: the URL is not https (nor loopback http), or the answer is a redirect.
+            FirstContactError: the host of ``setting`` never answered this run and cannot be reached.
+            TransientError: a network fault on a host that answered before.
+        """
+        check_url(url, setting)
+        try:
+            resp = self.session.request(method, url, allow_redirects=False, proxies=env_proxies(url), **kwargs)
+        except requests.exceptions.InvalidHeader:
+            msg = f"A header for {setting} holds a newline or another invalid character (a token?); fix the setting."
+            raise PardotAuthError(msg) from None
+        except requests.exceptions.ConnectionError as exc:
+            if not self.is_proven(setting):
+                raise FirstContactError(_unreachable(setting, url, exc)) from None
+            raise TransientError(f"{type(exc).__name__} on {redact_url(url)}") from None
+        except requests.RequestException as exc:
+            raise TransientError(f"{type(exc).__name__} on {redact_url(url)}") from None
+        if 300 <= resp.status_code < 400:
+            resp.close()
+            raise RefusedURLError(_redirect_message(setting, url, resp))
+        return resp
+
+
+def _unreachable(setting: str, url: str, exc: Exception) -> str:
+    text = str(exc)
+    if any(s in text for s in ("NameResolution", "Name or service not known", "getaddrinfo", "resolve")):
+        why = "does not resolve"
+    elif "refused" in text.lower():
+        why = "refuses connections"
+    elif isinstance(exc, requests.exceptions.SSLError):
+        why = "failed the TLS handshake"
+    else:
+        why = f"cannot be reached ({type(exc).__name__})"
+    host = urllib.parse.urlsplit(url).hostname
+    return (
+        f"The {setting} host {host} {why} on the run's first call to it ({redact_url(url)}). Check {setting}; "
+        "the tap retries only a service that answered in this run."
+    )
+
+
+def _redirect_message(setting: str, url: str, resp: requests.Response) -> str:
+    location = resp.headers.get("Location", "")
+    target = urllib.parse.urlsplit(urllib.parse.urljoin(url, location)).hostname or "an unknown host"
+    return (
+        f"{setting} {redact_url(url)} answered HTTP {resp.status_code}: redirect to {target} refused (the tap "
+        f"never follows a redirect with credentials). Set {setting} to the final host if it is the right one."
+    )
+
+
+# -- the client ------------------------------------------------------------------------------------
+
+
+class _TokenRejected(Exception):
+    """Internal: the API rejected ``token`` (401 or error 184)."""
+
+    def __init__(self, token: str, code: int | None, status: int, message: str) -> None:
+        super().__init__(message)
+        self.token, self.code, self.status, self.message = token, code, status, message
+
+
+class _VersionSwitch(Exception):
+    """Internal: Pardot asked for the other API version (error 88/89)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 class PardotClient:
@@ -196,33 +352,37 @@ class PardotClient:
         api_url: str,
         business_unit_id: str,
         api_version: int,
-        tokens: TokenManager,
-        session: requests.Session,
+        tokens: PardotAuthenticator,
+        transport: Transport,
         max_concurrency: int = 2,
-        max_retries: int = 8,
-        backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
         timeout: float = 300.0,
+        download_timeout: float = 3600.0,
+        download_hosts: t.Sequence[str] = (),
         max_api_calls: int | None = None,
         zone: dt.tzinfo | None = None,
     ) -> None:
-        self.api_url = api_url.rstrip("/")
+        """Hold the run's settings; no request is made here."""
+        self.api_url = strip_userinfo(api_url).rstrip("/")
         self.business_unit_id = business_unit_id
         self.api_version = api_version
         self._version_switched = False
         self.tokens = tokens
-        self.session = session
-        self.slots = threading.BoundedSemaphore(max(1, max_concurrency))
+        self.transport = transport
+        self.session = transport.session
         self.max_concurrency = max(1, max_concurrency)
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.slots = threading.BoundedSemaphore(self.max_concurrency)
         self.timeout = timeout
+        self.download_timeout = download_timeout
+        self.download_hosts = {str(h).strip().lower().rstrip(".") for h in download_hosts if str(h).strip()}
         self.max_api_calls = max_api_calls
         self.calls: collections.Counter[str] = collections.Counter()
         self._count_lock = threading.Lock()
-        self.allowed_hosts = {host_of(self.api_url)}
         self.zone = zone
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first try of one call."""
+        return self.transport.policy.max_retries
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -233,37 +393,52 @@ class PardotClient:
             return sum(v for k, v in self.calls.items() if k != "token")
 
     def count(self, kind: str) -> None:
+        """Count one call of ``kind`` (create, read, download, token, ...)."""
         with self._count_lock:
             self.calls[kind] += 1
 
     def budget_left(self) -> int | None:
+        """Calls left under ``max_api_calls``; None without a budget."""
         if self.max_api_calls is None:
             return None
         return self.max_api_calls - self.api_calls
 
+    def _check_budget(self) -> None:
+        left = self.budget_left()
+        if left is not None and left <= 0:
+            msg = (
+                f"The run's API call budget (max_api_calls={self.max_api_calls}) is spent. State is "
+                "saved; the next run resumes from it. Raise max_api_calls to do more per run."
+            )
+            raise CallBudgetSpent(msg)
+
     # -- URLs ---------------------------------------------------------------------------
 
     def url(self, op: str) -> str:
+        """The Export API URL of ``op`` (the path after ``/do/``) in the current version."""
         return f"{self.api_url}/api/export/version/{self.api_version}/do/{op}"
 
     def check_host(self, url: str) -> None:
-        """Refuse to send credentials anywhere but the configured API host."""
-        if host_of(url) not in self.allowed_hosts:
-            msg = (
-                f"Refusing to download {redact_url(url)}: it is not on the configured api_url host "
-                f"({self.api_url}), and the tap sends credentials only there. If Pardot moved your "
-                "business unit, set api_url to the new host."
-            )
-            raise PardotAPIError(msg)
+        """Refuse to send credentials for a result link anywhere but a trusted host.
+
+        Trusted: ``api_url``'s host, Pardot's own hosts (``pardot.com`` and ``*.pardot.com``,
+        https only) and the hosts of the ``download_hosts`` setting.
+        """
+        parts = urllib.parse.urlsplit(url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        pardot = host == PARDOT_DOMAIN or host.endswith("." + PARDOT_DOMAIN)
+        trusted = host_of(url) == host_of(self.api_url) or host in self.download_hosts
+        if (pardot and parts.scheme == "https") or trusted:
+            check_url(url, "a result link")
+            return
+        msg = (
+            f"Refusing to download {redact_url(url)}: its host {host or '(none)'} is neither api_url's host "
+            f"({host_of(self.api_url)}) nor a Pardot host (https://*.pardot.com), and the tap sends credentials "
+            "only there. If it is a proxy you trust, add it to the download_hosts setting."
+        )
+        raise RefusedURLError(msg)
 
     # -- requests -----------------------------------------------------------------------
-
-    def _wait(self, attempt: int, retry_after: float | None) -> float:
-        delay = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
-        delay = random.uniform(delay / 2, delay)  # jitter: instances sharing the limit spread out
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.backoff_max * 5))
-        return delay
 
     def request(
         self,
@@ -281,100 +456,131 @@ class PardotClient:
         ``op`` is the path after ``/do/`` (ignored when ``url`` is given); ``kind`` names the
         call for the counters (create, read, query, cancel, download).
         """
-        attempt = 0
-        refreshed = False
-        while True:
-            attempt += 1
-            target = url or self.url(op)
-            self.check_host(target)
-            left = self.budget_left()
-            if left is not None and left <= 0:
-                msg = (
-                    f"The run's API call budget (max_api_calls={self.max_api_calls}) is spent. State is "
-                    "saved; the next run resumes from it. Raise max_api_calls to do more per run."
-                )
-                raise CallBudgetSpent(msg)
-            token = self.tokens.token()
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Pardot-Business-Unit-Id": self.business_unit_id,
-                "User-Agent": USER_AGENT,
-            }
-            q = {"format": "json", **(params or {})}
+        call = _Call(method, op, kind, url, json_body, params, stream)
+        return self._call(call, None)
+
+    def _call(self, call: _Call, reader: Callable[[requests.Response], int] | None) -> requests.Response:
+        """One logical call: the retry policy around tries.
+
+        Between runs of the policy: a token refresh, or the 88/89 version switch.
+        """
+        fresh: set[str] = set()
+        working = self.download_timeout * (self.max_retries + 1) if reader is not None else 0.0
+        for _ in range(6):  # bounded: each pass refreshes a token or switches the version once
+            target = call.url or self.url(call.op)
             try:
-                with self.slots:
-                    self.count(kind)
-                    resp = self.session.request(
-                        method,
-                        target,
-                        params=None if url else q,
-                        json=json_body,
-                        headers=headers,
-                        timeout=self.timeout,
-                        stream=stream,
-                        allow_redirects=False,
-                    )
-                    if stream and resp.status_code == 200:
-                        return resp  # the caller reads the body under a slot of its own
-                    _ = resp.content  # read the body while holding the slot
-            except requests.RequestException as exc:
-                self._retry_or_raise(attempt, TransientError(f"{type(exc).__name__} on {kind}"), kind, target)
-                continue
-            status = resp.status_code
-            if 200 <= status < 300:
-                if stream:
-                    return resp
-                try:
-                    resp.json()
-                except ValueError:
-                    snippet = resp.text[:120].strip().replace("\n", " ")
-                    err = TransientError(f"a body that is not JSON (HTTP {status}: {snippet!r})")
-                    self._retry_or_raise(attempt, err, kind, target)
-                    continue
+                attempt = functools.partial(self._try, call, target, reader)
+                return self.transport.retry(attempt, call.kind, target, extra_time=working)
+            except _TokenRejected as rej:
+                if rej.token in fresh:
+                    raise self._rejected_again(rej) from None
+                LOGGER.info("Access token rejected (error %s); refreshing it", rej.code or rej.status)
+                fresh.add(self.tokens.refresh(rej.token))
+            except _VersionSwitch as switch:
+                self._switch_version(switch.code, call)
+        msg = f"{call.kind}: Pardot kept rejecting tokens and versions; check the credentials and api_version."
+        raise PardotAPIError(msg)
+
+    def _try(self, call: _Call, target: str, reader: Callable[[requests.Response], int] | None) -> requests.Response:
+        """One try: budget, token, a slot, the request, the answer checked."""
+        self._check_budget()
+        token = self.tokens.token()
+        headers = {"Authorization": f"Bearer {token}", "Pardot-Business-Unit-Id": self.business_unit_id}
+        setting = "api_url" if call.url is None else "result link"
+        with self.slots:
+            self.count(call.kind)
+            resp = self.transport.send(
+                call.method,
+                target,
+                setting=setting,
+                params=None if call.url else {"format": "json", **(call.params or {})},
+                json=call.json_body,
+                headers=headers,
+                timeout=self.timeout,
+                stream=call.stream,
+            )
+            if not (call.stream and resp.status_code == 200):
+                _read_all(resp, target)
+        resp = self._check(resp, call, token)
+        if reader is not None:
+            reader(resp)
+        return resp
+
+    def _check(self, resp: requests.Response, call: _Call, token: str) -> requests.Response:
+        """The answer if it is a success; otherwise the right error for what Pardot said."""
+        status = resp.status_code
+        if 200 <= status < 300 and call.stream:
+            return resp
+        try:
+            body: t.Any = resp.json()
+        except ValueError:
+            body = None
+            if status < 500 and status not in TRANSIENT_STATUS:
+                self._not_pardot(resp, call)
+        if body is not None:
+            self.transport.proven("api_url")
+            if 200 <= status < 300 and not is_fail_envelope(body):
                 return resp
-            code, message = parse_error(resp)
-            if status == 401 or code in AUTH_CODES:
-                if refreshed and attempt > 2:
-                    msg = (
-                        f"Pardot keeps rejecting fresh access tokens (error {code or status}: {message}). "
-                        "Check that the connected app has the pardot_api scope and the user can access "
-                        "this business unit."
-                    )
-                    raise PardotAuthError(msg, code=code, status=status)
-                LOGGER.info("Access token rejected (error %s); refreshing it", code or status)
-                self.tokens.refresh(token)
-                refreshed = True
-                continue
-            if code == 122:
-                msg = (
-                    f"Pardot's daily API call limit is spent (error 122). It resets {self._reset_time()}; "
-                    "the state emitted so far is safe to resume from. Rerun after the reset, or spread "
-                    f"syncs out. Server said: {message}"
-                )
-                raise DailyLimitReached(msg, code=code, status=status)
-            if code in VERSION_CODES and not self._version_switched:
-                new = VERSION_CODES[code]
-                LOGGER.warning(
-                    "Pardot says this business unit needs API version %s (error %s); switching from %s. "
-                    "Set api_version=%s to skip this.",
-                    new,
-                    code,
-                    self.api_version,
-                    new,
-                )
-                self.api_version = new
-                self._version_switched = True
-                if url is not None:
-                    url = url.replace("/version/3/", f"/version/{new}/").replace("/version/4/", f"/version/{new}/")
-                attempt -= 1
-                continue
-            if code in RETRY_CODES or (code is None and (status in TRANSIENT_STATUS or status == 429)) or status >= 500:
-                retry_after = _retry_after(resp)
-                self._retry_or_raise(
-                    attempt, TransientError(f"HTTP {status} error {code}: {message}", retry_after), kind, target
-                )
-                continue
-            raise self._fatal(code, status, message, kind)
+        code, message = envelope_error(body) if body is not None else parse_error(resp)
+        message = REDACTION.scrub(message)  # server text may echo the request, bearer token included
+        self._raise_for(code, status, message, call=call, token=token, resp=resp)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _not_pardot(self, resp: requests.Response, call: _Call) -> None:
+        """An answer that is not JSON (5xx aside): a web server that is not Pardot, or a glitch."""
+        snippet = REDACTION.scrub(resp.text[:120].strip().replace("\n", " "))
+        kind = resp.headers.get("Content-Type") or "no content type"
+        if not self.transport.is_proven("api_url"):
+            msg = (
+                f"The api_url host {urllib.parse.urlsplit(self.api_url).hostname} does not speak Pardot's Export "
+                f"API: {call.kind} got HTTP {resp.status_code} with {kind}, not JSON. Check api_url "
+                "(https://pi.pardot.com, or https://pi.demo.pardot.com for demo business units)."
+            )
+            raise FirstContactError(msg, status=resp.status_code)
+        if 200 <= resp.status_code < 300:
+            raise TransientError(f"a body that is not JSON (HTTP {resp.status_code}: {snippet!r})")
+
+    def _raise_for(
+        self, code: int | None, status: int, message: str, *, call: _Call, token: str, resp: requests.Response
+    ) -> None:
+        """Pardot's error-code table: what each answer means for the run."""
+        if status == 401 or code in AUTH_CODES:
+            raise _TokenRejected(token, code, status, message)
+        if code == 122:
+            msg = (
+                f"Pardot's daily API call limit is spent (error 122). It resets {self._reset_time()}; "
+                "the state emitted so far is safe to resume from. Rerun after the reset, or spread "
+                f"syncs out. Server said: {message}"
+            )
+            raise DailyLimitReached(msg, code=code, status=status)
+        if code in VERSION_CODES and not self._version_switched:
+            raise _VersionSwitch(code)
+        if code in RETRY_CODES or (code is None and status in TRANSIENT_STATUS) or status >= 500:
+            raise TransientError(f"HTTP {status} error {code}: {message}", _retry_after(resp))
+        raise self._fatal(code, status, message, call.kind)
+
+    def _rejected_again(self, rej: _TokenRejected) -> PardotAuthError:
+        msg = (
+            f"Pardot keeps rejecting fresh access tokens (error {rej.code or rej.status}: {rej.message}). "
+            "Check that the connected app has the pardot_api scope and the user can access "
+            "this business unit."
+        )
+        return PardotAuthError(msg, code=rej.code, status=rej.status)
+
+    def _switch_version(self, code: int, call: _Call) -> None:
+        new = VERSION_CODES[code]
+        LOGGER.warning(
+            "Pardot says this business unit needs API version %s (error %s); switching from %s. "
+            "Set api_version=%s to skip this.",
+            new,
+            code,
+            self.api_version,
+            new,
+        )
+        self.api_version = new
+        self._version_switched = True
+        if call.url is not None:
+            call.url = re.sub(r"/version/[34]/", f"/version/{new}/", call.url)
 
     def _reset_time(self) -> str:
         """When the daily limit resets: midnight in the account's zone (the user's, as configured)."""
@@ -385,17 +591,6 @@ class PardotClient:
         left = midnight - now
         hours, rest = divmod(int(left.total_seconds()), 3600)
         return f"at {midnight:%Y-%m-%d %H:%M} {self.zone} (in {hours}h{rest // 60:02d}m)"
-
-    def _retry_or_raise(self, attempt: int, err: TransientError, kind: str, url: str) -> None:
-        if attempt > self.max_retries:
-            msg = (
-                f"Giving up on {kind} {redact_url(url)} after {attempt} tries: {err}. Pardot or the network "
-                "is failing; rerun later (state is saved)."
-            )
-            raise PardotAPIError(msg) from None
-        delay = self._wait(attempt, err.retry_after)
-        LOGGER.warning("%s failed (%s); retry %d/%d in %.1fs", kind, err, attempt, self.max_retries, delay)
-        time.sleep(delay)
 
     def _fatal(self, code: int | None, status: int, message: str, kind: str) -> Exception:
         if code == 181:
@@ -417,58 +612,147 @@ class PardotClient:
             )
         else:
             text = "the request was refused"
-        if code in (181, 182, 201):
-            return PardotConfigError(f"{text} (error {code}: {message})")
+        if code in (181, 182, 201):  # a setting is wrong, but calls were made: not "config validation"
+            return PardotAPIError(f"{text} (error {code}: {message})", code=code, status=status)
         return PardotAPIError(
             f"{kind} failed: {text} (HTTP {status}, error {code}: {message})", code=code, status=status
         )
 
-    def download(self, url: str, dest: t.BinaryIO, *, max_tries: int = 5) -> int:
-        """Stream a result file into ``dest``; a body cut off midway is fetched again whole.
+    # -- downloads ----------------------------------------------------------------------
+
+    def download(self, url: str, dest: t.BinaryIO, *, max_tries: int | None = None) -> int:
+        """Stream a result file into ``dest``, fetched again whole when it fails.
+
+        A body cut off midway, or one that takes longer than ``download_timeout`` seconds in
+        all (even when the server trickles a byte a second), is retried by the policy.
 
         Holds a concurrency slot for the whole body, not only the headers. Returns the bytes
-        written.
+        written. ``max_tries`` is accepted for compatibility and ignored: the policy decides.
         """
-        for attempt in range(1, max_tries + 1):
-            dest.seek(0)
-            dest.truncate()
-            written = 0
-            try:
-                resp = self.request("GET", "", "download", url=url, stream=True)
-                with self.slots, resp:
-                    for chunk in resp.iter_content(chunk_size=1 << 20):
-                        dest.write(chunk)
-                        written += len(chunk)
-                return written
-            except (
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-            ) as exc:
-                if attempt == max_tries:
-                    msg = (
-                        f"Download of {redact_url(url)} was cut off {attempt} times ({type(exc).__name__}); "
-                        "the network or Pardot is failing. Rerun later: state is saved."
-                    )
-                    raise PardotAPIError(msg) from None
-                delay = self._wait(attempt, None)
-                LOGGER.warning(
-                    "Download of %s cut off after %d bytes (%s); fetching it again in %.1fs",
-                    redact_url(url),
-                    written,
-                    type(exc).__name__,
-                    delay,
-                )
-                time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        self.check_host(url)
+        written = [0]
+
+        def read(resp: requests.Response) -> int:
+            written[0] = self._read_body(resp, dest, url)
+            return written[0]
+
+        self._call(_Call("GET", "", "download", url=url, stream=True), read)
+        return written[0]
+
+    def _read_body(self, resp: requests.Response, dest: t.BinaryIO, url: str) -> int:
+        """Read the whole body under a slot, aborted at the deadline (even a trickling one)."""
+        dest.seek(0)
+        dest.truncate()
+        expired = threading.Event()
+
+        def abort() -> None:
+            expired.set()
+            raw = getattr(resp, "raw", None)
+            if raw is not None and hasattr(raw, "shutdown"):
+                raw.shutdown()
+
+        timer = threading.Timer(self.download_timeout, abort)
+        timer.daemon = True
+        written = 0
+        try:
+            with self.slots, resp:
+                timer.start()
+                for chunk in resp.iter_content(chunk_size=1 << 16):
+                    dest.write(chunk)
+                    written += len(chunk)
+        except (requests.RequestException, OSError) as exc:
+            if not expired.is_set():
+                msg = f"Download of {redact_url(url)} cut off after {written} bytes ({type(exc).__name__})"
+                raise TransientError(msg) from None
+        finally:
+            timer.cancel()
+        if expired.is_set():
+            msg = (
+                f"download of {redact_url(url)} passed download_timeout ({self.download_timeout:g}s) after "
+                f"{written} bytes"
+            )
+            raise TransientError(msg)
+        return written
 
     def json(self, method: str, op: str, kind: str, **kw: t.Any) -> t.Any:
+        """:meth:`request`, and the answer's JSON body."""
         resp = self.request(method, op, kind, **kw)
         try:
             return resp.json()
         except ValueError as exc:  # pragma: no cover - request() checks
             msg = f"{kind}: Pardot answered with a body that is not JSON"
             raise PardotAPIError(msg) from exc
+
+    # -- the signal path ------------------------------------------------------------------
+
+    def cancel_now(self, export_id: int, timeout: float = 5.0) -> bool:
+        """Cancel an export from a signal handler: one try, no lock, no slot, no refresh.
+
+        Uses the access token as it is, a session of its own and a worker thread joined for at
+        most ``timeout`` seconds, so it returns in time whatever the main thread holds.
+        Never raises; logs one line. Returns whether Pardot confirmed the cancel.
+        """
+        outcome: list[bool] = []
+        worker = threading.Thread(target=self._cancel_once, args=(export_id, timeout, outcome), daemon=True)
+        try:
+            worker.start()
+            worker.join(timeout)
+        except Exception:
+            outcome = []
+        ok = bool(outcome and outcome[0])
+        LOGGER.warning("Cancel of export %s on interrupt: %s", export_id, "done" if ok else "not confirmed")
+        return ok
+
+    def _cancel_once(self, export_id: int, timeout: float, outcome: list[bool]) -> None:
+        try:
+            token = self.tokens.current
+            url = self.url(f"cancel/id/{int(export_id)}")
+            if not token:
+                outcome.append(False)
+                return
+            check_url(url, "api_url")
+            self.calls["cancel"] += 1  # no lock: the main thread may hold it
+            headers = {"Authorization": f"Bearer {token}", "Pardot-Business-Unit-Id": self.business_unit_id}
+            with make_session() as session:
+                resp = session.post(
+                    url,
+                    params={"format": "json"},
+                    headers=headers,
+                    timeout=(timeout, timeout),
+                    allow_redirects=False,
+                    proxies=env_proxies(url),
+                )
+                outcome.append(resp.status_code == 200 and not is_fail_envelope(_json_or_none(resp)))
+        except Exception:
+            outcome.append(False)
+
+
+@dataclasses.dataclass
+class _Call:
+    """What one logical API call asks for."""
+
+    method: str
+    op: str
+    kind: str
+    url: str | None = None
+    json_body: t.Any = None
+    params: dict[str, str] | None = None
+    stream: bool = False
+
+
+def _read_all(resp: requests.Response, url: str) -> None:
+    """Read a small answer's body while the slot is held; a cut is transient."""
+    try:
+        _ = resp.content
+    except requests.RequestException as exc:
+        raise TransientError(f"{type(exc).__name__} reading {redact_url(url)}") from None
+
+
+def _json_or_none(resp: requests.Response) -> t.Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
 
 
 def _retry_after(resp: requests.Response) -> float | None:
@@ -479,3 +763,67 @@ def _retry_after(resp: requests.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+# -- construction -----------------------------------------------------------------------------------
+
+
+def build_client(config: Mapping[str, t.Any], logger: logging.Logger | None = None) -> PardotClient:
+    """The run's one client, from the tap's settings; installs the redaction filter.
+
+    Refuses non-https URLs (loopback http aside) before any request. ``user:password@`` in
+    ``api_url`` or ``login_url`` is dropped, with a warning: it would replace the bearer token.
+    """
+    log = logger or LOGGER
+    api_url = str(config.get("api_url") or "https://pi.pardot.com")
+    login_url = str(config.get("login_url") or "https://login.salesforce.com")
+    for setting, value in (("api_url", api_url), ("login_url", login_url)):
+        if urllib.parse.urlsplit(value).username is not None:
+            log.warning("%s holds user info (user:password@); it is ignored: the tap sends a bearer token", setting)
+        check_url(value, setting)
+    timeout = float(config.get("request_timeout", 300))
+    policy = RetryPolicy(
+        max_retries=int(config.get("max_retries", 8)), max_time=float(config.get("retry_max_time", 600))
+    )
+    transport = Transport(make_session(), policy)
+    client = PardotClient(
+        api_url=api_url,
+        business_unit_id=str(config.get("business_unit_id") or ""),
+        api_version=int(config.get("api_version", 4)),
+        tokens=_authenticator(config, transport, strip_userinfo(login_url), min(timeout, 60)),
+        transport=transport,
+        max_concurrency=int(config.get("max_concurrency", 2)),
+        timeout=timeout,
+        download_timeout=float(config.get("download_timeout", 3600)),
+        download_hosts=list(config.get("download_hosts") or []),
+        max_api_calls=config.get("max_api_calls"),
+        zone=_zone(config),
+    )
+    client.tokens.on_call = client.count
+    install_redaction(client.tokens.secrets)  # the configured secrets and every token issued
+    return client
+
+
+def _authenticator(
+    config: Mapping[str, t.Any], transport: Transport, login_url: str, timeout: float
+) -> PardotAuthenticator:
+    def text(key: str) -> str | None:
+        value = config.get(key)
+        return None if value is None or value == "" else str(value)
+
+    return PardotAuthenticator(
+        transport,
+        login_url=login_url,
+        client_id=text("client_id"),
+        client_secret=text("client_secret"),
+        refresh_token=text("refresh_token"),
+        access_token=text("access_token"),
+        timeout=timeout,
+    )
+
+
+def _zone(config: Mapping[str, t.Any]) -> dt.tzinfo | None:
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    name = config.get("timezone")
+    return ZoneInfo(str(name)) if name else None

@@ -10,7 +10,6 @@ import threading
 import typing as t
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -18,8 +17,9 @@ from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
 from tap_pardot_export.account import learn_account_fields
+from tap_pardot_export.auth import install_redaction, secrets_from_config
 from tap_pardot_export.check import check_option
-from tap_pardot_export.client import PardotClient, TokenManager, host_of
+from tap_pardot_export.client import PardotClient, build_client, host_of
 from tap_pardot_export.errors import PardotAPIError, PardotConfigError
 from tap_pardot_export.exports import ExportRunner
 from tap_pardot_export.streams import STREAM_TYPES, PardotExportStream
@@ -207,7 +207,14 @@ class TapPardotExport(Tap):
         self._warned_tz = False
         self._lock = threading.Lock()
         self._run_end: dt.datetime | None = None
+        install_redaction(self._known_secrets)  # before the SDK validates (and may print) the config
         super().__init__(*args, **kwargs)
+
+    def _known_secrets(self) -> list[str]:
+        """The configured secrets and every token issued so far (for the redaction filter)."""
+        config = self.__dict__.get("_config") or {}
+        client = self.__dict__.get("_client")
+        return secrets_from_config(config) + (client.tokens.secrets() if client is not None else [])
 
     # -- settings ------------------------------------------------------------------------
 
@@ -374,29 +381,7 @@ class TapPardotExport(Tap):
                     cfg.get("api_version", 4),
                     cfg.get("business_unit_id"),
                 )
-                session = requests.Session()
-                timeout = float(cfg.get("request_timeout", 300))
-                client = PardotClient(
-                    api_url=str(cfg.get("api_url") or "https://pi.pardot.com"),
-                    business_unit_id=str(cfg.get("business_unit_id") or ""),
-                    api_version=int(cfg.get("api_version", 4)),
-                    tokens=TokenManager(
-                        session,
-                        login_url=str(cfg.get("login_url") or "https://login.salesforce.com"),
-                        client_id=cfg.get("client_id"),
-                        client_secret=cfg.get("client_secret"),
-                        refresh_token=cfg.get("refresh_token"),
-                        access_token=cfg.get("access_token"),
-                        timeout=min(timeout, 60),
-                    ),
-                    session=session,
-                    max_concurrency=int(cfg.get("max_concurrency", 2)),
-                    max_retries=int(cfg.get("max_retries", 8)),
-                    timeout=timeout,
-                    max_api_calls=cfg.get("max_api_calls"),
-                    zone=self.zone,
-                )
-                client.tokens.on_call = client.count
+                client = build_client(cfg, self.logger)
                 self._client = client
             return self._client
 

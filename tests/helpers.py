@@ -1,34 +1,56 @@
-"""Test helpers: run the tap as users do (a subprocess), and compute what it should emit."""
+"""Test helpers: run the tap as users do, and compute what it should emit.
+
+:func:`run_tap` runs the tap's real command line (``TapPardotExport.cli``: argument parsing,
+config validation, logging set-up, the excepthook that turns errors into messages) either in
+this process, which is the default and saves a Python start per run, or in a subprocess for
+the tests about the process itself (exit codes of the real CLI). Both give the same
+:class:`TapRun`: exit code, stdout, stderr and the parsed messages.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
+import logging
 import os
-import subprocess
+import subprocess as sp
 import sys
 import tempfile
+import threading
 import typing as t
+import warnings
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from pardot_export_sandbox import Sandbox
+from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
 from pardot_export_sandbox.data import DATETIME, ObjectData
 
+from tap_pardot_export.streams import STREAM_TYPES
+from tap_pardot_export.tap import TapPardotExport
+
 UTC = dt.timezone.utc
-STREAMS = ("prospect", "visitor", "visitor_activity", "list_membership", "prospect_account", "external_activity")
-FILTER_FIELD = {
-    "prospect": "updated_at",
-    "visitor": "updated_at",
-    "visitor_activity": "updated_at",
-    "list_membership": "updated_at",
-    "prospect_account": "updated_at",
-    "external_activity": "createdAt",
-}
+#: every stream of the tap, in its order
+STREAMS: tuple[str, ...] = tuple(str(cls.name) for cls in STREAM_TYPES)
+#: the field each stream's windows filter on (its replication key)
+FILTER_FIELD: dict[str, str] = {str(cls.name): str(cls.replication_key) for cls in STREAM_TYPES}
+#: custom fields the sandbox's prospects carry
+CUSTOM = {"prospect": ["Favorite_Color", "Lead_Notes"]}
+
+
+def make_sandbox(**kw: t.Any) -> Sandbox:
+    """A sandbox (not started) over 2024 in its default zone, with ``kw`` as SandboxConfig fields."""
+    data = kw.pop("data", None) or DataConfig(
+        start=dt.datetime(2024, 1, 1, tzinfo=UTC), end=dt.datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    return Sandbox(SandboxConfig(data=data, **kw))
 
 
 @dataclass
 class TapRun:
+    """What one tap run left behind: exit code, output, and the Singer messages it wrote."""
+
     returncode: int
     stdout: str
     stderr: str
@@ -60,31 +82,124 @@ def run_tap(
     args: t.Sequence[str] = (),
     timeout: float = 300,
     env: dict[str, str] | None = None,
+    subprocess: bool = False,
 ) -> TapRun:
-    """Run ``python -m tap_pardot_export`` with files for config, state and catalog."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg_path = os.path.join(tmp, "config.json")
-        with open(cfg_path, "w") as fh:
-            json.dump(config, fh)
-        cmd = [sys.executable, "-m", "tap_pardot_export", "--config", cfg_path, *args]
+    """Run the tap's CLI with files for config, state and catalog.
+
+    In this process by default; ``subprocess=True`` runs ``python -m tap_pardot_export``
+    instead, for tests about the real process (its exit code, its stderr as a whole).
+    """
+    with tempfile.TemporaryDirectory(prefix="tap-run-") as tmp:
+        argv = ["--config", _dump(tmp, "config", config), *args]
         if state is not None:
-            p = os.path.join(tmp, "state.json")
-            with open(p, "w") as fh:
-                json.dump(state, fh)
-            cmd += ["--state", p]
+            argv += ["--state", _dump(tmp, "state", state)]
         if catalog is not None:
-            p = os.path.join(tmp, "catalog.json")
-            with open(p, "w") as fh:
-                json.dump(catalog, fh)
-            cmd += ["--catalog", p]
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, check=False
-        )
-    run = TapRun(proc.returncode, proc.stdout, proc.stderr)
-    for line in proc.stdout.splitlines():
-        if line.strip() and "--discover" not in args and "--about" not in args:
-            run.messages.append(json.loads(line))
+            argv += ["--catalog", _dump(tmp, "catalog", catalog)]
+        if subprocess:
+            proc = sp.run(
+                [sys.executable, "-m", "tap_pardot_export", *argv],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env={**os.environ, **(env or {})},
+                check=False,
+            )
+            run = TapRun(proc.returncode, proc.stdout, proc.stderr)
+        else:
+            run = _run_in_process(argv, timeout=timeout, env=env or {})
+    if "--discover" not in args and "--about" not in args:
+        run.messages = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
     return run
+
+
+def _dump(folder: str, name: str, obj: t.Any) -> str:
+    path = os.path.join(folder, f"{name}.json")
+    with open(path, "w") as fh:
+        json.dump(obj, fh)
+    return path
+
+
+_IN_PROCESS = threading.Lock()
+
+
+def _run_in_process(argv: list[str], *, timeout: float, env: dict[str, str]) -> TapRun:
+    """The CLI as ``python -m tap_pardot_export`` runs it, in a thread of this process.
+
+    stdout and stderr are swapped for buffers (the tap writes bytes to ``sys.stdout.buffer``),
+    logging is set up by the CLI itself and undone afterwards, and the exit code follows the
+    interpreter's rules: ``SystemExit``'s code, or 1 after ``sys.excepthook`` for an error.
+    Warnings the tap raises are replayed afterwards under pytest's filters, so a warning that
+    is an error in pyproject.toml fails the test here too. The thread keeps the SDK from
+    installing its SIGINT/SIGTERM handlers in the test process (it does so in the main thread
+    only); tests about signals use a subprocess.
+    """
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+    result: dict[str, int] = {}
+
+    def main() -> None:
+        hook = sys.excepthook
+        try:
+            # the CLI entry point: logging set-up, then the click command
+            TapPardotExport.cli.main(args=argv, prog_name=TapPardotExport.name, standalone_mode=True)
+        except SystemExit as exc:
+            result["code"] = _exit_code(exc.code, err)
+        except BaseException:
+            (sys.excepthook if sys.excepthook is not hook else sys.__excepthook__)(*sys.exc_info())
+            result["code"] = 1
+        else:
+            result["code"] = 0
+
+    root = logging.getLogger()
+    saved = (sys.stdout, sys.stderr, sys.excepthook, list(root.handlers), root.level, dict(os.environ))
+    with _IN_PROCESS, warnings.catch_warnings(record=True) as caught, _no_capture_warnings():
+        sys.stdout, sys.stderr = out, err
+        os.environ.update(env)
+        try:
+            worker = threading.Thread(target=main, name="tap-in-process", daemon=True)
+            worker.start()
+            worker.join(timeout)
+        finally:
+            sys.stdout, sys.stderr, sys.excepthook = saved[0], saved[1], saved[2]
+            for handler in root.handlers[:]:
+                if handler not in saved[3]:
+                    root.removeHandler(handler)
+            root.setLevel(saved[4])
+            os.environ.clear()
+            os.environ.update(saved[5])
+    if worker.is_alive():
+        msg = f"the tap did not finish within {timeout}s: {argv}"
+        raise TimeoutError(msg)
+    for w in caught:  # under pytest's filters again: "error" raises here
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return TapRun(result["code"], _text(out), _text(err))
+
+
+@contextlib.contextmanager
+def _no_capture_warnings() -> t.Iterator[None]:
+    """Keep the SDK's CLI from routing warnings into logging, so they can be replayed."""
+    real = logging.captureWarnings
+    logging.captureWarnings = lambda capture: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        logging.captureWarnings = real
+
+
+def _exit_code(code: object, err: t.TextIO) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=err)
+    return 1
+
+
+def _text(stream: io.TextIOWrapper) -> str:
+    stream.flush()
+    buffer = stream.buffer
+    assert isinstance(buffer, io.BytesIO)
+    return buffer.getvalue().decode("utf-8")
 
 
 def select_streams(catalog: dict[str, t.Any], streams: t.Iterable[str]) -> dict[str, t.Any]:
@@ -97,10 +212,31 @@ def select_streams(catalog: dict[str, t.Any], streams: t.Iterable[str]) -> dict[
     return catalog
 
 
+def deselect_field(catalog: dict[str, t.Any], stream: str, name: str) -> dict[str, t.Any]:
+    """Mark one field of ``stream`` not selected in a discovered catalog."""
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] == stream:
+            for md in entry["metadata"]:
+                if md["breadcrumb"] == ["properties", name]:
+                    md["metadata"]["selected"] = False
+    return catalog
+
+
 def discover(config: dict[str, t.Any]) -> dict[str, t.Any]:
     run = run_tap(config, args=["--discover"])
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
+
+
+def created_fields(sb: Sandbox, since: int = 0) -> dict[int, list[str]]:
+    """The ``fields`` of each export the sandbox created with an id above ``since``, as it received them."""
+    with sb.state.lock:
+        return {eid: list(e.spec.fields) for eid, e in sb.state.exports.items() if eid > since}
+
+
+def last_export_id(sb: Sandbox) -> int:
+    with sb.state.lock:
+        return max(sb.state.exports, default=0)
 
 
 def iso(ts: dt.datetime) -> str:

@@ -15,11 +15,10 @@ import typing as t
 from zoneinfo import ZoneInfo
 
 import pytest
-from helpers import STREAMS, assert_rows_match, discover, expected_rows, run_tap, select_streams
 from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
 from pardot_export_sandbox.data import BOOL, CUSTOM_FIELD_TYPES, NUMBER
 
-from tap_pardot_export.tap import TapPardotExport
+from tests.helpers import STREAMS, assert_rows_match, discover, expected_rows, run_tap, select_streams
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
@@ -148,8 +147,6 @@ def test_full_sync_of_every_stream_in_each_variant(sandboxes, name):
 
 def test_result_links_on_another_host(sandboxes):
     """Result links on a second host are followed when download_hosts names it."""
-    if "download_hosts" not in TapPardotExport.config_jsonschema["properties"]:
-        pytest.skip("download_hosts (issue 11 part 1) is not in this branch")
     sb = sandboxes(result_host="127.0.0.2")
     run = run_tap(sb.tap_config(window_days=200, download_hosts=["127.0.0.2"]))
     assert_all_streams(sb, run)

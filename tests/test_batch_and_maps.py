@@ -7,7 +7,7 @@ import gzip
 import json
 from pathlib import Path
 
-from helpers import assert_rows_match, discover, expected_rows, run_tap, select_streams
+from tests.helpers import assert_rows_match, discover, expected_rows, run_tap, select_streams
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)

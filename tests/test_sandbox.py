@@ -111,7 +111,7 @@ TS = lambda s: int(dt.datetime.fromisoformat(s).timestamp())  # noqa: E731
 
 @pytest.fixture(scope="module")
 def sb():
-    from conftest import make_sandbox
+    from tests.helpers import make_sandbox
 
     with make_sandbox(rows_per_file=100) as s:
         yield s
@@ -662,7 +662,7 @@ def test_cli_help_documents_every_knob():
 
 
 def test_cli_prints_url_serves_and_stops_on_sigterm():
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -678,15 +678,15 @@ def test_cli_prints_url_serves_and_stops_on_sigterm():
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:")
-        h = {"Authorization": "Bearer tok", "Pardot-Business-Unit-Id": "0Uv5e0000000001AAA"}
-        assert requests.get(url + V + "/query?format=json", headers=h, timeout=5).status_code == 503
-        assert requests.get(url + V + "/query?format=json", headers=h, timeout=5).status_code == 200
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    ) as proc:
+        try:
+            url = proc.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:")
+            h = {"Authorization": "Bearer tok", "Pardot-Business-Unit-Id": "0Uv5e0000000001AAA"}
+            assert requests.get(url + V + "/query?format=json", headers=h, timeout=5).status_code == 503
+            assert requests.get(url + V + "/query?format=json", headers=h, timeout=5).status_code == 200
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()

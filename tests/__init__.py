@@ -1,0 +1,1 @@
+"""The test suite: imports go through the package, ``from tests.helpers import ...``."""
