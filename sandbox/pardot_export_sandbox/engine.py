@@ -104,6 +104,25 @@ class ExportSpec:
     extra: dict[str, t.Any] = field(default_factory=dict)
 
 
+def _fields_of(body: dict[str, t.Any], obj: ObjectData, absent: set[str]) -> list[str]:
+    """The requested fields, or all the account has; refused when the account lacks one."""
+    account_fields = [f for f in obj.field_names if f not in absent]
+    fields = body.get("fields")
+    if fields is None:
+        fields = account_fields
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise ApiError(400, 5, "Parameter 'fields' must be an array of field names")
+    if not fields:
+        fields = account_fields
+    if len(fields) > MAX_FIELDS:
+        raise ApiError(400, 5, f"Too many fields: {len(fields)} given, at most {MAX_FIELDS} are allowed")
+    known_fields = set(account_fields)
+    unknown = [f for f in fields if f not in known_fields]
+    if unknown:
+        raise ApiError(400, UNKNOWN_FIELD_CODE, f"Invalid field(s) for object {obj.name}: {', '.join(unknown)}")
+    return list(fields)
+
+
 def validate_create(
     body: t.Any,
     dataset: Dataset,
@@ -125,21 +144,7 @@ def validate_create(
     if obj is None:
         known = ", ".join(o.name for o in dataset.objects.values())
         raise ApiError(400, 5, f"Invalid object '{obj_name}'. Exportable objects: {known}")
-    absent = set((missing or {}).get(obj.stream, ()))
-    account_fields = [f for f in obj.field_names if f not in absent]
-    fields = body.get("fields")
-    if fields is None:
-        fields = account_fields
-    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-        raise ApiError(400, 5, "Parameter 'fields' must be an array of field names")
-    if not fields:
-        fields = account_fields
-    if len(fields) > MAX_FIELDS:
-        raise ApiError(400, 5, f"Too many fields: {len(fields)} given, at most {MAX_FIELDS} are allowed")
-    known_fields = set(account_fields)
-    unknown = [f for f in fields if f not in known_fields]
-    if unknown:
-        raise ApiError(400, UNKNOWN_FIELD_CODE, f"Invalid field(s) for object {obj.name}: {', '.join(unknown)}")
+    fields = _fields_of(body, obj, set((missing or {}).get(obj.stream, ())))
     proc = body.get("procedure")
     if not isinstance(proc, dict) or not proc.get("name"):
         raise ApiError(400, 13, "Required parameter 'procedure' (with a 'name') is missing")
