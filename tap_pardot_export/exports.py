@@ -174,6 +174,8 @@ class ExportRunner:
             raise ExportError(msg)
         export = unwrap_export(body, f"{spec.label}: create")
         info = ExportInfo(id=int(export["id"]), created_at=export.get("createdAt"), requested_at=requested)
+        # in flight from now on: a signal before the first poll cancels it too
+        self.active, self.active_complete = info.id, False
         self.logger.info(
             "%s: created export %s (%s, %s)",
             spec.label,
