@@ -1,24 +1,29 @@
 """Write meltano.yml and the Meltano Hub definition from the tap's config schema.
 
-    python scripts/plugin_definitions.py          # rewrite both files
-    python scripts/plugin_definitions.py --check  # exit 1 if either is out of date
+    python scripts/plugin_definitions.py          # rewrite both files and the README's settings table
+    python scripts/plugin_definitions.py --check  # exit 1 if any is out of date
 
-The config schema in tap.py is the one source of truth; a test runs ``--check``.
+The config schema (tap_pardot_export/settings.py, plus the SDK's built-in settings the tap
+advertises: stream_maps, flattening_*, batch_config, ...) is the one source of truth; a test
+runs ``--check``.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import typing as t
 from pathlib import Path
 
 import yaml
 
-from tap_pardot_export.tap import settings_schema
+from tap_pardot_export.settings import settings_schema
+from tap_pardot_export.tap import TapPardotExport
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO_YML = ROOT / "meltano.yml"
+README = ROOT / "README.md"
 HUB_YML = ROOT / "meltano-hub" / "extractors" / "tap-pardot-export" / "tap-pardot-export.yml"
 
 CAPABILITIES = [
@@ -41,6 +46,10 @@ DESCRIPTION = "Salesforce Account Engagement (Pardot) data through the bulk Expo
 
 
 def kind_of(schema: dict[str, t.Any]) -> str:
+    """The Meltano setting kind of a JSON schema, so ``meltano config set`` stores the right type.
+
+    Secrets are ``string`` with ``sensitive: true`` (Meltano 4 deprecates ``kind: password``).
+    """
     types = schema.get("type", "string")
     types = [types] if isinstance(types, str) else types
     if schema.get("format") == "date-time":
@@ -59,20 +68,30 @@ def kind_of(schema: dict[str, t.Any]) -> str:
     return "string"
 
 
+def full_schema() -> dict[str, t.Any]:
+    """The tap's settings and the SDK's built-in ones, as ``--about`` lists them."""
+    schema = settings_schema()
+    TapPardotExport.append_builtin_config(schema)
+    return schema
+
+
 def settings() -> list[dict[str, t.Any]]:
+    """Meltano setting definitions, one per top-level setting."""
     out = []
-    for name, schema in settings_schema()["properties"].items():
+    for name, schema in full_schema()["properties"].items():
         item: dict[str, t.Any] = {
             "name": name,
             "label": schema.get("title") or name.replace("_", " ").title(),
-            "description": schema["description"],
+            "description": schema.get("description") or schema.get("title") or name,
             "kind": kind_of(schema),
         }
         if "default" in schema:
             item["value"] = schema["default"]
         if schema.get("secret"):
             item["sensitive"] = True
-        if "enum" in schema:
+        # Meltano checks "options" before casting, so "4" from the environment would not match 4:
+        # only string enums become options
+        if "enum" in schema and all(isinstance(v, str) for v in schema["enum"]):
             item["kind"] = "options"
             item["options"] = [{"label": str(v), "value": v} for v in schema["enum"]]
         out.append(item)
@@ -80,6 +99,7 @@ def settings() -> list[dict[str, t.Any]]:
 
 
 def extractor() -> dict[str, t.Any]:
+    """The extractor's plugin definition, as meltano.yml holds it."""
     return {
         "name": "tap-pardot-export",
         "label": "Account Engagement (Pardot) Export",
@@ -94,10 +114,10 @@ def extractor() -> dict[str, t.Any]:
 
 
 def meltano_project() -> dict[str, t.Any]:
+    """This repository's meltano.yml (no deprecated keys: Meltano 4 warns about ``version``)."""
     ext = extractor()
     ext["config"] = {"start_date": "2024-01-01T00:00:00Z"}
     return {
-        "version": 1,
         "send_anonymous_usage_stats": False,
         "project_id": "tap-pardot-export",
         "default_environment": "dev",
@@ -132,6 +152,11 @@ def meltano_project() -> dict[str, t.Any]:
 
 
 def hub_definition() -> dict[str, t.Any]:
+    """The Meltano Hub definition.
+
+    ``pip_url`` is the distribution name the release workflow publishes. ``repo`` is left out
+    until the project has a public repository: an invented URL would send users nowhere.
+    """
     ext = extractor()
     ext["pip_url"] = "tap-pardot-export"
     return {
@@ -154,10 +179,27 @@ def hub_definition() -> dict[str, t.Any]:
 
 
 def render(data: dict[str, t.Any], header: str) -> str:
+    """YAML with a header comment, keys in the order given."""
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
+def readme_with_settings_table() -> str:
+    """The README with the table between its settings markers replaced by ``--about``'s."""
+    about = subprocess.run(
+        [sys.executable, "-m", "tap_pardot_export", "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    table = about[about.index("| Setting |") :].split("\n\n")[0].strip()
+    text = README.read_text()
+    start, end = "<!-- settings:start -->", "<!-- settings:end -->"
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}"
+
+
 def main() -> int:
+    """Write both files, or with ``--check`` report the stale ones."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the files are out of date")
     args = parser.parse_args()
@@ -166,8 +208,12 @@ def main() -> int:
             meltano_project(), "# Generated by scripts/plugin_definitions.py from the tap's config schema.\n"
         ),
         HUB_YML: render(
-            hub_definition(), "# Meltano Hub plugin definition, generated by scripts/plugin_definitions.py.\n"
+            hub_definition(),
+            "# Meltano Hub plugin definition, generated by scripts/plugin_definitions.py.\n"
+            "# pip_url names the distribution the release workflow publishes. No `repo` yet: the project\n"
+            "# has no public repository; add its URL here (in the script) before submitting to the Hub.\n",
         ),
+        README: readme_with_settings_table(),
     }
     stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
     if args.check:

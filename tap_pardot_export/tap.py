@@ -3,195 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
-import re
 import sys
 import threading
 import typing as t
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from singer_sdk import Tap
-from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
+from tap_pardot_export import settings
 from tap_pardot_export.account import learn_account_fields
 from tap_pardot_export.auth import install_redaction, secrets_from_config
 from tap_pardot_export.check import check_option
 from tap_pardot_export.client import PardotClient, build_client, host_of
 from tap_pardot_export.errors import PardotAPIError, PardotConfigError
 from tap_pardot_export.exports import ExportRunner
+from tap_pardot_export.settings import settings_schema
 from tap_pardot_export.streams import STREAM_TYPES, PardotExportStream
-from tap_pardot_export.windows import parse_setting_datetime
 
 if t.TYPE_CHECKING:
     from types import FrameType, TracebackType
 
 MAX_FIELDS = 150
-STREAM_OPTION_KEYS = ("procedure", "arguments", "window_days")
-BU_PATTERN = re.compile(r"^0Uv[0-9A-Za-z]{15}$")
-
-STREAM_NAMES = [str(s.name) for s in STREAM_TYPES]  # type: ignore[misc]
-
-
-def settings_schema() -> dict[str, t.Any]:
-    """The tap's own settings (a fresh dict: the SDK adds its built-in ones to the class's copy)."""
-    return th.PropertiesList(
-        th.Property(
-            "api_url",
-            th.StringType,
-            default="https://pi.pardot.com",
-            title="API URL",
-            description="Pardot API host: https://pi.pardot.com for production business units, "
-            "https://pi.demo.pardot.com for sandbox, developer and demo business units.",
-        ),
-        th.Property(
-            "api_version",
-            th.IntegerType,
-            default=4,
-            allowed_values=[3, 4],
-            title="API version",
-            description="Export API version: 4 for business units that allow several prospects with the "
-            "same email, else 3. The tap switches once if Pardot answers error 88 or 89.",
-        ),
-        th.Property(
-            "business_unit_id",
-            th.StringType,
-            title="Business unit ID",
-            description="The Pardot business unit id (18 characters, starts with 0Uv): Salesforce Setup > "
-            "Account Engagement > Business Unit Setup. Sent as the Pardot-Business-Unit-Id header.",
-        ),
-        th.Property(
-            "access_token",
-            th.StringType,
-            secret=True,
-            title="Access token",
-            description="A Salesforce OAuth access token with the pardot_api scope. Use instead of "
-            "client_id/client_secret/refresh_token for short runs: it cannot be refreshed.",
-        ),
-        th.Property(
-            "client_id", th.StringType, secret=True, title="Client ID", description="The connected app's consumer key."
-        ),
-        th.Property(
-            "client_secret",
-            th.StringType,
-            secret=True,
-            title="Client secret",
-            description="The connected app's consumer secret.",
-        ),
-        th.Property(
-            "refresh_token",
-            th.StringType,
-            secret=True,
-            title="Refresh token",
-            description="An OAuth refresh token for the API user. Without it, client_id and client_secret "
-            "are used with the client-credentials grant (My Domain login_url needed).",
-        ),
-        th.Property(
-            "login_url",
-            th.StringType,
-            default="https://login.salesforce.com",
-            title="Login URL",
-            description="Salesforce login host; the token endpoint is {login_url}/services/oauth2/token. "
-            "https://test.salesforce.com for Salesforce sandboxes, or your My Domain.",
-        ),
-        th.Property(
-            "start_date",
-            th.DateTimeType,
-            required=True,
-            title="Start date",
-            description="Earliest record time to sync, inclusive (ISO 8601; a date means midnight UTC).",
-        ),
-        th.Property(
-            "end_date",
-            th.DateTimeType,
-            title="End date",
-            description="Latest record time to sync, exclusive (ISO 8601). Default: now.",
-        ),
-        th.Property(
-            "timezone",
-            th.StringType,
-            title="Time zone",
-            description="IANA time zone of the Pardot API user (e.g. America/New_York): the export CSVs "
-            "write datetimes in it, without offset. If unset, the tap infers the offset from each export's "
-            "createdAt and warns; set it to get daylight saving right.",
-        ),
-        th.Property(
-            "window_days",
-            th.NumberType,
-            default=30,
-            title="Window size (days)",
-            description="Length of the time window of one export, at most 365. Smaller windows mean more "
-            "exports but smaller files and finer checkpoints.",
-        ),
-        th.Property(
-            "poll_interval",
-            th.NumberType,
-            default=1,
-            title="Poll interval (seconds)",
-            description="Seconds before the first status read of an export; each later wait doubles.",
-        ),
-        th.Property(
-            "max_poll_interval",
-            th.NumberType,
-            default=60,
-            title="Max poll interval (seconds)",
-            description="The cap on the wait between two status reads of an export.",
-        ),
-        th.Property(
-            "export_timeout",
-            th.NumberType,
-            default=21600,
-            title="Export timeout (seconds)",
-            description="How long one export may stay Waiting/Processing before the tap cancels it and fails "
-            "with its id (default 6 hours).",
-        ),
-        th.Property(
-            "max_concurrency",
-            th.IntegerType,
-            default=2,
-            title="Max concurrent requests",
-            description="Requests in flight at once (downloads included). Pardot allows 5 per business "
-            "unit, shared with every other integration: keep this below 5.",
-        ),
-        th.Property(
-            "max_retries",
-            th.IntegerType,
-            default=8,
-            title="Max retries",
-            description="Retries of one request on 5xx, timeouts, resets and error 66, with exponential "
-            "backoff and jitter.",
-        ),
-        th.Property(
-            "request_timeout",
-            th.NumberType,
-            default=300,
-            title="Request timeout (seconds)",
-            description="Timeout of one HTTP request (connect and each read).",
-        ),
-        th.Property(
-            "max_api_calls",
-            th.IntegerType,
-            title="Max API calls per run",
-            description="Stop cleanly, with resumable state, before spending more API calls than this in "
-            "one run. Default: no cap (Pardot's daily limit still applies).",
-        ),
-        th.Property(
-            "custom_fields",
-            th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
-            title="Custom fields",
-            description='Account-specific fields to export, per stream, as strings: e.g. {"prospect": '
-            '["Favorite_Color"]}. Use the field API names.',
-        ),
-        th.Property(
-            "stream_options",
-            th.ObjectType(additional_properties=th.ObjectType()),
-            title="Stream options",
-            description='Per stream: "procedure" (e.g. filter_by_created_at), "arguments" (extra procedure '
-            'arguments, e.g. {"deleted": "all"} or {"type": [1, 2]}) and "window_days".',
-        ),
-    ).to_dict()
 
 
 class TapPardotExport(Tap):
@@ -229,110 +66,10 @@ class TapPardotExport(Tap):
 
     @property
     def run_end(self) -> dt.datetime:
-        """The exclusive end of this run's range: end_date, or now (fixed once per run)."""
+        """The exclusive end of this run's range (fixed once per run): see :func:`settings.run_end`."""
         if self._run_end is None:
-            if self.config.get("end_date"):
-                self._run_end = parse_setting_datetime(self.config["end_date"])
-            else:
-                self._run_end = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+            self._run_end = settings.run_end(self.config, dt.datetime.now(dt.timezone.utc), self.logger)
         return self._run_end
-
-    def check_settings(self) -> None:
-        """Validate settings a sync needs; each error names the setting and the fix."""
-        cfg = self.config
-        errors: list[str] = []
-        try:
-            start = parse_setting_datetime(str(cfg.get("start_date", "")))
-        except ValueError:
-            errors.append(f"start_date {cfg.get('start_date')!r} is not an ISO 8601 date or datetime (e.g. 2024-01-01)")
-            start = None
-        end = None
-        if cfg.get("end_date"):
-            try:
-                end = parse_setting_datetime(str(cfg["end_date"]))
-            except ValueError:
-                errors.append(f"end_date {cfg.get('end_date')!r} is not an ISO 8601 date or datetime")
-        if start and end and end <= start:
-            errors.append(f"end_date ({cfg['end_date']}) must be after start_date ({cfg['start_date']})")
-        if cfg.get("timezone"):
-            try:
-                ZoneInfo(str(cfg["timezone"]))
-            except (ZoneInfoNotFoundError, ValueError):
-                errors.append(
-                    f"timezone {cfg['timezone']!r} is not an IANA time zone name (e.g. America/New_York, Europe/Paris)"
-                )
-        if not cfg.get("business_unit_id"):
-            errors.append("business_unit_id is required: the 18-character id starting 0Uv (Business Unit Setup)")
-        elif not BU_PATTERN.match(str(cfg["business_unit_id"])):
-            errors.append("business_unit_id is malformed: 18 characters starting with 0Uv")
-        has_oauth = cfg.get("client_id") and cfg.get("client_secret")
-        if not cfg.get("access_token") and not has_oauth:
-            errors.append("credentials are missing: set access_token, or client_id + client_secret + refresh_token")
-        for key in ("api_url", "login_url"):
-            v = str(cfg.get(key) or "")
-            if v and not re.match(r"^https?://[^/\s]+", v):
-                errors.append(f"{key} {v!r} is not an http(s) URL")
-        window = float(cfg.get("window_days", 30))
-        if not 0 < window <= 365:
-            errors.append(f"window_days {window:g} must be more than 0 and at most 365 (the API's limit)")
-        for key in ("max_concurrency", "max_retries"):
-            if int(cfg.get(key, 1)) < (1 if key == "max_concurrency" else 0):
-                errors.append(f"{key} must be at least {1 if key == 'max_concurrency' else 0}")
-        errors.extend(self._check_stream_options())
-        if errors:
-            raise ConfigValidationError("Invalid settings", errors=errors)
-
-    def _check_stream_options(self) -> list[str]:
-        errors: list[str] = []
-        by_name = {str(s.name): s for s in STREAM_TYPES}  # type: ignore[misc]
-        for key in self.config.get("custom_fields") or {}:
-            if key not in by_name:
-                errors.append(f"custom_fields: unknown stream {key!r}; streams: {', '.join(STREAM_NAMES)}")
-        for stream, opts in (self.config.get("stream_options") or {}).items():
-            if stream not in by_name:
-                errors.append(f"stream_options: unknown stream {stream!r}; streams: {', '.join(STREAM_NAMES)}")
-                continue
-            cls = by_name[stream]
-            if not isinstance(opts, dict):
-                errors.append(f"stream_options.{stream} must be an object")
-                continue
-            for k in opts:
-                if k not in STREAM_OPTION_KEYS:
-                    errors.append(
-                        f"stream_options.{stream}: unknown option {k!r}; options: {', '.join(STREAM_OPTION_KEYS)}"
-                    )
-            proc = opts.get("procedure", cls.default_procedure)
-            if proc not in cls.procedures:
-                errors.append(
-                    f"stream_options.{stream}.procedure {proc!r} is not a procedure of {cls.object_name}; "
-                    f"use one of {', '.join(cls.procedures)}"
-                )
-                continue
-            args = opts.get("arguments") or {}
-            if not isinstance(args, dict):
-                errors.append(f"stream_options.{stream}.arguments must be an object")
-                continue
-            after, before, _ = cls.procedures[proc]
-            allowed = cls.extra_arguments.get(proc, ())
-            for a in args:
-                if a in (after, before):
-                    errors.append(
-                        f"stream_options.{stream}.arguments.{a}: the tap sets the time bounds itself "
-                        "(use start_date/end_date)"
-                    )
-                elif a not in allowed:
-                    errors.append(
-                        f"stream_options.{stream}.arguments: {a!r} is not an argument of {proc}; "
-                        f"allowed: {', '.join(allowed) or 'none'}"
-                    )
-            if "window_days" in opts:
-                try:
-                    w = float(opts["window_days"])
-                except (TypeError, ValueError):
-                    w = -1
-                if not 0 < w <= 365:
-                    errors.append(f"stream_options.{stream}.window_days must be more than 0 and at most 365")
-        return errors
 
     def _check_field_counts(self) -> list[str]:
         errors = []
@@ -407,11 +144,50 @@ class TapPardotExport(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """The schema's checks, then ours: each names the setting and says what to do."""
-        errors = super()._validate_config(raise_errors=raise_errors)
-        if raise_errors:
-            self.check_settings()
+        """The schema's checks, then the cross-field ones: one line each, naming the setting.
+
+        Replaces the SDK's check so that messages are clear and never echo a secret's value.
+        Discovery (``raise_errors=False``) needs no valid settings: it only logs at debug level.
+        """
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        errors = settings.validate(self._config, schema)
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        for error in errors:
+            self.logger.debug("Setting not valid for a sync: %s", error)
         return errors
+
+    @override
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """Refuse a corrupted state with a message that says how to start over."""
+        errors = settings.state_errors(state, dt.datetime.now(dt.timezone.utc))
+        if errors:
+            msg = f"The state is corrupted: {'; '.join(errors)}. {settings.START_OVER}"
+            raise PardotConfigError(msg)
+        super().load_state(state)
+
+    @classmethod
+    @override
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        """The SDK's CLI entry, with a state file that is not JSON refused clearly."""
+        if state is not None:
+            text = state.read()
+            try:
+                settings.parse_state(text)
+            except PardotConfigError as exc:
+                cls.logger.error("%s", exc)
+                raise SystemExit(1) from None
+            state = io.StringIO(text)
+        super().invoke(about=about, about_format=about_format, config=config, state=state, catalog=catalog)
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:

@@ -380,7 +380,7 @@ def test_sigkill_at_several_points_then_rerun_loses_nothing(fresh_sandbox, kill_
         ({"start_date": "last tuesday"}, "start_date 'last tuesday' is not an ISO 8601"),
         ({"end_date": "2023-06-01T00:00:00Z"}, "end_date (2023-06-01T00:00:00Z) must be after start_date"),
         ({"timezone": "Mars/Olympus_Mons"}, "timezone 'Mars/Olympus_Mons' is not an IANA time zone"),
-        ({"window_days": 400}, "window_days 400 must be more than 0 and at most 365"),
+        ({"window_days": 400}, "window_days 400 is out of range"),
         ({"stream_options": {"prospects": {}}}, "stream_options: unknown stream 'prospects'"),
         ({"stream_options": {"prospect": {"windows": 3}}}, "stream_options.prospect: unknown option 'windows'"),
         ({"stream_options": {"prospect": {"procedure": "filter_by_magic"}}}, "'filter_by_magic' is not a procedure"),
@@ -473,7 +473,7 @@ def test_the_real_cli_exits_1_with_a_message_and_no_traceback(fresh_sandbox):
     sb = small(fresh_sandbox)
     bad = run_tap({**sb.tap_config(), "window_days": 400}, subprocess=True)
     assert bad.returncode == 1
-    assert "window_days 400 must be more than 0 and at most 365" in bad.stderr
+    assert "window_days 400 is out of range" in bad.stderr
     cfg, cat = one_stream(sb, "list_membership", client_secret="not-the-secret-s3cr3t")
     refused = run_tap(cfg, catalog=cat, subprocess=True)
     assert refused.returncode == 1

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tap_pardot_export.tap import settings_schema
+from tap_pardot_export.settings import settings_schema
 from tests.helpers import STREAMS, expected_rows, run_tap
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +77,8 @@ class Project:
         extractor = yaml.safe_load((ROOT / "meltano.yml").read_text())["plugins"]["extractors"][0]
         extractor.pop("pip_url", None)  # run from this venv: nothing to install
         extractor["executable"] = TAP
+        # fractions: Meltano reads numeric settings from the environment as integers, from meltano.yml as they are
+        extractor["config"] = {"poll_interval": 0.05, "max_poll_interval": 0.2}
         loader = {
             "name": "target-jsonl",
             "namespace": "target_jsonl",
@@ -142,8 +144,8 @@ def tap_env(cfg: dict[str, t.Any]) -> dict[str, str]:
 @needs_meltano
 def test_meltano_run_into_a_jsonl_target_against_the_sandbox(meltano, fresh_sandbox):
     sb = fresh_sandbox(rows_per_file=500)
-    # whole seconds: Meltano reads these settings as integers
-    cfg = sb.tap_config(window_days=120, poll_interval=0, max_poll_interval=1)
+    cfg = sb.tap_config(window_days=120)
+    del cfg["poll_interval"], cfg["max_poll_interval"]  # set in the project's meltano.yml
     out = meltano.folder / "out"
     proc = meltano(
         "run", "tap-pardot-export", "target-jsonl", env={**tap_env(cfg), "TARGET_JSONL_DESTINATION_PATH": str(out)}

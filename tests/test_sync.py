@@ -145,7 +145,7 @@ def test_timezone_unset_infers_offset_and_warns_once(fresh_sandbox):
             start=dt.datetime(2024, 1, 1, tzinfo=UTC), end=dt.datetime(2024, 6, 1, tzinfo=UTC), timezone="Asia/Kolkata"
         ),
     )
-    cfg = sb.tap_config(window_days=30)
+    cfg = sb.tap_config(window_days=30, infer_timezone=True)  # inference is opt-in
     del cfg["timezone"]
     cat = select_streams(discover(cfg), ["visitor_activity", "list_membership"])
     run = run_tap(cfg, catalog=cat)
