@@ -304,6 +304,9 @@ def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option
     if getattr(config, "parse_env", False):
         prefix = f"{cls.name.upper().replace('-', '_')}_"
         settings.update(env_config(cls.config_jsonschema, prefix))
+    if not settings.get("timezone"):
+        # a sync refuses to run without it; the check goes on, to say which zone Pardot writes in
+        settings["infer_timezone"] = True
     try:
         tap = cls(config=settings, parse_env_config=False, validate_config=True, setup_mapper=False)
     except ConfigValidationError as exc:
