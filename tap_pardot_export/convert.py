@@ -24,6 +24,7 @@ MINUTES_SECONDS = frozenset(f":{m:02d}:{s:02d}" for m in range(60) for s in rang
 PARDOT_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?: [0-9]{2}:[0-9]{2}:[0-9]{2})?")
 #: a UTC offset beyond these is no offset any zone has: the inference failed
 MAX_OFFSET = dt.timedelta(hours=14)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T].*)?$")
 
 
 class CellError(ValueError):
@@ -114,6 +115,13 @@ def nullable(schema: dict[str, t.Any]) -> bool:
     return "null" in ([types] if isinstance(types, str) else types)
 
 
+def to_date(s: str) -> str:
+    """A custom Date field's cell as an ISO date: ``YYYY-MM-DD`` (a time part is dropped)."""
+    if _ISO_DATE.match(s):
+        return s[:10]
+    raise CellError(f"not a date (YYYY-MM-DD): {s!r}")
+
+
 def caster_for(schema: dict[str, t.Any], datetime_conv: t.Callable[[str], str]) -> t.Callable[[str], t.Any] | None:
     """The function typing one column, or None for strings (kept as they are)."""
     types = schema.get("type", "string")
@@ -126,6 +134,8 @@ def caster_for(schema: dict[str, t.Any], datetime_conv: t.Callable[[str], str]) 
         return to_bool
     if schema.get("format") == "date-time":
         return datetime_conv
+    if schema.get("format") == "date":
+        return to_date
     return None
 
 

@@ -29,6 +29,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+from tap_pardot_export.account import MAX_HEALS, CreateHealer
 from tap_pardot_export.errors import (
     CallBudgetSpent,
     DailyLimitReached,
@@ -476,11 +477,29 @@ class ExportRunner:
     # -- API calls -----------------------------------------------------------------------
 
     def create(self, spec: ExportSpec) -> ExportInfo:
-        """Create the export ``spec`` describes; its answer is checked (see :func:`unwrap_export`)."""
-        requested = time.time()
-        body = self.client.json("POST", "create", "create", json_body=spec.body())
+        """Create the export; a field or argument spelling the account refuses is healed and retried.
+
+        See :class:`tap_pardot_export.account.CreateHealer`: what one create learns shapes
+        every later create of the run.
+        """
+        if not hasattr(self, "healer"):
+            self.healer = CreateHealer(self.logger)
+        self.healer.apply(spec)
+        for _ in range(MAX_HEALS):
+            requested = time.time()
+            try:
+                body = self.client.json("POST", "create", "create", json_body=spec.body())
+                break
+            except PardotAPIError as exc:
+                if not self.healer.heal(spec, exc):
+                    raise
+        else:
+            msg = f"{spec.label}: Pardot refused the export {MAX_HEALS} times, each time for another field"
+            raise ExportError(msg)
         export = unwrap_export(body, f"{spec.label}: create")
         info = ExportInfo(id=export["id"], created_at=export["createdAt"], requested_at=requested)
+        # in flight from now on: a signal before the first poll cancels it too
+        self.active, self.active_complete = info.id, False
         self.logger.info(
             "%s: created export %s (%s, %s)",
             spec.label,

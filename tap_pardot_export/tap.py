@@ -14,7 +14,9 @@ from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
 from tap_pardot_export import settings
+from tap_pardot_export.account import learn_account_fields
 from tap_pardot_export.auth import install_redaction, secrets_from_config
+from tap_pardot_export.check import check_option
 from tap_pardot_export.client import build_client
 from tap_pardot_export.errors import PardotAPIError, PardotConfigError
 from tap_pardot_export.exports import ExportRunner
@@ -139,14 +141,18 @@ class TapPardotExport(TapHooks):
 
     @override
     def discover_streams(self) -> list[PardotExportStream]:
-        """The six streams; needs no network and no credentials."""
-        return [cls(self, self.sessions) for cls in STREAM_TYPES]
+        """The six streams, with the account's own fields when credentials allow (see account.py)."""
+        streams = [cls(self, self.sessions) for cls in STREAM_TYPES]
+        learn_account_fields(self, streams)
+        return streams
 
     @classmethod
     @override
     def get_singer_command(cls) -> t.Any:
-        """The SDK's command, logging user-facing errors without a traceback."""
-        return install_excepthook(super().get_singer_command(), _user_facing_excepthook(cls.logger))
+        """The SDK's command with ``--check``, logging user-facing errors without a traceback."""
+        command = super().get_singer_command()
+        command.params.append(check_option(cls))
+        return install_excepthook(command, _user_facing_excepthook(cls.logger))
 
 
 def _user_facing_excepthook(logger: logging.Logger) -> t.Callable[..., None]:

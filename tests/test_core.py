@@ -35,7 +35,14 @@ def core_config(sb: Sandbox) -> dict[str, t.Any]:
 
 
 def core_sandbox() -> Sandbox:
-    data = DataConfig(start=dt.datetime(2024, 1, 1, tzinfo=UTC), end=dt.datetime(2024, 4, 1, tzinfo=UTC), rows=ROWS)
+    # the account's only custom field is the one custom_fields names: discovery against the
+    # placeholder (no account) and against the sandbox then give the same prospect schema
+    data = DataConfig(
+        start=dt.datetime(2024, 1, 1, tzinfo=UTC),
+        end=dt.datetime(2024, 4, 1, tzinfo=UTC),
+        rows=ROWS,
+        custom_fields=("Favorite_Color",),
+    )
     return Sandbox(SandboxConfig(rows_per_file=60, data=data))
 
 

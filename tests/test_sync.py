@@ -185,10 +185,11 @@ def test_version_switch_on_error_89(fresh_sandbox):
     sb = fresh_sandbox(api_version=3)
     cfg = sb.tap_config(api_version=4, window_days=400 // 2)
     cat = select_streams(discover(cfg), ["list_membership"])
+    errors = sb.stats()["errors"].get("89", 0)  # discovery's custom field query switches too
     run = run_tap(cfg, catalog=cat)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "needs API version 3" in run.stderr
-    assert sb.stats()["errors"] == {"89": 1}
+    assert sb.stats()["errors"] == {"89": errors + 1}
     assert len(run.records()) == len(
         expected_rows(sb, "list_membership", dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC))
     )

@@ -12,7 +12,14 @@ import typing as t
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pardot_export_sandbox.data import DEFAULT_ROWS, DataConfig
-from pardot_export_sandbox.server import FAULT_KINDS, RESPONSE_STYLES, Sandbox, SandboxConfig
+from pardot_export_sandbox.engine import BOOL_STYLES, NEWLINES
+from pardot_export_sandbox.server import (
+    FAULT_KINDS,
+    PROSPECT_ONLY_SPELLINGS,
+    RESPONSE_STYLES,
+    Sandbox,
+    SandboxConfig,
+)
 
 
 def _date(value: str) -> dt.datetime:
@@ -39,6 +46,67 @@ def _zone(value: str) -> str:
         msg = f"unknown IANA time zone {value!r} (e.g. America/New_York, Europe/Paris, UTC)"
         raise argparse.ArgumentTypeError(msg) from exc
     return value
+
+
+def _missing(value: str) -> tuple[str, str]:
+    stream, _, name = value.partition(".")
+    if stream not in DEFAULT_ROWS or not name:
+        msg = f"expected STREAM.FIELD with STREAM one of {', '.join(DEFAULT_ROWS)}, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return stream, name
+
+
+def _add_variant_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
+    v = p.add_argument_group("account variants (how a real account may differ)")
+    v.add_argument(
+        "--result-host",
+        default=None,
+        metavar="ADDRESS",
+        help="serve the API on a second listener at ADDRESS (e.g. 127.0.0.2) and put result links there, "
+        "as Pardot's links on www.pardot.com while the API is pi.pardot.com",
+    )
+    v.add_argument(
+        "--bool-style",
+        choices=tuple(BOOL_STYLES),
+        default=d.bool_style,
+        help="booleans in CSVs: words (true/false), digits (1/0), blank (1, false as empty) (default %(default)s)",
+    )
+    v.add_argument(
+        "--line-ending", choices=tuple(NEWLINES), default=d.line_ending, help="CSV line ends (default %(default)s)"
+    )
+    v.add_argument(
+        "--missing-field",
+        type=_missing,
+        action="append",
+        default=[],
+        metavar="STREAM.FIELD",
+        help="a field this account does not have, repeatable (e.g. visitor_activity.visit_id): a create naming "
+        "it is refused with error 5 naming the field",
+    )
+    v.add_argument(
+        "--typed-custom-fields",
+        action="store_true",
+        help="add one custom prospect field of every Pardot type (Text, Number, Date, Checkbox, ...)",
+    )
+    v.add_argument(
+        "--no-custom-field-query",
+        action="store_true",
+        help="answer the custom field query with error 46 (a user without the ability)",
+    )
+    v.add_argument(
+        "--prospect-only-spelling",
+        choices=PROSPECT_ONLY_SPELLINGS,
+        default=d.prospect_only_spelling,
+        help="visitor activity's prospect-only argument: seed (prospect_only / prospectOnly by procedure) or "
+        "camel (prospectOnly for both, prospect_only refused) (default %(default)s)",
+    )
+    v.add_argument(
+        "--visibility-lag",
+        type=float,
+        default=d.visibility_lag,
+        metavar="SECONDS",
+        help="rows stamped less than SECONDS before an export's creation are not in it yet (default %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="keep rendered result files in DIR and serve repeats of the same export from disk (benchmarks)",
     )
+    _add_variant_args(p, d)
     a = p.add_argument_group("account")
     a.add_argument("--business-unit-id", default=d.business_unit_id, help="the business unit (default %(default)s)")
     a.add_argument(
@@ -140,8 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="JSON",
         help='a fault to inject at start, repeatable, e.g. \'{"kind": "http_503", "count": 3, "op": "read"}\'; '
-        f"kinds: {', '.join(FAULT_KINDS)}. op (create, read, query, cancel, download, token) limits a fault to "
-        "one kind of call; slow takes seconds, cut takes after_bytes. Faults can also be POSTed to "
+        f"kinds: {', '.join(FAULT_KINDS)}. op (create, read, query, cancel, download, token, custom_field) "
+        "limits a fault to one kind of call (the custom field query takes only faults naming it); "
+        "slow takes seconds, cut takes after_bytes. Faults can also be POSTed to "
         "/_sandbox/faults while running; /_sandbox/stats counts calls.",
     )
     return p
@@ -154,8 +224,12 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         end=args.end,
         rows=dict(args.rows),
         timezone=args.timezone,
+        typed_custom_fields=args.typed_custom_fields,
         **({"custom_fields": tuple(args.custom_field)} if args.custom_field else {}),
     )
+    missing: dict[str, list[str]] = {}
+    for stream, name in args.missing_field:
+        missing.setdefault(stream, []).append(name)
     return SandboxConfig(
         host=args.host,
         port=args.port,
@@ -174,6 +248,13 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         response_style=args.response_style,
         bom=args.bom,
         cache_dir=args.cache_dir,
+        result_host=args.result_host,
+        bool_style=args.bool_style,
+        line_ending=args.line_ending,
+        missing_fields=missing,
+        prospect_only_spelling=args.prospect_only_spelling,
+        visibility_lag=args.visibility_lag,
+        custom_field_query=not args.no_custom_field_query,
     )
 
 

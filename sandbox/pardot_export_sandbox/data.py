@@ -24,6 +24,8 @@ MAX_UPDATE_DELAY = 7 * DAY
 MAX_BACKDATE = 30 * DAY
 
 INT, STR, BOOL, DATETIME = "integer", "string", "boolean", "datetime"
+#: custom field kinds: a decimal number, and a calendar date rendered YYYY-MM-DD
+NUMBER, DATE = "number", "date"
 #: prepared value rows per object: non-varying fields of row ``i`` come from row ``slot(i)``.
 POOL = 4096
 VARYING_FIELDS = frozenset({"id", "email", "ip_address"})
@@ -113,6 +115,22 @@ VA_TYPES = (
 )
 EXT_TYPES = ("Webinar Attended", "Event Registered", "Trial Started", "Survey, Completed")
 EXTENSIONS = ("Zoom", "Eventbrite", "Custom App")
+#: one custom prospect field of every Pardot custom field type, for ``typed_custom_fields``:
+#: (field_id, label, Pardot type, type_id, kind, values). The CSV rendering of each type is our
+#: reading of the docs, unverified against a real account: numbers as plain decimals, dates as
+#: YYYY-MM-DD, multi-value types (Checkbox, Multi-Select) as their values joined by ";".
+CUSTOM_FIELD_TYPES: tuple[tuple[str, str, str, int, str, tuple[t.Any, ...]], ...] = (
+    ("Nickname", "Nickname", "Text", 1, STR, ("Ace", "", 'Dr. "Q"', "Zoë, the 2nd")),
+    ("Lifetime_Value", "Lifetime Value", "Number", 2, NUMBER, (12.0, 1500.25, -3.5, 0.0, None, 123456789.0)),
+    ("Renewal_Date", "Renewal Date", "Date", 3, DATE, ("2024-02-29", "2025-12-31", None, "2024-07-04")),
+    ("Interests", "Interests", "Checkbox", 4, STR, ("Webinars;Ebooks", "Ebooks", "", "Events;Webinars;Blog")),
+    ("Preferred_Channel", "Preferred Channel", "Radio Button", 5, STR, ("Email", "Phone", "")),
+    ("Region", "Region", "Dropdown", 6, STR, ("EMEA", "AMER", "APAC", "")),
+    ("Products_Owned", "Products Owned", "Multi-Select", 7, STR, ("Widget;Gadget", "Gadget", "")),
+    ("Bio", "Bio", "Textarea", 8, STR, TEXTS),
+    ("Lead_Source_Detail", "Lead Source Detail", "Hidden", 9, STR, ("utm=a,b", "", "partner-42")),
+    ("Account_Owner", "Account Owner", "CRM User", 10, STR, ("0055e00000OwNeRAAV", "", "0055e00000AbCdEAAV")),
+)
 DETAILS = ("Pricing page", "Spring Newsletter 🌸", "Form: Contact us", 'File "whitepaper, v2.pdf"', "")
 
 
@@ -249,6 +267,8 @@ class DataConfig:
     rows: dict[str, int] = field(default_factory=dict)
     custom_fields: tuple[str, ...] = ("Favorite_Color", "Lead_Notes")
     timezone: str = "America/New_York"
+    #: add one custom prospect field of every Pardot type (see CUSTOM_FIELD_TYPES)
+    typed_custom_fields: bool = False
 
 
 DEFAULT_ROWS = {
@@ -294,6 +314,31 @@ class Dataset:
         self.objects: dict[str, ObjectData] = {}
         for stream in OBJECT_NAMES:
             self.objects[stream] = self._build(stream, int(rows[stream]))
+
+    def custom_field_defs(self) -> list[dict[str, t.Any]]:
+        """The account's custom prospect fields, as the custom field query describes them."""
+        defs: list[tuple[str, str, str, int]] = []
+        for k, name in enumerate(self.config.custom_fields):
+            kind = ("Dropdown", 6) if k % 2 == 0 else ("Textarea", 8)
+            defs.append((name, name.replace("_", " "), *kind))
+        if self.config.typed_custom_fields:
+            defs.extend((f[0], f[1], f[2], f[3]) for f in CUSTOM_FIELD_TYPES)
+        stamp = dt.datetime.fromtimestamp(self.start, self.local.zone).strftime("%Y-%m-%d %H:%M:%S")
+        return [
+            {
+                "id": 7000 + k,
+                "name": label,
+                "field_id": field_id,
+                "type": type_name,
+                "type_id": type_id,
+                "created_at": stamp,
+                "updated_at": stamp,
+                "is_record_multiple_responses": type_name in ("Checkbox", "Multi-Select"),
+                "crm_id": None,
+                "is_use_values": type_name in ("Checkbox", "Radio Button", "Dropdown", "Multi-Select"),
+            }
+            for k, (field_id, label, type_name, type_id) in enumerate(defs)
+        ]
 
     def by_api_name(self, name: str) -> ObjectData | None:
         """The object whose API name (``visitorActivity``...) is ``name``."""
@@ -489,7 +534,9 @@ class Dataset:
                 F("industry", STR, ch(s, 22, INDUSTRIES)),
                 F("years_in_business", STR, ch(s, 23, ("", "3", "10+"))),
                 F("comments", STR, ch(s, 24, TEXTS)),
+                F("notes", STR, ch(s, 43, TEXTS)),
                 F("score", INT, c(s, 25, 0, 500)),
+                F("grade", STR, ch(s, 44, ("A+", "B", "", "C-", "D"))),
                 F("last_activity_at", DATETIME, tm(updated, s, 26, DAY, 5)),
                 F("recent_interaction", STR, ch(s, 27, ("Visited page", "Opened email", "", "Never active"))),
                 F("crm_lead_fid", STR, ch(s, 28, ("", "00Q5e00000AbCdEAAV"))),
@@ -505,14 +552,15 @@ class Dataset:
                 F("is_reviewed", BOOL, b(s, 38, 5), False),
                 F("is_starred", BOOL, b(s, 39, 1), False),
                 F("user_id", INT, c(s, 40, 100, 120, 3)),
-                F("created_by_id", INT, c(s, 41, 100, 120, 4)),
-                F("updated_by_id", INT, c(s, 42, 100, 120, 4)),
                 F("created_at", DATETIME, created, False),
                 F("updated_at", DATETIME, updated, False),
             ]
             for k, name in enumerate(self.config.custom_fields):
                 pool = ("Blue", "Green", "", "Red, dark") if k % 2 == 0 else TEXTS
                 obj.fields.append(F(name, STR, ch(s, 60 + k, pool)))
+            if self.config.typed_custom_fields:
+                for k, (name, _, _, _, kind, values) in enumerate(CUSTOM_FIELD_TYPES):
+                    obj.fields.append(F(name, kind, ch(s, 80 + k, values)))
             obj.procedures = {p.name: p for p in (upd_proc, crt_proc)}
         elif stream == "visitor":
             obj.fields = [
@@ -562,6 +610,8 @@ class Dataset:
                 F("file_id", INT, c(s, 17, 1100, 1120, 2)),
                 F("custom_redirect_id", INT, c(s, 18, 1200, 1230, 2)),
                 F("campaign_id", INT, c(s, 19, 1000, 1030, 5)),
+                F("visit_id", INT, c(s, 20, 70_000_000, 70_999_999, 3)),
+                F("opportunity_id", INT, c(s, 21, 80_000, 80_500, 12)),
                 F("created_at", DATETIME, created, False),
                 F("updated_at", DATETIME, updated, False),
             ]

@@ -7,13 +7,19 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from pardot_export_sandbox.data import BOOL, DATETIME, INT, STR, Dataset, ObjectData, Procedure
+from pardot_export_sandbox.data import BOOL, DATE, DATETIME, INT, NUMBER, STR, Dataset, ObjectData, Procedure
 
 MAX_FIELDS = 150
 ONE_YEAR = 366 * 86_400  # a leap year's worth: "can't exceed one year"
 KEYWORDS = ("today", "yesterday", "last_7_days", "this_month", "last_month")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LOCAL = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?$")
+#: how booleans are written: the seed's true/false, 1/0, or 1 and empty (as a public client fixture shows)
+BOOL_STYLES = {"words": ("true", "false"), "digits": ("1", "0"), "blank": ("1", "")}
+NEWLINES = {"crlf": "\r\n", "lf": "\n"}
+#: the error a create gets for a field the account does not have. Pardot does not document
+#: it; code 5 is the v3/v4 API's "Invalid query parameter", and the message names the field(s).
+UNKNOWN_FIELD_CODE = 5
 _OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
 
 
@@ -98,8 +104,37 @@ class ExportSpec:
     extra: dict[str, t.Any] = field(default_factory=dict)
 
 
-def validate_create(body: t.Any, dataset: Dataset, zone: dt.tzinfo, now: float) -> ExportSpec:
-    """Check a create request against the seed's rules, or raise :class:`ApiError`."""
+def _fields_of(body: dict[str, t.Any], obj: ObjectData, absent: set[str]) -> list[str]:
+    """The requested fields, or all the account has; refused when the account lacks one."""
+    account_fields = [f for f in obj.field_names if f not in absent]
+    fields = body.get("fields")
+    if fields is None:
+        fields = account_fields
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise ApiError(400, 5, "Parameter 'fields' must be an array of field names")
+    if not fields:
+        fields = account_fields
+    if len(fields) > MAX_FIELDS:
+        raise ApiError(400, 5, f"Too many fields: {len(fields)} given, at most {MAX_FIELDS} are allowed")
+    known_fields = set(account_fields)
+    unknown = [f for f in fields if f not in known_fields]
+    if unknown:
+        raise ApiError(400, UNKNOWN_FIELD_CODE, f"Invalid field(s) for object {obj.name}: {', '.join(unknown)}")
+    return list(fields)
+
+
+def validate_create(
+    body: t.Any,
+    dataset: Dataset,
+    zone: dt.tzinfo,
+    now: float,
+    missing: t.Mapping[str, t.Collection[str]] | None = None,
+) -> ExportSpec:
+    """Check a create request against the seed's rules, or raise :class:`ApiError`.
+
+    ``missing`` maps a stream name to fields this account does not have: a create naming one
+    is refused, and "all fields" leaves them out.
+    """
     if not isinstance(body, dict):
         raise ApiError(400, 5, "The request body must be a JSON object with object, fields and procedure")
     obj_name = body.get("object")
@@ -109,19 +144,7 @@ def validate_create(body: t.Any, dataset: Dataset, zone: dt.tzinfo, now: float) 
     if obj is None:
         known = ", ".join(o.name for o in dataset.objects.values())
         raise ApiError(400, 5, f"Invalid object '{obj_name}'. Exportable objects: {known}")
-    fields = body.get("fields")
-    if fields is None:
-        fields = obj.field_names
-    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-        raise ApiError(400, 5, "Parameter 'fields' must be an array of field names")
-    if not fields:
-        fields = obj.field_names
-    if len(fields) > MAX_FIELDS:
-        raise ApiError(400, 5, f"Too many fields: {len(fields)} given, at most {MAX_FIELDS} are allowed")
-    known_fields = set(obj.field_names)
-    unknown = [f for f in fields if f not in known_fields]
-    if unknown:
-        raise ApiError(400, 5, f"Invalid field(s) for object {obj.name}: {', '.join(unknown)}")
+    fields = _fields_of(body, obj, set((missing or {}).get(obj.stream, ())))
     proc = body.get("procedure")
     if not isinstance(proc, dict) or not proc.get("name"):
         raise ApiError(400, 13, "Required parameter 'procedure' (with a 'name') is missing")
@@ -174,14 +197,19 @@ def validate_create(body: t.Any, dataset: Dataset, zone: dt.tzinfo, now: float) 
     return spec
 
 
-def matching_indexes(dataset: Dataset, spec: ExportSpec, cutoff: int, rng: range | None = None) -> t.Iterator[int]:
+def matching_indexes(
+    dataset: Dataset, spec: ExportSpec, cutoff: int, rng: range | None = None, lag: float = 0.0
+) -> t.Iterator[int]:
     """Yield the row indexes of ``spec``'s object that the export returns.
 
-    ``cutoff`` is the export's creation time: the upper bound when none was given.
+    ``cutoff`` is the export's creation time: the upper bound when none was given. Rows
+    stamped less than ``lag`` seconds before it are not visible yet (a read cache behind).
     """
     obj, p = spec.obj, spec.procedure
     after = spec.after
     before = spec.before if spec.before is not None else cutoff + 1
+    if lag > 0:
+        before = min(before, int(cutoff - lag) + 1)
     if p.time_field is not None:
         fn, lo, hi = obj.times[p.time_field]
         candidates = obj.candidate_range(lo, hi, after, before)
@@ -246,19 +274,34 @@ def _quote(v: str) -> str:
     return v
 
 
-def _cell(kind: str, v: t.Any, local: t.Callable[[int], str]) -> str:
+def _number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _cell(kind: str, v: t.Any, local: t.Callable[[int], str], bools: tuple[str, str] = ("true", "false")) -> str:
     if v is None:
         return ""
     if kind == DATETIME:
         return local(v)
     if kind == BOOL:
-        return "true" if v else "false"
+        return bools[0] if v else bools[1]
     if kind == INT:
+        return str(v)
+    if kind == NUMBER:
+        return _number(v)
+    if kind == DATE:
         return str(v)
     return _quote(v)
 
 
-def make_renderer(obj: ObjectData, fields: list[str], local: t.Callable[[int], str]) -> t.Callable[[int], str]:
+def make_renderer(
+    obj: ObjectData,
+    fields: list[str],
+    local: t.Callable[[int], str],
+    *,
+    bools: tuple[str, str] = ("true", "false"),
+    newline: str = "\r\n",
+) -> t.Callable[[int], str]:
     """Build ``row(i) -> one CSV line`` for the requested fields.
 
     Pooled fields (see :attr:`Field.varying`) are rendered once per slot, as literal text
@@ -280,8 +323,8 @@ def make_renderer(obj: ObjectData, fields: list[str], local: t.Callable[[int], s
                 out.append(lit)
                 lit = ""
             else:
-                lit += _cell(f.kind, f.base_gen(s), local)  # type: ignore[attr-defined]
-        out.append(lit + "\r\n")
+                lit += _cell(f.kind, f.base_gen(s), local, bools)  # type: ignore[attr-defined]
+        out.append(lit + newline)
         return out
 
     parts = []
@@ -302,7 +345,7 @@ def make_renderer(obj: ObjectData, fields: list[str], local: t.Callable[[int], s
         else:
 
             def part(i: int, g: t.Callable = g, kind: str = kind) -> str:
-                return _cell(kind, g(i), local)
+                return _cell(kind, g(i), local, bools)
 
         parts.append(part)
 
@@ -331,12 +374,16 @@ def render_csv(
     reverse: bool = False,
     bom: bool = False,
     chunk_rows: int = 2000,
+    bool_style: str = "words",
+    line_ending: str = "crlf",
+    lag: float = 0.0,
 ) -> t.Iterator[bytes]:
     """Stream one result file as UTF-8 CSV chunks (header first)."""
-    header = ",".join(_quote(f) for f in spec.fields) + "\r\n"
+    newline = NEWLINES[line_ending]
+    header = ",".join(_quote(f) for f in spec.fields) + newline
     yield (("\ufeff" if bom else "") + header).encode()
-    row = make_renderer(spec.obj, spec.fields, dataset.local)
-    indexes: t.Iterable[int] = matching_indexes(dataset, spec, cutoff, rng)
+    row = make_renderer(spec.obj, spec.fields, dataset.local, bools=BOOL_STYLES[bool_style], newline=newline)
+    indexes: t.Iterable[int] = matching_indexes(dataset, spec, cutoff, rng, lag)
     if reverse:
         indexes = reversed(list(indexes))
     buf: list[str] = []

@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 
 from pardot_export_sandbox.data import DataConfig, Dataset
 from pardot_export_sandbox.engine import (
+    BOOL_STYLES,
+    NEWLINES,
     ApiError,
     ExportSpec,
     file_ranges,
@@ -41,6 +43,10 @@ DEFAULT_BUSINESS_UNIT = "0Uv5e0000000001AAA"
 EXPIRY_SECONDS = 7 * 86_400
 BU_PATTERN = re.compile(r"^0Uv[0-9A-Za-z]{15}$")
 API_PATH = re.compile(r"^/api/export/version/(?P<v>\d+)/do/(?P<rest>.*?)/?$")
+CUSTOM_FIELD_PATH = re.compile(r"^/api/customField/version/(?P<v>\d+)/do/query/?$")
+#: the custom field query's page size: its default and its maximum
+CUSTOM_FIELD_PAGE = 200
+PROSPECT_ONLY_SPELLINGS = ("seed", "camel")
 RESPONSE_STYLES = ("wrapped", "attributes", "bare", "mixed")
 FAULT_KINDS = (
     "http_500",
@@ -59,7 +65,7 @@ FAULT_KINDS = (
     "bad_row",
     "bad_value",
 )
-OPS = ("create", "read", "query", "cancel", "download", "token")
+OPS = ("create", "read", "query", "cancel", "download", "token", "custom_field")
 
 
 @dataclass
@@ -85,6 +91,22 @@ class SandboxConfig:
     shuffle_seed: int = 7
     #: where result links point (default: this server); another host tests the tap's refusal
     result_base_url: str | None = None
+    #: serve the API on a second listener at this address (e.g. 127.0.0.2) and put result
+    #: links there, as Pardot's links on www.pardot.com while the API is pi.pardot.com
+    result_host: str | None = None
+    #: booleans in CSVs: "words" (true/false, the seed), "digits" (1/0), "blank" (1, false empty)
+    bool_style: str = "words"
+    #: line ends of CSVs: "crlf" or "lf"
+    line_ending: str = "crlf"
+    #: per stream, fields this account does not have: a create naming one is refused
+    missing_fields: dict[str, list[str]] = field(default_factory=dict)
+    #: visitor activity's prospect-only argument: "seed" (prospect_only for filter_by_created_at,
+    #: prospectOnly for filter_by_updated_at) or "camel" (prospectOnly for both, as older docs)
+    prospect_only_spelling: str = "seed"
+    #: rows stamped less than this many seconds before an export's creation are not in it yet
+    visibility_lag: float = 0.0
+    #: False: the custom field query answers error 46, as for a user without the ability
+    custom_field_query: bool = True
     #: keep rendered result files here and serve repeats of an export from disk (benchmarks)
     cache_dir: str | None = None
 
@@ -142,9 +164,20 @@ class SandboxState:
         if config.response_style not in RESPONSE_STYLES:
             msg = f"response_style must be one of {', '.join(RESPONSE_STYLES)}"
             raise ValueError(msg)
+        for name, value, allowed in (
+            ("bool_style", config.bool_style, tuple(BOOL_STYLES)),
+            ("line_ending", config.line_ending, tuple(NEWLINES)),
+            ("prospect_only_spelling", config.prospect_only_spelling, PROSPECT_ONLY_SPELLINGS),
+        ):
+            if value not in allowed:
+                msg = f"{name} must be one of {', '.join(allowed)}"
+                raise ValueError(msg)
         self.config = config
         self.zone = ZoneInfo(config.data.timezone)
         self.dataset = Dataset(config.data)
+        if config.prospect_only_spelling == "camel":
+            va = self.dataset.objects["visitor_activity"].procedures["filter_by_created_at"]
+            va.extra = {"type": "types", "prospectOnly": "bool"}
         self.clock = Clock()
         self.lock = threading.RLock()
         self.work = threading.Condition(self.lock)
@@ -167,6 +200,7 @@ class SandboxState:
         self._rand = random.Random(config.shuffle_seed)
         self.running = True
         self.base_url = ""
+        self.result_url = ""  # the second listener's base URL, when result_host is set
         self.range_cache: dict[str, tuple[list[range], int]] = {}
         self._spool_dir: tempfile.TemporaryDirectory[str] | None = None
         if config.cache_dir:
@@ -198,10 +232,10 @@ class SandboxState:
                 return
             self.faults.append(Fault(kind, count, op, **kw))
 
-    def take_fault(self, op: str, kinds: tuple[str, ...]) -> Fault | None:
+    def take_fault(self, op: str, kinds: tuple[str, ...], *, exact: bool = False) -> Fault | None:
         with self.lock:
             for f in self.faults:
-                if f.kind in kinds and (f.op is None or f.op == op) and f.count > 0:
+                if f.kind in kinds and ((f.op is None and not exact) or f.op == op) and f.count > 0:
                     f.count -= 1
                     if f.count == 0:
                         self.faults.remove(f)
@@ -239,7 +273,7 @@ class SandboxState:
         }
         if with_refs and e.state == "Complete" and not expired and e.file_ids:
             urls = [
-                f"{self.config.result_base_url or self.base_url}/api/export/version/{e.version}"
+                f"{self.config.result_base_url or self.result_url or self.base_url}/api/export/version/{e.version}"
                 f"/do/downloadResult/id/{e.id}/resultId/{k}"
                 for k in e.file_ids
             ]
@@ -302,7 +336,8 @@ class SandboxState:
         cached = self.range_cache.get(key) if key else None
         if cached is None:
             cached = file_ranges(
-                matching_indexes(self.dataset, e.spec, int(e.created)), max(1, self.config.rows_per_file)
+                matching_indexes(self.dataset, e.spec, int(e.created), lag=self.config.visibility_lag),
+                max(1, self.config.rows_per_file),
             )
             if key:
                 self.range_cache[key] = cached
@@ -314,7 +349,15 @@ class SandboxState:
                 tmp = f"{path}.{threading.get_ident()}.part"
                 with open(tmp, "wb") as fh:
                     for chunk in render_csv(
-                        self.dataset, e.spec, int(e.created), rng, reverse=k % 2 == 1, bom=self.config.bom
+                        self.dataset,
+                        e.spec,
+                        int(e.created),
+                        rng,
+                        reverse=k % 2 == 1,
+                        bom=self.config.bom,
+                        bool_style=self.config.bool_style,
+                        line_ending=self.config.line_ending,
+                        lag=self.config.visibility_lag,
                     ):
                         fh.write(chunk)
                 os.replace(tmp, path)
@@ -323,7 +366,7 @@ class SandboxState:
 
     def cache_key(self, e: Export) -> str | None:
         """A name for an export's results when caching is on and they do not depend on its creation time."""
-        if not self.config.cache_dir or e.spec.before is None:
+        if not self.config.cache_dir or e.spec.before is None or self.config.visibility_lag:
             return None
         raw = json.dumps(
             [
@@ -338,6 +381,8 @@ class SandboxState:
                 e.spec.prospect_only,
                 self.config.rows_per_file,
                 self.config.bom,
+                self.config.bool_style,
+                self.config.line_ending,
                 self.config.data.seed,
             ],
             default=str,
@@ -517,6 +562,9 @@ class Handler(BaseHTTPRequestHandler):
         json_format = query.get("format") == "json"
         m = API_PATH.match(path)
         op = _op_of(m.group("rest")) if m else None
+        cf = CUSTOM_FIELD_PATH.match(path) if m is None else None
+        if cf is not None:
+            op = "custom_field"
         with st.lock:
             st.inflight += 1
             st.max_inflight_seen = max(st.max_inflight_seen, st.inflight)
@@ -538,6 +586,9 @@ class Handler(BaseHTTPRequestHandler):
                 if st.daily_calls >= st.config.daily_limit:
                     raise ApiError(429, 122, "You have exceeded your daily API call limit.")
                 st.daily_calls += 1
+            if cf is not None:
+                self._custom_fields(int(cf.group("v")), method, query, json_format)
+                return
             if m is None or op is None:
                 raise ApiError(404, 2, f"Invalid action: {path}")
             kinds: tuple[str, ...] = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json", "reset")
@@ -549,13 +600,7 @@ class Handler(BaseHTTPRequestHandler):
             if fault is not None and self._apply_fault(fault, op):
                 return
             version = int(m.group("v"))
-            if version not in (3, 4):
-                raise ApiError(400, 22, f"Unsupported API version {version}: use 3 or 4")
-            required = st.config.api_version
-            if required == 4 and version == 3:
-                raise ApiError(400, 88, "This business unit must use version 4 of the API")
-            if required == 3 and version == 4:
-                raise ApiError(400, 89, "This business unit cannot use version 4 of the API; use version 3")
+            self._check_version(version)
             rest = m.group("rest")
             if op == "create" and method == "POST":
                 self._create(version, body, json_format)
@@ -630,6 +675,46 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         return True
 
+    def _check_version(self, version: int) -> None:
+        if version not in (3, 4):
+            raise ApiError(400, 22, f"Unsupported API version {version}: use 3 or 4")
+        required = self.st.config.api_version
+        if required == 4 and version == 3:
+            raise ApiError(400, 88, "This business unit must use version 4 of the API")
+        if required == 3 and version == 4:
+            raise ApiError(400, 89, "This business unit cannot use version 4 of the API; use version 3")
+
+    def _custom_fields(self, version: int, method: str, query: dict[str, str], json_format: bool) -> None:
+        """The custom field query: ``{"result": {"total_results": n, "customField": ...}}``, paged.
+
+        Faults apply to it only when injected with ``op="custom_field"``.
+        """
+        st = self.st
+        kinds = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json")
+        fault = st.take_fault("custom_field", kinds, exact=True)
+        if fault is not None and self._apply_fault(fault, "custom_field"):
+            return
+        self._check_version(version)
+        if method != "GET":
+            raise ApiError(405, 2, f"Invalid action: {method} customField query")
+        if not st.config.custom_field_query:
+            raise ApiError(403, 46, "Access denied: the API user lacks the Admin > Custom Fields > View ability")
+        try:
+            offset = int(query.get("offset") or 0)
+            limit = int(query.get("limit") or CUSTOM_FIELD_PAGE)
+        except ValueError as exc:
+            raise ApiError(400, 5, "offset and limit must be integers") from exc
+        if offset < 0 or not 0 < limit <= CUSTOM_FIELD_PAGE:
+            raise ApiError(400, 5, f"Invalid offset or limit: limit is 1 to {CUSTOM_FIELD_PAGE}, offset 0 or more")
+        defs = st.dataset.custom_field_defs()
+        page = defs[offset : offset + limit]
+        result: dict[str, t.Any] = {"total_results": len(defs)}
+        if len(page) == 1:
+            result["customField"] = page[0]
+        elif page:
+            result["customField"] = page
+        self._send(200, {"result": result}, json_format=json_format)
+
     def _answer_export(self, e: Export, json_format: bool, *, weird: bool = False) -> None:
         st = self.st
         with st.lock:
@@ -646,7 +731,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             raise ApiError(400, 5, "The request body must be JSON (Content-Type: application/json)") from exc
         now = st.clock.now()
-        spec = validate_create(data, st.dataset, st.zone, now)
+        spec = validate_create(data, st.dataset, st.zone, now, st.config.missing_fields)
         fail = st.take_fault("create", ("fail_export",)) is not None
         cancel = st.take_fault("create", ("cancel_export",)) is not None
         with st.work:
@@ -821,9 +906,9 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, state: SandboxState) -> None:
+    def __init__(self, state: SandboxState, address: tuple[str, int] | None = None) -> None:
         self.state = state
-        super().__init__((state.config.host, state.config.port), Handler)
+        super().__init__(address or (state.config.host, state.config.port), Handler)
 
 
 class Sandbox:
@@ -836,6 +921,7 @@ class Sandbox:
         self.config = config
         self.state = SandboxState(config)
         self.httpd: SandboxHTTPServer | None = None
+        self.result_httpd: SandboxHTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
     @property
@@ -854,7 +940,13 @@ class Sandbox:
         self.httpd = SandboxHTTPServer(self.state)
         host, port = str(self.httpd.server_address[0]), int(self.httpd.server_address[1])
         self.state.base_url = f"http://{host}:{port}"
-        for target in (self.httpd.serve_forever, self.state.worker):
+        targets = [self.httpd.serve_forever, self.state.worker]
+        if self.config.result_host:
+            self.result_httpd = SandboxHTTPServer(self.state, (self.config.result_host, 0))
+            rhost, rport = str(self.result_httpd.server_address[0]), int(self.result_httpd.server_address[1])
+            self.state.result_url = f"http://{rhost}:{rport}"
+            targets.append(self.result_httpd.serve_forever)
+        for target in targets:
             th = threading.Thread(target=target, daemon=True, name=f"sandbox-{target.__name__}")
             th.start()
             self._threads.append(th)
@@ -864,9 +956,10 @@ class Sandbox:
         self.state.running = False
         with self.state.work:
             self.state.work.notify_all()
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
+        for httpd in (self.httpd, self.result_httpd):
+            if httpd is not None:
+                httpd.shutdown()
+                httpd.server_close()
         for th in self._threads:
             th.join(timeout=5)
         if self.state._spool_dir is not None:

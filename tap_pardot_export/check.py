@@ -1,0 +1,336 @@
+"""``tap-pardot-export --check``: a first-run check of the settings against the account.
+
+It spends a handful of API calls and runs no long export:
+
+1. a token (and a refresh, when credentials allow one);
+2. the custom field query (proves the business unit, the host and the API version, and lists
+   the account's custom fields);
+3. per stream, one export over a one-second window an hour ago, canceled at once: only a
+   create proves the user may export an object (the export query needs "Admin > Exports >
+   View", which says nothing about the object's own ability). Fields the account refuses
+   are reported, as a sync would leave them out;
+4. the time zone: the first create's ``createdAt`` is written in the API user's zone, so
+   comparing it with the request time gives the zone's UTC offset now.
+
+Every failure line says what to change. Exit status 0 when every check passes, 1 otherwise.
+Nothing secret is printed: lines are built from codes, hosts, ids and Pardot's messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import typing as t
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import click
+import requests
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_pardot_export.account import (
+    CUSTOM_FIELD_STREAM,
+    custom_field_properties,
+    has_credentials,
+    make_client,
+    query_custom_fields,
+)
+from tap_pardot_export.client import host_of
+from tap_pardot_export.convert import infer_offset
+from tap_pardot_export.errors import (
+    FirstContactError,
+    PardotAPIError,
+    PardotAuthError,
+    PardotConfigError,
+    RefusedURLError,
+)
+from tap_pardot_export.exports import ExportInfo, ExportRunner, ExportSpec
+from tap_pardot_export.streams import STREAM_TYPES
+from tap_pardot_export.windows import api_time
+
+if t.TYPE_CHECKING:
+    from tap_pardot_export.client import PardotClient
+    from tap_pardot_export.streams import PardotExportStream
+    from tap_pardot_export.tap import TapPardotExport
+
+#: what each stream's create needs (the seed's abilities table)
+ABILITIES = {
+    "prospect": "Prospects > Visitors > View",
+    "visitor": "Prospects > Visitors > View",
+    "visitor_activity": "Prospects > Visitors > View",
+    "list_membership": "Marketing > Segmentation > Lists > View and Prospects > Visitors > View",
+    "prospect_account": "Prospects > Prospect Accounts > View",
+    "external_activity": "Prospect > External Activity > View",
+}
+#: the probe window ends this long before now, and lasts one second
+PROBE_AGE = dt.timedelta(hours=1)
+API_ERRORS = (PardotAPIError, PardotConfigError, requests.RequestException)
+#: errors of the first API call that leave nothing else to check: the business unit is unknown
+#: on this host (201), its header is missing or malformed (181, 182), or the host or token is wrong
+ACCOUNT_CODES = frozenset({181, 182, 201})
+FATAL_FIRST = (PardotAuthError, FirstContactError, RefusedURLError)
+
+
+@dataclass
+class Report:
+    """The check's lines: ``(ok, text)``; a failing line says what to change."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+    def ok(self, text: str) -> None:
+        """A passed check."""
+        self.lines.append(("OK", text))
+
+    def note(self, text: str) -> None:
+        """Something to know that does not stop a sync."""
+        self.lines.append(("NOTE", text))
+
+    def fail(self, text: str) -> None:
+        """A failed check, with the fix."""
+        self.lines.append(("FAIL", text))
+
+    @property
+    def passed(self) -> bool:
+        """True when no line failed."""
+        return all(kind != "FAIL" for kind, _ in self.lines)
+
+    def render(self) -> str:
+        """The report as printed."""
+        body = "\n".join(f"  {kind:<4}  {text}" for kind, text in self.lines)
+        failed = sum(kind == "FAIL" for kind, _ in self.lines)
+        verdict = "all checks passed" if not failed else f"{failed} check(s) failed: fix the FAIL lines"
+        return f"{body}\nResult: {verdict}"
+
+
+def _utc_offset(offset: dt.timedelta) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def check_token(client: PardotClient, report: Report) -> bool:
+    """A token, then a refresh when the credentials allow one."""
+    tokens = client.tokens
+    try:
+        first = tokens.token()
+        if tokens.can_refresh:
+            tokens.refresh(first)
+    except API_ERRORS as exc:
+        report.fail(f"token: {exc}")
+        return False
+    if tokens.can_refresh:
+        report.ok(f"token: obtained and refreshed at {host_of(tokens.auth_endpoint)}")
+    else:
+        report.note(
+            "token: access_token works but cannot be refreshed: set client_id, client_secret and "
+            "refresh_token for syncs longer than the token's life"
+        )
+    return True
+
+
+def check_account(client: PardotClient, config: t.Mapping[str, t.Any], report: Report) -> list[dict[str, t.Any]] | None:
+    """Business unit, host and API version, and the custom fields, from the custom field query.
+
+    Returns the custom fields; None when the business unit or host is wrong (nothing else can work).
+    """
+    configured = int(config.get("api_version", 4))
+    try:
+        fields = query_custom_fields(client)
+    except (PardotConfigError, requests.RequestException) as exc:
+        report.fail(f"account: {exc}")
+        return None
+    except PardotAPIError as exc:
+        if exc.code in ACCOUNT_CODES or isinstance(exc, FATAL_FIRST):  # the business unit, host or token
+            report.fail(f"business unit: {exc}")
+            return None
+        fields = None
+        problem = str(exc)
+    else:
+        problem = ""
+    report.ok(f"business unit {config.get('business_unit_id')} found on {host_of(client.api_url)}")
+    if client.api_version != configured:
+        report.fail(
+            f"API version: this business unit needs version {client.api_version} (Pardot answered error "
+            f"{88 if client.api_version == 4 else 89} to version {configured}): set api_version={client.api_version}"
+        )
+    else:
+        report.ok(f"API version {configured}")
+    if fields is None:
+        report.note(
+            f"custom fields: the custom field query failed ({problem}); syncs use the built-in fields and "
+            "custom_fields. Give the API user the ability to view custom fields to have them discovered."
+        )
+        return []
+    by_type: dict[str, int] = {}
+    for f in fields:
+        by_type[str(f.get("type"))] = by_type.get(str(f.get("type")), 0) + 1
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(by_type.items()))
+    report.ok(f"custom fields: {len(fields)} found{f' ({kinds})' if kinds else ''}; discovery adds them to prospect")
+    return fields
+
+
+def _probe_spec(stream: PardotExportStream, now: dt.datetime) -> ExportSpec:
+    after_arg, before_arg, _ = stream.procedures[stream.procedure]
+    end = now - PROBE_AGE
+    arguments = {
+        after_arg: api_time(end - dt.timedelta(seconds=1)),
+        before_arg: api_time(end),
+        **dict(stream.options.get("arguments") or {}),
+    }
+    label = f"{stream.name} check"
+    return ExportSpec(stream.object_name, stream.requested_fields(), stream.procedure, arguments, label)
+
+
+def check_stream(runner: ExportRunner, stream: PardotExportStream, report: Report) -> ExportInfo | None:
+    """Create a one-second export of ``stream`` and cancel it: the user may export it, or not."""
+    spec = _probe_spec(stream, dt.datetime.now(dt.timezone.utc))
+    try:
+        info = runner.create(spec)
+    except API_ERRORS as exc:
+        code = getattr(exc, "code", None)
+        if code in (46, 49):
+            fix = f"give the API user the ability {ABILITIES.get(stream.name, '?')}, or deselect the stream"
+        else:
+            fix = "fix the setting the message names (stream_options, custom_fields), or deselect the stream"
+        report.fail(f"{stream.name}: cannot export ({exc}): {fix}")
+        return None
+    runner.cancel(info.id, spec.label)
+    dropped = runner.healer.dropped.get(stream.object_name, [])
+    if dropped:
+        report.note(
+            f"{stream.name}: this account has no field(s) {', '.join(dropped)}: syncs leave them out with a "
+            f"warning; deselect them in the catalog to silence it"
+        )
+    report.ok(f"{stream.name}: may export ({stream.procedure}, {len(spec.fields)} fields)")
+    return info
+
+
+def check_timezone(config: t.Mapping[str, t.Any], info: ExportInfo | None, report: Report) -> None:
+    """Compare ``timezone`` with the zone Pardot wrote the export's createdAt in."""
+    if info is None or not info.created_at:
+        report.note("timezone: no export was created, so the zone Pardot writes times in is unknown")
+        return
+    seen = infer_offset(info.created_at, info.requested_at)
+    if seen is None:
+        report.note(f"timezone: cannot read the export's createdAt {info.created_at!r}")
+        return
+    name = config.get("timezone")
+    if not name:
+        report.fail(
+            f"timezone is not set; Pardot writes times at {_utc_offset(seen)} now: set timezone to the API "
+            "user's IANA zone (Salesforce user settings > Time Zone), e.g. America/New_York"
+        )
+        return
+    at = dt.datetime.fromtimestamp(info.requested_at, ZoneInfo(str(name)))
+    mine = at.utcoffset() or dt.timedelta(0)
+    if mine == seen:
+        report.ok(f"timezone {name} agrees with the times Pardot writes ({_utc_offset(seen)} now)")
+    else:
+        report.fail(
+            f"timezone {name} is {_utc_offset(mine)} now, but Pardot writes times at {_utc_offset(seen)}: set "
+            "timezone to the API user's IANA zone (Salesforce user settings > Time Zone)"
+        )
+
+
+def run_check(tap: TapPardotExport) -> Report:
+    """Run every check against the account the tap's settings name."""
+    report = Report()
+    config = tap.config
+    if not has_credentials(config):
+        report.fail("credentials: set business_unit_id and access_token, or client_id + client_secret")
+        return report
+    client = make_client(config)
+    if not check_token(client, report):
+        return report
+    fields = check_account(client, config, report)
+    if fields is None:
+        return report
+    runner = ExportRunner(client, logger=tap.logger)
+    first: ExportInfo | None = None
+    for cls in STREAM_TYPES:
+        stream = cls(tap, tap.sessions)
+        if stream.name == CUSTOM_FIELD_STREAM:
+            for name, schema in custom_field_properties(fields).items():
+                stream.schema["properties"].setdefault(name, schema)
+        info = check_stream(runner, stream, report)
+        first = first or info
+    check_timezone(config, first, report)
+    report.note(f"the check spent {client.api_calls} API call(s) and canceled the exports it created")
+    return report
+
+
+def env_config(schema: t.Mapping[str, t.Any], prefix: str) -> dict[str, t.Any]:
+    """Settings from ``<PREFIX><NAME>`` environment variables, typed by the settings schema.
+
+    Meltano hands a plugin command its settings this way (``--config ENV``); the SDK's own
+    parsing leaves numbers as strings, which its validation then refuses.
+    """
+    out: dict[str, t.Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        raw = os.environ.get(f"{prefix}{name.upper()}")
+        if not raw:
+            continue
+        kinds = prop.get("type", "string")
+        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+        value: t.Any = raw
+        try:
+            if "integer" in kinds:
+                value = int(raw)
+            elif "number" in kinds:
+                value = float(raw)
+            elif "boolean" in kinds:
+                value = raw.strip().lower() in ("1", "true", "t", "yes", "y", "on")
+            elif "object" in kinds or "array" in kinds:
+                value = json.loads(raw)
+        except ValueError:
+            value = raw  # the settings check names it
+        out[name] = value
+    return out
+
+
+def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option, value: bool) -> None:
+    """The ``--check`` option: run the check, print the report, exit 0 when everything passed."""
+    del param
+    if not value:
+        return
+    config = ctx.params.get("config")
+    logging.getLogger("tap-pardot-export").setLevel(logging.WARNING)
+    click.echo(f"tap-pardot-export check{'' if config else ' (no --config given)'}")
+    settings = dict(getattr(config, "config", None) or {})
+    if getattr(config, "parse_env", False):
+        prefix = f"{cls.name.upper().replace('-', '_')}_"
+        settings.update(env_config(cls.config_jsonschema, prefix))
+    if not settings.get("timezone"):
+        # a sync refuses to run without it; the check goes on, to say which zone Pardot writes in
+        settings["infer_timezone"] = True
+    try:
+        tap = cls(config=settings, parse_env_config=False, validate_config=True, setup_mapper=False)
+    except ConfigValidationError as exc:
+        report = Report()
+        for error in exc.errors or [str(exc)]:
+            report.fail(f"settings: {error}")
+        click.echo(report.render())
+        ctx.exit(1)
+    report = run_check(tap)
+    click.echo(report.render())
+    sys.stdout.flush()
+    ctx.exit(0 if report.passed else 1)
+
+
+def check_option(cls: type[TapPardotExport]) -> click.Option:
+    """The ``--check`` click option for the tap's command."""
+
+    def callback(ctx: click.Context, param: click.Option, value: bool) -> None:
+        cb_check(cls, ctx, param, value)
+
+    return click.Option(
+        ["--check"],
+        is_flag=True,
+        expose_value=False,
+        callback=callback,
+        help="Check the settings against the account with a handful of API calls (no long export), "
+        "print a report and exit: 0 when every check passed.",
+    )
