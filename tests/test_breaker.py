@@ -1,0 +1,172 @@
+"""Findings of a new user's and an attacker's tries, each kept as a test.
+
+Hostile servers are the ones of ``tests/test_http_hostile.py`` (loopback, bounded, stopped at
+the end of each test); a small fake Pardot on top of them answers the token, create, read and
+download calls with what each scenario needs. Retry waits are scaled to zero.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import typing as t
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+
+from tap_pardot_export import client as client_mod
+from tests.helpers import TapRun, discover, run_tap, select_streams
+from tests.test_http_hostile import API, BU, SECRET, TOKEN, TOKEN_PATH, Hostile, config, send
+
+START, END = "2024-01-01T00:00:00Z", "2024-01-10T00:00:00Z"
+EXPORT = {"id": 5001, "createdAt": "2024-01-01T00:00:00-05:00"}
+Route = t.Callable[[BaseHTTPRequestHandler], None]
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retry waits are computed and logged, but not slept."""
+    monkeypatch.setattr(client_mod, "WAIT_SCALE", 0.0)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> dict[str, t.Any]:
+    """The offline catalog with list_membership selected (few fields)."""
+    return select_streams(discover({"business_unit_id": BU, "start_date": START}), ["list_membership"])
+
+
+def csv_rows(fields: list[str], n: int) -> bytes:
+    """A result file of ``n`` well-formed list memberships in the order of ``fields``."""
+
+    def cell(name: str, i: int) -> str:
+        if name == "id":
+            return str(i + 1)
+        if name in ("list_id", "prospect_id"):
+            return "7"
+        if name == "opted_out":
+            return "false"
+        return "2024-01-02 10:00:00" if name.endswith("_at") else "x"
+
+    lines = [",".join(fields)] + [",".join(cell(f, i) for f in fields) for i in range(n)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+class FakePardot:
+    """Token, create, read and download on a loopback :class:`Hostile`, each overridable."""
+
+    def __init__(self, **routes: Route) -> None:
+        self.fields: list[str] = []
+        self.rows = 3
+        table: dict[str, Route] = {
+            TOKEN_PATH: routes.get("token", self.token),
+            API + "create": routes.get("create", self.create),
+            "*": self.other,
+        }
+        self.read_route = routes.get("read", self.read)
+        self.file_route = routes.get("file", self.file)
+        self.server = Hostile(table).start()
+        self.url = self.server.url
+
+    def token(self, h: BaseHTTPRequestHandler) -> None:
+        send(h, 200, {"access_token": TOKEN, "instance_url": "https://x.example", "token_type": "Bearer"})
+
+    def create(self, h: BaseHTTPRequestHandler) -> None:
+        self.fields = json.loads(self.server.requests[-1]["body"])["fields"]
+        send(h, 200, {**EXPORT, "state": "Waiting"})
+
+    def read(self, h: BaseHTTPRequestHandler) -> None:
+        send(h, 200, {**EXPORT, "state": "Complete", "isExpired": False, "resultRefs": [f"{self.url}/file/0"]})
+
+    def file(self, h: BaseHTTPRequestHandler) -> None:
+        send(h, 200, csv_rows(self.fields, self.rows), {"Content-Type": "text/csv"})
+
+    def other(self, h: BaseHTTPRequestHandler) -> None:
+        path = h.path.split("?", 1)[0]
+        if path.startswith(API + "read/id/"):
+            self.read_route(h)
+        elif path.startswith("/file/"):
+            self.file_route(h)
+        elif path.startswith(API + "cancel/id/"):
+            send(h, 200, {**EXPORT, "state": "Canceled"})
+        else:
+            send(h, 404, {"error": "no route"})
+
+    def config(self, **extra: t.Any) -> dict[str, t.Any]:
+        return config(
+            self.url,
+            start_date=START,
+            end_date=END,
+            timezone="America/New_York",
+            poll_interval=0.05,
+            max_poll_interval=0.2,
+            **extra,
+        )
+
+
+@pytest.fixture
+def fake() -> t.Iterator[t.Callable[..., FakePardot]]:
+    made: list[FakePardot] = []
+
+    def factory(**routes: Route) -> FakePardot:
+        made.append(FakePardot(**routes))
+        return made[-1]
+
+    yield factory
+    for f in made:
+        f.server.stop()
+
+
+def assert_clean_failure(run: TapRun, *needles: str) -> None:
+    """Non-zero, a message naming what is wrong, no traceback, no secret, no bookmark."""
+    assert run.returncode != 0, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    for needle in needles:
+        assert needle in run.stderr, run.stderr[-2000:]
+    for secret in (SECRET, TOKEN, "hostile-refresh-token"):
+        assert secret not in run.everything
+    for state in run.states():
+        for bookmark in state.get("bookmarks", {}).values():
+            assert "replication_key_value" not in bookmark, state
+
+
+# -- bounded time ---------------------------------------------------------------------------------------
+
+
+def trickle(payload: dict[str, t.Any], pad: int = 400, pause: float = 0.05) -> Route:
+    """A 200 answer whose JSON body arrives one byte at a time, each under any read timeout."""
+    data = json.dumps(payload).encode() + b" " * pad
+
+    def route(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        for i in range(len(data)):
+            h.wfile.write(data[i : i + 1])
+            h.wfile.flush()
+            time.sleep(pause)
+
+    return route
+
+
+def test_a_status_answer_trickling_a_byte_at_a_time_ends_within_request_timeout(fake, catalog):
+    """Each byte comes before the read timeout, so only an overall deadline ends the answer.
+
+    Found: 20 s of a read answer at 20 bytes a second (request_timeout 1, retry_max_time 5,
+    export_timeout 5) and the run still waited; with Pardot's 300 s it never ends.
+    """
+    server = fake(read=trickle({**EXPORT, "state": "Processing"}))
+    cfg = server.config(request_timeout=1, retry_max_time=5, export_timeout=5, max_retries=1)
+    t0 = time.monotonic()
+    run = run_tap(cfg, catalog=catalog, timeout=30)
+    assert time.monotonic() - t0 < 15
+    assert_clean_failure(run, "request_timeout")
+
+
+def test_a_token_answer_trickling_a_byte_at_a_time_ends_within_request_timeout(fake, catalog):
+    server = fake(token=trickle({"access_token": TOKEN, "instance_url": "https://x.example"}))
+    cfg = server.config(request_timeout=1, retry_max_time=5, max_retries=1)
+    t0 = time.monotonic()
+    run = run_tap(cfg, catalog=catalog, timeout=30)
+    assert time.monotonic() - t0 < 15
+    assert_clean_failure(run, "request_timeout")
