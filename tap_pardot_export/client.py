@@ -281,8 +281,11 @@ class Transport:
             TransientError: a network fault on a host that answered before.
         """
         check_url(url, setting)
+        stream = bool(kwargs.pop("stream", False))
         try:
-            resp = self.session.request(method, url, allow_redirects=False, proxies=env_proxies(url), **kwargs)
+            resp = self.session.request(
+                method, url, allow_redirects=False, proxies=env_proxies(url), stream=True, **kwargs
+            )
         except requests.exceptions.InvalidHeader:
             msg = f"A header for {setting} holds a newline or another invalid character (a token?); fix the setting."
             raise PardotAuthError(msg) from None
@@ -295,7 +298,51 @@ class Transport:
         if 300 <= resp.status_code < 400:
             resp.close()
             raise RefusedURLError(_redirect_message(setting, url, resp))
+        if not stream:
+            _read_within(resp, _overall(kwargs.get("timeout")), url)
         return resp
+
+
+def _overall(timeout: object) -> float | None:
+    """The overall deadline of a small answer's body: the request timeout (its longest part)."""
+    if isinstance(timeout, tuple):
+        return max(float(x) for x in timeout if x is not None) if any(x is not None for x in timeout) else None
+    return float(timeout) if isinstance(timeout, (int, float)) else None
+
+
+def _read_within(resp: requests.Response, deadline: float | None, url: str) -> None:
+    """Read a small answer's body whole, in at most ``deadline`` seconds.
+
+    A server that trickles a byte at a time never trips the per-read timeout; the socket is
+    shut down at the deadline instead, and the answer is a transient error.
+
+    Raises:
+        TransientError: the body did not arrive whole in time, or was cut.
+    """
+    expired = threading.Event()
+
+    def abort() -> None:
+        expired.set()
+        raw = getattr(resp, "raw", None)
+        if raw is not None and hasattr(raw, "shutdown"):
+            raw.shutdown()
+
+    timer = threading.Timer(deadline, abort) if deadline else None
+    try:
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        _ = resp.content
+    except (requests.RequestException, OSError) as exc:
+        if not expired.is_set():
+            raise TransientError(f"{type(exc).__name__} reading {redact_url(url)}") from None
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if expired.is_set():
+        resp.close()
+        msg = f"the answer of {redact_url(url)} did not arrive whole within request_timeout ({deadline:g}s)"
+        raise TransientError(msg)
 
 
 def _unreachable(setting: str, url: str, exc: Exception) -> str:
