@@ -92,15 +92,14 @@ class FakePardot:
             send(h, 404, {"error": "no route"})
 
     def config(self, **extra: t.Any) -> dict[str, t.Any]:
-        return config(
-            self.url,
-            start_date=START,
-            end_date=END,
-            timezone="America/New_York",
-            poll_interval=0.05,
-            max_poll_interval=0.2,
-            **extra,
-        )
+        base = {
+            "start_date": START,
+            "end_date": END,
+            "timezone": "America/New_York",
+            "poll_interval": 0.05,
+            "max_poll_interval": 0.2,
+        }
+        return config(self.url, **{**base, **extra})
 
 
 @pytest.fixture
@@ -170,3 +169,23 @@ def test_a_token_answer_trickling_a_byte_at_a_time_ends_within_request_timeout(f
     run = run_tap(cfg, catalog=catalog, timeout=30)
     assert time.monotonic() - t0 < 15
     assert_clean_failure(run, "request_timeout")
+
+
+# -- settings and state a new user can get wrong ------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", ["0001-01-01", "0001-01-01T00:00:00+05:00", "1000-06-01"])
+def test_a_start_date_in_antiquity_is_a_setting_error_before_any_call(fake, catalog, start):
+    """Found: year 1 went through validation, then the first window's start less one second overflowed."""
+    server = fake()
+    run = run_tap(server.config(start_date=start), catalog=catalog, timeout=20)
+    assert_clean_failure(run, "start_date")
+    assert server.server.requests == []
+
+
+def test_a_bookmark_in_antiquity_is_a_corrupted_state(fake, catalog):
+    server = fake()
+    state = {"bookmarks": {"list_membership": {"replication_key": "updated_at", "replication_key_value": "0001-01-01"}}}
+    run = run_tap(server.config(), catalog=catalog, state=state)
+    assert_clean_failure(run, "The state is corrupted", "list_membership")
+    assert server.server.requests == []
