@@ -189,3 +189,17 @@ def test_a_bookmark_in_antiquity_is_a_corrupted_state(fake, catalog):
     run = run_tap(server.config(), catalog=catalog, state=state)
     assert_clean_failure(run, "The state is corrupted", "list_membership")
     assert server.server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("option", "text"),
+    [("--config", '{"business_unit_id": "0Uv'), ("--config", '{"window_days": NaN}'), ("--catalog", "[1")],
+)
+def test_a_config_or_catalog_file_that_is_not_json_is_named_without_a_traceback(fake, tmp_path, option, text):
+    """Found: a cut config file (or NaN, which Python's json writes) gave simplejson's traceback."""
+    server = fake()
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    run = run_tap(server.config(), args=[option, str(bad)])
+    assert_clean_failure(run, "not valid JSON", option)
+    assert server.server.requests == []
