@@ -533,7 +533,8 @@ class PardotClient:
         self._check_budget()
         token = self.tokens.token()
         headers = {"Authorization": f"Bearer {token}", "Pardot-Business-Unit-Id": self.business_unit_id}
-        setting = "api_url" if call.url is None else "result link"
+        # only downloads follow a link from an answer; any other call (the custom field query) is api_url's
+        setting = "result link" if call.kind == "download" else "api_url"
         with self.slots:
             self.count(call.kind)
             resp = self.transport.send(
