@@ -234,3 +234,38 @@ def test_check_never_says_ok_for_a_business_unit_on_an_api_url_that_refuses_conn
     assert "FAIL  business unit" in run.everything
     assert "api_url" in run.everything
     assert "Traceback" not in run.everything
+
+
+# -- values a result file may hold ------------------------------------------------------------------------
+
+
+def with_cell(name: str, value: str, row: int = 1) -> t.Callable[[FakePardot], Route]:
+    """A file route whose ``row``-th record has ``value`` in column ``name``."""
+
+    def make(server: FakePardot) -> Route:
+        def route(h: BaseHTTPRequestHandler) -> None:
+            lines = csv_rows(server.fields, 3).decode().splitlines()
+            cells = lines[row + 1].split(",")
+            cells[server.fields.index(name)] = value
+            lines[row + 1] = ",".join(cells)
+            send(h, 200, ("\n".join(lines) + "\n").encode(), {"Content-Type": "text/csv"})
+
+        return route
+
+    return make
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999999", "-99999999999999999999999"])
+@pytest.mark.parametrize("batch", [False, True])
+def test_an_integer_past_64_bits_is_a_message_naming_the_row_not_a_traceback(fake, catalog, tmp_path, value, batch):
+    """Found: orjson's "Integer exceeds 64-bit range" traceback while writing the RECORD."""
+    server = fake()
+    server.file_route = with_cell("prospect_id", value)(server)
+    cfg = server.config(max_retries=1)
+    if batch:
+        cfg["batch_config"] = {
+            "encoding": {"format": "jsonl", "compression": "none"},
+            "storage": {"root": f"file://{tmp_path}", "prefix": "b-"},
+        }
+    run = run_tap(cfg, catalog=catalog)
+    assert_clean_failure(run, "prospect_id", "row 2", "export 5001")
