@@ -304,3 +304,21 @@ def test_a_close_delimited_body_cut_at_a_line_end_is_not_taken_for_the_whole_fil
         assert len(run.records()) == server.rows
     else:
         assert_clean_failure(run)
+
+
+# -- export answers the sandbox never sends ---------------------------------------------------------------
+
+
+def test_a_result_link_listed_twice_is_downloaded_once(fake, catalog):
+    """Found: each listed copy was downloaded and emitted: every row of the file twice, calls doubled."""
+    server = fake()
+
+    def read(h: BaseHTTPRequestHandler) -> None:
+        link = f"{server.url}/file/0"
+        send(h, 200, {**EXPORT, "state": "Complete", "isExpired": False, "resultRefs": [link, link, link]})
+
+    server.read_route = read
+    run = run_tap(server.config(), catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(r["id"] for r in run.records()) == [1, 2, 3]
+    assert server.server.hits("/file/0") == 1
