@@ -322,3 +322,23 @@ def test_a_result_link_listed_twice_is_downloaded_once(fake, catalog):
     assert run.returncode == 0, run.stderr[-2000:]
     assert sorted(r["id"] for r in run.records()) == [1, 2, 3]
     assert server.server.hits("/file/0") == 1
+
+
+def test_a_result_link_that_parsers_read_differently_never_reaches_the_other_host(fake, catalog):
+    """Found: ``http://OTHER\\@API/file/0``: the host check (urllib.parse) saw API, requests (urllib3)
+    connected to OTHER and sent it the bearer token. A parser differential, the classic SSRF one.
+    """
+    other = Hostile({"*": lambda h: send(h, 200, b"id\n1\n", {"Content-Type": "text/csv"})}).start()
+    try:
+        server = fake()
+
+        def read(h: BaseHTTPRequestHandler) -> None:
+            link = f"http://127.0.0.1:{other.port}\\@127.0.0.1:{server.server.port}/file/0"
+            send(h, 200, {**EXPORT, "state": "Complete", "isExpired": False, "resultRefs": link})
+
+        server.read_route = read
+        run = run_tap(server.config(max_retries=1), catalog=catalog)
+        assert other.requests == [], f"the bearer token went to another host: {other.requests[0]['headers']}"
+        assert_clean_failure(run, "Refusing")
+    finally:
+        other.stop()
