@@ -26,6 +26,7 @@ import urllib.parse
 
 import backoff
 import requests
+import urllib3
 
 from tap_pardot_export.auth import REDACTION, PardotAuthenticator, install_redaction
 from tap_pardot_export.errors import (
@@ -99,10 +100,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _same_endpoint(url: str, parts: urllib.parse.SplitResult) -> bool:
+    """Whether requests (urllib3) would connect to the host and port urllib.parse reads in ``url``."""
+    try:
+        theirs = urllib3.util.parse_url(url)
+        port = parts.port
+    except ValueError:  # urllib3's LocationParseError, or a port that is not a number
+        return False
+    return ((theirs.host or "").strip("[]").lower(), theirs.port) == (parts.hostname or "", port)
+
+
 def check_url(url: str, setting: str) -> None:
-    """Refuse anything but https, and plain http on loopback only, before any request."""
+    """Refuse anything but https, and plain http on loopback only, before any request.
+
+    Also refused: a URL that urllib.parse (which the host checks use) and urllib3 (which
+    connects) read as different hosts, e.g. ``https://other\\@pi.pardot.com/``.
+    """
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
+    if not _same_endpoint(url, parts):
+        msg = (
+            f"Refusing {setting} {redact_url(url)}: its host is ambiguous (a backslash, user info or another "
+            "character that URL parsers read differently), and the tap sends credentials only to a host it "
+            "is sure of."
+        )
+        raise RefusedURLError(msg)
     if parts.scheme == "https" and host:
         return
     if parts.scheme == "http" and host and is_loopback(host):
