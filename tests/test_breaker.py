@@ -67,7 +67,10 @@ class FakePardot:
         }
         self.read_route = routes.get("read", self.read)
         self.file_route = routes.get("file", self.file)
-        self.server = Hostile(table).start()
+        self.server = Hostile(table)
+        # a client that hangs up (a refused answer) is no server error: no traceback on the tap's stderr
+        self.server.httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]
+        self.server.start()
         self.url = self.server.url
 
     def token(self, h: BaseHTTPRequestHandler) -> None:
@@ -342,3 +345,14 @@ def test_a_result_link_that_parsers_read_differently_never_reaches_the_other_hos
         assert_clean_failure(run, "Refusing")
     finally:
         other.stop()
+
+
+def test_a_huge_status_answer_is_refused_before_it_fills_memory(fake, catalog, monkeypatch):
+    """Found: a status, create or token answer is read whole into memory, whatever its size (a
+    hostile or broken server can send gigabytes). The cap is lowered here to keep the test small.
+    """
+    monkeypatch.setattr(client_mod, "MAX_ANSWER_BYTES", 1 << 20, raising=False)
+    big = json.dumps({**EXPORT, "state": "Processing"}).encode() + b" " * (3 << 20)
+    server = fake(read=lambda h: send(h, 200, big))
+    run = run_tap(server.config(max_retries=1, export_timeout=2), catalog=catalog, timeout=60)
+    assert_clean_failure(run, "larger than")
