@@ -54,6 +54,8 @@ PARDOT_DOMAIN = "pardot.com"
 #: Test hook: every retry wait is multiplied by this before sleeping (tests set 0; logs show
 #: the unscaled wait).
 WAIT_SCALE = 1.0
+#: the largest status, create, query or token answer read (result files are streamed to disk)
+MAX_ANSWER_BYTES = 64 << 20
 T = t.TypeVar("T")
 
 
@@ -332,6 +334,26 @@ def _overall(timeout: object) -> float | None:
     return float(timeout) if isinstance(timeout, (int, float)) else None
 
 
+def _read_capped(resp: requests.Response, url: str) -> None:
+    """Read a small answer's body into ``resp`` (as ``resp.content`` would), up to ``MAX_ANSWER_BYTES``.
+
+    Raises:
+        PardotAPIError: the body is larger: no Export API or token answer is.
+    """
+    chunks, size = [], 0
+    for chunk in resp.iter_content(chunk_size=1 << 16):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            resp.close()
+            msg = (
+                f"The answer of {redact_url(url)} is larger than {MAX_ANSWER_BYTES >> 20} MiB: it is not an Export "
+                "API or token answer. Check api_url and login_url."
+            )
+            raise PardotAPIError(msg)
+        chunks.append(chunk)
+    resp._content = b"".join(chunks)  # what resp.content does, with a cap
+
+
 def _read_within(resp: requests.Response, deadline: float | None, url: str) -> None:
     """Read a small answer's body whole, in at most ``deadline`` seconds.
 
@@ -354,7 +376,7 @@ def _read_within(resp: requests.Response, deadline: float | None, url: str) -> N
         if timer is not None:
             timer.daemon = True
             timer.start()
-        _ = resp.content
+        _read_capped(resp, url)
     except (requests.RequestException, OSError) as exc:
         if not expired.is_set():
             raise TransientError(f"{type(exc).__name__} reading {redact_url(url)}") from None
