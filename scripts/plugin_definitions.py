@@ -45,6 +45,17 @@ GROUPS = [
 DESCRIPTION = "Salesforce Account Engagement (Pardot) data through the bulk Export API"
 
 
+#: `meltano invoke tap-pardot-export:check`: Meltano hands commands the settings as environment
+#: variables only, hence ``--config ENV``
+COMMANDS = {
+    "check": {
+        "args": "--check --config ENV",
+        "description": "Check the settings against the account before a first sync (a handful of API calls, "
+        "no long export)",
+    }
+}
+
+
 def kind_of(schema: dict[str, t.Any]) -> str:
     """The Meltano setting kind of a JSON schema, so ``meltano config set`` stores the right type.
 
@@ -108,6 +119,7 @@ def extractor() -> dict[str, t.Any]:
         "pip_url": "-e .",
         "executable": "tap-pardot-export",
         "capabilities": CAPABILITIES,
+        "commands": COMMANDS,
         "settings_group_validation": GROUPS,
         "settings": settings(),
     }
@@ -172,6 +184,7 @@ def hub_definition() -> dict[str, t.Any]:
         "pip_url": ext["pip_url"],
         "executable": ext["executable"],
         "capabilities": ext["capabilities"],
+        "commands": ext["commands"],
         "settings_group_validation": ext["settings_group_validation"],
         "settings_preamble": "Create a Salesforce connected app with the pardot_api scope; see the README.",
         "settings": ext["settings"],
