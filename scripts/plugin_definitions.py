@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Write meltano.yml and the Meltano Hub definition from the tap's config schema.
 
     python scripts/plugin_definitions.py          # rewrite both files and the README's settings table
