@@ -39,7 +39,7 @@ from tap_pardot_export.errors import (
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
-    from singer_sdk import Stream
+    from singer_sdk import Stream, Tap
 
     from tap_pardot_export.exports import ExportSpec
 
@@ -219,7 +219,7 @@ def lazy_client(config: Mapping[str, t.Any]) -> Callable[[], PardotClient]:
     return get
 
 
-def _describe_items(value: t.Any) -> list[dict[str, t.Any]]:
+def _describe_items(value: object) -> list[dict[str, t.Any]]:
     """The fields of a describe answer's ``result.field``: absent, one object, or a list.
 
     Args:
@@ -294,7 +294,7 @@ def account_field_properties(fields: Iterable[Mapping[str, t.Any]]) -> dict[str,
 
 
 def learn_prospect_account_fields(
-    tap: t.Any, streams: Sequence[Stream], client: Callable[[], PardotClient] | None = None
+    tap: Tap, streams: Sequence[Stream], client: Callable[[], PardotClient] | None = None
 ) -> None:
     """Add the fields the prospect account describe lists to the prospect_account stream.
 

@@ -284,3 +284,21 @@ def test_the_check_notes_a_failed_describe(sandboxes):
     notes = [ln for ln in proc.stdout.splitlines() if ln.startswith("  NOTE  prospect account fields:")]
     assert len(notes) == 1 and "the describe failed" in notes[0] and "error 2" in notes[0], proc.stdout
     assert "Result: all checks passed" in proc.stdout
+
+
+def test_sandbox_flags_and_faults_of_the_describe(sandboxes):
+    """The CLI flags map onto the switches; a fault for op="describe" hits the describe only."""
+    from pardot_export_sandbox.cli import build_parser, config_from_args
+
+    cfg = config_from_args(build_parser().parse_args(["--custom-account-fields", "--no-account-describe"]))
+    assert cfg.data.custom_account_fields is True and cfg.account_describe is False
+    plain = config_from_args(build_parser().parse_args([]))
+    assert plain.data.custom_account_fields is False and plain.account_describe is True
+    sb = sandboxes(custom_account_fields=False)
+    sb.inject("http_500", count=1, op="describe")
+    assert [f for f in sb.dataset.account_field_defs() if f["@attributes"]["custom"]] == []
+    run = run_tap(sb.tap_config(window_days=200), catalog=select_streams(discover(sb.tap_config()), [STREAM]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert describe_calls(sb) == 2  # the 500, then the retry
+    assert sb.stats()["calls"]["create"] >= 1  # no other call took the fault
+    assert_account_rows(sb, run.records(STREAM), custom=False)
