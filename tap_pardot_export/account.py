@@ -309,8 +309,10 @@ def learn_prospect_account_fields(
     """
     stream = next((s for s in streams if s.name == DESCRIBE_STREAM), None)
     config = tap.config
-    if stream is None or not has_credentials(config) or len(stream.schema["properties"]) > MAX_FIELDS:
+    if stream is None or not has_credentials(config):
         return
+    if any(len(s.schema["properties"]) > MAX_FIELDS for s in streams):
+        return  # the settings already exceed an export's fields: the run stops on that first
     try:
         fields = describe_prospect_account((client or lazy_client(config))())
     except (PardotAPIError, PardotConfigError, requests.RequestException) as exc:
