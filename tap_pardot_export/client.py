@@ -116,7 +116,7 @@ def check_url(url: str, setting: str) -> None:
     """Refuse anything but https, and plain http on loopback only, before any request.
 
     Also refused: a URL that urllib.parse (which the host checks use) and urllib3 (which
-    connects) read as different hosts, e.g. ``https://other\\@pi.pardot.com/``.
+    connects) read as different hosts, such as one with a backslash before its ``@``.
     """
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
@@ -351,7 +351,7 @@ def _read_capped(resp: requests.Response, url: str) -> None:
             )
             raise PardotAPIError(msg)
         chunks.append(chunk)
-    resp._content = b"".join(chunks)  # what resp.content does, with a cap
+    resp._content = b"".join(chunks)  # noqa: SLF001 - what resp.content does, with a cap
 
 
 def _read_within(resp: requests.Response, deadline: float | None, url: str) -> None:

@@ -13,13 +13,15 @@ import sys
 import time
 import typing as t
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 
 import pytest
 
 from tap_pardot_export import client as client_mod
 from tests.helpers import TapRun, discover, run_tap, select_streams
 from tests.test_http_hostile import API, BU, SECRET, TOKEN, TOKEN_PATH, Hostile, closed_port, config, send
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
 
 START, END = "2024-01-01T00:00:00Z", "2024-01-10T00:00:00Z"
 EXPORT = {"id": 5001, "createdAt": "2024-01-01T00:00:00-05:00"}
