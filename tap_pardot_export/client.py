@@ -733,7 +733,19 @@ class PardotClient:
         return written[0]
 
     def _read_body(self, resp: requests.Response, dest: t.BinaryIO, url: str) -> int:
-        """Read the whole body under a slot, aborted at the deadline (even a trickling one)."""
+        """Read the whole body under a slot, aborted at the deadline (even a trickling one).
+
+        A body with neither ``Content-Length`` nor chunked encoding ends when the connection
+        closes, so a cut at a line end would look whole: such a body is refused, not guessed at.
+        """
+        if not _framed(resp):
+            resp.close()
+            msg = (
+                f"Download of {redact_url(url)}: the server sent the file without a length (no Content-Length, "
+                "not chunked), so a body cut short could not be told from a whole one. The tap refuses it rather "
+                "than risk losing rows; if a proxy between the tap and Pardot strips the framing, fix the proxy."
+            )
+            raise PardotAPIError(msg)
         dest.seek(0)
         dest.truncate()
         expired = threading.Event()
@@ -920,3 +932,10 @@ def _zone(config: Mapping[str, t.Any]) -> dt.tzinfo | None:
 
     name = config.get("timezone")
     return ZoneInfo(str(name)) if name else None
+
+
+def _framed(resp: requests.Response) -> bool:
+    """True when the body's end can be checked: a ``Content-Length``, or chunked encoding."""
+    if resp.headers.get("Content-Length"):
+        return True
+    return "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
