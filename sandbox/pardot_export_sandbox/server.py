@@ -910,6 +910,10 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.state = state
         super().__init__(address or (state.config.host, state.config.port), Handler)
 
+    def serve_forever(self, poll_interval: float = 0.05) -> None:  # noqa: D102 (the standard one's)
+        # a short poll: shutdown() waits for the loop to notice, and tests stop many sandboxes
+        super().serve_forever(poll_interval)
+
 
 class Sandbox:
     """The local Export API sandbox: ``with Sandbox(config) as sb: sb.base_url``."""
