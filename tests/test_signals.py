@@ -14,9 +14,9 @@ import os
 import shutil
 import signal
 import subprocess
-import termios
 import sys
 import tempfile
+import termios
 import threading
 import time
 import typing as t

@@ -913,8 +913,12 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.state = state
         super().__init__(address or (state.config.host, state.config.port), Handler)
 
-    def serve_forever(self, poll_interval: float = 0.05) -> None:  # noqa: D102 (the standard one's)
-        # a short poll: shutdown() waits for the loop to notice, and tests stop many sandboxes
+    def serve_forever(self, poll_interval: float = 0.05) -> None:
+        """Serve until :meth:`shutdown`, which waits for the loop to notice: a short poll stops fast.
+
+        Args:
+            poll_interval: seconds between two looks at the shutdown flag.
+        """
         super().serve_forever(poll_interval)
 
 
