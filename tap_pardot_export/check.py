@@ -291,7 +291,7 @@ def env_config(schema: t.Mapping[str, t.Any], prefix: str) -> dict[str, t.Any]:
     return out
 
 
-def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option, value: bool) -> None:
+def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option, *, value: bool) -> None:
     """The ``--check`` option: run the check, print the report, exit 0 when everything passed."""
     del param
     if not value:
@@ -323,8 +323,8 @@ def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option
 def check_option(cls: type[TapPardotExport]) -> click.Option:
     """The ``--check`` click option for the tap's command."""
 
-    def callback(ctx: click.Context, param: click.Option, value: bool) -> None:
-        cb_check(cls, ctx, param, value)
+    def callback(ctx: click.Context, param: click.Option, value: bool) -> None:  # noqa: FBT001 - click's signature
+        cb_check(cls, ctx, param, value=value)
 
     return click.Option(
         ["--check"],
