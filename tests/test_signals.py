@@ -211,8 +211,8 @@ def test_sigterm_during_a_slow_download_ends_in_bounded_time(sandboxes):
     sb = sandboxes()
     sb.inject("slow", count=1, op="download", seconds=30)
     cfg, cat = one_stream(sb, "list_membership", max_concurrency=1, window_days=200)
-    # the forced exit comes at the hard deadline: the test hook shortens it from 15 s to 3 s
-    tap = Tap(cfg, cat, env={"TAP_PARDOT_EXPORT_SIGNAL_DEADLINE": "3"})
+    # the forced exit comes at the hard deadline: the test hook shortens it from 15 s to 2 s
+    tap = Tap(cfg, cat, env={"TAP_PARDOT_EXPORT_SIGNAL_DEADLINE": "2"})
     assert tap.read_until(pending)
     until(lambda: sb.stats()["calls"].get("download", 0) > 0, "the download has begun")
     run, took = tap.term_and_wait()
@@ -315,7 +315,9 @@ def test_a_budget_below_one_window_still_reaches_the_end(sandboxes):
 
 def test_a_resumed_export_reads_its_times_in_the_api_users_zone(sandboxes):
     """No timezone setting: the offset of an export reused from state is not taken for UTC."""
-    sb = sandboxes(zone="America/Bogota", waiting_seconds=1.5)  # UTC-5 all year
+    # UTC-5 all year; the wait keeps the export pending until the kill (the state read is the
+    # pending one either way: the test reads no further)
+    sb = sandboxes(zone="America/Bogota", waiting_seconds=0.5)
     cfg, cat = one_stream(sb, "list_membership", window_days=200)
     del cfg["timezone"]
     cfg["infer_timezone"] = True  # the opt-in to infer the offset (COMMON settings)
