@@ -94,6 +94,17 @@ def _add_variant_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
         help="answer the custom field query with error 46 (a user without the ability)",
     )
     v.add_argument(
+        "--custom-account-fields",
+        action="store_true",
+        help="add custom prospect account fields (a text, a number and a date), listed by the prospect account "
+        "describe and exported under their ids",
+    )
+    v.add_argument(
+        "--no-account-describe",
+        action="store_true",
+        help="answer the prospect account describe with 404 (an account without it)",
+    )
+    v.add_argument(
         "--prospect-only-spelling",
         choices=PROSPECT_ONLY_SPELLINGS,
         default=d.prospect_only_spelling,
@@ -222,8 +233,9 @@ def _add_behaviour_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
         default=[],
         metavar="JSON",
         help='a fault to inject at start, repeatable, e.g. \'{"kind": "http_503", "count": 3, "op": "read"}\'; '
-        f"kinds: {', '.join(FAULT_KINDS)}. op (create, read, query, cancel, download, token, custom_field) "
-        "limits a fault to one kind of call (the custom field query takes only faults naming it); "
+        f"kinds: {', '.join(FAULT_KINDS)}. op (create, read, query, cancel, download, token, custom_field, describe) "
+        "limits a fault to one kind of call (the custom field query and the describe take only faults naming "
+        "them); "
         "slow takes seconds, cut takes after_bytes. Faults can also be POSTed to "
         "/_sandbox/faults while running; /_sandbox/stats counts calls.",
     )
@@ -238,6 +250,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         rows=dict(args.rows),
         timezone=args.timezone,
         typed_custom_fields=args.typed_custom_fields,
+        custom_account_fields=args.custom_account_fields,
         **({"custom_fields": tuple(args.custom_field)} if args.custom_field else {}),
     )
     missing: dict[str, list[str]] = {}
@@ -268,6 +281,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         prospect_only_spelling=args.prospect_only_spelling,
         visibility_lag=args.visibility_lag,
         custom_field_query=not args.no_custom_field_query,
+        account_describe=not args.no_account_describe,
     )
 
 

@@ -131,6 +131,16 @@ CUSTOM_FIELD_TYPES: tuple[tuple[str, str, str, int, str, tuple[t.Any, ...]], ...
     ("Lead_Source_Detail", "Lead Source Detail", "Hidden", 9, STR, ("utm=a,b", "", "partner-42")),
     ("Account_Owner", "Account Owner", "CRM User", 10, STR, ("0055e00000OwNeRAAV", "", "0055e00000AbCdEAAV")),
 )
+#: custom prospect account fields for ``custom_account_fields``: (field id, label, describe
+#: type, kind, values). The describe types are lower case, as a public client's fixture of
+#: the describe answer shows ("text"); "number" and "date" are our reading, unverified.
+CUSTOM_ACCOUNT_FIELD_TYPES: tuple[tuple[str, str, str, str, tuple[t.Any, ...]], ...] = (
+    ("Account_Tier", "Account Tier", "text", STR, ("Gold", "", 'Tier "A", EMEA', "Zoë's")),
+    ("Seat_Count", "Seat Count", "number", NUMBER, (25.0, 1200.5, -1.0, 0.0, None, 987654.0)),
+    ("Contract_End", "Contract End", "date", DATE, ("2024-02-29", "2026-01-31", None, "2025-06-30")),
+)
+#: the describe type of a built-in prospect account field, by its kind
+DESCRIBE_TYPES = {STR: "text", INT: "number", NUMBER: "number", DATE: "date", BOOL: "checkbox", DATETIME: "datetime"}
 DETAILS = ("Pricing page", "Spring Newsletter 🌸", "Form: Contact us", 'File "whitepaper, v2.pdf"', "")
 
 
@@ -281,6 +291,8 @@ class DataConfig:
     timezone: str = "America/New_York"
     #: add one custom prospect field of every Pardot type (see CUSTOM_FIELD_TYPES)
     typed_custom_fields: bool = False
+    #: add custom prospect account fields (a text, a number, a date; see CUSTOM_ACCOUNT_FIELD_TYPES)
+    custom_account_fields: bool = False
 
 
 DEFAULT_ROWS = {
@@ -351,6 +363,32 @@ class Dataset:
             }
             for k, (field_id, label, type_name, type_id) in enumerate(defs)
         ]
+
+    def account_field_defs(self) -> list[dict[str, t.Any]]:
+        """The prospect account fields, as the describe operation lists them.
+
+        Returns:
+            One ``{"@attributes": {...}}`` per field: its ``id`` (the export column), ``label``,
+            ``type``, ``required``, ``custom`` and ``has_options``.
+        """
+        custom = {f[0]: f for f in CUSTOM_ACCOUNT_FIELD_TYPES} if self.config.custom_account_fields else {}
+        out: list[dict[str, t.Any]] = []
+        for f in self.objects["prospect_account"].fields:
+            if f.name in ("id", "created_at", "updated_at"):
+                continue  # the describe lists what a user edits, not the record's keys and stamps
+            spec = custom.get(f.name)
+            kind = spec[2] if spec else ("textarea" if f.name == "description" else DESCRIBE_TYPES[f.kind])
+            label = spec[1] if spec else f.name.replace("_", " ").capitalize()
+            attributes = {
+                "id": f.name,
+                "label": label,
+                "type": kind,
+                "required": f.name == "name",
+                "custom": spec is not None,
+                "has_options": False,
+            }
+            out.append({"@attributes": attributes})
+        return out
 
     def by_api_name(self, name: str) -> ObjectData | None:
         """The object whose API name (``visitorActivity``...) is ``name``."""
@@ -671,6 +709,9 @@ class Dataset:
 
     def _build_prospect_account(self, obj: ObjectData, created: Stamp, updated: Stamp) -> None:
         obj.fields = self._prospect_account_fields(obj.stream, created, updated)
+        if self.config.custom_account_fields:
+            for k, (name, _, _, kind, values) in enumerate(CUSTOM_ACCOUNT_FIELD_TYPES):
+                obj.fields.append(Field(name, kind, self._choice(obj.stream, 40 + k, values)))
         obj.procedures = {
             "filter_by_updated_at": _updated_proc(),
             "filter_by_prospect_updated_at": self._prospect_proc(obj, None),

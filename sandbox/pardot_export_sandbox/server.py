@@ -47,6 +47,7 @@ EXPIRY_SECONDS = 7 * 86_400
 BU_PATTERN = re.compile(r"^0Uv[0-9A-Za-z]{15}$")
 API_PATH = re.compile(r"^/api/export/version/(?P<v>\d+)/do/(?P<rest>.*?)/?$")
 CUSTOM_FIELD_PATH = re.compile(r"^/api/customField/version/(?P<v>\d+)/do/query/?$")
+DESCRIBE_PATH = re.compile(r"^/api/prospectAccount/version/(?P<v>\d+)/do/describe/?$")
 #: the custom field query's page size: its default and its maximum
 CUSTOM_FIELD_PAGE = 200
 PROSPECT_ONLY_SPELLINGS = ("seed", "camel")
@@ -68,7 +69,7 @@ FAULT_KINDS = (
     "bad_row",
     "bad_value",
 )
-OPS = ("create", "read", "query", "cancel", "download", "token", "custom_field")
+OPS = ("create", "read", "query", "cancel", "download", "token", "custom_field", "describe")
 
 
 @dataclass
@@ -110,6 +111,8 @@ class SandboxConfig:
     visibility_lag: float = 0.0
     #: False: the custom field query answers error 46, as for a user without the ability
     custom_field_query: bool = True
+    #: False: the prospect account describe answers 404 (an account or version without it)
+    account_describe: bool = True
     #: keep rendered result files here and serve repeats of an export from disk (benchmarks)
     cache_dir: str | None = None
 
@@ -611,6 +614,9 @@ class Handler(BaseHTTPRequestHandler):
         cf = CUSTOM_FIELD_PATH.match(path) if m is None else None
         if cf is not None:
             op = "custom_field"
+        describe = DESCRIBE_PATH.match(path) if m is None else None
+        if describe is not None:
+            op = "describe"
         with st.lock:
             st.inflight += 1
             st.max_inflight_seen = max(st.max_inflight_seen, st.inflight)
@@ -621,6 +627,8 @@ class Handler(BaseHTTPRequestHandler):
             self._admit(op, too_many=too_many)
             if cf is not None:
                 self._custom_fields(int(cf.group("v")), method, query)
+            elif describe is not None:
+                self._describe(int(describe.group("v")), method, json_format=query.get("format") == "json")
             else:
                 self._operation(method, path, m, op, query, body)
         except ApiError as err:
@@ -760,6 +768,36 @@ class Handler(BaseHTTPRequestHandler):
         elif page:
             result["customField"] = page
         self._send(200, {"result": result}, json_format=query.get("format") == "json")
+
+    def _describe(self, version: int, method: str, *, json_format: bool) -> None:
+        """The prospect account describe: ``{"@attributes": ..., "result": {"field": [...]}}``.
+
+        Faults apply to it only when injected with ``op="describe"``.
+
+        Args:
+            version: The API version in the path (3 or 4; the other answers error 88 or 89).
+            method: The HTTP method (only GET is accepted).
+            json_format: Whether the request asked for ``format=json``.
+
+        Raises:
+            ApiError: For the wrong version or method, or when ``account_describe`` is off.
+        """
+        st = self.st
+        kinds = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json", "reset")
+        fault = st.take_fault("describe", kinds, exact=True)
+        if fault is not None and self._apply_fault(fault):
+            return
+        self._check_version(version)
+        if method != "GET":
+            raise ApiError(405, 2, f"Invalid action: {method} prospectAccount describe")
+        if not st.config.account_describe:
+            raise ApiError(404, 2, "Invalid action: describe")
+        fields = st.dataset.account_field_defs()
+        answer = {
+            "@attributes": {"stat": "ok", "version": 1},
+            "result": {"field": fields[0] if len(fields) == 1 else fields},
+        }
+        self._send(200, answer, json_format=json_format)
 
     def _answer_export(self, e: Export, *, json_format: bool, weird: bool = False) -> None:
         st = self.st
