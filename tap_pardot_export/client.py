@@ -26,6 +26,7 @@ import urllib.parse
 
 import backoff
 import requests
+import urllib3
 
 from tap_pardot_export.auth import REDACTION, PardotAuthenticator, install_redaction
 from tap_pardot_export.errors import (
@@ -53,6 +54,8 @@ PARDOT_DOMAIN = "pardot.com"
 #: Test hook: every retry wait is multiplied by this before sleeping (tests set 0; logs show
 #: the unscaled wait).
 WAIT_SCALE = 1.0
+#: the largest status, create, query or token answer read (result files are streamed to disk)
+MAX_ANSWER_BYTES = 64 << 20
 T = t.TypeVar("T")
 
 
@@ -99,10 +102,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _same_endpoint(url: str, parts: urllib.parse.SplitResult) -> bool:
+    """Whether requests (urllib3) would connect to the host and port urllib.parse reads in ``url``."""
+    try:
+        theirs = urllib3.util.parse_url(url)
+        port = parts.port
+    except ValueError:  # urllib3's LocationParseError, or a port that is not a number
+        return False
+    return ((theirs.host or "").strip("[]").lower(), theirs.port) == (parts.hostname or "", port)
+
+
 def check_url(url: str, setting: str) -> None:
-    """Refuse anything but https, and plain http on loopback only, before any request."""
+    """Refuse anything but https, and plain http on loopback only, before any request.
+
+    Also refused: a URL that urllib.parse (which the host checks use) and urllib3 (which
+    connects) read as different hosts, such as one with a backslash before its ``@``.
+    """
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
+    if not _same_endpoint(url, parts):
+        msg = (
+            f"Refusing {setting} {redact_url(url)}: its host is ambiguous (a backslash, user info or another "
+            "character that URL parsers read differently), and the tap sends credentials only to a host it "
+            "is sure of."
+        )
+        raise RefusedURLError(msg)
     if parts.scheme == "https" and host:
         return
     if parts.scheme == "http" and host and is_loopback(host):
@@ -281,8 +305,11 @@ class Transport:
             TransientError: a network fault on a host that answered before.
         """
         check_url(url, setting)
+        stream = bool(kwargs.pop("stream", False))
         try:
-            resp = self.session.request(method, url, allow_redirects=False, proxies=env_proxies(url), **kwargs)
+            resp = self.session.request(
+                method, url, allow_redirects=False, proxies=env_proxies(url), stream=True, **kwargs
+            )
         except requests.exceptions.InvalidHeader:
             msg = f"A header for {setting} holds a newline or another invalid character (a token?); fix the setting."
             raise PardotAuthError(msg) from None
@@ -295,7 +322,71 @@ class Transport:
         if 300 <= resp.status_code < 400:
             resp.close()
             raise RefusedURLError(_redirect_message(setting, url, resp))
+        if not stream:
+            _read_within(resp, _overall(kwargs.get("timeout")), url)
         return resp
+
+
+def _overall(timeout: object) -> float | None:
+    """The overall deadline of a small answer's body: the request timeout (its longest part)."""
+    if isinstance(timeout, tuple):
+        return max(float(x) for x in timeout if x is not None) if any(x is not None for x in timeout) else None
+    return float(timeout) if isinstance(timeout, (int, float)) else None
+
+
+def _read_capped(resp: requests.Response, url: str) -> None:
+    """Read a small answer's body into ``resp`` (as ``resp.content`` would), up to ``MAX_ANSWER_BYTES``.
+
+    Raises:
+        PardotAPIError: the body is larger: no Export API or token answer is.
+    """
+    chunks, size = [], 0
+    for chunk in resp.iter_content(chunk_size=1 << 16):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            resp.close()
+            msg = (
+                f"The answer of {redact_url(url)} is larger than {MAX_ANSWER_BYTES >> 20} MiB: it is not an Export "
+                "API or token answer. Check api_url and login_url."
+            )
+            raise PardotAPIError(msg)
+        chunks.append(chunk)
+    resp._content = b"".join(chunks)  # noqa: SLF001 - what resp.content does, with a cap
+
+
+def _read_within(resp: requests.Response, deadline: float | None, url: str) -> None:
+    """Read a small answer's body whole, in at most ``deadline`` seconds.
+
+    A server that trickles a byte at a time never trips the per-read timeout; the socket is
+    shut down at the deadline instead, and the answer is a transient error.
+
+    Raises:
+        TransientError: the body did not arrive whole in time, or was cut.
+    """
+    expired = threading.Event()
+
+    def abort() -> None:
+        expired.set()
+        raw = getattr(resp, "raw", None)
+        if raw is not None and hasattr(raw, "shutdown"):
+            raw.shutdown()
+
+    timer = threading.Timer(deadline, abort) if deadline else None
+    try:
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        _read_capped(resp, url)
+    except (requests.RequestException, OSError) as exc:
+        if not expired.is_set():
+            raise TransientError(f"{type(exc).__name__} reading {redact_url(url)}") from None
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if expired.is_set():
+        resp.close()
+        msg = f"the answer of {redact_url(url)} did not arrive whole within request_timeout ({deadline:g}s)"
+        raise TransientError(msg)
 
 
 def _unreachable(setting: str, url: str, exc: Exception) -> str:
@@ -486,7 +577,8 @@ class PardotClient:
         self._check_budget()
         token = self.tokens.token()
         headers = {"Authorization": f"Bearer {token}", "Pardot-Business-Unit-Id": self.business_unit_id}
-        setting = "api_url" if call.url is None else "result link"
+        # only downloads follow a link from an answer; any other call (the custom field query) is api_url's
+        setting = "result link" if call.kind == "download" else "api_url"
         with self.slots:
             self.count(call.kind)
             resp = self.transport.send(

@@ -75,18 +75,25 @@ class LocalDateTimeConverter:
         return utc.strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
+#: JSON writers (orjson) take integers of at most 64 bits
+INT_RANGE = (-(1 << 63), (1 << 64) - 1)
+
+
 def to_int(s: str) -> int:
-    """An integer cell (``5.0`` included); raises :class:`CellError` otherwise."""
+    """An integer cell (``5.0`` included) that fits 64 bits; raises :class:`CellError` otherwise."""
     try:
-        return int(s)
+        value = int(s)
     except ValueError:
         try:
             f = float(s)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise CellError(f"not an integer: {s[:40]!r}") from None
-        if f.is_integer():
-            return int(f)
-        raise CellError(f"not an integer: {s[:40]!r}") from None
+        if not f.is_integer():
+            raise CellError(f"not an integer: {s[:40]!r}") from None
+        value = int(f)
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise CellError(f"an integer past 64 bits: {s[:40]!r}")
+    return value
 
 
 def to_float(s: str) -> float:
@@ -148,7 +155,11 @@ def _cell_source(k: int, cast: t.Callable[[str], t.Any] | None, *, required: boo
         return f"({cell} or _empty())" if required else f"({cell} or None)"
     if cast is to_bool:  # other spellings fall back to general; a never-null empty boolean is false
         return f"(_bools[{cell}] if {cell} else {'False' if required else 'None'})"
-    fn = "_int" if cast is to_int else "_dt" if is_dt else f"_casts[{k}]"  # "5.0" and the like fall back
+    # "5.0" and the like fall back; a cell of 19 characters or more may not fit 64 bits: to_int checks it
+    fn = "_int" if cast is to_int else "_dt" if is_dt else f"_casts[{k}]"
+    if cast is to_int:
+        value = f"(_int({cell}) if len({cell}) < 19 else _casts[{k}]({cell}))"
+        return value if required else f"({value} if {cell} else None)"
     return f"{fn}({cell})" if required else f"({fn}({cell}) if {cell} else None)"
 
 

@@ -431,7 +431,7 @@ def result_refs(export: dict[str, t.Any]) -> list[str]:
     if isinstance(refs, str):
         return [refs]
     if isinstance(refs, list) and all(isinstance(r, str) for r in refs):
-        return list(refs)
+        return list(dict.fromkeys(refs))  # a link listed twice is one file: read once
     msg = f"Export {export.get('id')}: resultRefs is neither a URL nor a list of URLs: {str(refs)[:200]!r}"
     raise ResultFormatError(msg)
 

@@ -578,6 +578,8 @@ def _date_errors(config: Mapping[str, t.Any]) -> list[str]:
         end = parse_setting_datetime(str(config["end_date"])) if config.get("end_date") else None
     except (KeyError, ValueError):
         return []  # reported by the schema
+    if start < EARLIEST:
+        return [f"start_date ({config['start_date']}) is before {EARLIEST.date()}: Pardot holds nothing that old"]
     if end is not None and end <= start:
         return [f"end_date ({config['end_date']}) must be after start_date ({config['start_date']})"]
     return []
@@ -750,6 +752,8 @@ def parse_state(text: str) -> dict[str, t.Any]:
     return t.cast("dict[str, t.Any]", state)
 
 
+#: no start_date or bookmark is earlier (a year-1 date would overflow a window's start less one second)
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 #: clocks differ a little; a bookmark further ahead than this was written for a future end_date
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
@@ -765,6 +769,8 @@ def _bookmark_errors(stream: str, bookmark: object, now: dt.datetime | None) -> 
         except ValueError:
             yield f"the bookmark of {stream} ({str(value)[:40]!r}) is not a date"
         else:
+            if when < EARLIEST:
+                yield f"the bookmark of {stream} ({value}) is before {EARLIEST.date()}"
             if now is not None and when > now + CLOCK_SKEW:
                 yield (
                     f"the bookmark of {stream} ({value}) is later than now: a run with an end_date in the "

@@ -5,11 +5,13 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import io
+import json
 import logging
 import shutil
 import tempfile
 import typing as t
 
+import click
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
@@ -95,6 +97,8 @@ class TapPardotExport(TapHooks):
                 cls.logger.error("%s", exc)
                 raise SystemExit(1) from None
             state = io.StringIO(text)
+        if catalog is not None:
+            catalog = io.StringIO(_json_file(catalog.read(), "--catalog", cls.logger))
         super().invoke(about=about, about_format=about_format, config=config, state=state, catalog=catalog)
 
     # -- the run ----------------------------------------------------------------------------
@@ -148,11 +152,40 @@ class TapPardotExport(TapHooks):
 
     @classmethod
     @override
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """The SDK's reading of ``--config`` files, with a file that is not JSON named, not a traceback."""
+        try:
+            return super().cb_config(ctx, param, value)
+        except ValueError as exc:
+            if type(exc).__name__ != "JSONDecodeError":
+                raise
+            msg = f"a --config file is not valid JSON ({exc}). {NOT_JSON_HINT}"
+            raise click.BadParameter(msg, ctx=ctx, param=param) from None
+
+    @classmethod
+    @override
     def get_singer_command(cls) -> t.Any:
         """The SDK's command with ``--check``, logging user-facing errors without a traceback."""
         command = super().get_singer_command()
         command.params.append(check_option(cls))
         return install_excepthook(command, _user_facing_excepthook(cls.logger))
+
+
+NOT_JSON_HINT = "Fix the file (NaN and Infinity, which Python's json module writes, are not JSON either)."
+
+
+def _json_file(text: str, option: str, logger: logging.Logger) -> str:
+    """``text`` when it is JSON; else the error naming ``option`` is logged and the run ends (exit 1)."""
+    try:
+        json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        logger.error("The %s file is not valid JSON (%s). %s", option, exc, NOT_JSON_HINT)
+        raise SystemExit(1) from None
+    return text
+
+
+def _no_constant(name: str) -> t.NoReturn:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _user_facing_excepthook(logger: logging.Logger) -> t.Callable[..., None]:

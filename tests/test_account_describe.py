@@ -94,7 +94,7 @@ def assert_account_rows(sb: Sandbox, got: list[dict[str, t.Any]], *, custom: boo
     if not custom:
         return
     by_id = {rec["id"]: rec for rec in got}
-    seen = {name: 0 for name in CUSTOM}
+    seen = dict.fromkeys(CUSTOM, 0)
     for rid, row in exp.items():
         rec = by_id[rid]
         for name in CUSTOM:
