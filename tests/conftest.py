@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 import typing as t
 
@@ -26,6 +28,34 @@ def sandbox() -> t.Iterator[Sandbox]:
 
 
 _stopping: list[threading.Thread] = []
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline() -> t.Iterator[None]:
+    """Names other than loopback do not resolve in this process, at once, as on a machine offline.
+
+    The tap built with default URLs (``pi.pardot.com``, ``login.salesforce.com``) looks them up
+    when it reads the account at discovery; a real lookup may wait 5 s for a resolver timeout,
+    and no test may reach anything but loopback. IP literals pass through unchanged.
+    """
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is None or name.lower() in _LOOPBACK_NAMES:
+            return real(host, *args, **kwargs)
+        try:
+            ipaddress.ip_address(name.split("%", 1)[0])
+        except ValueError:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (the tests are offline)") from None
+        return real(host, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real
 
 
 @pytest.fixture

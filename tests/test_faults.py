@@ -96,7 +96,7 @@ def test_retries_are_bounded(fresh_sandbox, instant_retries):
 
 def test_requests_in_flight_never_exceed_max_concurrency(fresh_sandbox):
     sb = small(fresh_sandbox, rows_per_file=20)
-    sb.inject("slow", count=12, op="download", seconds=0.3)
+    sb.inject("slow", count=12, op="download", seconds=0.1)  # long enough for downloads to overlap
     cfg, cat = one_stream(sb, "visitor_activity", window_days=400 // 2, max_concurrency=2)
     run = run_tap(cfg, catalog=cat)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -306,6 +306,7 @@ def test_rerun_after_a_crash_reuses_the_export_in_flight(fresh_sandbox):
     tap = BackgroundTap(cfg, cat)
     assert tap.read_until(pending)
     tap.proc.kill()
+    sb.config.waiting_seconds = 0  # the wait kept the export pending until the kill; the rerun need not wait
     crashed = tap.finish()
     state = crashed.final_state
     eid = state["bookmarks"]["list_membership"]["pending_export"]["id"]
@@ -360,6 +361,7 @@ def test_sigkill_at_several_points_then_rerun_loses_nothing(fresh_sandbox, kill_
             reached = tap.read_until(predicates[point])
         assert reached, f"the tap finished before kill point {point}"
         tap.proc.kill()
+        sb.config.processing_seconds = 0  # it kept the first export pending until the first kill
         run = tap.finish()
         runs.append(run)
         states = run.states()
@@ -450,6 +452,7 @@ def test_an_export_in_state_is_not_reused_for_another_query(fresh_sandbox):
     tap = BackgroundTap(cfg, cat)
     assert tap.read_until(pending)
     tap.proc.kill()
+    sb.config.waiting_seconds = 0  # the wait kept the export pending until the kill; the rerun need not wait
     state = tap.finish().final_state
     old = state["bookmarks"]["list_membership"]["pending_export"]["id"]
     deselect_field(cat, "list_membership", "opted_out")  # the user deselects a field before the rerun

@@ -144,7 +144,7 @@ def tap_env(cfg: dict[str, t.Any]) -> dict[str, str]:
 @needs_meltano
 def test_meltano_run_into_a_jsonl_target_against_the_sandbox(meltano, fresh_sandbox):
     sb = fresh_sandbox(rows_per_file=500)
-    cfg = sb.tap_config(window_days=120)
+    cfg = sb.tap_config(window_days=200)  # two windows per stream
     del cfg["poll_interval"], cfg["max_poll_interval"]  # set in the project's meltano.yml
     out = meltano.folder / "out"
     proc = meltano(

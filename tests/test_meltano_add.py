@@ -25,25 +25,12 @@ TAP = BIN / "tap-pardot-export"
 ADD = ["add", "--plugin-type", "extractor", "tap-pardot-export", "--from-ref"]
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> t.Callable[..., subprocess.CompletedProcess[str]]:
-    """A fresh Meltano project; returns a function running meltano in it, offline."""
-    if MELTANO is None:
-        pytest.skip("meltano is installed by the dev extra (scripts/setup)")
-    (tmp_path / "meltano.yml").write_text(
-        yaml.safe_dump(
-            {
-                "project_id": "test-add-tap-pardot-export",
-                "default_environment": "dev",
-                "environments": [{"name": "dev"}],
-                "send_anonymous_usage_stats": False,
-            }
-        )
-    )
+def _meltano_in(folder: Path) -> t.Callable[..., subprocess.CompletedProcess[str]]:
+    """A function running meltano in ``folder``, offline, its database in the folder."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_PARDOT_EXPORT_")}
     env |= {
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
+        "MELTANO_DATABASE_URI": f"sqlite:///{folder}/meltano.db",
         # nothing may be downloaded: an install attempt fails instead of reaching a package index
         "PIP_NO_INDEX": "1",
         "UV_OFFLINE": "1",
@@ -53,7 +40,7 @@ def project(tmp_path: Path) -> t.Callable[..., subprocess.CompletedProcess[str]]
         assert MELTANO is not None
         return subprocess.run(
             [MELTANO, *args],
-            cwd=tmp_path,
+            cwd=folder,
             capture_output=True,
             text=True,
             timeout=300,
@@ -61,7 +48,41 @@ def project(tmp_path: Path) -> t.Callable[..., subprocess.CompletedProcess[str]]
             env={**env, **(extra_env or {})},
         )
 
+    return run
+
+
+@pytest.fixture(scope="module")
+def added(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A fresh Meltano project, then ``meltano add ... --from-ref`` in it: done once, copied by each test."""
+    if MELTANO is None:
+        pytest.skip("meltano is installed by the dev extra (scripts/setup)")
+    folder = tmp_path_factory.mktemp("meltano-add")
+    (folder / "meltano.yml").write_text(
+        yaml.safe_dump(
+            {
+                "project_id": "test-add-tap-pardot-export",
+                "default_environment": "dev",
+                "environments": [{"name": "dev"}],
+                "send_anonymous_usage_stats": False,
+            }
+        )
+    )
+    return folder, _meltano_in(folder)(*ADD, str(HUB_YML), "--no-install")
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, added: tuple[Path, subprocess.CompletedProcess[str]]
+) -> t.Callable[..., subprocess.CompletedProcess[str]]:
+    """A copy of the project the extractor was added to; returns a function running meltano in it.
+
+    ``.added`` is the ``meltano add`` run, ``.path`` the project's folder.
+    """
+    folder, proc = added
+    shutil.copytree(folder, tmp_path, dirs_exist_ok=True)
+    run = _meltano_in(tmp_path)
     run.path = tmp_path  # type: ignore[attr-defined]
+    run.added = proc  # type: ignore[attr-defined]
     return run
 
 
@@ -85,7 +106,7 @@ def test_the_readme_shows_the_meltano_4_commands():
 
 
 def test_add_from_a_local_path_then_set_objects_and_booleans(project):
-    added = project(*ADD, str(HUB_YML), "--no-install")
+    added = project.added
     assert added.returncode == 0, added.stderr[-3000:]
     _use_installed_tap(project.path)
     maps = {"prospect": {"email": "__NULL__"}}
@@ -109,7 +130,7 @@ def test_add_from_a_local_path_then_set_objects_and_booleans(project):
 
 def test_stream_maps_set_through_meltano_reach_the_tap(project, fresh_sandbox):
     sb = fresh_sandbox(rows_per_file=500)
-    assert project(*ADD, str(HUB_YML), "--no-install").returncode == 0
+    assert project.added.returncode == 0, project.added.stderr[-3000:]
     _use_installed_tap(project.path)
     maps = {"prospect": {"email": "__NULL__"}, "__else__": "__NULL__"}
     assert project("config", "set", "tap-pardot-export", "stream_maps", json.dumps(maps)).returncode == 0

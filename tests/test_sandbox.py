@@ -515,6 +515,7 @@ def test_cancel_fail_and_expiry(fresh_sandbox):
     assert export_of(r.json())["state"] == "Canceled"
     r = requests.post(api.url(f"cancel/id/{eid}"), headers=api.headers(), timeout=10)
     assert err(r)[1] == 178
+    sb.config.waiting_seconds = 0  # the wait let the first export be canceled; the others need none
     sb.inject("fail_export")
     failed = api.wait(export_of(api.create("prospect", "filter_by_updated_at", args).json())["id"])
     assert failed["state"] == "Failed" and "resultRefs" not in failed

@@ -8,6 +8,7 @@ whole, the last one a STATE, and a log that tells the truth about it; exit 128 +
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import typing as t
@@ -91,6 +93,20 @@ class Tap:
                 return True
         return False
 
+    def wait_until_stdout_is_full(self, timeout: float = 30) -> None:
+        """Return once the pipe holds as much as it can: the tap is then blocked in a write."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        capacity = fcntl.fcntl(fd, 1032)  # F_GETPIPE_SZ (Linux)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            held = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+            if int.from_bytes(held, sys.byteorder) >= capacity - 4096:  # no whole line fits any more
+                time.sleep(0.1)  # the write that no longer fits has begun
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"stdout never filled up in {timeout:.0f}s")
+
     def term_and_wait(
         self, after: float = 0.0, read_after: float = 0.0, signum: int = signal.SIGTERM
     ) -> tuple[TapRun, float]:
@@ -155,6 +171,14 @@ def pending(msg: dict, stream: str = "list_membership") -> bool:
     return msg["type"] == "STATE" and "pending_export" in msg["value"]["bookmarks"].get(stream, {})
 
 
+def until(predicate: t.Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Wait (briefly polling) until ``predicate()`` holds: no fixed sleep that load could outrun."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, f"not seen within {timeout:.0f}s: {what}"
+        time.sleep(0.02)
+
+
 def one_stream(sb: Sandbox, stream: str, **cfg: t.Any) -> tuple[dict, dict]:
     config = sb.tap_config(**cfg)
     return config, select_streams(discover(config), [stream])
@@ -171,7 +195,8 @@ def test_a_signal_during_a_slow_status_read_holding_the_only_slot(sandboxes, sig
     cfg, cat = one_stream(sb, "list_membership", max_concurrency=1)
     tap = Tap(cfg, cat)
     assert tap.read_until(pending)
-    run, took = tap.term_and_wait(after=0.5, signum=signum)
+    until(lambda: sb.stats()["calls"].get("read", 0) > 0, "the status read has begun")
+    run, took = tap.term_and_wait(after=0.1, signum=signum)
     assert took < BOUND, f"the tap took {took:.1f}s to end after signal {signum}"
     assert run.returncode == 128 + signum, run.stderr[-2000:]
     (eid,) = sb.stats()["exports"]
@@ -186,9 +211,11 @@ def test_sigterm_during_a_slow_download_ends_in_bounded_time(sandboxes):
     sb = sandboxes()
     sb.inject("slow", count=1, op="download", seconds=30)
     cfg, cat = one_stream(sb, "list_membership", max_concurrency=1, window_days=200)
-    tap = Tap(cfg, cat)
+    # the forced exit comes at the hard deadline: the test hook shortens it from 15 s to 2 s
+    tap = Tap(cfg, cat, env={"TAP_PARDOT_EXPORT_SIGNAL_DEADLINE": "2"})
     assert tap.read_until(pending)
-    run, took = tap.term_and_wait(after=1.0)
+    until(lambda: sb.stats()["calls"].get("download", 0) > 0, "the download has begun")
+    run, took = tap.term_and_wait()
     assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
     assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
     messages = whole_lines(run)
@@ -208,7 +235,8 @@ def test_sigterm_during_a_slow_token_refresh_ends_in_bounded_time(sandboxes):
     tokens = sb.stats()["calls"]["token"]  # discovery and the run's first token
     sb.inject("slow", count=1, op="token", seconds=30)
     sb.revoke_tokens()
-    time.sleep(1.0)  # the next status read gets a 401 and the refresh hangs
+    # the next status read gets a 401 and the refresh hangs
+    until(lambda: sb.stats()["calls"]["token"] > tokens, "the token refresh has begun")
     run, took = tap.term_and_wait()
     assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
     assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
@@ -218,7 +246,7 @@ def test_sigterm_during_a_slow_token_refresh_ends_in_bounded_time(sandboxes):
 
 
 def big(sandboxes) -> tuple[Sandbox, dict, dict]:
-    sb = sandboxes(rows={"visitor_activity": 20_000}, rows_per_file=20_000)
+    sb = sandboxes(rows={"visitor_activity": 5_000}, rows_per_file=5_000)
     cfg, cat = one_stream(sb, "visitor_activity", window_days=365)
     return sb, cfg, cat
 
@@ -228,13 +256,13 @@ def test_sigterm_while_stdout_is_blocked_finishes_the_line_then_writes_state(san
     _, cfg, cat = big(sandboxes)
     tap = Tap(cfg, cat)
     assert tap.read_until(lambda m: m["type"] == "RECORD")
-    time.sleep(2)  # the tap fills the pipe and blocks in a write
-    run, took = tap.term_and_wait(read_after=2)
+    tap.wait_until_stdout_is_full()  # the tap blocks in a write
+    run, took = tap.term_and_wait(read_after=0.5)
     assert took < BOUND
     assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
     messages = whole_lines(run)
     assert messages[-1]["type"] == "STATE", "the last line is the final STATE"
-    assert sum(m["type"] == "RECORD" for m in messages) < 20_000, "the run was interrupted"
+    assert sum(m["type"] == "RECORD" for m in messages) < 5_000, "the run was interrupted"
     assert "state emitted" in run.stderr
 
 
@@ -243,7 +271,7 @@ def test_stdout_never_read_the_log_does_not_claim_state(sandboxes):
     _, cfg, cat = big(sandboxes)
     tap = Tap(cfg, cat, env={"TAP_PARDOT_EXPORT_SIGNAL_DEADLINE": "2"})
     assert tap.read_until(lambda m: m["type"] == "RECORD")
-    time.sleep(2)
+    tap.wait_until_stdout_is_full()
     tap.proc.send_signal(signal.SIGTERM)
     t0 = time.monotonic()
     assert tap.proc.wait(timeout=BOUND) == SIGTERM_EXIT  # nobody has read stdout meanwhile
@@ -287,13 +315,16 @@ def test_a_budget_below_one_window_still_reaches_the_end(sandboxes):
 
 def test_a_resumed_export_reads_its_times_in_the_api_users_zone(sandboxes):
     """No timezone setting: the offset of an export reused from state is not taken for UTC."""
-    sb = sandboxes(zone="America/Bogota", waiting_seconds=1.5)  # UTC-5 all year
+    # UTC-5 all year; the wait keeps the export pending until the kill (the state read is the
+    # pending one either way: the test reads no further)
+    sb = sandboxes(zone="America/Bogota", waiting_seconds=0.5)
     cfg, cat = one_stream(sb, "list_membership", window_days=200)
     del cfg["timezone"]
     cfg["infer_timezone"] = True  # the opt-in to infer the offset (COMMON settings)
     tap = Tap(cfg, cat)
     assert tap.read_until(pending)
     tap.close()
+    sb.config.waiting_seconds = 0  # the wait kept the export pending until the kill; the rerun need not wait
     crashed = [json.loads(x) for x in tap.out.decode().splitlines()]
     state = [m["value"] for m in crashed if m["type"] == "STATE"][-1]
     eid = state["bookmarks"]["list_membership"]["pending_export"]["id"]
