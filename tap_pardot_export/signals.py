@@ -155,6 +155,9 @@ class Shutdown:
                 "Interrupted by signal %s: %s; %s", signum, self.cancel_note or "no export canceled", emitted
             )
         self.deadline = min(self.deadline, time.monotonic() + GRACE)
+        if self._wake is not None:  # the watchdog waits on the old deadline until woken
+            with contextlib.suppress(OSError):
+                os.write(self._wake[1], b"!")
         raise SystemExit(128 + signum)
 
     # -- the watchdog thread ------------------------------------------------------------

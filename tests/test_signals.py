@@ -226,6 +226,20 @@ def test_sigterm_during_a_slow_download_ends_in_bounded_time(sandboxes):
     assert "Traceback" not in run.stderr
 
 
+def test_once_the_state_is_out_the_forced_exit_comes_after_the_grace_not_the_hard_deadline(sandboxes):
+    """The hard deadline (15 s) is for a stuck stdout; with the state written, a few seconds suffice."""
+    sb = sandboxes()
+    sb.inject("slow", count=1, op="download", seconds=30)
+    cfg, cat = one_stream(sb, "list_membership", max_concurrency=1, window_days=200)
+    tap = Tap(cfg, cat)
+    assert tap.read_until(pending)
+    until(lambda: sb.stats()["calls"].get("download", 0) > 0, "the download has begun")
+    run, took = tap.term_and_wait()
+    assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
+    assert "state was emitted; exiting without waiting" in run.stderr
+    assert took < 9, f"the tap took {took:.1f}s: the grace after the state did not shorten the wait"
+
+
 def test_sigterm_during_a_slow_token_refresh_ends_in_bounded_time(sandboxes):
     """The main thread holds the token lock (a refresh that hangs): nothing may wait on it."""
     sb = sandboxes(processing_seconds=60)
