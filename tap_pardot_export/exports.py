@@ -570,12 +570,13 @@ class ExportRunner:
             self.durations.append(max(0.0, seen - max(info.created_mono, self.last_complete)))
         self.last_complete = seen
 
-    def wait(self, info: ExportInfo, label: str) -> dict[str, t.Any]:
+    def wait(self, info: ExportInfo, label: str, on_working: t.Callable[[], None] | None = None) -> dict[str, t.Any]:
         """Poll until the export leaves Waiting/Processing.
 
         The first read comes near when this run's earlier exports took (else after
         ``poll_interval``), later waits double from ``poll_interval`` up to
         ``max_poll_interval``; every :data:`HEARTBEAT_SECONDS` a line says what is waited on.
+        ``on_working`` is called at each read that finds it Processing or Complete.
         """
         start = time.monotonic()
         delay, step = self.first_delay(info), self.poll_interval
@@ -592,6 +593,8 @@ class ExportRunner:
                     self.logger.info("%s: export %s is %s (after %.1fs)", label, info.id, state, now - start)
                     info.states.append(state)
                     last_state = state
+                if on_working is not None and state in ("Processing", "Complete"):
+                    on_working()
                 if state not in ("Waiting", "Processing"):
                     info.waited += now - start
                     if state == "Complete":
@@ -638,12 +641,14 @@ class ExportRunner:
         resume_id: int | None = None,
         on_created: t.Callable[[ExportInfo], None] | None = None,
         started: ExportInfo | None = None,
+        on_working: t.Callable[[], None] | None = None,
     ) -> Iterator[ResultFile]:
         """Run ``spec`` to completion, yielding each result file once it is on disk.
 
         ``started`` is an export already created (or checked) for ``spec``; else ``resume_id``
         reuses an export from an interrupted run while it is still usable. ``on_created`` is
-        told of each export this call creates.
+        told of each export this call creates, ``on_working`` of each status read that finds
+        Pardot working on it (Processing) or done (Complete).
         """
         failed = 0
         recreated = 0
@@ -656,7 +661,7 @@ class ExportRunner:
                 self.active, self.active_complete = info.id, False  # a signal before the first poll cancels it
                 if on_created is not None:
                     on_created(info)
-            export = self.wait(info, spec.label)
+            export = self.wait(info, spec.label, on_working)
             state = export["state"]
             expired = _is_true(export.get("isExpired"))
             if state == "Complete" and not expired:

@@ -340,24 +340,29 @@ class StreamSync:
         left = self.session.client.budget_left()
         return left is None or left >= self.cost * (len(self.slots) + 1)
 
-    def fill(self) -> None:
-        """Start windows' exports while there is room: the next one, then those ahead."""
+    def fill(self, *, ahead: bool) -> None:
+        """Start the next window's export when none is started; with ``ahead``, those after it too.
+
+        Exports ahead are created only once Pardot works on the one waited on (it is Processing
+        or Complete): not while ours would only pile up behind other integrations' exports,
+        nor while a create or an export fails.
+        """
         session = self.session
-        while not self.planned_all and session.room():
+        while not self.planned_all and session.room() and (ahead or not self.slots):
             if self.slots and not self.affordable_ahead():
                 return
             w = self.planner.next()
             if w is None:
                 self.planned_all = True
-                if not self.slots or self.affordable_ahead():
+                if ahead and (not self.slots or self.affordable_ahead()):
                     prefetch_next(self.stream, session, self.cost)
                 return
             job = make_job(self.stream, w, self.fields, self.entries)
-            ahead = session.ahead.pop(job.query, None)
-            if ahead is None and not self.slots and not can_afford(self.stream, session, self.cost, w):
+            created = session.ahead.pop(job.query, None)
+            if created is None and not self.slots and not can_afford(self.stream, session, self.cost, w):
                 self.planned_all = True
                 return
-            self.start(job, ahead.info if ahead is not None else None)
+            self.start(job, created.info if created is not None else None)
 
     def start(self, job: WindowJob, info: ExportInfo | None) -> None:
         """Start ``job``'s export (``info``: one created ahead for it) and record it in state."""
@@ -378,10 +383,10 @@ class StreamSync:
 
     def files(self) -> Iterator[FileRowsLike]:
         """Each window's result files in order, checkpointing after each window."""
-        self.fill()
+        self.fill(ahead=False)
         while self.slots:
             yield from self.read_head()
-            self.fill()
+            self.fill(ahead=False)
 
     def read_head(self) -> Iterator[FileRowsLike]:
         """Wait for the first window's export, yield its files; then move the bookmark over it."""
@@ -396,7 +401,10 @@ class StreamSync:
 
         calls0, rows, conv = client.api_calls, 0, None
         with budget_exempt(client):
-            for rf in session.runner.run(job.spec, on_created=created, started=slot.info):
+            runs = session.runner.run(
+                job.spec, on_created=created, started=slot.info, on_working=lambda: self.fill(ahead=True)
+            )
+            for rf in runs:
                 conv = session.zones.converter(rf.export, conv)
                 part = self.stream.open_file(rf, conv)
                 yield part
