@@ -111,6 +111,14 @@ class ExportSession:
     started: float = field(default_factory=time.monotonic)
     reused: int = 0
 
+    def __post_init__(self) -> None:
+        """Keep the call budget: windows started run exempt from it (``sync.budget_exempt``)."""
+        self.max_api_calls: int | None = self.client.max_api_calls
+
+    def calls_left(self) -> int | None:
+        """Calls left under ``max_api_calls`` (even inside an exempt window); None without a budget."""
+        return None if self.max_api_calls is None else self.max_api_calls - self.client.api_calls
+
     def room(self) -> bool:
         """True when another export of ours may be created now (``max_ahead`` beyond the first)."""
         return len(self.in_flight) < 1 + self.max_ahead

@@ -257,7 +257,7 @@ def budget_exempt(client: PardotClient) -> Iterator[None]:
 
 def can_afford(stream: WindowedStream, session: ExportSession, cost: int, w: Window) -> bool:
     """True when the call budget allows another window (the run's first window always goes)."""
-    left = session.client.budget_left()
+    left = session.calls_left()
     if left is None or left >= cost:
         return True
     if session.windows_done == 0:
@@ -337,7 +337,7 @@ class StreamSync:
 
     def affordable_ahead(self) -> bool:
         """True when the call budget covers the windows started plus one more."""
-        left = self.session.client.budget_left()
+        left = self.session.calls_left()
         return left is None or left >= self.cost * (len(self.slots) + 1)
 
     def fill(self, *, ahead: bool) -> None:
@@ -451,7 +451,7 @@ def prefetch_next(stream: WindowedStream, session: ExportSession, cost: int) -> 
     nxt = session.next_stream(stream.name) if session.next_stream is not None else None
     if nxt is None or not session.room() or nxt.replication_method != "INCREMENTAL":
         return
-    left = session.client.budget_left()
+    left = session.calls_left()
     if left is not None and left < 2 * cost:
         return
     state = nxt.get_context_state(None)
@@ -525,4 +525,3 @@ def result_files(stream: WindowedStream, session: ExportSession, context: Contex
     )
     if session.next_stream is None or session.next_stream(stream.name) is None:
         release_ahead(session, failed=False)
-        session.logger.info("%s", session.totals())

@@ -126,6 +126,13 @@ class TapPardotExport(TapHooks):
             next_stream=self._next_selected,
         )
 
+    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK: extended, not replaced
+        """The SDK's sync of every selected stream, then the run's totals as its last log line."""
+        super().sync_all()
+        session = self.sessions.current
+        if session is not None:
+            self.logger.info("%s", session.totals())
+
     def _next_selected(self, name: str) -> PardotExportStream | None:
         """The selected stream the SDK syncs after ``name`` (it syncs them in this order), if any."""
         names = list(self.streams)
