@@ -631,6 +631,9 @@ class ExportRunner:
         """The export for ``spec``: the one from state while usable, else a new one; True when new."""
         info = self._resume(resume_id, spec.label) if resume_id is not None else None
         if info is not None:
+            if not hasattr(self, "healer"):
+                self.healer = CreateHealer(self.logger)
+            self.healer.apply(spec)  # the fields it holds, as a create would have sent them
             info.created_mono = time.monotonic()
             return info, False
         return self.create(spec), True

@@ -26,7 +26,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import TapState
 
     from tap_pardot_export.client import PardotClient
-    from tap_pardot_export.exports import ExportInfo, ExportRunner
+    from tap_pardot_export.exports import ExportInfo, ExportRunner, ExportSpec
 
 UTC = dt.timezone.utc
 
@@ -194,7 +194,7 @@ class AheadExport:
 
     stream: t.Any
     info: ExportInfo
-    label: str
+    spec: ExportSpec  # as created: the account's refusals healed (its fields are what the files hold)
 
 
 class SessionProvider:

@@ -50,6 +50,8 @@ FIRST_WINDOW_COST = 4
 #: created ahead for the windows after it, and the rows per day learned from the windows done
 QUEUED_KEY = "queued_exports"
 LEARNED_KEY = "rows_per_day"
+#: an export queued ahead expected to hold more than this many times rows_per_export is replaced
+OVERSIZE = 2
 
 
 class FileRowsLike(t.Protocol):
@@ -362,6 +364,8 @@ class StreamSync:
             if created is None and not self.slots and not can_afford(self.stream, session, self.cost, w):
                 self.planned_all = True
                 return
+            if created is not None:
+                job.spec = created.spec  # the fields it was created with
             self.start(job, created.info if created is not None else None)
 
     def start(self, job: WindowJob, info: ExportInfo | None) -> None:
@@ -426,7 +430,38 @@ class StreamSync:
         self.cost = max(self.cost, client.api_calls - calls0 + 1)  # + its create
         self.planner.learn(job.window, rows)
         self.bookmark = job.window.end
+        self.replan()
         self.checkpoint()
+
+    def replan(self) -> None:
+        """Cancel exports created ahead for windows the rate just learned says are far too large.
+
+        Only for windows sized by the data: an export queued before the rate was known (e.g.
+        a year-wide second window) is replaced by narrower ones. Its rows were never read.
+        """
+        planner, session = self.planner, self.session
+        if planner.size is not None or not planner.rows_per_day:
+            return
+        limit = OVERSIZE * planner.rows_per_export
+        days = [(s.job.window.end - s.job.window.start) / dt.timedelta(days=1) for s in self.slots]
+        first = next((k for k, d in enumerate(days) if planner.rows_per_day * d > limit), None)
+        if first is None:
+            return
+        drop = list(self.slots)[first:]
+        for slot in drop:
+            self.slots.pop()
+            session.in_flight.pop(slot.info.id, None)
+            session.logger.info(
+                "%s: export %s queued ahead would hold ~%d rows at %.1f rows a day; replacing it with narrower ones",
+                slot.job.spec.label,
+                slot.info.id,
+                planner.rows_per_day * ((slot.job.window.end - slot.job.window.start) / dt.timedelta(days=1)),
+                planner.rows_per_day,
+            )
+            with budget_exempt(session.client):
+                session.runner.cancel(slot.info.id, slot.job.spec.label)
+        planner.cursor = drop[0].job.window.start
+        self.planned_all = False
 
     def abandon(self) -> None:
         """After an error: cancel the exports created ahead (not the one being read: a rerun reuses it)."""
@@ -466,7 +501,7 @@ def prefetch_next(stream: WindowedStream, session: ExportSession, cost: int) -> 
     with budget_exempt(session.client):
         info = session.runner.create(job.spec)
     session.in_flight[info.id] = job.spec.label
-    session.ahead[job.query] = AheadExport(nxt, info, job.spec.label)
+    session.ahead[job.query] = AheadExport(nxt, info, job.spec)
     state["pending_export"] = pending_entry(job, info)
     nxt.emit_state()
 
@@ -483,9 +518,11 @@ def release_ahead(session: ExportSession, *, failed: bool) -> None:
         else:
             try:
                 with budget_exempt(session.client):
-                    session.runner.cancel(ahead.info.id, ahead.label)
+                    session.runner.cancel(ahead.info.id, ahead.spec.label)
             except Exception as exc:  # a courtesy: the run's rows are all out
-                session.logger.warning("%s: export %s created ahead not canceled: %s", ahead.label, ahead.info.id, exc)
+                session.logger.warning(
+                    "%s: export %s created ahead not canceled: %s", ahead.spec.label, ahead.info.id, exc
+                )
         state = ahead.stream.get_context_state(None)
         pending = state.get("pending_export")
         if isinstance(pending, dict) and pending.get("id") == ahead.info.id:
