@@ -20,6 +20,7 @@ import typing as t
 from pardot_export_sandbox import DataConfig
 
 from tap_pardot_export import exports
+from tap_pardot_export.settings import state_errors
 from tests.helpers import (
     STREAMS,
     TapRun,
@@ -152,13 +153,24 @@ def test_max_queued_exports_zero_keeps_strict_order(fresh_sandbox):
         assert ("download", before) not in order[at:], f"export {ids[n]} was created before {before} was read"
 
 
-def test_a_window_with_several_exports_ahead_reruns_exactly(fresh_sandbox, instant_retries):
+def test_up_to_max_queued_exports_are_created_ahead(fresh_sandbox):
     sb = fresh_sandbox(processing_seconds=0.3)
     cfg, cat = one_stream(sb, "visitor_activity", window_days=60, max_queued_exports=3)
     run = run_tap(cfg, catalog=cat)
     assert run.returncode == 0, run.stderr[-2000:]
     complete(sb, "visitor_activity", [run])
     assert len(exports_of(sb)) == 7
+    order = [op for op, _ in log_order(sb)]
+    assert order[:5] == ["create"] * 4 + ["download"], f"not 3 exports queued behind the first: {order}"
+
+
+def test_a_state_with_exports_queued_ahead_is_checked():
+    good = {"bookmarks": {"visitor": {"pending_export": {"id": 7}, "queued_exports": [{"id": 8}, {"id": "9"}]}}}
+    assert state_errors(good) == []
+    bad = {"bookmarks": {"visitor": {"queued_exports": [{"id": "x"}]}}}
+    assert state_errors(bad) == [
+        "the exports queued ahead recorded for visitor are not a list of exports with valid ids"
+    ]
 
 
 # -- interruptions with several exports in flight ------------------------------------------------------
