@@ -134,6 +134,7 @@ def test_the_next_streams_export_is_queued_while_this_one_downloads(fresh_sandbo
         assert_rows_match(sb, stream, records, exp, sb.config.data.timezone)
     made = exports_of(sb)
     assert len(made) == 2, f"the second stream did not take the export created ahead for it: {made}"
+    assert "run summary: 2 export(s) created, 0 reused" in run.stderr, "taken without a status read"
     order = log_order(sb)
     first_download = order.index(("download", made[0][0]))
     assert order.index(("create", None), 1) < first_download, f"no overlap: {order}"
