@@ -655,9 +655,7 @@ class ExportRunner:
         """
         failed = 0
         recreated = 0
-        info = started
-        if info is None and resume_id is not None:
-            info = self._resume(resume_id, spec.label)
+        info = started or (self._resume(resume_id, spec.label) if resume_id is not None else None)
         while True:
             if info is None:
                 info = self.create(spec)

@@ -27,10 +27,12 @@ class Window:
 
     @property
     def after(self) -> dt.datetime:
+        """The export's exclusive lower bound: one second before the window's start."""
         return self.start - OVERLAP
 
     @property
     def before(self) -> dt.datetime:
+        """The export's exclusive upper bound: the window's end."""
         return self.end
 
 
