@@ -547,15 +547,16 @@ class ExportRunner:
     # -- the job -------------------------------------------------------------------------
 
     def expected_ready(self, info: ExportInfo) -> float | None:
-        """When (monotonic clock) ``info`` is likely Complete, from this run's earlier exports; None if unknown.
+        """The earliest (monotonic clock) ``info`` is likely Complete, from this run's exports; None if unknown.
 
         Pardot runs an account's exports one at a time, so an export starts once it was
-        created and the one before it was done.
+        created and the one before it was done. Both are known only within a poll, so the
+        earliest start and the shortest recent duration are taken: a read that comes early
+        costs a call, one that comes late costs the time Pardot's queue sits idle.
         """
         if not self.durations:
             return None
-        typical = sorted(self.durations)[len(self.durations) // 2]
-        return max(info.created_mono, self.last_complete) + typical
+        return max(info.created_mono, self.last_complete) + min(self.durations)
 
     def first_delay(self, info: ExportInfo) -> float:
         """The wait before the first status read: near the typical duration when one is known."""
@@ -564,11 +565,12 @@ class ExportRunner:
             return self.poll_interval
         return min(self.max_poll_interval, max(self.poll_interval, ready - time.monotonic()))
 
-    def _learn_duration(self, info: ExportInfo, seen: float) -> None:
-        """Record how long Pardot took for ``info``, seen Complete at ``seen``."""
+    def _learn_duration(self, info: ExportInfo, seen: float, before: float | None) -> None:
+        """Record how long Pardot took at most for ``info``: seen Complete at ``seen``, not yet at ``before``."""
+        start = max(info.created_mono, self.last_complete)
         if info.created_mono:
-            self.durations.append(max(0.0, seen - max(info.created_mono, self.last_complete)))
-        self.last_complete = seen
+            self.durations.append(max(0.0, seen - start))
+        self.last_complete = max(start, before or 0.0) if info.created_mono else seen
 
     def wait(self, info: ExportInfo, label: str, on_working: t.Callable[[], None] | None = None) -> dict[str, t.Any]:
         """Poll until the export leaves Waiting/Processing.
@@ -580,7 +582,7 @@ class ExportRunner:
         """
         start = time.monotonic()
         delay, step = self.first_delay(info), self.poll_interval
-        last_state, beat = None, start
+        last_state, beat, before = None, start, None
         self.active = info.id
         self.active_complete = False
         try:
@@ -598,8 +600,9 @@ class ExportRunner:
                 if state not in ("Waiting", "Processing"):
                     info.waited += now - start
                     if state == "Complete":
-                        self._learn_duration(info, now)
+                        self._learn_duration(info, now, before)
                     return export
+                before = now
                 if now - beat >= HEARTBEAT_SECONDS:
                     beat = now
                     self.logger.info(

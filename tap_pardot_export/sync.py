@@ -345,9 +345,9 @@ class StreamSync:
     def fill(self, *, ahead: bool) -> None:
         """Start the next window's export when none is started; with ``ahead``, those after it too.
 
-        Exports ahead are created only once Pardot works on the one waited on (it is Processing
-        or Complete): not while ours would only pile up behind other integrations' exports,
-        nor while a create or an export fails.
+        Exports ahead are created once Pardot works on the one waited on (it is Processing or
+        Complete), or once an export of this run was Complete: not while ours would only pile up
+        behind other integrations' exports at the start, nor while a create or an export fails.
         """
         session = self.session
         while not self.planned_all and session.room() and (ahead or not self.slots):
@@ -405,6 +405,8 @@ class StreamSync:
 
         calls0, rows, conv = client.api_calls, 0, None
         with budget_exempt(client):
+            if session.runner.last_complete:  # exports work in this run: queue the next behind this one now
+                self.fill(ahead=True)
             runs = session.runner.run(
                 job.spec, on_created=created, started=slot.info, on_working=lambda: self.fill(ahead=True)
             )
