@@ -49,7 +49,9 @@ FIRST_WINDOW_COST = 4
 #: state keys next to ``pending_export`` (the export of the window at the bookmark): the exports
 #: created ahead for the windows after it, and the rows per day learned from the windows done
 QUEUED_KEY = "queued_exports"
-LEARNED_KEY = "rows_per_day"
+#: (an integer: Singer targets may read numbers in state as Decimal, which some cannot write back)
+LEARNED_KEY = "rows_per_year"
+YEAR_DAYS = 365
 #: an export queued ahead expected to hold more than this many times rows_per_export is replaced
 OVERSIZE = 2
 
@@ -179,7 +181,7 @@ def entry_window(entry: dict[str, t.Any]) -> Window | None:
 
 
 def learned_rate(state: dict[str, t.Any]) -> float | None:
-    """The rows per day a former run learned, from state (numbers may be Decimal)."""
+    """The rows per day a former run learned, from its rows per year in state (numbers may be Decimal)."""
     value = state.get(LEARNED_KEY)
     if value is None or isinstance(value, bool):
         return None
@@ -187,7 +189,7 @@ def learned_rate(state: dict[str, t.Any]) -> float | None:
         rate = float(value)
     except (TypeError, ValueError):
         return None
-    return rate if math.isfinite(rate) and rate >= 0 else None
+    return rate / YEAR_DAYS if math.isfinite(rate) and rate >= 0 else None
 
 
 def make_planner(
@@ -332,7 +334,7 @@ class StreamSync:
             else:
                 state.pop(key, None)
         if self.planner.rows_per_day is not None:
-            state[LEARNED_KEY] = round(self.planner.rows_per_day, 3)
+            state[LEARNED_KEY] = round(self.planner.rows_per_day * YEAR_DAYS)
         stream.emit_state()
 
     # -- starting exports ------------------------------------------------------------------

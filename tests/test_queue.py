@@ -97,8 +97,8 @@ def test_windows_narrow_where_an_export_was_large(fresh_sandbox):
     for eid, _, rows, after, before in later[:-1]:  # the last one is cut by the range's end
         assert before - after < 200 * DAY, f"export {eid} spans {(before - after) / DAY:.0f} days"
         assert rows <= 2 * 300, f"export {eid} holds {rows} rows for rows_per_export=300"
-    rate = run.final_state["bookmarks"]["visitor_activity"]["rows_per_day"]
-    assert 1 <= rate <= 10, rate  # 2,400 rows over two years: about 3.3 a day
+    rate = run.final_state["bookmarks"]["visitor_activity"]["rows_per_year"]
+    assert isinstance(rate, int) and 365 <= rate <= 3650, rate  # 2,400 rows over two years: 1,200 a year
 
 
 def test_the_learned_size_is_kept_in_state_for_the_next_run(fresh_sandbox):
@@ -108,7 +108,7 @@ def test_the_learned_size_is_kept_in_state_for_the_next_run(fresh_sandbox):
     first = run_tap(cfg, catalog=cat)
     assert first.returncode == 0, first.stderr[-2000:]
     state = first.final_state
-    assert state["bookmarks"]["visitor_activity"]["rows_per_day"] > 0
+    assert state["bookmarks"]["visitor_activity"]["rows_per_year"] > 0
     seen = len(exports_of(sb))
     second = run_tap({**cfg, "end_date": END.isoformat()}, catalog=cat, state=state)
     assert second.returncode == 0, second.stderr[-2000:]
