@@ -565,6 +565,16 @@ class ExportRunner:
             return self.poll_interval
         return min(self.max_poll_interval, max(self.poll_interval, ready - time.monotonic()))
 
+    def retry_step(self) -> float:
+        """Half the first wait after a read that finds the export not done.
+
+        A sixteenth of the shortest recent duration (a late notice then costs about an eighth
+        of it at most), else ``poll_interval``.
+        """
+        if not self.durations:
+            return self.poll_interval
+        return min(self.max_poll_interval, max(self.poll_interval, min(self.durations) / 16))
+
     def _learn_duration(self, info: ExportInfo, seen: float, before: float | None) -> None:
         """Record how long Pardot took at most for ``info``: seen Complete at ``seen``, not yet at ``before``."""
         start = max(info.created_mono, self.last_complete)
@@ -576,12 +586,12 @@ class ExportRunner:
         """Poll until the export leaves Waiting/Processing.
 
         The first read comes near when this run's earlier exports took (else after
-        ``poll_interval``), later waits double from ``poll_interval`` up to
+        ``poll_interval``), later waits double (from :meth:`retry_step`) up to
         ``max_poll_interval``; every :data:`HEARTBEAT_SECONDS` a line says what is waited on.
         ``on_working`` is called at each read that finds it Processing or Complete.
         """
         start = time.monotonic()
-        delay, step = self.first_delay(info), self.poll_interval
+        delay, step = self.first_delay(info), self.retry_step()
         last_state, beat, before = None, start, None
         self.active = info.id
         self.active_complete = False
