@@ -90,13 +90,16 @@ def test_windows_narrow_where_an_export_was_large(fresh_sandbox):
     assert run.returncode == 0, run.stderr[-2000:]
     complete(sb, "visitor_activity", [run], start=TWO_YEARS.start)
     made = exports_of(sb)
-    # the first export spans a year; the second was queued before the first was read; the rest are sized
+    # the first export spans a year; the second, queued before the first was read, is replaced
     assert made[0][4] - made[0][3] > 360 * DAY and made[0][2] > 300
     later = made[2:]
     assert later, "no export after the first two: the windows did not narrow"
     for eid, _, rows, after, before in later[:-1]:  # the last one is cut by the range's end
         assert before - after < 200 * DAY, f"export {eid} spans {(before - after) / DAY:.0f} days"
         assert rows <= 2 * 300, f"export {eid} holds {rows} rows for rows_per_export=300"
+    read = [int(n) for n in re.findall(r"done: waited [\d.]+s, \d+ file\(s\), (\d+) row\(s\)", run.stderr)]
+    assert read[0] > 300 and all(n <= 2 * 300 for n in read[1:]), f"rows per export read: {read}"
+    assert "replacing it with narrower ones" in run.stderr  # the year-wide export queued ahead
     rate = run.final_state["bookmarks"]["visitor_activity"]["rows_per_year"]
     assert isinstance(rate, int) and 365 <= rate <= 3650, rate  # 2,400 rows over two years: 1,200 a year
 
