@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Write meltano.yml and the Meltano Hub definition from the tap's config schema.
 
     python scripts/plugin_definitions.py          # rewrite both files and the README's settings table
@@ -43,6 +44,17 @@ GROUPS = [
     ["business_unit_id", "start_date", "client_id", "client_secret"],
 ]
 DESCRIPTION = "Salesforce Account Engagement (Pardot) data through the bulk Export API"
+
+
+#: `meltano invoke tap-pardot-export:check`: Meltano hands commands the settings as environment
+#: variables only, hence ``--config ENV``
+COMMANDS = {
+    "check": {
+        "args": "--check --config ENV",
+        "description": "Check the settings against the account before a first sync (a handful of API calls, "
+        "no long export)",
+    }
+}
 
 
 def kind_of(schema: dict[str, t.Any]) -> str:
@@ -108,6 +120,7 @@ def extractor() -> dict[str, t.Any]:
         "pip_url": "-e .",
         "executable": "tap-pardot-export",
         "capabilities": CAPABILITIES,
+        "commands": COMMANDS,
         "settings_group_validation": GROUPS,
         "settings": settings(),
     }
@@ -172,6 +185,7 @@ def hub_definition() -> dict[str, t.Any]:
         "pip_url": ext["pip_url"],
         "executable": ext["executable"],
         "capabilities": ext["capabilities"],
+        "commands": ext["commands"],
         "settings_group_validation": ext["settings_group_validation"],
         "settings_preamble": "Create a Salesforce connected app with the pardot_api scope; see the README.",
         "settings": ext["settings"],

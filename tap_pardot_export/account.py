@@ -37,9 +37,9 @@ from tap_pardot_export.errors import (
 )
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
-    from singer_sdk import Stream
+    from singer_sdk import Stream, Tap
 
     from tap_pardot_export.exports import ExportSpec
 
@@ -64,6 +64,14 @@ ARGUMENT_SPELLINGS = {"prospect_only": "prospectOnly", "prospectOnly": "prospect
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: where an error message starts listing what is accepted
 _ACCEPTED = re.compile(r"(?i)\b(?:allowed|valid (?:fields|values|names|arguments)|use one of|procedures:)")
+
+
+#: the stream whose fields the prospect account describe lists
+DESCRIBE_STREAM = "prospect_account"
+
+
+class DescribeError(PardotAPIError):
+    """The prospect account describe answered something that is not a list of fields."""
 
 
 class CustomFieldQueryError(PardotAPIError):
@@ -164,13 +172,15 @@ def learn_account_fields(tap: t.Any, streams: Sequence[Stream]) -> None:
         _from_catalog(tap, streams)
         return
     config = tap.config
+    client = lazy_client(config)  # one client for discovery's calls: one token, one version switch
+    learn_prospect_account_fields(tap, streams, client)
     prospect = next((s for s in streams if s.name == CUSTOM_FIELD_STREAM), None)
     if prospect is None or not has_credentials(config):
         return
     if len(prospect.schema["properties"]) > MAX_FIELDS:
         return  # the settings already exceed an export's fields: the run stops on that first
     try:
-        fields = query_custom_fields(make_client(config))
+        fields = query_custom_fields(client())
     except (PardotAPIError, PardotConfigError, requests.RequestException) as exc:
         tap.logger.warning(
             "Could not read the account's custom fields (%s). The prospect stream has its built-in fields "
@@ -188,6 +198,140 @@ def learn_account_fields(tap: t.Any, streams: Sequence[Stream]) -> None:
         props[name] = schema  # typed from the account, also when custom_fields lists it
         added += 1
     tap.logger.info("The account has %d custom prospect field(s); added to the prospect stream", added)
+
+
+def lazy_client(config: Mapping[str, t.Any]) -> Callable[[], PardotClient]:
+    """A function giving one client for ``config`` (see :func:`make_client`), made at its first call.
+
+    Args:
+        config: The tap's settings.
+
+    Returns:
+        The function; it raises what :func:`make_client` raises.
+    """
+    made: list[PardotClient] = []
+
+    def get() -> PardotClient:
+        if not made:
+            made.append(make_client(config))
+        return made[0]
+
+    return get
+
+
+def _describe_items(value: object) -> list[dict[str, t.Any]]:
+    """The fields of a describe answer's ``result.field``: absent, one object, or a list.
+
+    Args:
+        value: ``result.field`` as Pardot answered it.
+
+    Returns:
+        Each field's attributes (the ``@attributes`` object, or the field itself without one).
+
+    Raises:
+        DescribeError: When an item is not an object.
+    """
+    items = [] if value is None else value if isinstance(value, list) else [value]
+    out: list[dict[str, t.Any]] = []
+    for item in items:
+        attributes = item.get("@attributes", item) if isinstance(item, dict) else None
+        if not isinstance(attributes, dict):
+            msg = f"the prospect account describe answered an unexpected field: {str(item)[:200]!r}"
+            raise DescribeError(msg)
+        out.append(attributes)
+    return out
+
+
+def describe_prospect_account(client: PardotClient) -> list[dict[str, t.Any]]:
+    """The prospect account fields of the account, from one describe call.
+
+    ``GET /api/prospectAccount/version/{3|4}/do/describe?format=json`` answers
+    ``{"result": {"field": [{"@attributes": {"id", "label", "type", "required", "custom",
+    "has_options"}}, ...]}}``.
+
+    Args:
+        client: The client to call with (its API version switches on error 88/89).
+
+    Returns:
+        Each field's attributes, in the order Pardot lists them.
+
+    Raises:
+        DescribeError: When the answer has no ``result`` or a field that is not an object.
+    """
+    url = f"{client.api_url}/api/prospectAccount/version/{client.api_version}/do/describe?format=json"
+    body = client.json("GET", "", "describe", url=url)
+    result = body.get("result") if isinstance(body, dict) else None
+    if not isinstance(result, dict):
+        msg = f"the prospect account describe answered without a result: {str(body)[:200]!r}"
+        raise DescribeError(msg)
+    return _describe_items(result.get("field"))
+
+
+def account_field_properties(fields: Iterable[Mapping[str, t.Any]]) -> dict[str, dict[str, t.Any]]:
+    """``{id: schema}`` for the described prospect account fields that name a column.
+
+    A field is typed from its describe ``type``, case-insensitively, as custom prospect fields
+    are: ``number`` a JSON number, ``date`` a string with format ``date``, every other type
+    (``text``, ``textarea``, ``dropdown``, ...) a string as the CSV gives it.
+
+    Args:
+        fields: The describe's fields (their attributes).
+
+    Returns:
+        The JSON schema of each field, under its ``id``.
+    """
+    out: dict[str, dict[str, t.Any]] = {}
+    for f in fields:
+        field_id = f.get("id")
+        if not isinstance(field_id, str) or not field_id:
+            continue
+        kind = str(f.get("type") or "text")
+        schema = dict(TYPED.get(kind.lower(), {"type": ["string", "null"]}))
+        custom = "Custom prospect account" if str(f.get("custom")).lower() in ("true", "1") else "Prospect account"
+        schema["description"] = f"{custom} field {f.get('label') or field_id!s} (Pardot type {kind})"
+        out[field_id] = schema
+    return out
+
+
+def learn_prospect_account_fields(
+    tap: Tap, streams: Sequence[Stream], client: Callable[[], PardotClient] | None = None
+) -> None:
+    """Add the fields the prospect account describe lists to the prospect_account stream.
+
+    Called by :func:`learn_account_fields` without a catalog; needs credentials. Fields of the
+    built-in schema keep their type; fields listed in ``custom_fields`` take the account's.
+    A failed describe warns and leaves the built-in fields.
+
+    Args:
+        tap: The tap (its config and logger).
+        streams: The discovered streams.
+        client: Gives the client to call with (default: a client of its own).
+    """
+    stream = next((s for s in streams if s.name == DESCRIBE_STREAM), None)
+    config = tap.config
+    if stream is None or not has_credentials(config):
+        return
+    if any(len(s.schema["properties"]) > MAX_FIELDS for s in streams):
+        return  # the settings already exceed an export's fields: the run stops on that first
+    try:
+        fields = describe_prospect_account((client or lazy_client(config))())
+    except (PardotAPIError, PardotConfigError, requests.RequestException) as exc:
+        tap.logger.warning(
+            "Could not read the account's prospect account fields (%s). The prospect_account stream has its "
+            "built-in fields only (and custom_fields). List other fields in custom_fields.prospect_account.",
+            exc,
+        )
+        return
+    props = stream.schema["properties"]
+    builtin = set(props) - set((config.get("custom_fields") or {}).get(DESCRIBE_STREAM) or [])
+    found = {name: schema for name, schema in account_field_properties(fields).items() if name not in builtin}
+    props.update(found)  # typed from the account, also when custom_fields lists them
+    added = list(found)
+    tap.logger.info(
+        "The prospect account describe lists %d field(s) the built-in schema lacks; added to prospect_account: %s",
+        len(added),
+        ", ".join(added) or "none",
+    )
 
 
 def fields_named(message: str, fields: Sequence[str]) -> list[str]:

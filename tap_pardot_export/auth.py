@@ -234,8 +234,7 @@ class PardotAuthenticator(OAuthAuthenticator):
         with self._lock:
             if self.access_token is None:
                 self.update_access_token()
-            assert self.access_token is not None
-            return self.access_token
+            return self._issued()
 
     def refresh(self, rejected: str) -> str:
         """Get a new token, unless another thread already replaced ``rejected``."""
@@ -249,8 +248,14 @@ class PardotAuthenticator(OAuthAuthenticator):
                 )
                 raise PardotAuthError(msg, code=184)
             self.update_access_token()
-            assert self.access_token is not None
-            return self.access_token
+            return self._issued()
+
+    def _issued(self) -> str:
+        """The token just fetched; an endpoint that answered without one is an auth error."""
+        if self.access_token is None:
+            msg = "The token endpoint answered without an access_token; check auth_url and the credentials."
+            raise PardotAuthError(msg)
+        return self.access_token
 
     @override
     def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:

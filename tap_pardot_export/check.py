@@ -33,7 +33,10 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_pardot_export.account import (
     CUSTOM_FIELD_STREAM,
+    DESCRIBE_STREAM,
+    account_field_properties,
     custom_field_properties,
+    describe_prospect_account,
     has_credentials,
     make_client,
     query_custom_fields,
@@ -48,7 +51,7 @@ from tap_pardot_export.errors import (
     RefusedURLError,
 )
 from tap_pardot_export.exports import ExportInfo, ExportRunner, ExportSpec
-from tap_pardot_export.streams import STREAM_TYPES
+from tap_pardot_export.streams import STREAM_TYPES, load_schema
 from tap_pardot_export.windows import api_time
 
 if t.TYPE_CHECKING:
@@ -172,6 +175,45 @@ def check_account(client: PardotClient, config: t.Mapping[str, t.Any], report: R
     return fields
 
 
+def check_account_fields(client: PardotClient, report: Report) -> dict[str, dict[str, t.Any]]:
+    """The prospect account fields, from the prospect account describe, in one report line.
+
+    Args:
+        client: The check's client.
+        report: The report to add the line to (a note when the describe fails).
+
+    Returns:
+        The schema of each described field the built-in prospect_account schema lacks (empty
+        when the describe failed), as discovery adds them.
+    """
+    try:
+        fields = describe_prospect_account(client)
+    except API_ERRORS as exc:
+        report.note(
+            f"prospect account fields: the describe failed ({exc}); syncs use the built-in fields and "
+            "custom_fields.prospect_account"
+        )
+        return {}
+    builtin = load_schema(DESCRIBE_STREAM)["properties"]
+    found = account_field_properties(fields)
+    extra = {name: schema for name, schema in found.items() if name not in builtin}
+    custom = [str(f.get("id")) for f in fields if str(f.get("custom")).lower() in ("true", "1")]
+    listed = f" ({len(custom)} custom: {', '.join(custom)})" if custom else ""
+    added = ", ".join(f"{name} ({_kind(schema)})" for name, schema in extra.items()) or "none"
+    report.ok(
+        f"prospect account fields: {len(found)} found{listed}; discovery adds those the built-in schema lacks "
+        f"to prospect_account: {added}"
+    )
+    return extra
+
+
+def _kind(schema: t.Mapping[str, t.Any]) -> str:
+    """A property's type in a word: number, date or string."""
+    if "number" in schema.get("type", ()):
+        return "number"
+    return "date" if schema.get("format") == "date" else "string"
+
+
 def _probe_spec(stream: PardotExportStream, now: dt.datetime) -> ExportSpec:
     after_arg, before_arg, _ = stream.procedures[stream.procedure]
     end = now - PROBE_AGE
@@ -248,12 +290,16 @@ def run_check(tap: TapPardotExport) -> Report:
     fields = check_account(client, config, report)
     if fields is None:
         return report
+    account_fields = check_account_fields(client, report)
     runner = ExportRunner(client, logger=tap.logger)
     first: ExportInfo | None = None
     for cls in STREAM_TYPES:
         stream = cls(tap, tap.sessions)
         if stream.name == CUSTOM_FIELD_STREAM:
             for name, schema in custom_field_properties(fields).items():
+                stream.schema["properties"].setdefault(name, schema)
+        elif stream.name == DESCRIBE_STREAM:
+            for name, schema in account_fields.items():
                 stream.schema["properties"].setdefault(name, schema)
         info = check_stream(runner, stream, report)
         first = first or info
@@ -291,7 +337,7 @@ def env_config(schema: t.Mapping[str, t.Any], prefix: str) -> dict[str, t.Any]:
     return out
 
 
-def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option, value: bool) -> None:
+def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option, *, value: bool) -> None:
     """The ``--check`` option: run the check, print the report, exit 0 when everything passed."""
     del param
     if not value:
@@ -323,8 +369,8 @@ def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option
 def check_option(cls: type[TapPardotExport]) -> click.Option:
     """The ``--check`` click option for the tap's command."""
 
-    def callback(ctx: click.Context, param: click.Option, value: bool) -> None:
-        cb_check(cls, ctx, param, value)
+    def callback(ctx: click.Context, param: click.Option, value: bool) -> None:  # noqa: FBT001 - click's signature
+        cb_check(cls, ctx, param, value=value)
 
     return click.Option(
         ["--check"],

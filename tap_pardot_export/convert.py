@@ -62,16 +62,14 @@ class LocalDateTimeConverter:
     def _slow(self, s: str) -> str:
         if PARDOT_DATETIME.fullmatch(s) is None:
             raise CellError(f"not a Pardot datetime (YYYY-MM-DD HH:MM:SS): {s[:40]!r}")
+        fmt = "%Y-%m-%d" if len(s) == 10 else "%Y-%m-%d %H:%M:%S"
         try:
-            if len(s) == 10:
-                local = dt.datetime.strptime(s, "%Y-%m-%d")
-            else:
-                local = dt.datetime.strptime(s, "%Y-%m-%d %H:%M:%S")
+            local = dt.datetime.strptime(s, fmt).replace(tzinfo=self.zone)
         except ValueError:
             raise CellError(f"not a valid date and time: {s!r}") from None
-        utc = local.replace(tzinfo=self.zone).astimezone(UTC)
+        utc = local.astimezone(UTC)
         if len(s) == 19 and len(self._hours) < 200_000:
-            off = local.replace(tzinfo=self.zone).utcoffset()
+            off = local.utcoffset()
             whole = off is not None and off.total_seconds() % 3600 == 0
             self._hours[s[:13]] = utc.strftime("%Y-%m-%dT%H") if whole else None
         return utc.strftime("%Y-%m-%dT%H:%M:%S+00:00")
@@ -143,7 +141,7 @@ def _empty() -> t.NoReturn:
     raise CellError("empty")
 
 
-def _cell_source(k: int, cast: t.Callable[[str], t.Any] | None, required: bool, is_dt: bool) -> str:
+def _cell_source(k: int, cast: t.Callable[[str], t.Any] | None, *, required: bool, is_dt: bool) -> str:
     """The compiled expression typing cell ``k``; any failure falls back to the general typer."""
     cell = f"c[{k}]"
     if cast is None:
@@ -177,7 +175,7 @@ def row_typer(
             continue
         required = not nullable(properties.get(name, {}))
         cast = casts[k]
-        items.append(f"{name!r}: {_cell_source(k, cast, required, cast is datetime_conv)}")
+        items.append(f"{name!r}: {_cell_source(k, cast, required=required, is_dt=cast is datetime_conv)}")
     source = (
         "def type_row(c, _int=int, _dt=_dt, _bools=_bools, _casts=_casts, _general=_general, _width=_width, "
         "_empty=_empty):\n"

@@ -72,7 +72,7 @@ class ExportStreamHooks(Stream):
     Subclasses implement :meth:`fast_path_ok` and :meth:`write_records_fast`.
     """
 
-    def fast_path_ok(self, write_messages: bool) -> bool:
+    def fast_path_ok(self, write_messages: bool) -> bool:  # noqa: FBT001, ARG002 - mirrors the SDK's _sync_records
         """True when records can be written without the SDK's per-record machinery."""
         return False
 
@@ -115,7 +115,7 @@ def finalize_stream_state(stream: Stream) -> None:
 class TapHooks(Tap):
     """A tap whose settings are checked by :meth:`validate_settings` instead of the SDK's check."""
 
-    def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:
+    def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:  # noqa: ARG002 - a hook
         """Every problem with ``config`` (may fill in defaults in place); subclasses override."""
         return []
 

@@ -493,36 +493,56 @@ def _format_error(error: ValidationError, config: Mapping[str, t.Any]) -> str:
     special = _stream_option_error(path, error, config) if path else None
     if special:
         return special
-    kind, limit, value = error.validator, error.validator_value, error.instance
-    if kind == "required":
-        missing = [m for m in limit if m not in (value or {})]
-        prefix = f"{where}." if path else ""
-        return "; ".join(f"{prefix}{m} is required: {_REQUIRED_HINTS.get(m, 'set it')}" for m in missing)
-    if kind == "type":
-        return _type_error(where, error, error.schema)
-    if kind in ("minimum", "maximum"):
-        lo, hi = error.schema.get("minimum"), error.schema.get("maximum")
-        return f"{where} {_shown(where, value)} is out of range: it must be at least {lo:g} and at most {hi:g}" + _unit(
-            path
-        )
-    if kind == "minItems":
-        return f"{where} is empty: give at least {limit} value(s), or remove it"
-    if kind == "enum" and path[-1] == "procedure":
-        cls = STREAMS[path[1]]
-        return (
-            f"{where} {_shown(where, value)} is not a procedure of {cls.object_name}; "
-            f"use one of {', '.join(cls.procedures)}"
-        )
-    if kind in ("enum", "const"):
-        options = ", ".join(json.dumps(v) for v in (limit if kind == "enum" else [limit]))
-        return f"{where} {_shown(where, value)} is not allowed; use one of {options}"
-    if kind == "pattern":
-        return _PATTERN_MESSAGES.get(path[0], "{where} {value} does not match " + str(limit)).format(
-            where=where, value=_shown(where, value)
-        )
-    if kind == "format":
-        return f"{where} {_shown(where, value)} is not an ISO 8601 date or datetime (e.g. 2024-01-01)"
+    explain = _EXPLAIN.get(str(error.validator))
+    message = explain(where, path, error) if explain else None
+    if message is not None:
+        return message
     return f"{where}: {'invalid (value not shown)' if _hidden(where) else USERINFO.sub('://***@', error.message)}"
+
+
+def _required_error(where: str, path: list[str], error: ValidationError) -> str:
+    missing = [m for m in error.validator_value if m not in (error.instance or {})]
+    prefix = f"{where}." if path else ""
+    return "; ".join(f"{prefix}{m} is required: {_REQUIRED_HINTS.get(m, 'set it')}" for m in missing)
+
+
+def _range_error(where: str, path: list[str], error: ValidationError) -> str:
+    lo, hi = error.schema.get("minimum"), error.schema.get("maximum")
+    shown = _shown(where, error.instance)
+    return f"{where} {shown} is out of range: it must be at least {lo:g} and at most {hi:g}" + _unit(path)
+
+
+def _enum_error(where: str, path: list[str], error: ValidationError) -> str:
+    shown = _shown(where, error.instance)
+    if error.validator == "enum" and path and path[-1] == "procedure":
+        cls = STREAMS[path[1]]
+        return f"{where} {shown} is not a procedure of {cls.object_name}; use one of {', '.join(cls.procedures)}"
+    limit = error.validator_value
+    options = ", ".join(json.dumps(v) for v in (limit if error.validator == "enum" else [limit]))
+    return f"{where} {shown} is not allowed; use one of {options}"
+
+
+def _pattern_error(where: str, path: list[str], error: ValidationError) -> str:
+    template = _PATTERN_MESSAGES.get(path[0], "{where} {value} does not match " + str(error.validator_value))
+    return template.format(where=where, value=_shown(where, error.instance))
+
+
+#: What to say for each kind of schema violation, by the JSON-schema keyword that failed.
+_EXPLAIN: dict[str, t.Callable[[str, list[str], ValidationError], str | None]] = {
+    "required": _required_error,
+    "type": lambda where, _path, error: _type_error(where, error, error.schema),
+    "minimum": _range_error,
+    "maximum": _range_error,
+    "minItems": lambda where, _path, error: (
+        f"{where} is empty: give at least {error.validator_value} value(s), or remove it"
+    ),
+    "enum": _enum_error,
+    "const": _enum_error,
+    "pattern": _pattern_error,
+    "format": lambda where, _path, error: (
+        f"{where} {_shown(where, error.instance)} is not an ISO 8601 date or datetime (e.g. 2024-01-01)"
+    ),
+}
 
 
 _REQUIRED_HINTS = {
@@ -612,8 +632,10 @@ def _credential_errors(config: Mapping[str, t.Any]) -> list[str]:
     if has["client_id"] or has["client_secret"] or has["refresh_token"]:
         missing = [k for k in ("client_id", "client_secret") if not has[k]]
         return [
-            f"credentials are missing: {' and '.join(missing)} not set (set client_id + client_secret, with "
-            "refresh_token for the refresh-token flow, or an access_token)"
+            (
+                f"credentials are missing: {' and '.join(missing)} not set (set client_id + client_secret, with "
+                "refresh_token for the refresh-token flow, or an access_token)"
+            )
         ]
     return ["credentials are missing: set access_token, or client_id + client_secret + refresh_token"]
 

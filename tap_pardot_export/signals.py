@@ -100,7 +100,9 @@ class Shutdown:
         self.deadline = float("inf")
         if self._thread is None:
             self._wake = os.pipe()
-            self._thread = threading.Thread(target=self._watch, name="pardot-shutdown", daemon=True)
+            self._thread = threading.Thread(
+                target=self._watch, args=(self._wake[0],), name="pardot-shutdown", daemon=True
+            )
             self._thread.start()
         for name in ("SIGINT", "SIGTERM"):
             if hasattr(signal, name):
@@ -122,6 +124,7 @@ class Shutdown:
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         """The signal handler: no lock, no thread start, no write into the middle of a line."""
+        del frame  # the signal module passes it; nothing here needs it
         if self.signum is not None:
             return  # a second signal: the deadline is already running
         self.signum = signum
@@ -142,7 +145,7 @@ class Shutdown:
             try:
                 run.emit_state()
                 self.state_emitted = True
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the exit below must still happen
                 problem = f" ({type(exc).__name__})"
             end = time.monotonic() + CANCEL_TIMEOUT + 1
             while self.cancel_note is None and time.monotonic() < end:
@@ -156,9 +159,7 @@ class Shutdown:
 
     # -- the watchdog thread ------------------------------------------------------------
 
-    def _watch(self) -> None:
-        assert self._wake is not None
-        wake = self._wake[0]
+    def _watch(self, wake: int) -> None:
         while True:
             timeout = None if self.deadline == float("inf") else max(0.0, self.deadline - time.monotonic())
             ready, _, _ = select.select([wake], [], [], timeout)
@@ -176,7 +177,7 @@ class Shutdown:
         if run is not None:
             try:
                 note = run.cancel_in_flight(CANCEL_TIMEOUT)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failed cancel is reported, never raised in a watchdog
                 note = f"canceling the export in flight failed ({type(exc).__name__})"
         self.cancel_note = note
 

@@ -160,3 +160,17 @@ def test_meltano_run_into_a_jsonl_target_against_the_sandbox(meltano, fresh_sand
     assert sb.config.client_secret not in proc.stdout + proc.stderr
     warned = [line for line in proc.stderr.splitlines() if "Warning" in line and KNOWN_WARNING not in line]
     assert not warned, f"the run printed warnings: {warned[:3]}"
+
+
+@needs_meltano
+def test_meltano_check_command_reports_on_the_account(meltano, fresh_sandbox):
+    """`meltano invoke tap-pardot-export:check`: the settings reach the check through the environment."""
+    sb = fresh_sandbox()
+    cfg = sb.tap_config()
+    del cfg["poll_interval"], cfg["max_poll_interval"]  # set in the project's meltano.yml
+    proc = meltano("invoke", "tap-pardot-export:check", env=tap_env(cfg))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = proc.stdout + proc.stderr
+    assert "all checks passed" in report
+    assert "prospect: may export" in report
+    assert sb.config.client_secret not in report

@@ -94,6 +94,17 @@ def _add_variant_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
         help="answer the custom field query with error 46 (a user without the ability)",
     )
     v.add_argument(
+        "--custom-account-fields",
+        action="store_true",
+        help="add custom prospect account fields (a text, a number and a date), listed by the prospect account "
+        "describe and exported under their ids",
+    )
+    v.add_argument(
+        "--no-account-describe",
+        action="store_true",
+        help="answer the prospect account describe with 404 (an account without it)",
+    )
+    v.add_argument(
         "--prospect-only-spelling",
         choices=PROSPECT_ONLY_SPELLINGS,
         default=d.prospect_only_spelling,
@@ -110,8 +121,8 @@ def _add_variant_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``pardot-export-sandbox``; defaults come from the config classes."""
     d = SandboxConfig()
-    dd = DataConfig()
     p = argparse.ArgumentParser(
         prog="pardot-export-sandbox",
         description=(
@@ -122,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=d.port, help="port; 0 picks a free one (default %(default)s)")
+    _add_data_args(p, d, DataConfig())
+    _add_variant_args(p, d)
+    _add_account_args(p, d)
+    _add_behaviour_args(p, d)
+    return p
+
+
+def _add_data_args(p: argparse.ArgumentParser, d: SandboxConfig, dd: DataConfig) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--seed", type=int, default=dd.seed, help="seed of the generated data (default %(default)s)")
     g.add_argument("--start", type=_date, default=dd.start, help="first instant of the data (default %(default)s)")
@@ -157,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="keep rendered result files in DIR and serve repeats of the same export from disk (benchmarks)",
     )
-    _add_variant_args(p, d)
+
+
+def _add_account_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
     a = p.add_argument_group("account")
     a.add_argument("--business-unit-id", default=d.business_unit_id, help="the business unit (default %(default)s)")
     a.add_argument(
@@ -172,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--client-secret", default=d.client_secret, help="OAuth client secret (default %(default)s)")
     a.add_argument("--refresh-token", default=d.refresh_token, help="OAuth refresh token (default %(default)s)")
     a.add_argument("--access-token", default=None, help="also accept this pre-issued access token")
+
+
+def _add_behaviour_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
     b = p.add_argument_group("behaviour")
     b.add_argument(
         "--waiting-seconds",
@@ -209,15 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="JSON",
         help='a fault to inject at start, repeatable, e.g. \'{"kind": "http_503", "count": 3, "op": "read"}\'; '
-        f"kinds: {', '.join(FAULT_KINDS)}. op (create, read, query, cancel, download, token, custom_field) "
-        "limits a fault to one kind of call (the custom field query takes only faults naming it); "
+        f"kinds: {', '.join(FAULT_KINDS)}. op (create, read, query, cancel, download, token, custom_field, describe) "
+        "limits a fault to one kind of call (the custom field query and the describe take only faults naming "
+        "them); "
         "slow takes seconds, cut takes after_bytes. Faults can also be POSTed to "
         "/_sandbox/faults while running; /_sandbox/stats counts calls.",
     )
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    """The sandbox's configuration from parsed command-line arguments."""
     data = DataConfig(
         seed=args.seed,
         start=args.start,
@@ -225,6 +250,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         rows=dict(args.rows),
         timezone=args.timezone,
         typed_custom_fields=args.typed_custom_fields,
+        custom_account_fields=args.custom_account_fields,
         **({"custom_fields": tuple(args.custom_field)} if args.custom_field else {}),
     )
     missing: dict[str, list[str]] = {}
@@ -255,20 +281,19 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         prospect_only_spelling=args.prospect_only_spelling,
         visibility_lag=args.visibility_lag,
         custom_field_query=not args.no_custom_field_query,
+        account_describe=not args.no_account_describe,
     )
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
+    """Run the sandbox until SIGINT or SIGTERM; the base URL is the first line on stdout."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.end <= args.start:
         parser.error("--end must be after --start")
     sandbox = Sandbox(config_from_args(args))
     for raw in args.fault:
-        try:
-            sandbox.inject(**json.loads(raw))
-        except (ValueError, TypeError) as exc:
-            parser.error(f"--fault {raw!r}: {exc}")
+        _inject(sandbox, raw, parser)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -286,6 +311,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     finally:
         sandbox.stop()
     return 0
+
+
+def _inject(sandbox: Sandbox, raw: str, parser: argparse.ArgumentParser) -> None:
+    try:
+        sandbox.inject(**json.loads(raw))
+    except (ValueError, TypeError) as exc:
+        parser.error(f"--fault {raw!r}: {exc}")
 
 
 if __name__ == "__main__":

@@ -131,6 +131,16 @@ CUSTOM_FIELD_TYPES: tuple[tuple[str, str, str, int, str, tuple[t.Any, ...]], ...
     ("Lead_Source_Detail", "Lead Source Detail", "Hidden", 9, STR, ("utm=a,b", "", "partner-42")),
     ("Account_Owner", "Account Owner", "CRM User", 10, STR, ("0055e00000OwNeRAAV", "", "0055e00000AbCdEAAV")),
 )
+#: custom prospect account fields for ``custom_account_fields``: (field id, label, describe
+#: type, kind, values). The describe types are lower case, as a public client's fixture of
+#: the describe answer shows ("text"); "number" and "date" are our reading, unverified.
+CUSTOM_ACCOUNT_FIELD_TYPES: tuple[tuple[str, str, str, str, tuple[t.Any, ...]], ...] = (
+    ("Account_Tier", "Account Tier", "text", STR, ("Gold", "", 'Tier "A", EMEA', "Zoë's")),
+    ("Seat_Count", "Seat Count", "number", NUMBER, (25.0, 1200.5, -1.0, 0.0, None, 987654.0)),
+    ("Contract_End", "Contract End", "date", DATE, ("2024-02-29", "2026-01-31", None, "2025-06-30")),
+)
+#: the describe type of a built-in prospect account field, by its kind
+DESCRIBE_TYPES = {STR: "text", INT: "number", NUMBER: "number", DATE: "date", BOOL: "checkbox", DATETIME: "datetime"}
 DETAILS = ("Pricing page", "Spring Newsletter 🌸", "Form: Contact us", 'File "whitepaper, v2.pdf"', "")
 
 
@@ -145,6 +155,7 @@ def mix(i: int, salt: int) -> int:
 
 
 Gen = t.Callable[[int], t.Any]
+Stamp = t.Callable[[int], int]
 
 
 @dataclass
@@ -158,6 +169,8 @@ class Field:
     #: False: the value comes from one of POOL prepared rows (picked by a hash of ``i``), so
     #: rendering can reuse its CSV text; True: computed for every row (ids, times, emails).
     varying: bool = False
+    #: For a pooled field: the generator of the POOL prepared rows (``gen`` picks one of them).
+    base_gen: Gen | None = None
 
 
 @dataclass
@@ -170,6 +183,14 @@ class Procedure:
     before: str
     extra: dict[str, str] = field(default_factory=dict)  # argument -> kind ("deleted", "bool", "types")
     derived_time: t.Callable[[int], int | None] | None = None  # used when time_field is None
+
+
+def _updated_proc() -> Procedure:
+    return Procedure("filter_by_updated_at", "updated_at", "updated_after", "updated_before", {"deleted": "deleted"})
+
+
+def _created_proc() -> Procedure:
+    return Procedure("filter_by_created_at", "created_at", "created_after", "created_before", {"deleted": "deleted"})
 
 
 @dataclass
@@ -186,7 +207,7 @@ class ObjectData:
     is_deleted: t.Callable[[int], bool] | None = None
     start: int = 0
     span: int = 1
-    slot: t.Callable[[int], int] = lambda i: 0
+    slot: t.Callable[[int], int] = lambda _i: 0
 
     @property
     def field_names(self) -> list[str]:
@@ -241,6 +262,7 @@ class LocalTimeFormatter:
         self._blocks: dict[int, tuple[str, int]] = {}
 
     def __call__(self, ts: int) -> str:
+        """The local ``YYYY-MM-DD HH:MM:SS`` of epoch second ``ts``."""
         block, r = divmod(ts, 900)
         cached = self._blocks.get(block)
         if cached is None:
@@ -269,6 +291,8 @@ class DataConfig:
     timezone: str = "America/New_York"
     #: add one custom prospect field of every Pardot type (see CUSTOM_FIELD_TYPES)
     typed_custom_fields: bool = False
+    #: add custom prospect account fields (a text, a number, a date; see CUSTOM_ACCOUNT_FIELD_TYPES)
+    custom_account_fields: bool = False
 
 
 DEFAULT_ROWS = {
@@ -339,6 +363,32 @@ class Dataset:
             }
             for k, (field_id, label, type_name, type_id) in enumerate(defs)
         ]
+
+    def account_field_defs(self) -> list[dict[str, t.Any]]:
+        """The prospect account fields, as the describe operation lists them.
+
+        Returns:
+            One ``{"@attributes": {...}}`` per field: its ``id`` (the export column), ``label``,
+            ``type``, ``required``, ``custom`` and ``has_options``.
+        """
+        custom = {f[0]: f for f in CUSTOM_ACCOUNT_FIELD_TYPES} if self.config.custom_account_fields else {}
+        out: list[dict[str, t.Any]] = []
+        for f in self.objects["prospect_account"].fields:
+            if f.name in ("id", "created_at", "updated_at"):
+                continue  # the describe lists what a user edits, not the record's keys and stamps
+            spec = custom.get(f.name)
+            kind = spec[2] if spec else ("textarea" if f.name == "description" else DESCRIBE_TYPES[f.kind])
+            label = spec[1] if spec else f.name.replace("_", " ").capitalize()
+            attributes = {
+                "id": f.name,
+                "label": label,
+                "type": kind,
+                "required": f.name == "name",
+                "custom": spec is not None,
+                "has_options": False,
+            }
+            out.append({"@attributes": attributes})
+        return out
 
     def by_api_name(self, name: str) -> ObjectData | None:
         """The object whose API name (``visitorActivity``...) is ``name``."""
@@ -441,7 +491,7 @@ class Dataset:
 
         return g
 
-    def _choice(self, stream: str, salt: int, pool: t.Sequence[t.Any], null_if_empty: bool = True) -> Gen:
+    def _choice(self, stream: str, salt: int, pool: t.Sequence[t.Any], *, null_if_empty: bool = True) -> Gen:
         h = self._h(stream, salt)
         n = len(pool)
 
@@ -487,233 +537,254 @@ class Dataset:
         )
         created = self._created(obj)
         updated = self._updated(created, stream)
-        c, ch, b, i_, ref, tm = self._int, self._choice, self._bool, self._id, self._ref, self._time_of
-        s = stream
-        F = Field
         deleted_h = self._h(stream, 99)
         obj.is_deleted = lambda i: deleted_h(i) % 10 == 0
         obj.times = {
             "created_at": (created, -SLACK, 0),
             "updated_at": (updated, -SLACK, MAX_UPDATE_DELAY + HOUR),
         }
-        upd_proc = Procedure(
-            "filter_by_updated_at", "updated_at", "updated_after", "updated_before", {"deleted": "deleted"}
-        )
-        crt_proc = Procedure(
-            "filter_by_created_at", "created_at", "created_after", "created_before", {"deleted": "deleted"}
-        )
-
-        def full_name(i: int) -> str:
-            return f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {LAST_NAMES[(i // 3) % len(LAST_NAMES)]}"
-
-        if stream == "prospect":
-            obj.fields = [
-                F("id", INT, i_(s), False),
-                F("campaign_id", INT, c(s, 3, 1000, 1030, 9)),
-                F("salutation", STR, ch(s, 4, ("Mr.", "Ms.", "Dr.", "", "Mx."))),
-                F("first_name", STR, lambda i: FIRST_NAMES[i % len(FIRST_NAMES)]),
-                F("last_name", STR, lambda i: LAST_NAMES[(i // 3) % len(LAST_NAMES)]),
-                F("email", STR, lambda i: f"prospect{i}@example.com", False),
-                F("company", STR, ch(s, 5, COMPANIES)),
-                F("prospect_account_id", INT, ref(s, 6, "prospect_account", 4)),
-                F("website", STR, ch(s, 7, URLS)),
-                F("job_title", STR, ch(s, 8, ("CTO", "Data Engineer", "VP, Marketing", "", "Analyst"))),
-                F("department", STR, ch(s, 9, ("Engineering", "Sales", "", "Marketing"))),
-                F("country", STR, ch(s, 10, COUNTRIES)),
-                F("address_one", STR, ch(s, 11, ("1 Main St", "221B Baker Street", "", "Rua Augusta, 10"))),
-                F("address_two", STR, ch(s, 12, ("", "Suite 5", "Apt. 3, floor 2"))),
-                F("city", STR, ch(s, 13, CITIES)),
-                F("state", STR, ch(s, 14, ("CA", "NY", "", "TX"))),
-                F("territory", STR, ch(s, 15, ("EMEA", "AMER", "", "APAC"))),
-                F("zip", STR, ch(s, 16, ("75001", "01310-100", "", "10001"))),
-                F("phone", STR, ch(s, 17, ("+1 555 0100", "", "+33 1 23 45 67 89"))),
-                F("fax", STR, ch(s, 18, ("", "+1 555 0199"))),
-                F("source", STR, ch(s, 19, SOURCES)),
-                F("annual_revenue", STR, ch(s, 20, ("", "$1,000,000", "500000", "Under $1M"))),
-                F("employees", STR, ch(s, 21, ("", "1-10", "5000", "10,000+"))),
-                F("industry", STR, ch(s, 22, INDUSTRIES)),
-                F("years_in_business", STR, ch(s, 23, ("", "3", "10+"))),
-                F("comments", STR, ch(s, 24, TEXTS)),
-                F("notes", STR, ch(s, 43, TEXTS)),
-                F("score", INT, c(s, 25, 0, 500)),
-                F("grade", STR, ch(s, 44, ("A+", "B", "", "C-", "D"))),
-                F("last_activity_at", DATETIME, tm(updated, s, 26, DAY, 5)),
-                F("recent_interaction", STR, ch(s, 27, ("Visited page", "Opened email", "", "Never active"))),
-                F("crm_lead_fid", STR, ch(s, 28, ("", "00Q5e00000AbCdEAAV"))),
-                F("crm_contact_fid", STR, ch(s, 29, ("", "0035e00000XyZwQAAV"))),
-                F("crm_owner_fid", STR, ch(s, 30, ("", "0055e00000OwNeRAAV"))),
-                F("crm_account_fid", STR, ch(s, 31, ("", "0015e00000AcCtQAAV"))),
-                F("salesforce_fid", STR, ch(s, 32, ("", "0035e00000XyZwQAAV"))),
-                F("crm_last_sync", DATETIME, tm(updated, s, 33, HOUR, 3)),
-                F("crm_url", STR, ch(s, 34, ("", "https://example.my.salesforce.com/0035e00000XyZwQAAV"))),
-                F("is_do_not_email", BOOL, b(s, 35, 1), False),
-                F("is_do_not_call", BOOL, b(s, 36, 1), False),
-                F("opted_out", BOOL, b(s, 37, 2), False),
-                F("is_reviewed", BOOL, b(s, 38, 5), False),
-                F("is_starred", BOOL, b(s, 39, 1), False),
-                F("user_id", INT, c(s, 40, 100, 120, 3)),
-                F("created_at", DATETIME, created, False),
-                F("updated_at", DATETIME, updated, False),
-            ]
-            for k, name in enumerate(self.config.custom_fields):
-                pool = ("Blue", "Green", "", "Red, dark") if k % 2 == 0 else TEXTS
-                obj.fields.append(F(name, STR, ch(s, 60 + k, pool)))
-            if self.config.typed_custom_fields:
-                for k, (name, _, _, _, kind, values) in enumerate(CUSTOM_FIELD_TYPES):
-                    obj.fields.append(F(name, kind, ch(s, 80 + k, values)))
-            obj.procedures = {p.name: p for p in (upd_proc, crt_proc)}
-        elif stream == "visitor":
-            obj.fields = [
-                F("id", INT, i_(s), False),
-                F("page_view_count", INT, c(s, 3, 0, 250), False),
-                F("ip_address", STR, lambda i: f"192.0.2.{i % 250 + 1}"),
-                F("hostname", STR, ch(s, 4, HOSTS)),
-                F("campaign_parameter", STR, ch(s, 5, ("spring_sale", "", "brand, awareness"))),
-                F("medium_parameter", STR, ch(s, 6, ("email", "cpc", ""))),
-                F("source_parameter", STR, ch(s, 7, ("google", "newsletter", ""))),
-                F("content_parameter", STR, ch(s, 8, ("", "banner_a", 'link "b"'))),
-                F("term_parameter", STR, ch(s, 9, TERMS)),
-                F("prospect_id", INT, ref(s, 10, "prospect", 3)),
-                F("created_at", DATETIME, created, False),
-                F("updated_at", DATETIME, updated, False),
-            ]
-            obj.procedures = {
-                "filter_by_updated_at": upd_proc,
-                "filter_by_prospect_updated_at": self._prospect_proc(obj, "prospect_id"),
-            }
-        elif stream == "visitor_activity":
-            types = self._h(s, 3)
-
-            def va_type(i: int) -> int:
-                return VA_TYPES[types(i) % len(VA_TYPES)][0]
-
-            def va_name(i: int) -> str:
-                return VA_TYPES[types(i) % len(VA_TYPES)][1]
-
-            obj.fields = [
-                F("id", INT, i_(s), False),
-                F("prospect_id", INT, ref(s, 4, "prospect", 4)),
-                F("visitor_id", INT, ref(s, 5, "visitor", 6)),
-                F("type", INT, va_type, False),
-                F("type_name", STR, va_name, False),
-                F("details", STR, ch(s, 6, DETAILS)),
-                F("email_id", INT, c(s, 7, 5000, 5100, 2)),
-                F("email_template_id", INT, c(s, 8, 600, 640, 2)),
-                F("list_email_id", INT, c(s, 9, 7000, 7050, 2)),
-                F("form_id", INT, c(s, 10, 800, 820, 2)),
-                F("form_handler_id", INT, c(s, 11, 900, 910, 2)),
-                F("site_search_query_id", INT, c(s, 12, 100, 110, 2)),
-                F("landing_page_id", INT, c(s, 13, 300, 330, 2)),
-                F("paid_search_ad_id", INT, c(s, 14, 400, 410, 2)),
-                F("multivariate_test_variation_id", INT, c(s, 15, 500, 505, 2)),
-                F("visitor_page_view_id", INT, c(s, 16, 1_000_000, 9_999_999, 2)),
-                F("file_id", INT, c(s, 17, 1100, 1120, 2)),
-                F("custom_redirect_id", INT, c(s, 18, 1200, 1230, 2)),
-                F("campaign_id", INT, c(s, 19, 1000, 1030, 5)),
-                F("visit_id", INT, c(s, 20, 70_000_000, 70_999_999, 3)),
-                F("opportunity_id", INT, c(s, 21, 80_000, 80_500, 12)),
-                F("created_at", DATETIME, created, False),
-                F("updated_at", DATETIME, updated, False),
-            ]
-            obj.procedures = {
-                "filter_by_created_at": Procedure(
-                    "filter_by_created_at",
-                    "created_at",
-                    "created_after",
-                    "created_before",
-                    {"type": "types", "prospect_only": "bool"},
-                ),
-                "filter_by_updated_at": Procedure(
-                    "filter_by_updated_at",
-                    "updated_at",
-                    "updated_after",
-                    "updated_before",
-                    {"type": "types", "prospectOnly": "bool"},
-                ),
-            }
-            obj.is_deleted = None
-        elif stream == "list_membership":
-            obj.fields = [
-                F("id", INT, i_(s), False),
-                F("list_id", INT, c(s, 3, 2000, 2040), False),
-                F("prospect_id", INT, ref(s, 4, "prospect"), False),
-                F("opted_out", BOOL, b(s, 5, 1), False),
-                F("created_at", DATETIME, created, False),
-                F("updated_at", DATETIME, updated, False),
-            ]
-            obj.procedures = {p.name: p for p in (upd_proc, crt_proc)}
-        elif stream == "prospect_account":
-            obj.fields = [
-                F("id", INT, i_(s), False),
-                F("name", STR, ch(s, 3, tuple(c for c in COMPANIES if c)), False),
-                F("number", STR, ch(s, 4, ("", "A-1001", "B-2002"))),
-                F("description", STR, ch(s, 5, TEXTS)),
-                F("phone", STR, ch(s, 6, ("+1 555 0100", ""))),
-                F("fax", STR, ch(s, 7, ("", "+1 555 0199"))),
-                F("website", STR, ch(s, 8, URLS)),
-                F("rating", STR, ch(s, 9, ("Hot", "Warm", "Cold", ""))),
-                F("site", STR, ch(s, 10, ("HQ", "Branch", ""))),
-                F("type", STR, ch(s, 11, ("Customer", "Prospect", "Partner", ""))),
-                F("annual_revenue", STR, ch(s, 12, ("", "$5,000,000", "1200000"))),
-                F("industry", STR, ch(s, 13, INDUSTRIES)),
-                F("sic", STR, ch(s, 14, ("", "7372", "3571"))),
-                F("employees", STR, ch(s, 15, ("", "250", "10,000"))),
-                F("ownership", STR, ch(s, 16, ("Public", "Private", ""))),
-                F("ticker_symbol", STR, ch(s, 17, ("", "ACME", "GLBX"))),
-                F("billing_address_one", STR, ch(s, 18, ("1 Main St", "", "Rua Augusta, 10"))),
-                F("billing_address_two", STR, ch(s, 19, ("", "Floor 3"))),
-                F("billing_city", STR, ch(s, 20, CITIES)),
-                F("billing_state", STR, ch(s, 21, ("CA", "", "NY"))),
-                F("billing_zip", STR, ch(s, 22, ("94105", "", "10001"))),
-                F("billing_country", STR, ch(s, 23, COUNTRIES)),
-                F("shipping_address_one", STR, ch(s, 24, ("1 Main St", ""))),
-                F("shipping_address_two", STR, ch(s, 25, ("", "Dock 4"))),
-                F("shipping_city", STR, ch(s, 26, CITIES)),
-                F("shipping_state", STR, ch(s, 27, ("CA", ""))),
-                F("shipping_zip", STR, ch(s, 28, ("94105", ""))),
-                F("shipping_country", STR, ch(s, 29, COUNTRIES)),
-                F("assigned_to_id", INT, c(s, 30, 100, 120, 3)),
-                F("created_at", DATETIME, created, False),
-                F("updated_at", DATETIME, updated, False),
-            ]
-            obj.procedures = {
-                "filter_by_updated_at": upd_proc,
-                "filter_by_prospect_updated_at": self._prospect_proc(obj, None),
-            }
-        elif stream == "external_activity":
-            hb = self._h(s, 3)
-
-            def activity(i: int) -> int:
-                cr = created(i)
-                return max(self.start, cr - (hb(i) >> 4) % MAX_BACKDATE)
-
-            obj.fields = [
-                F("id", INT, i_(s), False),
-                F("extension", STR, ch(s, 4, EXTENSIONS), False),
-                F("extensionSalesforceId", STR, ch(s, 5, ("0Xe5e000000AbCdEAK", "0Xe5e000000FgHiJAK")), False),
-                F("type", STR, ch(s, 6, EXT_TYPES), False),
-                F("typeSalesforceId", STR, ch(s, 7, ("0Xt5e000000AbCdEAK", "0Xt5e000000LmNoPAK")), False),
-                F("prospectId", INT, ref(s, 8, "prospect"), False),
-                F("value", STR, ch(s, 9, ("", "Session A", "Score: 9/10", 'Ünïcödé, "quoted"'))),
-                F("activityDate", DATETIME, activity, False),
-                F("createdAt", DATETIME, created, False),
-                F("createdById", INT, c(s, 10, 100, 120, 4)),
-            ]
-            obj.times = {
-                "createdAt": (created, -SLACK, 0),
-                "activityDate": (activity, -SLACK - MAX_BACKDATE, 0),
-            }
-            obj.procedures = {
-                "filter_by_created_at": Procedure(
-                    "filter_by_created_at", "createdAt", "created_after", "created_before"
-                ),
-                "filter_by_activity_date": Procedure(
-                    "filter_by_activity_date", "activityDate", "activity_after", "activity_before"
-                ),
-            }
-            obj.is_deleted = None
+        builders = {
+            "prospect": self._build_prospect,
+            "visitor": self._build_visitor,
+            "visitor_activity": self._build_visitor_activity,
+            "list_membership": self._build_list_membership,
+            "prospect_account": self._build_prospect_account,
+            "external_activity": self._build_external_activity,
+        }
+        if stream in builders:
+            builders[stream](obj, created, updated)
         self._pool_fields(obj)
         return obj
+
+    def _build_prospect(self, obj: ObjectData, created: Stamp, updated: Stamp) -> None:
+        s, ch = obj.stream, self._choice
+        obj.fields = self._prospect_fields(s, created, updated)
+        for k, name in enumerate(self.config.custom_fields):
+            pool = ("Blue", "Green", "", "Red, dark") if k % 2 == 0 else TEXTS
+            obj.fields.append(Field(name, STR, ch(s, 60 + k, pool)))
+        if self.config.typed_custom_fields:
+            for k, (name, _, _, _, kind, values) in enumerate(CUSTOM_FIELD_TYPES):
+                obj.fields.append(Field(name, kind, ch(s, 80 + k, values)))
+        obj.procedures = {p.name: p for p in (_updated_proc(), _created_proc())}
+
+    def _prospect_fields(self, s: str, created: Stamp, updated: Stamp) -> list[Field]:
+        c, ch, b, i_, ref, tm = self._int, self._choice, self._bool, self._id, self._ref, self._time_of
+        return [
+            Field("id", INT, i_(s), False),
+            Field("campaign_id", INT, c(s, 3, 1000, 1030, 9)),
+            Field("salutation", STR, ch(s, 4, ("Mr.", "Ms.", "Dr.", "", "Mx."))),
+            Field("first_name", STR, lambda i: FIRST_NAMES[i % len(FIRST_NAMES)]),
+            Field("last_name", STR, lambda i: LAST_NAMES[(i // 3) % len(LAST_NAMES)]),
+            Field("email", STR, lambda i: f"prospect{i}@example.com", False),
+            Field("company", STR, ch(s, 5, COMPANIES)),
+            Field("prospect_account_id", INT, ref(s, 6, "prospect_account", 4)),
+            Field("website", STR, ch(s, 7, URLS)),
+            Field("job_title", STR, ch(s, 8, ("CTO", "Data Engineer", "VP, Marketing", "", "Analyst"))),
+            Field("department", STR, ch(s, 9, ("Engineering", "Sales", "", "Marketing"))),
+            Field("country", STR, ch(s, 10, COUNTRIES)),
+            Field("address_one", STR, ch(s, 11, ("1 Main St", "221B Baker Street", "", "Rua Augusta, 10"))),
+            Field("address_two", STR, ch(s, 12, ("", "Suite 5", "Apt. 3, floor 2"))),
+            Field("city", STR, ch(s, 13, CITIES)),
+            Field("state", STR, ch(s, 14, ("CA", "NY", "", "TX"))),
+            Field("territory", STR, ch(s, 15, ("EMEA", "AMER", "", "APAC"))),
+            Field("zip", STR, ch(s, 16, ("75001", "01310-100", "", "10001"))),
+            Field("phone", STR, ch(s, 17, ("+1 555 0100", "", "+33 1 23 45 67 89"))),
+            Field("fax", STR, ch(s, 18, ("", "+1 555 0199"))),
+            Field("source", STR, ch(s, 19, SOURCES)),
+            Field("annual_revenue", STR, ch(s, 20, ("", "$1,000,000", "500000", "Under $1M"))),
+            Field("employees", STR, ch(s, 21, ("", "1-10", "5000", "10,000+"))),
+            Field("industry", STR, ch(s, 22, INDUSTRIES)),
+            Field("years_in_business", STR, ch(s, 23, ("", "3", "10+"))),
+            Field("comments", STR, ch(s, 24, TEXTS)),
+            Field("notes", STR, ch(s, 43, TEXTS)),
+            Field("score", INT, c(s, 25, 0, 500)),
+            Field("grade", STR, ch(s, 44, ("A+", "B", "", "C-", "D"))),
+            Field("last_activity_at", DATETIME, tm(updated, s, 26, DAY, 5)),
+            Field("recent_interaction", STR, ch(s, 27, ("Visited page", "Opened email", "", "Never active"))),
+            Field("crm_lead_fid", STR, ch(s, 28, ("", "00Q5e00000AbCdEAAV"))),
+            Field("crm_contact_fid", STR, ch(s, 29, ("", "0035e00000XyZwQAAV"))),
+            Field("crm_owner_fid", STR, ch(s, 30, ("", "0055e00000OwNeRAAV"))),
+            Field("crm_account_fid", STR, ch(s, 31, ("", "0015e00000AcCtQAAV"))),
+            Field("salesforce_fid", STR, ch(s, 32, ("", "0035e00000XyZwQAAV"))),
+            Field("crm_last_sync", DATETIME, tm(updated, s, 33, HOUR, 3)),
+            Field("crm_url", STR, ch(s, 34, ("", "https://example.my.salesforce.com/0035e00000XyZwQAAV"))),
+            Field("is_do_not_email", BOOL, b(s, 35, 1), False),
+            Field("is_do_not_call", BOOL, b(s, 36, 1), False),
+            Field("opted_out", BOOL, b(s, 37, 2), False),
+            Field("is_reviewed", BOOL, b(s, 38, 5), False),
+            Field("is_starred", BOOL, b(s, 39, 1), False),
+            Field("user_id", INT, c(s, 40, 100, 120, 3)),
+            Field("created_at", DATETIME, created, False),
+            Field("updated_at", DATETIME, updated, False),
+        ]
+
+    def _build_visitor(self, obj: ObjectData, created: Stamp, updated: Stamp) -> None:
+        s, c, ch, i_, ref = obj.stream, self._int, self._choice, self._id, self._ref
+        obj.fields = [
+            Field("id", INT, i_(s), False),
+            Field("page_view_count", INT, c(s, 3, 0, 250), False),
+            Field("ip_address", STR, lambda i: f"192.0.2.{i % 250 + 1}"),
+            Field("hostname", STR, ch(s, 4, HOSTS)),
+            Field("campaign_parameter", STR, ch(s, 5, ("spring_sale", "", "brand, awareness"))),
+            Field("medium_parameter", STR, ch(s, 6, ("email", "cpc", ""))),
+            Field("source_parameter", STR, ch(s, 7, ("google", "newsletter", ""))),
+            Field("content_parameter", STR, ch(s, 8, ("", "banner_a", 'link "b"'))),
+            Field("term_parameter", STR, ch(s, 9, TERMS)),
+            Field("prospect_id", INT, ref(s, 10, "prospect", 3)),
+            Field("created_at", DATETIME, created, False),
+            Field("updated_at", DATETIME, updated, False),
+        ]
+        obj.procedures = {
+            "filter_by_updated_at": _updated_proc(),
+            "filter_by_prospect_updated_at": self._prospect_proc(obj, "prospect_id"),
+        }
+
+    def _build_visitor_activity(self, obj: ObjectData, created: Stamp, updated: Stamp) -> None:
+        obj.fields = self._visitor_activity_fields(obj.stream, created, updated)
+        obj.procedures = {
+            "filter_by_created_at": Procedure(
+                "filter_by_created_at",
+                "created_at",
+                "created_after",
+                "created_before",
+                {"type": "types", "prospect_only": "bool"},
+            ),
+            "filter_by_updated_at": Procedure(
+                "filter_by_updated_at",
+                "updated_at",
+                "updated_after",
+                "updated_before",
+                {"type": "types", "prospectOnly": "bool"},
+            ),
+        }
+        obj.is_deleted = None
+
+    def _visitor_activity_fields(self, s: str, created: Stamp, updated: Stamp) -> list[Field]:
+        c, ch, i_, ref = self._int, self._choice, self._id, self._ref
+        types = self._h(s, 3)
+
+        def va_type(i: int) -> int:
+            return VA_TYPES[types(i) % len(VA_TYPES)][0]
+
+        def va_name(i: int) -> str:
+            return VA_TYPES[types(i) % len(VA_TYPES)][1]
+
+        return [
+            Field("id", INT, i_(s), False),
+            Field("prospect_id", INT, ref(s, 4, "prospect", 4)),
+            Field("visitor_id", INT, ref(s, 5, "visitor", 6)),
+            Field("type", INT, va_type, False),
+            Field("type_name", STR, va_name, False),
+            Field("details", STR, ch(s, 6, DETAILS)),
+            Field("email_id", INT, c(s, 7, 5000, 5100, 2)),
+            Field("email_template_id", INT, c(s, 8, 600, 640, 2)),
+            Field("list_email_id", INT, c(s, 9, 7000, 7050, 2)),
+            Field("form_id", INT, c(s, 10, 800, 820, 2)),
+            Field("form_handler_id", INT, c(s, 11, 900, 910, 2)),
+            Field("site_search_query_id", INT, c(s, 12, 100, 110, 2)),
+            Field("landing_page_id", INT, c(s, 13, 300, 330, 2)),
+            Field("paid_search_ad_id", INT, c(s, 14, 400, 410, 2)),
+            Field("multivariate_test_variation_id", INT, c(s, 15, 500, 505, 2)),
+            Field("visitor_page_view_id", INT, c(s, 16, 1_000_000, 9_999_999, 2)),
+            Field("file_id", INT, c(s, 17, 1100, 1120, 2)),
+            Field("custom_redirect_id", INT, c(s, 18, 1200, 1230, 2)),
+            Field("campaign_id", INT, c(s, 19, 1000, 1030, 5)),
+            Field("visit_id", INT, c(s, 20, 70_000_000, 70_999_999, 3)),
+            Field("opportunity_id", INT, c(s, 21, 80_000, 80_500, 12)),
+            Field("created_at", DATETIME, created, False),
+            Field("updated_at", DATETIME, updated, False),
+        ]
+
+    def _build_list_membership(self, obj: ObjectData, created: Stamp, updated: Stamp) -> None:
+        s, c, b, i_, ref = obj.stream, self._int, self._bool, self._id, self._ref
+        obj.fields = [
+            Field("id", INT, i_(s), False),
+            Field("list_id", INT, c(s, 3, 2000, 2040), False),
+            Field("prospect_id", INT, ref(s, 4, "prospect"), False),
+            Field("opted_out", BOOL, b(s, 5, 1), False),
+            Field("created_at", DATETIME, created, False),
+            Field("updated_at", DATETIME, updated, False),
+        ]
+        obj.procedures = {p.name: p for p in (_updated_proc(), _created_proc())}
+
+    def _build_prospect_account(self, obj: ObjectData, created: Stamp, updated: Stamp) -> None:
+        obj.fields = self._prospect_account_fields(obj.stream, created, updated)
+        if self.config.custom_account_fields:
+            for k, (name, _, _, kind, values) in enumerate(CUSTOM_ACCOUNT_FIELD_TYPES):
+                obj.fields.append(Field(name, kind, self._choice(obj.stream, 40 + k, values)))
+        obj.procedures = {
+            "filter_by_updated_at": _updated_proc(),
+            "filter_by_prospect_updated_at": self._prospect_proc(obj, None),
+        }
+
+    def _prospect_account_fields(self, s: str, created: Stamp, updated: Stamp) -> list[Field]:
+        c, ch, i_ = self._int, self._choice, self._id
+        return [
+            Field("id", INT, i_(s), False),
+            Field("name", STR, ch(s, 3, tuple(c for c in COMPANIES if c)), False),
+            Field("number", STR, ch(s, 4, ("", "A-1001", "B-2002"))),
+            Field("description", STR, ch(s, 5, TEXTS)),
+            Field("phone", STR, ch(s, 6, ("+1 555 0100", ""))),
+            Field("fax", STR, ch(s, 7, ("", "+1 555 0199"))),
+            Field("website", STR, ch(s, 8, URLS)),
+            Field("rating", STR, ch(s, 9, ("Hot", "Warm", "Cold", ""))),
+            Field("site", STR, ch(s, 10, ("HQ", "Branch", ""))),
+            Field("type", STR, ch(s, 11, ("Customer", "Prospect", "Partner", ""))),
+            Field("annual_revenue", STR, ch(s, 12, ("", "$5,000,000", "1200000"))),
+            Field("industry", STR, ch(s, 13, INDUSTRIES)),
+            Field("sic", STR, ch(s, 14, ("", "7372", "3571"))),
+            Field("employees", STR, ch(s, 15, ("", "250", "10,000"))),
+            Field("ownership", STR, ch(s, 16, ("Public", "Private", ""))),
+            Field("ticker_symbol", STR, ch(s, 17, ("", "ACME", "GLBX"))),
+            Field("billing_address_one", STR, ch(s, 18, ("1 Main St", "", "Rua Augusta, 10"))),
+            Field("billing_address_two", STR, ch(s, 19, ("", "Floor 3"))),
+            Field("billing_city", STR, ch(s, 20, CITIES)),
+            Field("billing_state", STR, ch(s, 21, ("CA", "", "NY"))),
+            Field("billing_zip", STR, ch(s, 22, ("94105", "", "10001"))),
+            Field("billing_country", STR, ch(s, 23, COUNTRIES)),
+            Field("shipping_address_one", STR, ch(s, 24, ("1 Main St", ""))),
+            Field("shipping_address_two", STR, ch(s, 25, ("", "Dock 4"))),
+            Field("shipping_city", STR, ch(s, 26, CITIES)),
+            Field("shipping_state", STR, ch(s, 27, ("CA", ""))),
+            Field("shipping_zip", STR, ch(s, 28, ("94105", ""))),
+            Field("shipping_country", STR, ch(s, 29, COUNTRIES)),
+            Field("assigned_to_id", INT, c(s, 30, 100, 120, 3)),
+            Field("created_at", DATETIME, created, False),
+            Field("updated_at", DATETIME, updated, False),
+        ]
+
+    def _build_external_activity(self, obj: ObjectData, created: Stamp, updated: Stamp) -> None:
+        del updated  # external activities are never updated
+        s, c, ch, i_, ref = obj.stream, self._int, self._choice, self._id, self._ref
+        hb = self._h(s, 3)
+
+        def activity(i: int) -> int:
+            cr = created(i)
+            return max(self.start, cr - (hb(i) >> 4) % MAX_BACKDATE)
+
+        obj.fields = [
+            Field("id", INT, i_(s), False),
+            Field("extension", STR, ch(s, 4, EXTENSIONS), False),
+            Field("extensionSalesforceId", STR, ch(s, 5, ("0Xe5e000000AbCdEAK", "0Xe5e000000FgHiJAK")), False),
+            Field("type", STR, ch(s, 6, EXT_TYPES), False),
+            Field("typeSalesforceId", STR, ch(s, 7, ("0Xt5e000000AbCdEAK", "0Xt5e000000LmNoPAK")), False),
+            Field("prospectId", INT, ref(s, 8, "prospect"), False),
+            Field("value", STR, ch(s, 9, ("", "Session A", "Score: 9/10", 'Ünïcödé, "quoted"'))),
+            Field("activityDate", DATETIME, activity, False),
+            Field("createdAt", DATETIME, created, False),
+            Field("createdById", INT, c(s, 10, 100, 120, 4)),
+        ]
+        obj.times = {
+            "createdAt": (created, -SLACK, 0),
+            "activityDate": (activity, -SLACK - MAX_BACKDATE, 0),
+        }
+        obj.procedures = {
+            "filter_by_created_at": Procedure("filter_by_created_at", "createdAt", "created_after", "created_before"),
+            "filter_by_activity_date": Procedure(
+                "filter_by_activity_date", "activityDate", "activity_after", "activity_before"
+            ),
+        }
+        obj.is_deleted = None
 
     def _pool_fields(self, obj: ObjectData) -> None:
         """Make non-varying fields draw from POOL prepared rows (see :attr:`Field.varying`)."""
@@ -728,7 +799,7 @@ class Dataset:
             def pooled(i: int, base: Gen = base) -> t.Any:
                 return base(h(i) % POOL)
 
-            f.base_gen = base  # type: ignore[attr-defined]
+            f.base_gen = base
             f.gen = pooled
 
     def _prospect_proc(self, obj: ObjectData, ref_field: str | None) -> Procedure:

@@ -7,7 +7,19 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from pardot_export_sandbox.data import BOOL, DATE, DATETIME, INT, NUMBER, STR, Dataset, ObjectData, Procedure
+from pardot_export_sandbox.data import (
+    BOOL,
+    DATE,
+    DATETIME,
+    INT,
+    NUMBER,
+    STR,
+    Dataset,
+    Field,
+    Gen,
+    ObjectData,
+    Procedure,
+)
 
 MAX_FIELDS = 150
 ONE_YEAR = 366 * 86_400  # a leap year's worth: "can't exceed one year"
@@ -58,8 +70,8 @@ def parse_date_arg(name: str, value: t.Any, zone: dt.tzinfo, now: float) -> int:
             parsed = dt.datetime.fromisoformat(v.replace("Z", "+00:00").replace(" ", "T", 1))
             return int(parsed.timestamp())
         if _DATE.match(v):
-            parsed = dt.datetime.strptime(v, "%Y-%m-%d")
-            return int(parsed.replace(tzinfo=zone).timestamp())
+            parsed = dt.datetime.strptime(v, "%Y-%m-%d").replace(tzinfo=zone)
+            return int(parsed.timestamp())
         if _LOCAL.match(v):
             parsed = dt.datetime.fromisoformat(v.replace(" ", "T", 1))
             return int(parsed.replace(tzinfo=zone).timestamp())
@@ -137,6 +149,19 @@ def validate_create(
     """
     if not isinstance(body, dict):
         raise ApiError(400, 5, "The request body must be a JSON object with object, fields and procedure")
+    obj = _object_of(body, dataset)
+    fields = _fields_of(body, obj, set((missing or {}).get(obj.stream, ())))
+    p, args = _procedure_of(body, obj)
+    after, before = _time_range(p, args, zone, now)
+    spec = ExportSpec(obj=obj, fields=list(fields), procedure=p, after=after, before=before, arguments=args)
+    for name, kind in p.extra.items():
+        if name in args:
+            _apply_argument(spec, name, kind, args[name])
+    return spec
+
+
+def _object_of(body: dict[str, t.Any], dataset: Dataset) -> ObjectData:
+    """The object a create names, or the error Pardot gives."""
     obj_name = body.get("object")
     if not obj_name:
         raise ApiError(400, 13, "Required parameter 'object' is missing")
@@ -144,7 +169,11 @@ def validate_create(
     if obj is None:
         known = ", ".join(o.name for o in dataset.objects.values())
         raise ApiError(400, 5, f"Invalid object '{obj_name}'. Exportable objects: {known}")
-    fields = _fields_of(body, obj, set((missing or {}).get(obj.stream, ())))
+    return obj
+
+
+def _procedure_of(body: dict[str, t.Any], obj: ObjectData) -> tuple[Procedure, dict[str, t.Any]]:
+    """The procedure a create names and its arguments, checked against what it accepts."""
     proc = body.get("procedure")
     if not isinstance(proc, dict) or not proc.get("name"):
         raise ApiError(400, 13, "Required parameter 'procedure' (with a 'name') is missing")
@@ -169,6 +198,11 @@ def validate_create(
         )
     if p.after not in args:
         raise ApiError(400, 13, f"Required argument '{p.after}' is missing for procedure {p.name}")
+    return p, args
+
+
+def _time_range(p: Procedure, args: dict[str, t.Any], zone: dt.tzinfo, now: float) -> tuple[int, int | None]:
+    """The ``(after, before)`` epoch seconds of a create; a range past one year is refused."""
     after = parse_date_arg(p.after, args[p.after], zone, now)
     before = parse_date_arg(p.before, args[p.before], zone, now) if args.get(p.before) not in (None, "") else None
     end = before if before is not None else int(now)
@@ -177,24 +211,23 @@ def validate_create(
     if end - after > ONE_YEAR:
         what = p.before if before is not None else "the export's creation time"
         raise ApiError(400, 8, f"Invalid time range: the span from '{p.after}' to {what} exceeds one year")
-    spec = ExportSpec(obj=obj, fields=list(fields), procedure=p, after=after, before=before, arguments=args)
-    for name, kind in p.extra.items():
-        if name not in args:
-            continue
-        value = args[name]
-        if kind == "deleted":
-            spec.deleted = _tri(name, value)
-        elif kind == "prospect_deleted":
-            spec.prospect_deleted = _tri(name, value)
-        elif kind == "bool":
-            spec.prospect_only = _bool(name, value)
-        elif kind == "types":
-            raw = value if isinstance(value, list) else str(value).split(",")
-            try:
-                spec.types = {int(str(x).strip()) for x in raw if str(x).strip()}
-            except ValueError as exc:
-                raise ApiError(400, 5, f"Parameter {name} must be activity type codes, not {value!r}") from exc
-    return spec
+    return after, before
+
+
+def _apply_argument(spec: ExportSpec, name: str, kind: str, value: t.Any) -> None:
+    """Set the filter that procedure argument ``name`` (of ``kind``) asks for on ``spec``."""
+    if kind == "deleted":
+        spec.deleted = _tri(name, value)
+    elif kind == "prospect_deleted":
+        spec.prospect_deleted = _tri(name, value)
+    elif kind == "bool":
+        spec.prospect_only = _bool(name, value)
+    elif kind == "types":
+        raw = value if isinstance(value, list) else str(value).split(",")
+        try:
+            spec.types = {int(str(x).strip()) for x in raw if str(x).strip()}
+        except ValueError as exc:
+            raise ApiError(400, 5, f"Parameter {name} must be activity type codes, not {value!r}") from exc
 
 
 def matching_indexes(
@@ -210,12 +243,16 @@ def matching_indexes(
     before = spec.before if spec.before is not None else cutoff + 1
     if lag > 0:
         before = min(before, int(cutoff - lag) + 1)
+    fn: t.Callable[[int], int | None]
     if p.time_field is not None:
         fn, lo, hi = obj.times[p.time_field]
         candidates = obj.candidate_range(lo, hi, after, before)
-    else:
-        fn = p.derived_time  # type: ignore[assignment]
+    elif p.derived_time is not None:
+        fn = p.derived_time
         candidates = range(obj.count)
+    else:
+        msg = f"procedure {p.name} has neither a time field nor a derived time"
+        raise ValueError(msg)
     if rng is not None:
         candidates = range(max(candidates.start, rng.start), min(candidates.stop, rng.stop))
     is_deleted = obj.is_deleted
@@ -285,13 +322,42 @@ def _cell(kind: str, v: t.Any, local: t.Callable[[int], str], bools: tuple[str, 
         return local(v)
     if kind == BOOL:
         return bools[0] if v else bools[1]
-    if kind == INT:
+    if kind in (INT, DATE):
         return str(v)
     if kind == NUMBER:
         return _number(v)
-    if kind == DATE:
-        return str(v)
     return _quote(v)
+
+
+def _pooled(f: Field) -> Gen:
+    """The generator of a pooled field's prepared rows."""
+    if f.base_gen is None:
+        msg = f"field {f.name} is neither varying nor pooled"
+        raise ValueError(msg)
+    return f.base_gen
+
+
+def _varying_part(f: Field, local: t.Callable[[int], str], bools: tuple[str, str]) -> t.Callable[[int], str]:
+    """``part(i) -> CSV cell`` of a field computed for every row."""
+    g, kind = f.gen, f.kind
+    if kind == DATETIME:
+
+        def part(i: int) -> str:
+            v = g(i)
+            return "" if v is None else local(v)
+
+    elif kind == STR:
+
+        def part(i: int) -> str:
+            v = g(i)
+            return "" if v is None else _quote(v)
+
+    else:
+
+        def part(i: int) -> str:
+            return _cell(kind, g(i), local, bools)
+
+    return part
 
 
 def make_renderer(
@@ -313,7 +379,7 @@ def make_renderer(
     segments: dict[int, list[str]] = {}
 
     def segs(s: int) -> list[str]:
-        # row = out[0] + cell(v0) + out[1] + cell(v1) + ... + out[-1]
+        # a row is out[0], then each varying cell followed by the next literal of out
         out: list[str] = []
         lit = ""
         for k, f in enumerate(spec):
@@ -323,31 +389,11 @@ def make_renderer(
                 out.append(lit)
                 lit = ""
             else:
-                lit += _cell(f.kind, f.base_gen(s), local, bools)  # type: ignore[attr-defined]
+                lit += _cell(f.kind, _pooled(f)(s), local, bools)
         out.append(lit + newline)
         return out
 
-    parts = []
-    for f in varying:
-        g, kind = f.gen, f.kind
-        if kind == DATETIME:
-
-            def part(i: int, g: t.Callable = g, kind: str = kind) -> str:
-                v = g(i)
-                return "" if v is None else local(v)
-
-        elif kind == STR:
-
-            def part(i: int, g: t.Callable = g, kind: str = kind) -> str:
-                v = g(i)
-                return "" if v is None else _quote(v)
-
-        else:
-
-            def part(i: int, g: t.Callable = g, kind: str = kind) -> str:
-                return _cell(kind, g(i), local, bools)
-
-        parts.append(part)
+    parts = [_varying_part(f, local, bools) for f in varying]
 
     def row(i: int) -> str:
         s = slot(i)
@@ -365,7 +411,7 @@ def make_renderer(
     return row
 
 
-def render_csv(
+def render_csv(  # noqa: PLR0913 - the keyword-only knobs are the account variants' rendering quirks
     dataset: Dataset,
     spec: ExportSpec,
     cutoff: int,

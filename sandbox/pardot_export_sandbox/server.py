@@ -9,7 +9,6 @@ import hashlib
 import itertools
 import json
 import logging
-import os
 import random
 import re
 import secrets
@@ -22,6 +21,7 @@ import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pardot_export_sandbox.data import DataConfig, Dataset
@@ -37,6 +37,9 @@ from pardot_export_sandbox.engine import (
     validate_create,
 )
 
+if t.TYPE_CHECKING:
+    from typing_extensions import Self
+
 logger = logging.getLogger("pardot_export_sandbox")
 
 DEFAULT_BUSINESS_UNIT = "0Uv5e0000000001AAA"
@@ -44,6 +47,7 @@ EXPIRY_SECONDS = 7 * 86_400
 BU_PATTERN = re.compile(r"^0Uv[0-9A-Za-z]{15}$")
 API_PATH = re.compile(r"^/api/export/version/(?P<v>\d+)/do/(?P<rest>.*?)/?$")
 CUSTOM_FIELD_PATH = re.compile(r"^/api/customField/version/(?P<v>\d+)/do/query/?$")
+DESCRIBE_PATH = re.compile(r"^/api/prospectAccount/version/(?P<v>\d+)/do/describe/?$")
 #: the custom field query's page size: its default and its maximum
 CUSTOM_FIELD_PAGE = 200
 PROSPECT_ONLY_SPELLINGS = ("seed", "camel")
@@ -65,7 +69,7 @@ FAULT_KINDS = (
     "bad_row",
     "bad_value",
 )
-OPS = ("create", "read", "query", "cancel", "download", "token", "custom_field")
+OPS = ("create", "read", "query", "cancel", "download", "token", "custom_field", "describe")
 
 
 @dataclass
@@ -107,6 +111,8 @@ class SandboxConfig:
     visibility_lag: float = 0.0
     #: False: the custom field query answers error 46, as for a user without the ability
     custom_field_query: bool = True
+    #: False: the prospect account describe answers 404 (an account or version without it)
+    account_describe: bool = True
     #: keep rendered result files here and serve repeats of an export from disk (benchmarks)
     cache_dir: str | None = None
 
@@ -141,6 +147,7 @@ class Export:
 
     @property
     def object_name(self) -> str:
+        """The API name of the exported object."""
         return self.spec.obj.name
 
 
@@ -151,9 +158,11 @@ class Clock:
         self.offset = 0.0
 
     def now(self) -> float:
+        """The sandbox's time: the wall clock plus the offset."""
         return time.time() + self.offset
 
     def advance(self, seconds: float) -> None:
+        """Move the sandbox's time forward by ``seconds``."""
         self.offset += seconds
 
 
@@ -197,14 +206,14 @@ class SandboxState:
         self.token_requests: list[dict[str, str]] = []
         self.requests_log: collections.deque[tuple[str, str]] = collections.deque(maxlen=2000)
         self._style_cycle = itertools.cycle(("wrapped", "attributes", "bare"))
-        self._rand = random.Random(config.shuffle_seed)
+        self._rand = random.Random(config.shuffle_seed)  # noqa: S311 - a reproducible file order, not a secret
         self.running = True
         self.base_url = ""
         self.result_url = ""  # the second listener's base URL, when result_host is set
         self.range_cache: dict[str, tuple[list[range], int]] = {}
         self._spool_dir: tempfile.TemporaryDirectory[str] | None = None
         if config.cache_dir:
-            os.makedirs(config.cache_dir, exist_ok=True)
+            Path(config.cache_dir).mkdir(parents=True, exist_ok=True)
             self.spool = config.cache_dir
         else:
             self._spool_dir = tempfile.TemporaryDirectory(prefix="pardot-sandbox-")
@@ -212,6 +221,33 @@ class SandboxState:
 
     def _day(self) -> int:
         return int(self.clock.now() // 86_400) if hasattr(self, "clock") else int(time.time() // 86_400)
+
+    def count_daily_call(self) -> None:
+        """Count one call against the daily limit (reset each UTC day), or refuse it with error 122."""
+        with self.lock:
+            day = self._day()
+            if day != self.daily_day:
+                self.daily_day, self.daily_calls = day, 0
+            if self.daily_calls >= self.config.daily_limit:
+                raise ApiError(429, 122, "You have exceeded your daily API call limit.")
+            self.daily_calls += 1
+
+    def new_export_id(self) -> int:
+        """The id of the next export created."""
+        return next(self._ids)
+
+    def issue_token(self) -> str:
+        """Issue a new access token and remember it."""
+        token = "00Dsandbox!" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens.add(token)
+            self.issued.append(token)
+        return token
+
+    def close(self) -> None:
+        """Remove the spool directory of result files, unless it is the configured cache."""
+        if self._spool_dir is not None:
+            self._spool_dir.cleanup()
 
     # -- faults ------------------------------------------------------------------------
 
@@ -233,6 +269,10 @@ class SandboxState:
             self.faults.append(Fault(kind, count, op, **kw))
 
     def take_fault(self, op: str, kinds: tuple[str, ...], *, exact: bool = False) -> Fault | None:
+        """Use up one of the queued faults of ``kinds`` for a call of ``op``; None when none applies.
+
+        With ``exact``, only faults naming ``op`` apply (not those for any call).
+        """
         with self.lock:
             for f in self.faults:
                 if f.kind in kinds and ((f.op is None and not exact) or f.op == op) and f.count > 0:
@@ -250,18 +290,22 @@ class SandboxState:
     # -- exports -----------------------------------------------------------------------
 
     def local(self, ts: float) -> str:
+        """``ts`` as the API user's local ``YYYY-MM-DD HH:MM:SS``."""
         return dt.datetime.fromtimestamp(ts, self.zone).strftime("%Y-%m-%d %H:%M:%S")
 
     def refresh_expiry(self, e: Export) -> None:
+        """Cancel ``e`` if it has waited or processed longer than an export may."""
         now = self.clock.now()
         if e.state in ("Waiting", "Processing") and now - e.created > EXPIRY_SECONDS:
             e.state = "Canceled"
             e.updated = now
 
     def is_expired(self, e: Export) -> bool:
+        """Whether ``e``'s results are past their expiry."""
         return e.completed is not None and self.clock.now() - e.completed > EXPIRY_SECONDS
 
     def export_repr(self, e: Export, *, with_refs: bool = True) -> dict[str, t.Any]:
+        """The export as the API describes it (result links only when Complete and ``with_refs``)."""
         self.refresh_expiry(e)
         expired = self.is_expired(e)
         out: dict[str, t.Any] = {
@@ -280,13 +324,14 @@ class SandboxState:
             out["resultRefs"] = urls[0] if len(urls) == 1 else urls
         return out
 
-    def wrap(self, key: str, value: t.Any) -> dict[str, t.Any]:
+    def wrap(self, key: str, value: dict[str, t.Any]) -> dict[str, t.Any]:
+        """``value`` in the answer shape of the configured ``response_style``."""
         style = self.config.response_style
         if style == "mixed":
             style = next(self._style_cycle)
         if style == "bare" and key == "export":
             return value
-        out = {key: value}
+        out: dict[str, t.Any] = {key: value}
         if style == "attributes":
             out = {"@attributes": {"stat": "ok", "version": 1}, **out}
         return out
@@ -300,7 +345,8 @@ class SandboxState:
                 if not self.running:
                     return
                 e = self._next_waiting()
-                assert e is not None
+                if e is None:
+                    continue
             self._sleep(self.config.waiting_seconds)
             with self.lock:
                 if e.state != "Waiting":
@@ -344,24 +390,25 @@ class SandboxState:
         ranges, total = cached
         paths = []
         for k, rng in enumerate(ranges):
-            path = os.path.join(self.spool, f"{name}-{k}.csv")
-            if not (key and os.path.exists(path)):
-                tmp = f"{path}.{threading.get_ident()}.part"
-                with open(tmp, "wb") as fh:
-                    for chunk in render_csv(
-                        self.dataset,
-                        e.spec,
-                        int(e.created),
-                        rng,
-                        reverse=k % 2 == 1,
-                        bom=self.config.bom,
-                        bool_style=self.config.bool_style,
-                        line_ending=self.config.line_ending,
-                        lag=self.config.visibility_lag,
-                    ):
-                        fh.write(chunk)
-                os.replace(tmp, path)
-            paths.append(path)
+            path = Path(self.spool) / f"{name}-{k}.csv"
+            if not (key and path.exists()):
+                tmp = path.with_name(f"{path.name}.{threading.get_ident()}.part")
+                with tmp.open("wb") as fh:
+                    fh.writelines(
+                        render_csv(
+                            self.dataset,
+                            e.spec,
+                            int(e.created),
+                            rng,
+                            reverse=k % 2 == 1,
+                            bom=self.config.bom,
+                            bool_style=self.config.bool_style,
+                            line_ending=self.config.line_ending,
+                            lag=self.config.visibility_lag,
+                        )
+                    )
+                tmp.replace(path)
+            paths.append(str(path))
         return ranges, total, paths
 
     def cache_key(self, e: Export) -> str | None:
@@ -404,6 +451,7 @@ class SandboxState:
     # -- views for tests ---------------------------------------------------------------
 
     def stats(self) -> dict[str, t.Any]:
+        """Counters for tests: calls by kind, errors by code, peak concurrency, exports."""
         with self.lock:
             api = sum(v for k, v in self.calls.items() if k != "token")
             return {
@@ -424,11 +472,13 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: SandboxHTTPServer
 
-    def log_message(self, format: str, *args: t.Any) -> None:
+    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - the name the base class gives it
+        """Log requests at debug level instead of on stderr."""
         logger.debug("%s %s", self.address_string(), format % args)
 
     @property
     def st(self) -> SandboxState:
+        """The sandbox state this request works on."""
         return self.server.state
 
     # -- plumbing ----------------------------------------------------------------------
@@ -437,7 +487,9 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
-    def _send(self, status: int, payload: t.Any, *, json_format: bool = True, headers: dict | None = None) -> None:
+    def _send(
+        self, status: int, payload: t.Any, *, json_format: bool = True, headers: dict[str, str] | None = None
+    ) -> None:
         if json_format:
             body = json.dumps(payload).encode()
             ctype = "application/json"
@@ -452,16 +504,18 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, err: ApiError, json_format: bool = True, headers: dict | None = None) -> None:
+    def _error(self, err: ApiError, *, json_format: bool = True, headers: dict[str, str] | None = None) -> None:
         with self.st.lock:
             self.st.errors[err.code] += 1
         payload = {"@attributes": {"stat": "fail", "version": 1, "err_code": err.code}, "err": err.message}
         self._send(err.status, payload, json_format=json_format, headers=headers)
 
     def do_GET(self) -> None:
+        """Answer a GET."""
         self._dispatch("GET")
 
     def do_POST(self) -> None:
+        """Answer a POST."""
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
@@ -494,27 +548,13 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self._send(int(fault.kind[-3:]), {"error": "server_error"})
                 return
-        cfg = st.config
-        grant = form.get("grant_type")
-        ok = False
-        if grant == "refresh_token":
-            ok = (
-                form.get("client_id") == cfg.client_id
-                and form.get("client_secret") == cfg.client_secret
-                and form.get("refresh_token") == cfg.refresh_token
-            )
-        elif grant == "client_credentials":
-            ok = form.get("client_id") == cfg.client_id and form.get("client_secret") == cfg.client_secret
-        else:
+        if form.get("grant_type") not in ("refresh_token", "client_credentials"):
             self._send(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
             return
-        if not ok:
+        if not self._credentials_ok(form):
             self._send(400, {"error": "invalid_grant", "error_description": "authentication failure"})
             return
-        token = "00Dsandbox!" + secrets.token_urlsafe(24)
-        with st.lock:
-            st.tokens.add(token)
-            st.issued.append(token)
+        token = st.issue_token()
         self._send(
             200,
             {
@@ -527,6 +567,13 @@ class Handler(BaseHTTPRequestHandler):
                 "scope": "pardot_api",
             },
         )
+
+    def _credentials_ok(self, form: dict[str, str]) -> bool:
+        cfg = self.st.config
+        client_ok = form.get("client_id") == cfg.client_id and form.get("client_secret") == cfg.client_secret
+        if form.get("grant_type") == "refresh_token":
+            return client_ok and form.get("refresh_token") == cfg.refresh_token
+        return client_ok
 
     # -- controls ----------------------------------------------------------------------
 
@@ -559,12 +606,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _api(self, method: str, path: str, query: dict[str, str], body: bytes) -> None:
         st = self.st
-        json_format = query.get("format") == "json"
         m = API_PATH.match(path)
         op = _op_of(m.group("rest")) if m else None
         cf = CUSTOM_FIELD_PATH.match(path) if m is None else None
         if cf is not None:
             op = "custom_field"
+        describe = DESCRIBE_PATH.match(path) if m is None else None
+        if describe is not None:
+            op = "describe"
         with st.lock:
             st.inflight += 1
             st.max_inflight_seen = max(st.max_inflight_seen, st.inflight)
@@ -572,54 +621,56 @@ class Handler(BaseHTTPRequestHandler):
             if op:
                 st.calls[op] += 1
         try:
-            if too_many:
-                raise ApiError(
-                    400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again."
-                )
-            if op is not None and st.take_fault(op, ("revoke",)) is not None:
-                st.revoke_tokens()
-            self._check_auth()
-            with st.lock:
-                day = st._day()
-                if day != st.daily_day:
-                    st.daily_day, st.daily_calls = day, 0
-                if st.daily_calls >= st.config.daily_limit:
-                    raise ApiError(429, 122, "You have exceeded your daily API call limit.")
-                st.daily_calls += 1
+            self._admit(op, too_many=too_many)
             if cf is not None:
-                self._custom_fields(int(cf.group("v")), method, query, json_format)
-                return
-            if m is None or op is None:
-                raise ApiError(404, 2, f"Invalid action: {path}")
-            kinds: tuple[str, ...] = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json", "reset")
-            if op == "download":
-                kinds = (*kinds, "cut", "expire_export", "bad_row", "bad_value")
-            elif op == "read":
-                kinds = (*kinds, "weird_state")
-            fault = st.take_fault(op, kinds)
-            if fault is not None and self._apply_fault(fault, op):
-                return
-            version = int(m.group("v"))
-            self._check_version(version)
-            rest = m.group("rest")
-            if op == "create" and method == "POST":
-                self._create(version, body, json_format)
-            elif op == "read" and method == "GET":
-                self._read(rest, json_format, fault)
-            elif op == "query" and method == "GET":
-                self._query(query, json_format)
-            elif op == "cancel" and method == "POST":
-                self._cancel(rest, json_format)
-            elif op == "download" and method == "GET":
-                self._download(rest, fault)
+                self._custom_fields(int(cf.group("v")), method, query)
+            elif describe is not None:
+                self._describe(int(describe.group("v")), method, json_format=query.get("format") == "json")
             else:
-                raise ApiError(405, 2, f"Invalid action: {method} {path}")
+                self._operation(method, path, m, op, query, body)
         except ApiError as err:
             headers = {"Retry-After": "1"} if err.code == 66 else None
-            self._error(err, json_format, headers)
+            self._error(err, json_format=query.get("format") == "json", headers=headers)
         finally:
             with st.lock:
                 st.inflight -= 1
+
+    def _admit(self, op: str | None, *, too_many: bool) -> None:
+        """Refuse a call over the concurrency cap, without valid credentials, or past the daily limit."""
+        st = self.st
+        if too_many:
+            raise ApiError(
+                400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again."
+            )
+        if op is not None and st.take_fault(op, ("revoke",)) is not None:
+            st.revoke_tokens()
+        self._check_auth()
+        st.count_daily_call()
+
+    def _operation(
+        self, method: str, path: str, m: re.Match[str] | None, op: str | None, query: dict[str, str], body: bytes
+    ) -> None:
+        """One Export API operation: create, read, query, cancel or download."""
+        if m is None or op is None:
+            raise ApiError(404, 2, f"Invalid action: {path}")
+        json_format = query.get("format") == "json"
+        fault = self.st.take_fault(op, _fault_kinds(op))
+        if fault is not None and self._apply_fault(fault):
+            return
+        version = int(m.group("v"))
+        self._check_version(version)
+        rest = m.group("rest")
+        routes: dict[tuple[str, str], t.Callable[[], None]] = {
+            ("create", "POST"): lambda: self._create(version, body, json_format=json_format),
+            ("read", "GET"): lambda: self._read(rest, fault, json_format=json_format),
+            ("query", "GET"): lambda: self._query(query, json_format=json_format),
+            ("cancel", "POST"): lambda: self._cancel(rest, json_format=json_format),
+            ("download", "GET"): lambda: self._download(rest, fault),
+        }
+        route = routes.get((op, method))
+        if route is None:
+            raise ApiError(405, 2, f"Invalid action: {method} {path}")
+        route()
 
     def _check_auth(self) -> None:
         st = self.st
@@ -641,7 +692,7 @@ class Handler(BaseHTTPRequestHandler):
                 "Invalid Business Unit ID: unknown to this host (a sandbox business unit lives on pi.demo.pardot.com)",
             )
 
-    def _apply_fault(self, fault: Fault, op: str) -> bool:
+    def _apply_fault(self, fault: Fault) -> bool:
         """Apply ``fault``; True when it answered the request itself."""
         if fault.kind == "slow":
             time.sleep(fault.seconds)
@@ -684,7 +735,7 @@ class Handler(BaseHTTPRequestHandler):
         if required == 3 and version == 4:
             raise ApiError(400, 89, "This business unit cannot use version 4 of the API; use version 3")
 
-    def _custom_fields(self, version: int, method: str, query: dict[str, str], json_format: bool) -> None:
+    def _custom_fields(self, version: int, method: str, query: dict[str, str]) -> None:
         """The custom field query: ``{"result": {"total_results": n, "customField": ...}}``, paged.
 
         Faults apply to it only when injected with ``op="custom_field"``.
@@ -692,7 +743,7 @@ class Handler(BaseHTTPRequestHandler):
         st = self.st
         kinds = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json")
         fault = st.take_fault("custom_field", kinds, exact=True)
-        if fault is not None and self._apply_fault(fault, "custom_field"):
+        if fault is not None and self._apply_fault(fault):
             return
         self._check_version(version)
         if method != "GET":
@@ -713,9 +764,39 @@ class Handler(BaseHTTPRequestHandler):
             result["customField"] = page[0]
         elif page:
             result["customField"] = page
-        self._send(200, {"result": result}, json_format=json_format)
+        self._send(200, {"result": result}, json_format=query.get("format") == "json")
 
-    def _answer_export(self, e: Export, json_format: bool, *, weird: bool = False) -> None:
+    def _describe(self, version: int, method: str, *, json_format: bool) -> None:
+        """The prospect account describe: ``{"@attributes": ..., "result": {"field": [...]}}``.
+
+        Faults apply to it only when injected with ``op="describe"``.
+
+        Args:
+            version: The API version in the path (3 or 4; the other answers error 88 or 89).
+            method: The HTTP method (only GET is accepted).
+            json_format: Whether the request asked for ``format=json``.
+
+        Raises:
+            ApiError: For the wrong version or method, or when ``account_describe`` is off.
+        """
+        st = self.st
+        kinds = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json", "reset")
+        fault = st.take_fault("describe", kinds, exact=True)
+        if fault is not None and self._apply_fault(fault):
+            return
+        self._check_version(version)
+        if method != "GET":
+            raise ApiError(405, 2, f"Invalid action: {method} prospectAccount describe")
+        if not st.config.account_describe:
+            raise ApiError(404, 2, "Invalid action: describe")
+        fields = st.dataset.account_field_defs()
+        answer = {
+            "@attributes": {"stat": "ok", "version": 1},
+            "result": {"field": fields[0] if len(fields) == 1 else fields},
+        }
+        self._send(200, answer, json_format=json_format)
+
+    def _answer_export(self, e: Export, *, json_format: bool, weird: bool = False) -> None:
         st = self.st
         with st.lock:
             rep = st.export_repr(e)
@@ -724,7 +805,7 @@ class Handler(BaseHTTPRequestHandler):
             payload = st.wrap("export", rep)
         self._send(200, payload, json_format=json_format)
 
-    def _create(self, version: int, body: bytes, json_format: bool) -> None:
+    def _create(self, version: int, body: bytes, *, json_format: bool) -> None:
         st = self.st
         try:
             data = json.loads(body or b"null")
@@ -735,12 +816,12 @@ class Handler(BaseHTTPRequestHandler):
         fail = st.take_fault("create", ("fail_export",)) is not None
         cancel = st.take_fault("create", ("cancel_export",)) is not None
         with st.work:
-            e = Export(id=next(st._ids), version=version, spec=spec, created=now, updated=now, fail=fail)
+            e = Export(id=st.new_export_id(), version=version, spec=spec, created=now, updated=now, fail=fail)
             if cancel:
                 e.state = "Canceled"
             st.exports[e.id] = e
             st.work.notify_all()
-        self._answer_export(e, json_format)
+        self._answer_export(e, json_format=json_format)
 
     def _export_of(self, rest: str) -> Export:
         m = re.match(r"^(?:read|cancel)/id/(\d+)$", rest)
@@ -751,11 +832,11 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, 16, f"Invalid ID: no export {m.group(1)}")
         return e
 
-    def _read(self, rest: str, json_format: bool, fault: Fault | None = None) -> None:
+    def _read(self, rest: str, fault: Fault | None, *, json_format: bool) -> None:
         weird = fault is not None and fault.kind == "weird_state"
-        self._answer_export(self._export_of(rest), json_format, weird=weird)
+        self._answer_export(self._export_of(rest), json_format=json_format, weird=weird)
 
-    def _cancel(self, rest: str, json_format: bool) -> None:
+    def _cancel(self, rest: str, *, json_format: bool) -> None:
         st = self.st
         e = self._export_of(rest)
         with st.lock:
@@ -764,9 +845,34 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, 178, f"Export {e.id} is {e.state} and cannot be canceled")
             e.state = "Canceled"
             e.updated = st.clock.now()
-        self._answer_export(e, json_format)
+        self._answer_export(e, json_format=json_format)
 
-    def _query(self, query: dict[str, str], json_format: bool) -> None:
+    def _query(self, query: dict[str, str], *, json_format: bool) -> None:
+        st = self.st
+        items = self._exports_matching(query)
+        sort_by = query.get("sort_by", "id")
+        keys: dict[str, t.Callable[[Export], float]] = {
+            "id": lambda e: e.id,
+            "created_at": lambda e: e.created,
+            "updated_at": lambda e: e.updated,
+        }
+        if sort_by not in keys:
+            raise ApiError(400, 19, "Invalid value specified for sort_by: id, created_at or updated_at")
+        order = query.get("sort_order", "descending")
+        if order not in ("ascending", "descending"):
+            raise ApiError(400, 20, "Invalid value specified for sort_order: ascending or descending")
+        items.sort(key=keys[sort_by], reverse=order == "descending")
+        with st.lock:
+            reprs = [st.export_repr(e, with_refs=False) for e in items]
+        result: dict[str, t.Any] = {"total_results": len(reprs)}
+        if len(reprs) == 1:
+            result["export"] = reprs[0]
+        elif reprs:
+            result["export"] = reprs
+        self._send(200, {"result": result}, json_format=json_format)
+
+    def _exports_matching(self, query: dict[str, str]) -> list[Export]:
+        """The exports the query's time, status and object filters select."""
         st = self.st
         now = st.clock.now()
         with st.lock:
@@ -788,30 +894,40 @@ class Handler(BaseHTTPRequestHandler):
             items = [e for e in items if e.state == query["status"]]
         if query.get("object"):
             items = [e for e in items if e.object_name == query["object"]]
-        sort_by = query.get("sort_by", "id")
-        keys = {"id": lambda e: e.id, "created_at": lambda e: e.created, "updated_at": lambda e: e.updated}
-        if sort_by not in keys:
-            raise ApiError(400, 19, "Invalid value specified for sort_by: id, created_at or updated_at")
-        order = query.get("sort_order", "descending")
-        if order not in ("ascending", "descending"):
-            raise ApiError(400, 20, "Invalid value specified for sort_order: ascending or descending")
-        items.sort(key=keys[sort_by], reverse=order == "descending")
-        with st.lock:
-            reprs = [st.export_repr(e, with_refs=False) for e in items]
-        result: dict[str, t.Any] = {"total_results": len(reprs)}
-        if len(reprs) == 1:
-            result["export"] = reprs[0]
-        elif reprs:
-            result["export"] = reprs
-        self._send(200, {"result": result}, json_format=json_format)
+        return items
 
     def _result_chunks(self, e: Export, k: int) -> t.Iterator[bytes]:
         """Result file ``k``, streamed from the file written while the export was processed."""
-        with open(e.paths[k], "rb") as fh:
+        with Path(e.paths[k]).open("rb") as fh:
             while chunk := fh.read(1 << 16):
                 yield chunk
 
     def _download(self, rest: str, fault: Fault | None) -> None:
+        e, k = self._downloadable(rest, fault)
+        cut_after = fault.after_bytes if fault is not None and fault.kind == "cut" else None
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        sent = 0
+        chunks = self._result_chunks(e, k)
+        if fault is not None and fault.kind in ("bad_row", "bad_value"):
+            chunks = _spoil(chunks, fault.kind, len(e.spec.fields))
+        for chunk in chunks:
+            if cut_after is not None and sent + len(chunk) > cut_after:
+                part = chunk[: max(0, cut_after - sent)]
+                self.wfile.write(b"%x\r\n" % len(chunk) + part)
+                self._hang_up()
+                return
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        if cut_after is not None:  # a body shorter than the cut point: drop its last chunk marker
+            self._hang_up()
+            return
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _downloadable(self, rest: str, fault: Fault | None) -> tuple[Export, int]:
+        """The export and result number a download asks for, or the error Pardot gives."""
         st = self.st
         m = re.match(r"^downloadResult/id/(\d+)/resultId/(\d+)$", rest)
         if not m:
@@ -829,33 +945,14 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, 178, f"Export {e.id} is {e.state}; results are available once Complete")
             if k >= len(e.ranges):
                 raise ApiError(404, 16, f"Invalid result id {k} for export {e.id}")
-        cut_after = fault.after_bytes if fault is not None and fault.kind == "cut" else None
-        self.send_response(200)
-        self.send_header("Content-Type", "text/csv; charset=utf-8")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        sent = 0
-        chunks = self._result_chunks(e, k)
-        if fault is not None and fault.kind in ("bad_row", "bad_value"):
-            chunks = _spoil(chunks, fault.kind, len(e.spec.fields))
-        for chunk in chunks:
-            if cut_after is not None and sent + len(chunk) > cut_after:
-                part = chunk[: max(0, cut_after - sent)]
-                self.wfile.write(b"%x\r\n" % len(chunk) + part)
-                self.wfile.flush()
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            sent += len(chunk)
-        if cut_after is not None:  # a body shorter than the cut point: drop its last chunk marker
-            self.wfile.flush()
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.wfile.write(b"0\r\n\r\n")
+        return e, k
+
+    def _hang_up(self) -> None:
+        """End the response here: the client sees a body cut short."""
+        self.wfile.flush()
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 def _spoil(chunks: t.Iterator[bytes], kind: str, width: int) -> t.Iterator[bytes]:
@@ -871,6 +968,16 @@ def _spoil(chunks: t.Iterator[bytes], kind: str, width: int) -> t.Iterator[bytes
     yield from chunks
 
 
+def _fault_kinds(op: str) -> tuple[str, ...]:
+    """The faults a call of ``op`` can receive."""
+    kinds: tuple[str, ...] = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json", "reset")
+    if op == "download":
+        return (*kinds, "cut", "expire_export", "bad_row", "bad_value")
+    if op == "read":
+        return (*kinds, "weird_state")
+    return kinds
+
+
 def _op_of(rest: str) -> str | None:
     head = rest.split("/", 1)[0]
     return {"create": "create", "read": "read", "query": "query", "cancel": "cancel", "downloadResult": "download"}.get(
@@ -880,7 +987,6 @@ def _op_of(rest: str) -> str | None:
 
 def _to_xml(payload: t.Any) -> str:
     """A rough XML rendering, as the API answers without ``format=json``."""
-
     if isinstance(payload, dict) and "err" in payload:
         code = payload.get("@attributes", {}).get("err_code", "")
         text = str(payload["err"]).replace("&", "&amp;").replace("<", "&lt;")
@@ -902,6 +1008,8 @@ def _to_xml(payload: t.Any) -> str:
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
+    """The threaded HTTP server, holding the sandbox's state for its handlers."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
@@ -926,17 +1034,21 @@ class Sandbox:
 
     @property
     def base_url(self) -> str:
+        """``http://host:port`` of the API (empty until started)."""
         return self.state.base_url
 
     @property
     def dataset(self) -> Dataset:
+        """The generated data the exports draw from."""
         return self.state.dataset
 
     @property
     def clock(self) -> Clock:
+        """The sandbox's clock (tests move it forward)."""
         return self.state.clock
 
-    def start(self) -> Sandbox:
+    def start(self) -> Self:
+        """Start listening and the export worker; returns the sandbox."""
         self.httpd = SandboxHTTPServer(self.state)
         host, port = str(self.httpd.server_address[0]), int(self.httpd.server_address[1])
         self.state.base_url = f"http://{host}:{port}"
@@ -953,6 +1065,7 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        """Stop the listeners and the worker, and remove the spooled result files."""
         self.state.running = False
         with self.state.work:
             self.state.work.notify_all()
@@ -962,10 +1075,9 @@ class Sandbox:
                 httpd.server_close()
         for th in self._threads:
             th.join(timeout=5)
-        if self.state._spool_dir is not None:
-            self.state._spool_dir.cleanup()
+        self.state.close()
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -973,21 +1085,20 @@ class Sandbox:
 
     # conveniences for tests
     def inject(self, kind: str, count: int = 1, op: str | None = None, **kw: t.Any) -> None:
+        """Queue a fault (see :meth:`SandboxState.inject`)."""
         self.state.inject(kind, count, op, **kw)
 
     def revoke_tokens(self) -> None:
+        """Invalidate every access token issued so far."""
         self.state.revoke_tokens()
 
     def stats(self) -> dict[str, t.Any]:
+        """Counters for tests (see :meth:`SandboxState.stats`)."""
         return self.state.stats()
 
     def issue_token(self) -> str:
         """Issue an access token directly (as if a connected app had fetched one)."""
-        token = "00Dsandbox!" + secrets.token_urlsafe(24)
-        with self.state.lock:
-            self.state.tokens.add(token)
-            self.state.issued.append(token)
-        return token
+        return self.state.issue_token()
 
     def tap_config(self, **extra: t.Any) -> dict[str, t.Any]:
         """A tap config pointing at this sandbox with its OAuth credentials."""
