@@ -523,7 +523,7 @@ def release_ahead(session: ExportSession, *, failed: bool) -> None:
             try:
                 with budget_exempt(session.client):
                     session.runner.cancel(ahead.info.id, ahead.spec.label)
-            except Exception as exc:  # a courtesy: the run's rows are all out
+            except Exception as exc:  # noqa: BLE001 - a courtesy: the run's rows are all out
                 session.logger.warning(
                     "%s: export %s created ahead not canceled: %s", ahead.spec.label, ahead.info.id, exc
                 )
