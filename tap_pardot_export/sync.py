@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import orjson
 
 from tap_pardot_export.errors import PardotConfigError, ResultFormatError
-from tap_pardot_export.exports import ExportSpec
+from tap_pardot_export.exports import MUST_PROPAGATE, ExportSpec
 from tap_pardot_export.session import AheadExport
 from tap_pardot_export.windows import OVERLAP, Planner, Window, api_time, parse_setting_datetime
 
@@ -467,13 +467,17 @@ class StreamSync:
         planner.cursor = drop[0].job.window.start
         self.planned_all = False
 
-    def abandon(self) -> None:
-        """After an error: cancel the exports created ahead (not the one being read: a rerun reuses it)."""
+    def abandon(self, *, courtesy: bool) -> None:
+        """After an error: drop the exports created ahead (not the one being read: a rerun reuses it).
+
+        With ``courtesy`` they are canceled too (one try each): not after the daily limit, the
+        call budget or the credentials ended the run, which a cancel would only run into again.
+        """
         session = self.session
         while len(self.slots) > 1:
             slot = self.slots.pop()
             session.in_flight.pop(slot.info.id, None)
-            if not session.runner.stopping:
+            if courtesy and not session.runner.stopping:
                 session.client.cancel_now(slot.info.id, timeout=5.0)
         if self.stream.replication_method == "INCREMENTAL":
             self.stream.get_context_state(self.context).pop(QUEUED_KEY, None)
@@ -510,12 +514,15 @@ def prefetch_next(stream: WindowedStream, session: ExportSession, cost: int) -> 
     nxt.emit_state()
 
 
-def release_ahead(session: ExportSession, *, failed: bool) -> None:
-    """Cancel the exports created ahead that no stream took, and drop them from state."""
+def release_ahead(session: ExportSession, *, failed: bool, courtesy: bool = True) -> None:
+    """Cancel the exports created ahead that no stream took, and drop them from state.
+
+    After an error (``failed``) each gets one try without retries, none without ``courtesy``.
+    """
     for query, ahead in list(session.ahead.items()):
         del session.ahead[query]
         session.in_flight.pop(ahead.info.id, None)
-        if session.runner.stopping:
+        if session.runner.stopping or not courtesy:
             continue
         if failed:
             session.client.cancel_now(ahead.info.id, timeout=5.0)
@@ -548,9 +555,10 @@ def result_files(stream: WindowedStream, session: ExportSession, context: Contex
     run = StreamSync(stream, session, context)
     try:
         yield from run.files()
-    except BaseException:
-        run.abandon()
-        release_ahead(session, failed=True)
+    except BaseException as exc:
+        courtesy = not isinstance(exc, MUST_PROPAGATE)
+        run.abandon(courtesy=courtesy)
+        release_ahead(session, failed=True, courtesy=courtesy)
         raise
     stream.logger.info(
         "%s: summary: %d row(s), %d export(s), %d API call(s), %.1fs waiting on exports, %.1fs; run so far: "
