@@ -7,7 +7,8 @@
 Starts ``pardot-export-sandbox`` in its own process with N visitor activity rows (all fields,
 several result files, no export wait), runs a full sync of the tap to /dev/null, then the
 baseline (benchmarks/baseline.py) over the same windows, and prints rows/s of both, their
-ratio, MB/s of CSV, the tap's peak RSS, and the API calls the sync cost.
+ratio, MB/s of CSV, the tap's peak RSS, and the API calls the sync cost. The queue-bound
+scenario (few rows, slow exports: what real accounts see) is benchmarks/queue_bound.py.
 """
 
 from __future__ import annotations

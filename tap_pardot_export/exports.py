@@ -61,6 +61,10 @@ CHUNK_BYTES = 1 << 20
 XML_ERROR = re.compile(rb'<err\s+code="(\d+)"\s*>(.*?)</err>', re.S | re.I)
 BEARER = re.compile(r"(?i)(bearer|token|authorization)(\W{1,4})[\w.!/+=-]{8,}")
 EXPORT_ID = re.compile(r"[0-9]{1,18}")
+#: during a long wait, a line every this many seconds says which export waits, in which state
+HEARTBEAT_SECONDS = 300.0
+#: how many of the run's export durations inform the first status read of the next one
+DURATIONS_KEPT = 5
 csv.field_size_limit(1 << 30)
 
 
@@ -219,6 +223,7 @@ class ExportInfo:
     id: int
     created_at: str | None = None  # as Pardot wrote it, in the API user's zone
     requested_at: float = 0.0  # our clock when the create call was sent
+    created_mono: float = 0.0  # the monotonic clock at its creation (or reuse) in this run
     waited: float = 0.0
     files: int = 0
     rows: int = 0
@@ -472,6 +477,11 @@ class ExportRunner:
         self.active: int | None = None  # export id being waited on or downloaded
         self.active_complete = False  # True once the active export is Complete (it cannot be canceled)
         self._stop = threading.Event()
+        #: this run's: seconds Pardot took per export, exports created, seconds spent waiting
+        self.durations: collections.deque[float] = collections.deque(maxlen=DURATIONS_KEPT)
+        self.last_complete = 0.0  # monotonic clock when the last export was seen Complete
+        self.created = 0
+        self.waited = 0.0
         self._warned: set[tuple[str, tuple[str, ...]]] = set()
 
     # -- API calls -----------------------------------------------------------------------
@@ -497,9 +507,10 @@ class ExportRunner:
             msg = f"{spec.label}: Pardot refused the export {MAX_HEALS} times, each time for another field"
             raise ExportError(msg)
         export = unwrap_export(body, f"{spec.label}: create")
-        info = ExportInfo(id=export["id"], created_at=export["createdAt"], requested_at=requested)
-        # in flight from now on: a signal before the first poll cancels it too
-        self.active, self.active_complete = info.id, False
+        info = ExportInfo(
+            id=export["id"], created_at=export["createdAt"], requested_at=requested, created_mono=time.monotonic()
+        )
+        self.created += 1
         self.logger.info(
             "%s: created export %s (%s, %s)",
             spec.label,
@@ -535,51 +546,136 @@ class ExportRunner:
 
     # -- the job -------------------------------------------------------------------------
 
-    def wait(self, info: ExportInfo, label: str) -> dict[str, t.Any]:
-        """Poll until the export leaves Waiting/Processing; the wait grows to a cap."""
+    def expected_ready(self, info: ExportInfo) -> float | None:
+        """The earliest (monotonic clock) ``info`` is likely Complete, from this run's exports; None if unknown.
+
+        Pardot runs an account's exports one at a time, so an export starts once it was
+        created and the one before it was done. Both are known only within a poll, so the
+        earliest start and the shortest recent duration are taken: a read that comes early
+        costs a call, one that comes late costs the time Pardot's queue sits idle.
+        """
+        if not self.durations:
+            return None
+        return max(info.created_mono, self.last_complete) + min(self.durations)
+
+    def first_delay(self, info: ExportInfo) -> float:
+        """The wait before the first status read: near the typical duration when one is known."""
+        ready = self.expected_ready(info)
+        if ready is None:
+            return self.poll_interval
+        return min(self.max_poll_interval, max(self.poll_interval, ready - time.monotonic()))
+
+    def retry_step(self) -> float:
+        """Half the first wait after a read that finds the export not done.
+
+        A sixteenth of the shortest recent duration (a late notice then costs about an eighth
+        of it at most), else ``poll_interval``.
+        """
+        if not self.durations:
+            return self.poll_interval
+        return min(self.max_poll_interval, max(self.poll_interval, min(self.durations) / 16))
+
+    def _learn_duration(self, info: ExportInfo, seen: float, before: float | None) -> None:
+        """Record how long Pardot took at most for ``info``: seen Complete at ``seen``, not yet at ``before``."""
+        start = max(info.created_mono, self.last_complete)
+        if info.created_mono:
+            self.durations.append(max(0.0, seen - start))
+        self.last_complete = max(start, before or 0.0) if info.created_mono else seen
+
+    def wait(self, info: ExportInfo, label: str, on_working: t.Callable[[], None] | None = None) -> dict[str, t.Any]:
+        """Poll until the export leaves Waiting/Processing.
+
+        The first read comes near when this run's earlier exports took (else after
+        ``poll_interval``), later waits double (from :meth:`retry_step`) up to
+        ``max_poll_interval``; every :data:`HEARTBEAT_SECONDS` a line says what is waited on.
+        ``on_working`` is called at each read that finds it Processing or Complete.
+        """
         start = time.monotonic()
-        delay = self.poll_interval
-        last_state = None
+        delay, step = self.first_delay(info), self.retry_step()
+        last_state, beat, before = None, start, None
         self.active = info.id
         self.active_complete = False
-        while True:
-            if self._stop.wait(delay):
-                raise ExportError(f"{label}: interrupted while waiting for export {info.id}")
-            export = self.read(info.id, label)  # its state is one of STATES
-            state = export["state"]
-            if state != last_state:
-                self.logger.info("%s: export %s is %s (after %.1fs)", label, info.id, state, time.monotonic() - start)
-                info.states.append(state)
-                last_state = state
-            if state not in ("Waiting", "Processing"):
-                info.waited = time.monotonic() - start
-                return export
-            if time.monotonic() - start > self.export_timeout:
-                self.cancel(info.id, label)
-                msg = (
-                    f"{label}: export {info.id} did not finish within export_timeout={self.export_timeout:.0f}s "
-                    f"(last state {state}). It was canceled. Pardot runs one export at a time per account: "
-                    "other exports may be queued ahead. Raise export_timeout or use smaller windows."
-                )
-                raise ExportError(msg)
-            delay = min(self.max_poll_interval, max(delay * 2, 0.05))
+        try:
+            while True:
+                if self._stop.wait(delay):
+                    raise ExportError(f"{label}: interrupted while waiting for export {info.id}")
+                export = self.read(info.id, label)  # its state is one of STATES
+                state, now = export["state"], time.monotonic()
+                if state != last_state:
+                    self.logger.info("%s: export %s is %s (after %.1fs)", label, info.id, state, now - start)
+                    info.states.append(state)
+                    last_state = state
+                if on_working is not None and state in ("Processing", "Complete"):
+                    on_working()
+                if state not in ("Waiting", "Processing"):
+                    info.waited += now - start
+                    if state == "Complete":
+                        self._learn_duration(info, now, before)
+                    return export
+                before = now
+                if now - beat >= HEARTBEAT_SECONDS:
+                    beat = now
+                    self.logger.info(
+                        "%s: still waiting for export %s: %s for %.0fs (Pardot runs one export at a time per "
+                        "account; others may be ahead of it)",
+                        label,
+                        info.id,
+                        state,
+                        now - start,
+                    )
+                if now - start > self.export_timeout:
+                    self._time_out(info, label, state)
+                step = min(self.max_poll_interval, max(step * 2, 0.05))
+                delay = step
+        finally:
+            self.waited += time.monotonic() - start
+
+    def _time_out(self, info: ExportInfo, label: str, state: str) -> t.NoReturn:
+        """Cancel an export past ``export_timeout`` and fail with its id."""
+        self.cancel(info.id, label)
+        msg = (
+            f"{label}: export {info.id} did not finish within export_timeout={self.export_timeout:.0f}s "
+            f"(last state {state}). It was canceled. Pardot runs one export at a time per account: "
+            "other exports may be queued ahead. Raise export_timeout or use smaller windows."
+        )
+        raise ExportError(msg)
+
+    def start(self, spec: ExportSpec, resume_id: int | None = None) -> tuple[ExportInfo, bool]:
+        """The export for ``spec``: the one from state while usable, else a new one; True when new."""
+        info = self._resume(resume_id, spec.label) if resume_id is not None else None
+        if info is not None:
+            if not hasattr(self, "healer"):
+                self.healer = CreateHealer(self.logger)
+            self.healer.apply(spec)  # the fields it holds, as a create would have sent them
+            info.created_mono = time.monotonic()
+            return info, False
+        return self.create(spec), True
 
     def run(
-        self, spec: ExportSpec, resume_id: int | None = None, on_created: t.Callable[[ExportInfo], None] | None = None
+        self,
+        spec: ExportSpec,
+        resume_id: int | None = None,
+        on_created: t.Callable[[ExportInfo], None] | None = None,
+        started: ExportInfo | None = None,
+        on_working: t.Callable[[], None] | None = None,
     ) -> Iterator[ResultFile]:
         """Run ``spec`` to completion, yielding each result file once it is on disk.
 
-        ``resume_id`` reuses an export from an interrupted run while it is still usable.
+        ``started`` is an export already created (or checked) for ``spec``; else ``resume_id``
+        reuses an export from an interrupted run while it is still usable. ``on_created`` is
+        told of each export this call creates, ``on_working`` of each status read that finds
+        Pardot working on it (Processing) or done (Complete).
         """
         failed = 0
         recreated = 0
-        info = self._resume(resume_id, spec.label) if resume_id is not None else None
+        info = started or (self._resume(resume_id, spec.label) if resume_id is not None else None)
         while True:
             if info is None:
                 info = self.create(spec)
+                self.active, self.active_complete = info.id, False  # a signal before the first poll cancels it
                 if on_created is not None:
                     on_created(info)
-            export = self.wait(info, spec.label)
+            export = self.wait(info, spec.label, on_working)
             state = export["state"]
             expired = _is_true(export.get("isExpired"))
             if state == "Complete" and not expired:
@@ -771,3 +867,8 @@ class ExportRunner:
     def stop(self) -> None:
         """Make a waiting job give up at its next poll."""
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called (the run is shutting down on a signal)."""
+        return self._stop.is_set()

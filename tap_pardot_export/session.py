@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import threading
+import time
 import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import TapState
 
     from tap_pardot_export.client import PardotClient
-    from tap_pardot_export.exports import ExportInfo, ExportRunner
+    from tap_pardot_export.exports import ExportInfo, ExportRunner, ExportSpec
 
 UTC = dt.timezone.utc
 
@@ -99,8 +100,28 @@ class ExportSession:
     #: windows finished in this run, all streams together (the call budget's progress rule)
     windows_done: int = 0
     announced: bool = False
-    #: the export of the window being synced, from its creation (or reuse) to the window's end
-    in_flight: int | None = None
+    #: our exports in flight (created or reused, not yet read to the end): id -> label
+    in_flight: dict[int, str] = field(default_factory=dict)
+    #: how many of our exports may be created ahead of the one being waited on or read
+    max_ahead: int = 1
+    #: exports created ahead for a stream that has not started yet, by their query
+    ahead: dict[str, AheadExport] = field(default_factory=dict)
+    #: the selected stream synced after the named one (None: it is the last)
+    next_stream: t.Callable[[str], t.Any] | None = None
+    started: float = field(default_factory=time.monotonic)
+    reused: int = 0
+
+    def __post_init__(self) -> None:
+        """Keep the call budget: windows started run exempt from it (``sync.budget_exempt``)."""
+        self.max_api_calls: int | None = self.client.max_api_calls
+
+    def calls_left(self) -> int | None:
+        """Calls left under ``max_api_calls`` (even inside an exempt window); None without a budget."""
+        return None if self.max_api_calls is None else self.max_api_calls - self.client.api_calls
+
+    def room(self) -> bool:
+        """True when another export of ours may be created now (``max_ahead`` beyond the first)."""
+        return len(self.in_flight) < 1 + self.max_ahead
 
     def announce(self) -> None:
         """Log the target once, at the first export of the run."""
@@ -121,22 +142,59 @@ class ExportSession:
             shutil.rmtree(self.spool_dir, ignore_errors=True)
 
     def cancel_in_flight(self, timeout: float) -> str:
-        """Cancel the export being waited on, without any lock or slot; a line for the log.
+        """Cancel every export of ours in flight, without any lock or slot; a line for the log.
 
         Called on the shutdown watchdog thread while the main thread may hold the client's
-        slots or token lock. An export already Complete cannot be canceled (nor needs to be).
+        slots or token lock. The cancels run in parallel, so all return within ``timeout``.
+        An export already Complete cannot be canceled (nor needs to be).
         """
         runner = self.runner
         runner.stop()
-        export_id = runner.active if runner.active is not None else self.in_flight
-        if export_id is None:
+        ids = list(dict.fromkeys([*self.in_flight, *([runner.active] if runner.active is not None else [])]))
+        if not ids:
             return "no export in flight"
-        if runner.active == export_id and runner.active_complete:
-            return f"export {export_id} is Complete (nothing to cancel)"
-        # client.cancel_now returns within the timeout whatever the main thread holds; the main thread logs the note
-        if self.client.cancel_now(export_id, timeout=timeout):
-            return f"canceling export {export_id}, which this run cannot finish: canceled"
-        return f"canceling export {export_id}: no answer within {timeout:g}s (Pardot ends it on its own)"
+        notes: list[str] = []
+        todo = []
+        for export_id in ids:
+            if runner.active == export_id and runner.active_complete:
+                notes.append(f"export {export_id} is Complete (nothing to cancel)")
+            else:
+                todo.append(export_id)
+        outcome: dict[int, bool] = {}
+
+        def cancel(export_id: int) -> None:
+            outcome[export_id] = self.client.cancel_now(export_id, timeout=timeout)
+
+        workers = [threading.Thread(target=cancel, args=(i,), daemon=True) for i in todo]
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + timeout + 0.5
+        for w in workers:
+            w.join(max(0.0, deadline - time.monotonic()))
+        for export_id in todo:
+            if outcome.get(export_id):
+                notes.append(f"canceling export {export_id}, which this run cannot finish: canceled")
+            else:
+                notes.append(f"canceling export {export_id}: no answer within {timeout:g}s (Pardot ends it on its own)")
+        return "; ".join(notes)
+
+    def totals(self) -> str:
+        """The run's totals, for its last log line."""
+        client = self.client
+        return (
+            f"run summary: {self.runner.created} export(s) created, {self.reused} reused, {client.api_calls} API "
+            f"call(s) {dict(client.calls)}, {self.runner.waited:.1f}s waiting on exports, "
+            f"{time.monotonic() - self.started:.1f}s in all"
+        )
+
+
+@dataclass
+class AheadExport:
+    """An export created ahead for a stream that has not started yet (kept in that stream's state too)."""
+
+    stream: t.Any
+    info: ExportInfo
+    spec: ExportSpec  # as created: the account's refusals healed (its fields are what the files hold)
 
 
 class SessionProvider:

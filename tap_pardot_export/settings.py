@@ -23,7 +23,7 @@ from jsonschema import FormatChecker
 from singer_sdk.typing import DEFAULT_JSONSCHEMA_VALIDATOR, extend_validator_with_defaults
 
 from tap_pardot_export.errors import PardotConfigError
-from tap_pardot_export.streams import STREAM_TYPES
+from tap_pardot_export.streams import DEFAULT_ROWS_PER_EXPORT, STREAM_TYPES
 from tap_pardot_export.windows import parse_setting_datetime
 
 if t.TYPE_CHECKING:
@@ -152,7 +152,7 @@ def stream_option_schema(cls: type[PardotExportStream]) -> dict[str, t.Any]:
             "window_days": _num(
                 "number",
                 "Window size (days)",
-                "This stream's window size; default: window_days.",
+                "This stream's fixed window size; default: window_days (unset: windows sized by the data).",
                 (None, MIN_WINDOW_DAYS, MAX_WINDOW_DAYS),
             ),
         },
@@ -253,9 +253,19 @@ def _range_settings() -> dict[str, dict[str, t.Any]]:
         "window_days": _num(
             "number",
             "Window size (days)",
-            f"Length of the time window of one export, {MIN_WINDOW_DAYS} (about an hour) to "
-            f"{MAX_WINDOW_DAYS}. Smaller windows mean more exports but smaller files and finer checkpoints.",
-            (30, MIN_WINDOW_DAYS, MAX_WINDOW_DAYS),
+            f"A fixed length for every export's time window, {MIN_WINDOW_DAYS} (about an hour) to "
+            f"{MAX_WINDOW_DAYS}. Default: unset, windows sized by the data (as wide as the API allows, "
+            "narrower where rows are dense: see rows_per_export). Smaller windows mean more exports but "
+            "smaller files and finer checkpoints.",
+            (None, MIN_WINDOW_DAYS, MAX_WINDOW_DAYS),
+        ),
+        "rows_per_export": _num(
+            "integer",
+            "Rows per export",
+            "Without window_days: the rows one export aims at. Each stream's windows are as wide as the API "
+            "allows (a year) while exports stay below this, narrower where a window held more, learned "
+            "from the windows done and kept in state for the next run.",
+            (DEFAULT_ROWS_PER_EXPORT, 100, 50_000_000),
         ),
     }
 
@@ -275,6 +285,14 @@ def _polling_settings() -> dict[str, dict[str, t.Any]]:
             "The cap on the wait between two status reads of an export; at least poll_interval, and at "
             f"least {MIN_REMOTE_MAX_POLL_INTERVAL:g} against Pardot (less only for a server on loopback).",
             (60, 0.2, 3600),
+        ),
+        "max_queued_exports": _num(
+            "integer",
+            "Max queued exports",
+            "How many exports the tap creates ahead of the one it waits on or reads, 0 to 4, so that Pardot "
+            "(one export at a time per account) processes the next while this one downloads. 0: strictly one "
+            "after another. Pardot's queue is shared with the account's other integrations.",
+            (1, 0, 4),
         ),
         "export_timeout": _num(
             "number",
@@ -779,6 +797,11 @@ def _bookmark_errors(stream: str, bookmark: object, now: dt.datetime | None) -> 
     pending = bookmark.get("pending_export")
     if pending is not None and not (isinstance(pending, dict) and str(pending.get("id", "")).isdigit()):
         yield f"the export in flight recorded for {stream} has no valid id"
+    queued = bookmark.get("queued_exports")
+    if queued is not None and not (
+        isinstance(queued, list) and all(isinstance(e, dict) and str(e.get("id", "")).isdigit() for e in queued)
+    ):
+        yield f"the exports queued ahead recorded for {stream} are not a list of exports with valid ids"
 
 
 def state_errors(state: object, now: dt.datetime | None = None) -> list[str]:

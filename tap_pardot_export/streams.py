@@ -37,6 +37,8 @@ BY_UPDATED = ("updated_after", "updated_before", "updated_at")
 BY_CREATED = ("created_after", "created_before", "created_at")
 #: filters on the linked prospect's updated_at, which the rows do not carry
 BY_PROSPECT_UPDATED = ("prospect_updated_after", "prospect_updated_before", None)
+#: the rows an export aims at when window_days is not set
+DEFAULT_ROWS_PER_EXPORT = 500_000
 DELETED_ONLY: dict[str, tuple[str, ...]] = {"filter_by_updated_at": ("deleted",), "filter_by_created_at": ("deleted",)}
 
 
@@ -135,10 +137,14 @@ class PardotExportStream(ExportStreamHooks):
         """The user's extra procedure arguments."""
         return dict(self.options.get("arguments") or {})
 
-    def window_size(self) -> dt.timedelta:
-        """The length of one export's window."""
-        days = self.options.get("window_days", self.config.get("window_days", 30))
-        return dt.timedelta(days=float(days))
+    def window_size(self) -> dt.timedelta | None:
+        """The fixed length of one export's window (window_days), or None: sized by the data."""
+        days = self.options.get("window_days", self.config.get("window_days"))
+        return None if days is None else dt.timedelta(days=float(days))
+
+    def rows_per_export(self) -> int:
+        """The rows an export aims at when windows are sized by the data (rows_per_export)."""
+        return int(self.config.get("rows_per_export", DEFAULT_ROWS_PER_EXPORT))
 
     def requested_fields(self) -> list[str]:
         """The selected properties, id and the replication key always included."""

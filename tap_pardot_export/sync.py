@@ -15,6 +15,7 @@ budget below one window's cost still progress.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import hashlib
@@ -26,8 +27,9 @@ from dataclasses import dataclass
 import orjson
 
 from tap_pardot_export.errors import PardotConfigError, ResultFormatError
-from tap_pardot_export.exports import ExportSpec
-from tap_pardot_export.windows import Window, api_time, tile
+from tap_pardot_export.exports import MUST_PROPAGATE, ExportSpec
+from tap_pardot_export.session import AheadExport
+from tap_pardot_export.windows import OVERLAP, Planner, Window, api_time, parse_setting_datetime
 
 if t.TYPE_CHECKING:
     import logging
@@ -44,6 +46,14 @@ if t.TYPE_CHECKING:
 MAX_FIELDS = 150
 #: the calls a window costs before the run has measured one: create, a read or two, one file
 FIRST_WINDOW_COST = 4
+#: state keys next to ``pending_export`` (the export of the window at the bookmark): the exports
+#: created ahead for the windows after it, and the rows per day learned from the windows done
+QUEUED_KEY = "queued_exports"
+#: (an integer: Singer targets may read numbers in state as Decimal, which some cannot write back)
+LEARNED_KEY = "rows_per_year"
+YEAR_DAYS = 365
+#: an export queued ahead expected to hold more than this many times rows_per_export is replaced
+OVERSIZE = 2
 
 
 class FileRowsLike(t.Protocol):
@@ -85,8 +95,11 @@ class WindowedStream(t.Protocol):
     def procedure_arguments(self) -> dict[str, t.Any]:
         """The user's extra procedure arguments."""
 
-    def window_size(self) -> dt.timedelta:
-        """One window's length."""
+    def window_size(self) -> dt.timedelta | None:
+        """One window's fixed length, or None to size windows by the data."""
+
+    def rows_per_export(self) -> int:
+        """The rows an export should hold when windows are sized by the data."""
 
     def requested_fields(self) -> list[str]:
         """The fields to export."""
@@ -96,6 +109,10 @@ class WindowedStream(t.Protocol):
 
     def get_context_state(self, context: Context | None) -> dict[str, t.Any]:
         """The state dict of ``context`` (mutable)."""
+
+    @property
+    def selected(self) -> bool:
+        """True when the catalog selects the stream."""
 
     def begin_windows(self, context: Context | None) -> None:
         """Called once before the first window."""
@@ -130,35 +147,78 @@ def check_field_count(stream: str, fields: list[str]) -> None:
         raise PardotConfigError(msg)
 
 
-def plan(stream: WindowedStream, session: ExportSession, context: Context | None) -> list[Window]:
-    """The windows from the bookmark (or start_date) to the run's end."""
-    start = stream.get_starting_timestamp(context)
-    if start is None:  # pragma: no cover - start_date is required
-        raise ResultFormatError(f"{stream.name}: no start_date")
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=dt.timezone.utc)
-    windows = tile(start, session.run_end, stream.window_size())
-    stream.logger.info(
-        "%s: %d window(s) from %s to %s, procedure %s",
-        stream.name,
-        len(windows),
-        api_time(start),
-        api_time(session.run_end),
-        stream.procedure,
-    )
-    return windows
-
-
-def make_job(stream: WindowedStream, w: Window, fields: list[str], pending: dict[str, t.Any]) -> WindowJob:
-    """The window's export spec; the export in state is reused only for the very same query."""
+def make_job(stream: WindowedStream, w: Window, fields: list[str], entries: list[dict[str, t.Any]]) -> WindowJob:
+    """The window's export spec; an export in state is reused only for the very same query."""
     after_arg, before_arg = stream.procedure_bounds()
     arguments = {after_arg: api_time(w.after), before_arg: api_time(w.before), **stream.procedure_arguments()}
     label = f"{stream.name} [{api_time(w.start)} .. {api_time(w.end)})"
     spec = ExportSpec(stream.object_name, fields, stream.procedure, arguments, label)
     query = hashlib.sha256(orjson.dumps(spec.body(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
-    if pending.get("query") != query or not isinstance(pending.get("id"), int):
-        return WindowJob(w, spec, query, None, None)
-    return WindowJob(w, spec, query, pending["id"], _resume_clock(pending))
+    for entry in entries:
+        export_id = entry.get("id")
+        if entry.get("query") == query and isinstance(export_id, int) and not isinstance(export_id, bool):
+            return WindowJob(w, spec, query, export_id, _resume_clock(entry))
+    return WindowJob(w, spec, query, None, None)
+
+
+def pending_entries(state: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """The exports in flight recorded in a stream's state, oldest window first."""
+    out = [dict(state["pending_export"])] if isinstance(state.get("pending_export"), dict) else []
+    queued = state.get(QUEUED_KEY)
+    if isinstance(queued, list):
+        out += [dict(e) for e in queued if isinstance(e, dict)]
+    return out
+
+
+def entry_window(entry: dict[str, t.Any]) -> Window | None:
+    """The window an export in state was created for, or None when its bounds do not parse."""
+    try:
+        after = parse_setting_datetime(str(entry["after"]))
+        before = parse_setting_datetime(str(entry["before"]))
+    except (KeyError, ValueError):
+        return None
+    return Window(after + OVERLAP, before) if before > after + OVERLAP else None
+
+
+def learned_rate(state: dict[str, t.Any]) -> float | None:
+    """The rows per day a former run learned, from its rows per year in state (numbers may be Decimal)."""
+    value = state.get(LEARNED_KEY)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        return None
+    return rate / YEAR_DAYS if math.isfinite(rate) and rate >= 0 else None
+
+
+def make_planner(
+    stream: WindowedStream, session: ExportSession, context: Context | None, entries: list[dict[str, t.Any]]
+) -> Planner:
+    """The stream's window planner from its bookmark (or start_date) to the run's end."""
+    start = stream.get_starting_timestamp(context)
+    if start is None:  # pragma: no cover - start_date is required
+        raise ResultFormatError(f"{stream.name}: no start_date")
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=dt.timezone.utc)
+    size = stream.window_size()
+    planner = Planner(
+        start,
+        session.run_end,
+        size=size,
+        rows_per_export=stream.rows_per_export(),
+        rows_per_day=learned_rate(stream.get_context_state(context)),
+        adopt=[w for w in map(entry_window, entries) if w is not None],
+    )
+    stream.logger.info(
+        "%s: windows from %s to %s, %s, procedure %s",
+        stream.name,
+        api_time(start),
+        api_time(session.run_end),
+        f"{size / dt.timedelta(days=1):g} day(s) each" if size else f"sized for ~{planner.rows_per_export} rows each",
+        stream.procedure,
+    )
+    return planner
 
 
 def _resume_clock(pending: dict[str, t.Any]) -> tuple[str, float] | None:
@@ -171,24 +231,6 @@ def _resume_clock(pending: dict[str, t.Any]) -> tuple[str, float] | None:
     except (TypeError, ValueError):
         return None
     return (created, clock) if math.isfinite(clock) and clock > 0 else None
-
-
-def checkpoint(
-    stream: WindowedStream, context: Context | None, bookmark: dt.datetime | None, pending: dict[str, t.Any] | None
-) -> None:
-    """Record progress: the finished range and the export in flight, then emit STATE."""
-    if stream.replication_method != "INCREMENTAL":
-        return
-    state = stream.get_context_state(context)
-    if bookmark is not None:
-        state["replication_key"] = stream.replication_key
-        state["replication_key_value"] = api_time(bookmark)
-    state.pop("progress_markers", None)
-    if pending:
-        state["pending_export"] = pending
-    else:
-        state.pop("pending_export", None)
-    stream.emit_state()
 
 
 def pending_entry(job: WindowJob, info: ExportInfo) -> dict[str, t.Any]:
@@ -219,7 +261,7 @@ def budget_exempt(client: PardotClient) -> Iterator[None]:
 
 def can_afford(stream: WindowedStream, session: ExportSession, cost: int, w: Window) -> bool:
     """True when the call budget allows another window (the run's first window always goes)."""
-    left = session.client.budget_left()
+    left = session.calls_left()
     if left is None or left >= cost:
         return True
     if session.windows_done == 0:
@@ -243,37 +285,261 @@ def can_afford(stream: WindowedStream, session: ExportSession, cost: int, w: Win
     return False
 
 
-def window_files(
-    stream: WindowedStream, session: ExportSession, context: Context | None, job: WindowJob
-) -> Iterator[FileRowsLike]:
-    """Run one window's export; yield its files; checkpoint the window's end once all were read."""
-    conv: LocalDateTimeConverter | None = None
+@dataclass
+class Slot:
+    """A window whose export was started (created, reused from state, or created ahead)."""
 
-    def created(info: ExportInfo) -> None:
-        session.in_flight = info.id
-        checkpoint(stream, context, None, pending_entry(job, info))
+    job: WindowJob
+    info: ExportInfo
 
-    info: ExportInfo | None = None
-    session.in_flight = job.resume_id
-    for rf in session.runner.run(job.spec, resume_id=job.resume_id, on_created=created):
-        info = rf.export
-        if info.id == job.resume_id and not info.requested_at and job.resume_clock:
-            info.created_at, info.requested_at = job.resume_clock  # read a resumed export's times in its zone
-        conv = session.zones.converter(info, conv)
-        part = stream.open_file(rf, conv)
-        yield part
-        info.rows += part.count
-    if info is not None:
-        stream.logger.info(
+
+class StreamSync:
+    """One stream's windows in this run: up to ``session.max_ahead`` exports created ahead.
+
+    The export of the window at the bookmark is waited on and read while the next windows'
+    exports wait in Pardot's queue. Every export in flight is in state (``pending_export``,
+    then ``queued_exports``), the bookmark moves only over windows whose rows were all read.
+    """
+
+    def __init__(self, stream: WindowedStream, session: ExportSession, context: Context | None) -> None:
+        """Plan ``stream``'s windows from its state."""
+        self.stream, self.session, self.context = stream, session, context
+        self.fields = stream.requested_fields()
+        state = stream.get_context_state(context)
+        self.entries = pending_entries(state)
+        self.planner = make_planner(stream, session, context, self.entries)
+        self.slots: collections.deque[Slot] = collections.deque()
+        self.bookmark: dt.datetime | None = None
+        self.cost = FIRST_WINDOW_COST
+        self.planned_all = False
+        self.rows = self.exports = 0
+        self.waited = 0.0
+
+    # -- state -----------------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Record the finished range, the exports in flight and the learned rate; emit STATE."""
+        stream = self.stream
+        if stream.replication_method != "INCREMENTAL":
+            return
+        state = stream.get_context_state(self.context)
+        if self.bookmark is not None:
+            state["replication_key"] = stream.replication_key
+            state["replication_key_value"] = api_time(self.bookmark)
+        state.pop("progress_markers", None)
+        entries = [pending_entry(s.job, s.info) for s in self.slots]
+        for key, value in (("pending_export", entries[0] if entries else None), (QUEUED_KEY, entries[1:])):
+            if value:
+                state[key] = value
+            else:
+                state.pop(key, None)
+        if self.planner.rows_per_day is not None:
+            state[LEARNED_KEY] = round(self.planner.rows_per_day * YEAR_DAYS)
+        stream.emit_state()
+
+    # -- starting exports ------------------------------------------------------------------
+
+    def affordable_ahead(self) -> bool:
+        """True when the call budget covers the windows started plus one more."""
+        left = self.session.calls_left()
+        return left is None or left >= self.cost * (len(self.slots) + 1)
+
+    def fill(self, *, ahead: bool) -> None:
+        """Start the next window's export when none is started; with ``ahead``, those after it too.
+
+        Exports ahead are created once Pardot works on the one waited on (it is Processing or
+        Complete), or once an export of this run was Complete: not while ours would only pile up
+        behind other integrations' exports at the start, nor while a create or an export fails.
+        """
+        session = self.session
+        while not self.planned_all and session.room() and (ahead or not self.slots):
+            if self.slots and not self.affordable_ahead():
+                return
+            w = self.planner.next()
+            if w is None:
+                self.planned_all = True
+                if ahead and (not self.slots or self.affordable_ahead()):
+                    prefetch_next(self.stream, session, self.cost)
+                return
+            job = make_job(self.stream, w, self.fields, self.entries)
+            created = session.ahead.pop(job.query, None)
+            if created is None and not self.slots and not can_afford(self.stream, session, self.cost, w):
+                self.planned_all = True
+                return
+            if created is not None:
+                job.spec = created.spec  # the fields it was created with
+            self.start(job, created.info if created is not None else None)
+
+    def start(self, job: WindowJob, info: ExportInfo | None) -> None:
+        """Start ``job``'s export (``info``: one created ahead for it) and record it in state."""
+        session = self.session
+        if info is None:
+            with budget_exempt(session.client):
+                info, new = session.runner.start(job.spec, job.resume_id)
+            if not new:
+                session.reused += 1
+                if not info.requested_at and job.resume_clock:
+                    info.created_at, info.requested_at = job.resume_clock  # read its times in its zone
+        session.in_flight[info.id] = job.spec.label
+        self.slots.append(Slot(job, info))
+        self.exports += 1
+        self.checkpoint()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def files(self) -> Iterator[FileRowsLike]:
+        """Each window's result files in order, checkpointing after each window."""
+        self.fill(ahead=False)
+        while self.slots:
+            yield from self.read_head()
+            self.fill(ahead=False)
+
+    def read_head(self) -> Iterator[FileRowsLike]:
+        """Wait for the first window's export, yield its files; then move the bookmark over it."""
+        session, slot = self.session, self.slots[0]
+        job, client = slot.job, session.client
+
+        def created(new: ExportInfo) -> None:  # created again (it Failed, or was Canceled or expired)
+            session.in_flight.pop(slot.info.id, None)
+            session.in_flight[new.id] = job.spec.label
+            slot.info = new
+            self.checkpoint()
+
+        calls0, rows, conv = client.api_calls, 0, None
+        with budget_exempt(client):
+            if session.runner.last_complete:  # exports work in this run: queue the next behind this one now
+                self.fill(ahead=True)
+            runs = session.runner.run(
+                job.spec, on_created=created, started=slot.info, on_working=lambda: self.fill(ahead=True)
+            )
+            for rf in runs:
+                conv = session.zones.converter(rf.export, conv)
+                part = self.stream.open_file(rf, conv)
+                yield part
+                rf.export.rows += part.count
+                rows += part.count
+        info = slot.info
+        self.stream.logger.info(
             "%s: export %s done: waited %.1fs, %d file(s), %d row(s)",
             job.spec.label,
             info.id,
             info.waited,
             info.files,
-            info.rows,
+            rows,
         )
-    session.in_flight = None
-    checkpoint(stream, context, job.window.end, None)
+        self.slots.popleft()
+        session.in_flight.pop(info.id, None)
+        session.windows_done += 1
+        self.rows, self.waited = self.rows + rows, self.waited + info.waited
+        self.cost = max(self.cost, client.api_calls - calls0 + 1)  # + its create
+        self.planner.learn(job.window, rows)
+        self.bookmark = job.window.end
+        self.replan()
+        self.checkpoint()
+
+    def replan(self) -> None:
+        """Cancel exports created ahead for windows the rate just learned says are far too large.
+
+        Only for windows sized by the data: an export queued before the rate was known (e.g.
+        a year-wide second window) is replaced by narrower ones. Its rows were never read.
+        """
+        planner, session = self.planner, self.session
+        if planner.size is not None or not planner.rows_per_day:
+            return
+        limit = OVERSIZE * planner.rows_per_export
+        days = [(s.job.window.end - s.job.window.start) / dt.timedelta(days=1) for s in self.slots]
+        first = next((k for k, d in enumerate(days) if planner.rows_per_day * d > limit), None)
+        if first is None:
+            return
+        drop = list(self.slots)[first:]
+        for slot in drop:
+            self.slots.pop()
+            session.in_flight.pop(slot.info.id, None)
+            session.logger.info(
+                "%s: export %s queued ahead would hold ~%d rows at %.1f rows a day; replacing it with narrower ones",
+                slot.job.spec.label,
+                slot.info.id,
+                planner.rows_per_day * ((slot.job.window.end - slot.job.window.start) / dt.timedelta(days=1)),
+                planner.rows_per_day,
+            )
+            with budget_exempt(session.client):
+                session.runner.cancel(slot.info.id, slot.job.spec.label)
+        planner.cursor = drop[0].job.window.start
+        self.planned_all = False
+
+    def abandon(self, *, courtesy: bool) -> None:
+        """After an error: drop the exports created ahead (not the one being read: a rerun reuses it).
+
+        With ``courtesy`` they are canceled too (one try each): not after the daily limit, the
+        call budget or the credentials ended the run, which a cancel would only run into again.
+        """
+        session = self.session
+        while len(self.slots) > 1:
+            slot = self.slots.pop()
+            session.in_flight.pop(slot.info.id, None)
+            if courtesy and not session.runner.stopping:
+                session.client.cancel_now(slot.info.id, timeout=5.0)
+        if self.stream.replication_method == "INCREMENTAL":
+            self.stream.get_context_state(self.context).pop(QUEUED_KEY, None)
+
+
+def prefetch_next(stream: WindowedStream, session: ExportSession, cost: int) -> None:
+    """Create the first export of the next selected stream, so Pardot has it queued meanwhile.
+
+    Only for a stream with no export in flight in its state (it resumes its own). The export
+    is recorded in that stream's state and in ``session.ahead`` by its query: that stream
+    takes it when its first window asks for the very same query; else it is canceled at
+    the end of the run (:func:`release_ahead`).
+    """
+    nxt = session.next_stream(stream.name) if session.next_stream is not None else None
+    if nxt is None or not session.room() or nxt.replication_method != "INCREMENTAL":
+        return
+    left = session.calls_left()
+    if left is not None and left < 2 * cost:
+        return
+    state = nxt.get_context_state(None)
+    if pending_entries(state):
+        return
+    nxt.begin_windows(None)
+    fields = nxt.requested_fields()
+    w = make_planner(nxt, session, None, []).next()
+    if w is None:
+        return
+    job = make_job(nxt, w, fields, [])
+    with budget_exempt(session.client):
+        info = session.runner.create(job.spec)
+    session.in_flight[info.id] = job.spec.label
+    session.ahead[job.query] = AheadExport(nxt, info, job.spec)
+    state["pending_export"] = pending_entry(job, info)
+    nxt.emit_state()
+
+
+def release_ahead(session: ExportSession, *, failed: bool, courtesy: bool = True) -> None:
+    """Cancel the exports created ahead that no stream took, and drop them from state.
+
+    After an error (``failed``) each gets one try without retries, none without ``courtesy``.
+    """
+    for query, ahead in list(session.ahead.items()):
+        del session.ahead[query]
+        session.in_flight.pop(ahead.info.id, None)
+        if session.runner.stopping or not courtesy:
+            continue
+        if failed:
+            session.client.cancel_now(ahead.info.id, timeout=5.0)
+        else:
+            try:
+                with budget_exempt(session.client):
+                    session.runner.cancel(ahead.info.id, ahead.spec.label)
+            except Exception as exc:  # noqa: BLE001 - a courtesy: the run's rows are all out
+                session.logger.warning(
+                    "%s: export %s created ahead not canceled: %s", ahead.spec.label, ahead.info.id, exc
+                )
+        state = ahead.stream.get_context_state(None)
+        pending = state.get("pending_export")
+        if isinstance(pending, dict) and pending.get("id") == ahead.info.id:
+            state.pop("pending_export")
+            if not failed:
+                ahead.stream.emit_state()
 
 
 def result_files(stream: WindowedStream, session: ExportSession, context: Context | None) -> Iterator[FileRowsLike]:
@@ -281,35 +547,30 @@ def result_files(stream: WindowedStream, session: ExportSession, context: Contex
 
     The consumer reads each file (setting its ``count``) before asking for the next.
     """
-    fields = stream.requested_fields()
-    check_field_count(stream.name, fields)
+    check_field_count(stream.name, stream.requested_fields())
     session.announce()
     stream.begin_windows(context)
     client = session.client
-    pending = stream.get_context_state(context).get("pending_export")
-    pending = dict(pending) if isinstance(pending, dict) else {}
-    calls0, t0, rows, exports = client.api_calls, time.monotonic(), 0, 0
-    cost = FIRST_WINDOW_COST
-    for w in plan(stream, session, context):
-        if not can_afford(stream, session, cost, w):
-            break
-        job = make_job(stream, w, fields, pending)
-        w_calls0 = client.api_calls
-        with budget_exempt(client):
-            for part in window_files(stream, session, context, job):
-                yield part
-                rows += part.count
-        pending = {}
-        exports += 1
-        session.windows_done += 1
-        cost = max(cost, client.api_calls - w_calls0)
+    calls0, t0 = client.api_calls, time.monotonic()
+    run = StreamSync(stream, session, context)
+    try:
+        yield from run.files()
+    except BaseException as exc:
+        courtesy = not isinstance(exc, MUST_PROPAGATE)
+        run.abandon(courtesy=courtesy)
+        release_ahead(session, failed=True, courtesy=courtesy)
+        raise
     stream.logger.info(
-        "%s: summary: %d row(s), %d export(s), %d API call(s), %.1fs; run so far: %d API call(s) %s",
+        "%s: summary: %d row(s), %d export(s), %d API call(s), %.1fs waiting on exports, %.1fs; run so far: "
+        "%d API call(s) %s",
         stream.name,
-        rows,
-        exports,
+        run.rows,
+        run.exports,
         client.api_calls - calls0,
+        run.waited,
         time.monotonic() - t0,
         client.api_calls,
         dict(client.calls),
     )
+    if session.next_stream is None or session.next_stream(stream.name) is None:
+        release_ahead(session, failed=False)

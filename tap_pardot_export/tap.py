@@ -126,7 +126,22 @@ class TapPardotExport(TapHooks):
             state_writer=self.state_writer,
             logger=self.logger,
             spool_dir=spool,
+            max_ahead=int(cfg.get("max_queued_exports", 1)),
+            next_stream=self._next_selected,
         )
+
+    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK: extended, not replaced
+        """The SDK's sync of every selected stream, then the run's totals as its last log line."""
+        super().sync_all()
+        session = self.sessions.current
+        if session is not None:
+            self.logger.info("%s", session.totals())
+
+    def _next_selected(self, name: str) -> PardotExportStream | None:
+        """The selected stream the SDK syncs after ``name`` (it syncs them in this order), if any."""
+        names = list(self.streams)
+        later = names[names.index(name) + 1 :] if name in names else []
+        return next((s for n in later if (s := t.cast("PardotExportStream", self.streams[n])).selected), None)
 
     def cancel_in_flight(self, timeout: float) -> str:
         """On a signal (watchdog thread): cancel the export in flight, if any."""

@@ -27,10 +27,12 @@ class Window:
 
     @property
     def after(self) -> dt.datetime:
+        """The export's exclusive lower bound: one second before the window's start."""
         return self.start - OVERLAP
 
     @property
     def before(self) -> dt.datetime:
+        """The export's exclusive upper bound: the window's end."""
         return self.end
 
 
@@ -64,3 +66,88 @@ def parse_setting_datetime(value: str) -> dt.datetime:
         v = v[:-1] + "+00:00"
     d = dt.datetime.fromisoformat(v)
     return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+#: the narrowest window the data can ask for (a denser hour is one large export)
+MIN_ADAPTIVE_WINDOW = dt.timedelta(hours=1)
+#: a window shorter than this teaches the rate only in proportion to its length
+LEARN_SPAN = dt.timedelta(days=1)
+DAY = dt.timedelta(days=1)
+
+
+def learn_rate(prior: float | None, rows: int, span: dt.timedelta) -> float:
+    """Rows per day after a window of ``span`` held ``rows``, blended with ``prior`` for short windows.
+
+    A window of a day or more sets the rate alone (the latest data decides); a shorter one
+    (a run's last few minutes) moves it only in proportion to its length, so one busy minute
+    does not shrink the next run's windows to an hour.
+    """
+    days = max(span / DAY, 1e-6)
+    weight = min(1.0, span / LEARN_SPAN)
+    if prior is None:
+        return rows / max(days, LEARN_SPAN / DAY)
+    return weight * (rows / days) + (1 - weight) * prior
+
+
+class Planner:
+    """The windows of one stream's range, one at a time (lazily), each sized when it is asked for.
+
+    With a fixed ``size`` (``window_days``) every window has that length. Without one, a
+    window spans ``rows_per_export / rows_per_day`` days, between an hour and
+    :data:`MAX_WINDOW`, where ``rows_per_day`` is learned from the windows done
+    (:meth:`learn`) and starts from the last run's. Windows of exports already in flight
+    (``adopt``, from state) are taken as they are when the range reaches their start, so a
+    rerun asks for the very same queries and reuses those exports.
+    """
+
+    def __init__(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        size: dt.timedelta | None,
+        rows_per_export: int,
+        rows_per_day: float | None = None,
+        adopt: list[Window] | None = None,
+    ) -> None:
+        """Plan ``[start, end)``; see the class docstring for the other arguments."""
+        if start.tzinfo is None or end.tzinfo is None:
+            msg = "window bounds must be timezone-aware"
+            raise ValueError(msg)
+        if size is not None and size <= dt.timedelta(0):
+            msg = "window size must be positive"
+            raise ValueError(msg)
+        self.cursor = start
+        self.end = end
+        self.size = size
+        self.rows_per_export = max(1, rows_per_export)
+        self.rows_per_day = rows_per_day if rows_per_day is not None and rows_per_day >= 0 else None
+        self.adopt = sorted(adopt or [], key=lambda w: w.start)
+
+    def next_size(self) -> dt.timedelta:
+        """The length the next window gets (before the range's end cuts it)."""
+        if self.size is not None:
+            return min(self.size, MAX_WINDOW)
+        if not self.rows_per_day:
+            return MAX_WINDOW
+        size = DAY * (self.rows_per_export / self.rows_per_day)
+        return max(MIN_ADAPTIVE_WINDOW, min(MAX_WINDOW, size))
+
+    def next(self) -> Window | None:
+        """The next window, or None once the range is covered."""
+        if self.cursor >= self.end:
+            return None
+        while self.adopt and self.adopt[0].start < self.cursor:
+            self.adopt.pop(0)
+        if self.adopt and self.adopt[0].start == self.cursor:
+            w = self.adopt.pop(0)
+            if self.cursor < w.end <= self.end and w.end - w.start <= MAX_WINDOW:
+                self.cursor = w.end
+                return w
+        w = Window(self.cursor, min(self.cursor + self.next_size(), self.end))
+        self.cursor = w.end
+        return w
+
+    def learn(self, w: Window, rows: int) -> None:
+        """Take in how many rows window ``w`` held."""
+        self.rows_per_day = learn_rate(self.rows_per_day, rows, w.end - w.start)
