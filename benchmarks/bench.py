@@ -18,24 +18,30 @@ import json
 import os
 import platform
 import re
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
+
+if TYPE_CHECKING:
+    import resource
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
 def rss_mib_of(pid_rusage: resource.struct_rusage) -> float:
+    """Peak RSS in MiB from a child's rusage."""
     return pid_rusage.ru_maxrss / 1024  # Linux reports KiB
 
 
-def run_measured(cmd: list[str], *, stdout: int | None = subprocess.DEVNULL, env: dict | None = None):
+def run_measured(
+    cmd: list[str], *, stdout: int | None = subprocess.DEVNULL, env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
     """Run a command; return (seconds, peak RSS MiB, stderr)."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
@@ -51,7 +57,14 @@ def run_measured(cmd: list[str], *, stdout: int | None = subprocess.DEVNULL, env
     return seconds, rss_mib_of(usage), text
 
 
+def expect_rows(seen: int, rows: int, who: str) -> None:
+    """Stop the benchmark when a side did not see every row."""
+    if seen != rows:
+        sys.exit(f"{who} saw {seen} rows, expected {rows}")
+
+
 def main() -> int:
+    """Run the benchmark and print its results as JSON."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000, help="visitor activity rows (default 1,000,000)")
     ap.add_argument("--rows-per-file", type=int, default=100_000, help="rows per result file (default 100,000)")
@@ -168,7 +181,7 @@ def main() -> int:
         if not args.skip_baseline:
             base_s, base_rss, base_err = run_measured(base_cmd)
             info = json.loads(base_err.strip().splitlines()[-1])
-            assert info["rows"] == rows, f"baseline saw {info['rows']} rows, expected {rows}"
+            expect_rows(info["rows"], rows, "baseline")
             result.update(
                 baseline_seconds=round(base_s, 2),
                 baseline_rows_per_s=round(rows / base_s),

@@ -28,6 +28,7 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tap_pardot_export.account import MAX_HEALS, CreateHealer
 from tap_pardot_export.errors import (
@@ -58,7 +59,7 @@ MUST_PROPAGATE = (DailyLimitReached, CallBudgetSpent, PardotAuthError)
 HEAD_BYTES = 64 * 1024
 TAIL_BYTES = 1 << 20
 CHUNK_BYTES = 1 << 20
-XML_ERROR = re.compile(rb'<err\s+code="(\d+)"\s*>(.*?)</err>', re.S | re.I)
+XML_ERROR = re.compile(rb'<err\s+code="(\d+)"\s*>(.*?)</err>', re.DOTALL | re.IGNORECASE)
 BEARER = re.compile(r"(?i)(bearer|token|authorization)(\W{1,4})[\w.!/+=-]{8,}")
 EXPORT_ID = re.compile(r"[0-9]{1,18}")
 #: during a long wait, a line every this many seconds says which export waits, in which state
@@ -260,7 +261,7 @@ class ResultFile:
                 with ``retry`` set where fetching again may help), invalid UTF-8, or a header
                 that does not hold each requested field exactly once.
         """
-        with open(self.path, "rb") as fh:
+        with Path(self.path).open("rb") as fh:
             head = fh.read(HEAD_BYTES)
         other = sniff(head)
         if other is not None:
@@ -299,14 +300,14 @@ class ResultFile:
 
     def _tail(self) -> bytes:
         """The file's last ``TAIL_BYTES``."""
-        size = os.path.getsize(self.path)
-        with open(self.path, "rb") as fh:
+        size = Path(self.path).stat().st_size
+        with Path(self.path).open("rb") as fh:
             fh.seek(max(0, size - TAIL_BYTES))
             return fh.read()
 
     def _header(self) -> list[str]:
         try:
-            with open(self.path, encoding="utf-8-sig", newline="") as fh:
+            with Path(self.path).open(encoding="utf-8-sig", newline="") as fh:
                 return next(csv.reader(fh), [])
         except UnicodeDecodeError:
             raise self._bad_utf8() from None
@@ -316,7 +317,7 @@ class ResultFile:
     def _odd_quotes(self) -> bool:
         """True when the file holds an odd number of quotes: a quoted field may be left open."""
         quotes = 0
-        with open(self.path, "rb") as fh:
+        with Path(self.path).open("rb") as fh:
             while chunk := fh.read(CHUNK_BYTES):
                 quotes += chunk.count(b'"')
         return quotes % 2 == 1
@@ -324,7 +325,7 @@ class ResultFile:
     def _ends_in_quotes(self) -> bool:
         """True when a strict CSV parse ends inside a quoted field (an odd count may be a stray quote)."""
         try:
-            with open(self.path, encoding="utf-8-sig", newline="") as fh:
+            with Path(self.path).open(encoding="utf-8-sig", newline="") as fh:
                 for _ in csv.reader(fh, strict=True):
                     pass
         except csv.Error as exc:
@@ -340,7 +341,7 @@ class ResultFile:
         """
         decoder = codecs.getincrementaldecoder("utf-8")()
         offset, at = 0, -1
-        with open(self.path, "rb") as fh:
+        with Path(self.path).open("rb") as fh:
             while at < 0 and (chunk := fh.read(CHUNK_BYTES)):
                 pending = decoder.getstate()[0]
                 try:
@@ -360,7 +361,7 @@ class ResultFile:
     def rows(self) -> Iterator[list[str]]:
         """Yield each record row after the header (checked for its column count), blank lines skipped."""
         width = len(self.columns)
-        with open(self.path, encoding="utf-8-sig", newline="") as fh:  # utf-8-sig drops a BOM
+        with Path(self.path).open(encoding="utf-8-sig", newline="") as fh:  # utf-8-sig drops a BOM
             reader = csv.reader(fh, strict=True)
             try:
                 next(reader, None)
@@ -786,7 +787,7 @@ class ExportRunner:
                 try:
                     yield rf
                 finally:
-                    os.unlink(rf.path)
+                    Path(rf.path).unlink()
                     ahead.release()
         finally:
             cancel.set()
@@ -797,8 +798,7 @@ class ExportRunner:
             for fut in futures:
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
                     path = fut.result().path
-                    if os.path.exists(path):
-                        os.unlink(path)
+                    Path(path).unlink(missing_ok=True)
 
     def _fetch_checked(self, rf: ResultFile, cancel: threading.Event) -> None:
         """Download ``rf`` to a temporary file until it is the CSV requested, whole.
@@ -822,7 +822,7 @@ class ExportRunner:
                     self.client.download(rf.url, fh)
                 extra = rf.check(secrets)
             except BadResultFile as exc:
-                os.unlink(rf.path)
+                Path(rf.path).unlink()
                 if not exc.retry or attempt == tries or time.monotonic() > deadline:
                     raise self._final(exc, attempt) from None
                 delay = waits.send(exc)
@@ -831,7 +831,7 @@ class ExportRunner:
                     raise ExportError(f"{rf.where}: interrupted") from None
                 continue
             except BaseException:
-                os.unlink(rf.path)
+                Path(rf.path).unlink()
                 raise
             if extra:
                 self._warn_extra(rf, extra)

@@ -94,7 +94,7 @@ class TapPardotExport(TapHooks):
             try:
                 settings.parse_state(text)
             except PardotConfigError as exc:
-                cls.logger.error("%s", exc)
+                cls.logger.error("%s", exc)  # noqa: TRY400 - a user's mistake: the message, no traceback
                 raise SystemExit(1) from None
             state = io.StringIO(text)
         if catalog is not None:
@@ -194,7 +194,7 @@ def _json_file(text: str, option: str, logger: logging.Logger) -> str:
     try:
         json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
-        logger.error("The %s file is not valid JSON (%s). %s", option, exc, NOT_JSON_HINT)
+        logger.error("The %s file is not valid JSON (%s). %s", option, exc, NOT_JSON_HINT)  # noqa: TRY400 - no traceback
         raise SystemExit(1) from None
     return text
 
