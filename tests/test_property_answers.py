@@ -321,7 +321,7 @@ def expected_records() -> dict[int, dict[str, t.Any]]:
     return {r["id"]: {k: (v[1] if isinstance(v, tuple) else v) for k, v in r.items()} for r in TRUTH}
 
 
-@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(faults=answers)
 def test_any_sequence_of_answers_ends_in_the_truth_or_a_clear_failure(servers, catalog, instant_retries, faults):
     servers.main.script = Script(faults, servers.other.server_address[1])  # type: ignore[attr-defined]
