@@ -55,6 +55,7 @@ CONTRACT: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (Tap, "_validate_config", ("raise_errors",)),
     (Tap, "append_builtin_config", ("config_jsonschema",)),
     (Tap, "load_state", ("state",)),
+    (Tap, "sync_all", ()),  # marked final in the SDK: extended (see TapHooks), never replaced
     (SingerCommand, "excepthook", ("exc_type", "exc_value", "exc_traceback")),
     # public names the tap builds on, checked too
     (Tap, "write_message", ("message",)),
@@ -114,6 +115,14 @@ def finalize_stream_state(stream: Stream) -> None:
 
 class TapHooks(Tap):
     """A tap whose settings are checked by :meth:`validate_settings` instead of the SDK's check."""
+
+    def after_sync_all(self) -> None:
+        """Called once every selected stream is synced; subclasses override."""
+
+    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK: extended, not replaced
+        """The SDK's sync of every selected stream, then :meth:`after_sync_all`."""
+        super().sync_all()
+        self.after_sync_all()
 
     def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:  # noqa: ARG002 - a hook
         """Every problem with ``config`` (may fill in defaults in place); subclasses override."""

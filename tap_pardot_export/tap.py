@@ -130,9 +130,9 @@ class TapPardotExport(TapHooks):
             next_stream=self._next_selected,
         )
 
-    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK: extended, not replaced
-        """The SDK's sync of every selected stream, then the run's totals as its last log line."""
-        super().sync_all()
+    @override
+    def after_sync_all(self) -> None:
+        """The run's totals as its last log line."""
         session = self.sessions.current
         if session is not None:
             self.logger.info("%s", session.totals())
