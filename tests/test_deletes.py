@@ -191,3 +191,26 @@ def test_deleted_argument_contradicts_capture_deletes(sandbox, argument, procedu
     assert run.returncode != 0
     assert f"stream_options.visitor.arguments.{argument} contradicts capture_deletes" in run.everything
     assert "Traceback" not in run.everything
+
+
+def test_pass_stopped_by_the_call_budget_is_not_marked_done(fresh_sandbox):
+    """max_api_calls ends the run inside the pass (exit 0): its marker stays unset until the next run finishes it."""
+    sb = fresh_sandbox()
+    cfg = config(sb, start_date="2019-01-01T00:00:00+00:00")  # the pass: 7 windows of a year
+    cat = catalog(cfg)
+    plain = {k: v for k, v in cfg.items() if k != "capture_deletes"}
+    run0 = run_tap(plain, catalog=cat)
+    assert run0.returncode == 0, run0.stderr[-2000:]
+    run1 = run_tap({**cfg, "max_api_calls": 10}, catalog=cat, state=run0.final_state)
+    assert run1.returncode == 0, run1.stderr[-2000:]
+    first = len(bin_exports(sb))
+    assert 1 <= first < 7, "the budget stops the pass after a few windows"
+    state1 = run1.final_state["bookmarks"][STREAM]
+    assert "deletes_pass_at" not in state1, "a pass stopped by the budget is not done"
+    assert state1["replication_key_value"] == iso(END)
+    run2 = run_tap(cfg, catalog=cat, state=run1.final_state)
+    assert run2.returncode == 0, run2.stderr[-2000:]
+    assert len(bin_exports(sb)) == 7, "the next run resumes the pass where it stopped"
+    got = set(marked(run1.records(STREAM))) | set(marked(run2.records(STREAM)))
+    assert got == deleted_ids(sb, STREAM, START, END)
+    assert run2.final_state["bookmarks"][STREAM]["deletes_pass_at"] == iso(END)
