@@ -17,7 +17,7 @@ from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
 from tap_pardot_export.convert import CellError, LocalDateTimeConverter, row_typer
-from tap_pardot_export.errors import ResultFormatError
+from tap_pardot_export.errors import PardotConfigError, ResultFormatError
 from tap_pardot_export.sdk_compat import ExportStreamHooks, TypeConformanceLevel, write_starting_replication_value
 from tap_pardot_export.sync import RecycleBin, check_field_count, result_files
 from tap_pardot_export.windows import parse_setting_datetime
@@ -174,6 +174,17 @@ class PardotExportStream(ExportStreamHooks):
         """Before the run's first export: refuse a selection no export can take."""
         if self.selected:
             check_field_count(self.name, self.requested_fields())
+            self.check_deletes_catalog()
+
+    def check_deletes_catalog(self) -> None:
+        """Refuse capture_deletes with a catalog made without it: the target would not know the deletes."""
+        if DELETED_AT in self.schema["properties"] and DELETED_AT not in self.effective_schema.get("properties", {}):
+            msg = (
+                f"stream {self.name}: capture_deletes is on but the catalog has no {DELETED_AT} property, so the "
+                "target could not tell deleted records from live ones: run discovery again (--discover) and use "
+                "the new catalog, or turn capture_deletes off."
+            )
+            raise PardotConfigError(msg)
 
     # -- hooks of the window orchestration (sync.py) ----------------------------------------
 

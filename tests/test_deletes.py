@@ -214,3 +214,15 @@ def test_pass_stopped_by_the_call_budget_is_not_marked_done(fresh_sandbox):
     got = set(marked(run1.records(STREAM))) | set(marked(run2.records(STREAM)))
     assert got == deleted_ids(sb, STREAM, START, END)
     assert run2.final_state["bookmarks"][STREAM]["deletes_pass_at"] == iso(END)
+
+
+def test_catalog_without_the_deleted_column_is_refused(sandbox):
+    """capture_deletes with a catalog discovered without it: a clear error before any API call."""
+    cfg = config(sandbox)
+    old = catalog({k: v for k, v in cfg.items() if k != "capture_deletes"})
+    calls = sandbox.stats()
+    run = run_tap(cfg, catalog=old)
+    assert run.returncode != 0
+    assert "capture_deletes is on but the catalog has no _sdc_deleted_at" in run.everything
+    assert "Traceback" not in run.everything
+    assert sandbox.stats() == calls, "refused before any API call"
