@@ -23,7 +23,7 @@ from jsonschema import FormatChecker
 from singer_sdk.typing import DEFAULT_JSONSCHEMA_VALIDATOR, extend_validator_with_defaults
 
 from tap_pardot_export.errors import PardotConfigError
-from tap_pardot_export.streams import DEFAULT_ROWS_PER_EXPORT, STREAM_TYPES
+from tap_pardot_export.streams import DEFAULT_ROWS_PER_EXPORT, DELETES_STREAMS, STREAM_TYPES
 from tap_pardot_export.windows import parse_setting_datetime
 
 if t.TYPE_CHECKING:
@@ -266,6 +266,23 @@ def _range_settings() -> dict[str, dict[str, t.Any]]:
             "allows (a year) while exports stay below this, narrower where a window held more, learned "
             "from the windows done and kept in state for the next run.",
             (DEFAULT_ROWS_PER_EXPORT, 100, 50_000_000),
+        ),
+        "capture_deletes": {
+            "type": "boolean",
+            "default": False,
+            "title": "Capture deletes",
+            "description": "Mark records in Pardot's recycle bin with _sdc_deleted_at (prospect, visitor, "
+            "list_membership, prospect_account; live records get null): a recycle-bin pass over start_date "
+            "to now runs every deletes_pass_days, one extra export per year of range per stream, and stamps "
+            "each deleted record with the pass's time. Incompatible with a deleted or prospect_deleted "
+            "argument in stream_options.",
+        },
+        "deletes_pass_days": _num(
+            "number",
+            "Recycle-bin pass interval (days)",
+            "With capture_deletes: the least time between two recycle-bin passes of a stream (kept in its "
+            "state). 0: every run.",
+            (1, 0, 365),
         ),
     }
 
@@ -650,6 +667,20 @@ def _timezone_errors(config: Mapping[str, t.Any]) -> list[str]:
     return []
 
 
+def _deletes_errors(config: Mapping[str, t.Any]) -> list[str]:
+    """capture_deletes reads the recycle bin itself: a deleted argument of the user's contradicts it."""
+    if not config.get("capture_deletes"):
+        return []
+    options = config.get("stream_options") or {}
+    return [
+        f"stream_options.{stream}.arguments.{name} contradicts capture_deletes (which exports the live records "
+        "and the recycle bin itself, marking deleted ones): remove one of them"
+        for stream in DELETES_STREAMS
+        for name in ("deleted", "prospect_deleted")
+        if name in ((options.get(stream) or {}).get("arguments") or {})
+    ]
+
+
 def _nan_errors(value: object, where: str) -> Iterable[str]:
     """NaN passes every minimum and maximum (the SDK's JSON reader accepts it)."""
     if isinstance(value, float) and math.isnan(value):
@@ -667,6 +698,7 @@ def check_settings(config: Mapping[str, t.Any]) -> list[str]:
         *_poll_errors(config),
         *_credential_errors(config),
         *_timezone_errors(config),
+        *_deletes_errors(config),
     ]
 
 

@@ -17,9 +17,10 @@ from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
 from tap_pardot_export.convert import CellError, LocalDateTimeConverter, row_typer
-from tap_pardot_export.errors import ResultFormatError
+from tap_pardot_export.errors import PardotConfigError, ResultFormatError
 from tap_pardot_export.sdk_compat import ExportStreamHooks, TypeConformanceLevel, write_starting_replication_value
-from tap_pardot_export.sync import check_field_count, result_files
+from tap_pardot_export.sync import RecycleBin, check_field_count, result_files
+from tap_pardot_export.windows import parse_setting_datetime
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -39,6 +40,10 @@ BY_CREATED = ("created_after", "created_before", "created_at")
 BY_PROSPECT_UPDATED = ("prospect_updated_after", "prospect_updated_before", None)
 #: the rows an export aims at when window_days is not set
 DEFAULT_ROWS_PER_EXPORT = 500_000
+#: when capture_deletes is on: when the record was seen in Pardot's recycle bin (null: live)
+DELETED_AT = "_sdc_deleted_at"
+#: the streams whose export procedures take deleted / prospect_deleted (see capture_deletes)
+DELETES_STREAMS = ("prospect", "visitor", "list_membership", "prospect_account")
 DELETED_ONLY: dict[str, tuple[str, ...]] = {"filter_by_updated_at": ("deleted",), "filter_by_created_at": ("deleted",)}
 
 
@@ -58,6 +63,8 @@ class FileRows:
     rows: Iterator[list[str]]
     type_row: t.Callable[[list[str]], dict[str, t.Any]]
     count: int = 0
+    #: fields set on every record (capture_deletes: ``_sdc_deleted_at``)
+    stamp: dict[str, t.Any] | None = None
 
     @classmethod
     def of(
@@ -68,7 +75,7 @@ class FileRows:
 
     def records(self, drop: t.Sequence[str] = ()) -> Iterator[dict[str, t.Any]]:
         """The file's typed records, without the ``drop`` fields; ``count`` follows along."""
-        type_row = self.type_row
+        type_row, stamp = self.type_row, self.stamp
         for n, cells in enumerate(self.rows, 1):
             try:
                 rec = type_row(cells)
@@ -76,6 +83,8 @@ class FileRows:
                 raise self.error(n, cells, exc) from None
             for name in drop:
                 rec.pop(name, None)
+            if stamp:
+                rec.update(stamp)
             self.count = n
             yield rec
 
@@ -112,6 +121,8 @@ class PardotExportStream(ExportStreamHooks):
         schema = load_schema(self.name)
         for name in (tap.config.get("custom_fields") or {}).get(self.name) or []:
             schema["properties"].setdefault(str(name), {"type": ["string", "null"]})
+        if tap.config.get("capture_deletes") and self.name in DELETES_STREAMS:
+            schema["properties"][DELETED_AT] = {"type": ["string", "null"], "format": "date-time"}
         super().__init__(tap=tap, schema=schema, name=self.name)
         self.sessions = sessions
         sessions.preflights.append(self.check_export)
@@ -148,7 +159,7 @@ class PardotExportStream(ExportStreamHooks):
 
     def requested_fields(self) -> list[str]:
         """The selected properties, id and the replication key always included."""
-        fields = self.mask_selected_properties()
+        fields = [name for name in self.mask_selected_properties() if name != DELETED_AT]
         for must in (*self.primary_keys, self.replication_key):
             if must and must not in fields:
                 fields.insert(0, must)
@@ -163,6 +174,17 @@ class PardotExportStream(ExportStreamHooks):
         """Before the run's first export: refuse a selection no export can take."""
         if self.selected:
             check_field_count(self.name, self.requested_fields())
+            self.check_deletes_catalog()
+
+    def check_deletes_catalog(self) -> None:
+        """Refuse capture_deletes with a catalog made without it: the target would not know the deletes."""
+        if DELETED_AT in self.schema["properties"] and DELETED_AT not in self.effective_schema.get("properties", {}):
+            msg = (
+                f"stream {self.name}: capture_deletes is on but the catalog has no {DELETED_AT} property, so the "
+                "target could not tell deleted records from live ones: run discovery again (--discover) and use "
+                "the new catalog, or turn capture_deletes off."
+            )
+            raise PardotConfigError(msg)
 
     # -- hooks of the window orchestration (sync.py) ----------------------------------------
 
@@ -176,9 +198,25 @@ class PardotExportStream(ExportStreamHooks):
         self.sessions.open().state_writer.write_state(self.tap_state)
         self.state_manager.is_flushed = True
 
-    def open_file(self, rf: ResultFile, conv: LocalDateTimeConverter) -> FileRows:
-        """A checked result file's rows, keyed by the requested names and typed from the schema."""
-        return FileRows.of(self.name, rf, self.schema["properties"], conv)
+    def open_file(self, rf: ResultFile, conv: LocalDateTimeConverter, deleted_at: str | None = None) -> FileRows:
+        """A checked result file's rows, keyed by the requested names and typed from the schema.
+
+        With capture_deletes, each record gets ``_sdc_deleted_at``: ``deleted_at`` (a recycle-bin
+        pass's rows), else null.
+        """
+        part = FileRows.of(self.name, rf, self.schema["properties"], conv)
+        if DELETED_AT in self.schema["properties"] and self.mask.get(("properties", DELETED_AT), True):
+            part.stamp = {DELETED_AT: deleted_at}
+        return part
+
+    def recycle_bin(self) -> RecycleBin | None:
+        """With capture_deletes, the argument selecting this stream's recycle bin and the pass's range."""
+        takes = self.extra_arguments.get(self.procedure, ())
+        argument = next((name for name in ("deleted", "prospect_deleted") if name in takes), None)
+        if not self.config.get("capture_deletes") or self.name not in DELETES_STREAMS or argument is None:
+            return None
+        every = dt.timedelta(days=float(self.config.get("deletes_pass_days", 1)))
+        return RecycleBin(argument, every, parse_setting_datetime(str(self.config["start_date"])))
 
     def _files(self, context: Context | None) -> Iterator[FileRows]:
         return t.cast("Iterator[FileRows]", result_files(self, self.sessions.open(), context))

@@ -120,8 +120,23 @@ class WindowedStream(t.Protocol):
     def emit_state(self) -> None:
         """Write a STATE message."""
 
-    def open_file(self, rf: ResultFile, conv: LocalDateTimeConverter) -> FileRowsLike:
-        """A checked result file's typed rows."""
+    def open_file(self, rf: ResultFile, conv: LocalDateTimeConverter, deleted_at: str | None = None) -> FileRowsLike:
+        """A checked result file's typed rows (``deleted_at``: they are in the recycle bin since then)."""
+
+    def recycle_bin(self) -> RecycleBin | None:
+        """What the recycle-bin pass needs (capture_deletes), or None: no pass for this stream."""
+
+
+@dataclass(frozen=True)
+class RecycleBin:
+    """What capture_deletes asks of a stream's recycle-bin pass."""
+
+    #: the procedure argument selecting the recycle bin: "deleted" or "prospect_deleted"
+    argument: str
+    #: the least time between two passes (deletes_pass_days)
+    every: dt.timedelta
+    #: start_date: a pass covers start_date .. the run's end
+    start: dt.datetime
 
 
 @dataclass
@@ -542,6 +557,124 @@ def release_ahead(session: ExportSession, *, failed: bool, courtesy: bool = True
                 ahead.stream.emit_state()
 
 
+#: state keys of the recycle-bin pass: the pass in progress (its own bookmark and exports in flight, as
+#: a nested stream state: the stream's bookmark is never touched), and the run end of the last whole pass
+DELETES_KEY = "deletes_pass"
+DELETES_AT_KEY = "deletes_pass_at"
+#: a recycle-bin pass runs one export per year of range
+DELETES_WINDOW = dt.timedelta(days=365)
+
+
+class RecycleBinView:
+    """``stream`` as its recycle-bin pass sees it: the bin's exports, its own state, rows stamped deleted."""
+
+    def __init__(self, stream: WindowedStream, recycle_bin: RecycleBin, stamp: str) -> None:
+        """``stamp``: the ``_sdc_deleted_at`` of every row of this pass (the run's end)."""
+        self.stream, self.bin, self.stamp = stream, recycle_bin, stamp
+        self.name, self.object_name = stream.name, stream.object_name
+        self.replication_key, self.replication_method = stream.replication_key, stream.replication_method
+        self.logger, self.procedure = stream.logger, stream.procedure
+
+    @property
+    def selected(self) -> bool:
+        """True when the catalog selects the stream."""
+        return self.stream.selected
+
+    def procedure_bounds(self) -> tuple[str, str]:
+        """The stream's procedure's (after, before) argument names."""
+        return self.stream.procedure_bounds()
+
+    def procedure_arguments(self) -> dict[str, t.Any]:
+        """The stream's arguments, asking for the recycle bin only."""
+        return {**self.stream.procedure_arguments(), self.bin.argument: "true"}
+
+    def window_size(self) -> dt.timedelta | None:
+        """A year: the widest window an export takes (the recycle bin is small)."""
+        return DELETES_WINDOW
+
+    def rows_per_export(self) -> int:
+        """The stream's (unused: the windows are fixed)."""
+        return self.stream.rows_per_export()
+
+    def requested_fields(self) -> list[str]:
+        """The stream's fields."""
+        return self.stream.requested_fields()
+
+    def get_starting_timestamp(self, context: Context | None) -> dt.datetime | None:
+        """Where an interrupted pass stopped, else start_date."""
+        value = self.get_context_state(context).get("replication_key_value")
+        try:
+            return parse_setting_datetime(str(value)) if value else self.bin.start
+        except ValueError:
+            return self.bin.start
+
+    def get_context_state(self, context: Context | None) -> dict[str, t.Any]:
+        """The pass's own state, nested in the stream's."""
+        outer = self.stream.get_context_state(context)
+        if not isinstance(outer.get(DELETES_KEY), dict):
+            outer[DELETES_KEY] = {}
+        return t.cast("dict[str, t.Any]", outer[DELETES_KEY])
+
+    def begin_windows(self, context: Context | None) -> None:
+        """Nothing: the stream's starting bookmark was recorded by its own windows."""
+
+    def emit_state(self) -> None:
+        """The stream's STATE message."""
+        self.stream.emit_state()
+
+    def open_file(self, rf: ResultFile, conv: LocalDateTimeConverter, deleted_at: str | None = None) -> FileRowsLike:
+        """The file's rows, stamped deleted at the pass's time."""
+        return self.stream.open_file(rf, conv, deleted_at or self.stamp)
+
+    def recycle_bin(self) -> RecycleBin | None:
+        """None: a pass has no pass of its own."""
+        return None
+
+
+def pass_due(stream: WindowedStream, context: Context | None, recycle_bin: RecycleBin, run_end: dt.datetime) -> bool:
+    """True when the stream's recycle-bin pass runs now: one was interrupted, or the last is old enough."""
+    state = stream.get_context_state(context)
+    if state.get(DELETES_KEY):
+        return True
+    last = state.get(DELETES_AT_KEY)
+    try:
+        when = parse_setting_datetime(str(last)) if last else None
+    except ValueError:
+        when = None
+    if when is not None and run_end - when < recycle_bin.every:
+        stream.logger.info(
+            "%s: recycle-bin pass not due: the last ran up to %s (deletes_pass_days)", stream.name, api_time(when)
+        )
+        return False
+    return True
+
+
+def recycle_bin_run(stream: WindowedStream, session: ExportSession, context: Context | None) -> StreamSync | None:
+    """The stream's recycle-bin pass over start_date .. run end when capture_deletes wants one now."""
+    recycle_bin = stream.recycle_bin()
+    if recycle_bin is None or recycle_bin.start >= session.run_end:
+        return None
+    if not pass_due(stream, context, recycle_bin, session.run_end):
+        return None
+    stamp = session.run_end.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    stream.logger.info(
+        "%s: recycle-bin pass (%s=true), deleted records stamped %s", stream.name, recycle_bin.argument, stamp
+    )
+    return StreamSync(RecycleBinView(stream, recycle_bin, stamp), session, context)
+
+
+def finish_recycle_bin(
+    stream: WindowedStream, session: ExportSession, context: Context | None, run: StreamSync
+) -> None:
+    """When every row of the pass was emitted: drop its state, keep when it ran (else the next run resumes it)."""
+    if run.bookmark is None or run.bookmark < run.planner.end:  # stopped by max_api_calls
+        return
+    state = stream.get_context_state(context)
+    state.pop(DELETES_KEY, None)
+    state[DELETES_AT_KEY] = api_time(session.run_end)
+    stream.emit_state()
+
+
 def result_files(stream: WindowedStream, session: ExportSession, context: Context | None) -> Iterator[FileRowsLike]:
     """Run the windows' exports; yield each result file's rows, checkpointing after each window.
 
@@ -553,11 +686,18 @@ def result_files(stream: WindowedStream, session: ExportSession, context: Contex
     client = session.client
     calls0, t0 = client.api_calls, time.monotonic()
     run = StreamSync(stream, session, context)
+    current = run
     try:
         yield from run.files()
+        bin_run = recycle_bin_run(stream, session, context)
+        if bin_run is not None:
+            current = bin_run
+            yield from bin_run.files()
+            finish_recycle_bin(stream, session, context, bin_run)
+            run.rows, run.exports = run.rows + bin_run.rows, run.exports + bin_run.exports
     except BaseException as exc:
         courtesy = not isinstance(exc, MUST_PROPAGATE)
-        run.abandon(courtesy=courtesy)
+        current.abandon(courtesy=courtesy)
         release_ahead(session, failed=True, courtesy=courtesy)
         raise
     stream.logger.info(

@@ -209,6 +209,14 @@ class ObjectData:
     span: int = 1
     slot: t.Callable[[int], int] = lambda _i: 0
 
+    def delete(self, ids: t.Iterable[int]) -> None:
+        """Move the records with these ids to the recycle bin (their updated_at does not move)."""
+        if self.is_deleted is None:
+            msg = f"{self.stream} has no recycle bin"
+            raise ValueError(msg)
+        was, gone = self.is_deleted, {int(x) - self.base_id for x in ids}
+        self.is_deleted = lambda i: i in gone or was(i)
+
     @property
     def field_names(self) -> list[str]:
         """The object's field names, in export order."""

@@ -184,6 +184,8 @@ class SandboxState:
         self.config = config
         self.zone = ZoneInfo(config.data.timezone)
         self.dataset = Dataset(config.data)
+        #: records moved to the recycle bin by a test so far (part of the result cache key)
+        self.deletions = 0
         if config.prospect_only_spelling == "camel":
             va = self.dataset.objects["visitor_activity"].procedures["filter_by_created_at"]
             va.extra = {"type": "types", "prospectOnly": "bool"}
@@ -431,6 +433,7 @@ class SandboxState:
                 self.config.bool_style,
                 self.config.line_ending,
                 self.config.data.seed,
+                self.deletions,
             ],
             default=str,
         )
@@ -1052,6 +1055,15 @@ class Sandbox:
     def dataset(self) -> Dataset:
         """The generated data the exports draw from."""
         return self.state.dataset
+
+    def delete_records(self, stream: str, ids: t.Iterable[int]) -> None:
+        """Move ``stream``'s records with these ids to the recycle bin now (as deleting in Pardot does).
+
+        Their updated_at does not move, so only an export with ``deleted`` (or
+        ``prospect_deleted``) set finds them afterwards.
+        """
+        self.state.dataset.objects[stream].delete(ids)
+        self.state.deletions += 1
 
     @property
     def clock(self) -> Clock:
