@@ -12,6 +12,7 @@ switch in :meth:`PardotClient._switch_version`, the error-code table in
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -40,7 +41,7 @@ from tap_pardot_export.errors import (
 )
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Mapping
+    from collections.abc import Callable, Generator, Iterator, Mapping
 
 LOGGER = logging.getLogger("tap-pardot-export")
 USER_AGENT = "tap-pardot-export/0.1"
@@ -354,14 +355,12 @@ def _read_capped(resp: requests.Response, url: str) -> None:
     resp._content = b"".join(chunks)  # noqa: SLF001 - what resp.content does, with a cap
 
 
-def _read_within(resp: requests.Response, deadline: float | None, url: str) -> None:
-    """Read a small answer's body whole, in at most ``deadline`` seconds.
+@contextlib.contextmanager
+def _shut_at(resp: requests.Response, seconds: float | None) -> Iterator[threading.Event]:
+    """Shut the answer's socket ``seconds`` from now (none: never); yields the event set when it was.
 
-    A server that trickles a byte at a time never trips the per-read timeout; the socket is
-    shut down at the deadline instead, and the answer is a transient error.
-
-    Raises:
-        TransientError: the body did not arrive whole in time, or was cut.
+    requests' timeout bounds each read, not the whole body: a server trickling a byte at a time
+    never trips it. Shutting the socket ends the read at once, with an error the caller judges.
     """
     expired = threading.Event()
 
@@ -371,18 +370,32 @@ def _read_within(resp: requests.Response, deadline: float | None, url: str) -> N
         if raw is not None and hasattr(raw, "shutdown"):
             raw.shutdown()
 
-    timer = threading.Timer(deadline, abort) if deadline else None
+    timer = threading.Timer(seconds, abort) if seconds else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
-        if timer is not None:
-            timer.daemon = True
-            timer.start()
-        _read_capped(resp, url)
-    except (requests.RequestException, OSError) as exc:
-        if not expired.is_set():
-            raise TransientError(f"{type(exc).__name__} reading {redact_url(url)}") from None
+        yield expired
     finally:
         if timer is not None:
             timer.cancel()
+
+
+def _read_within(resp: requests.Response, deadline: float | None, url: str) -> None:
+    """Read a small answer's body whole, in at most ``deadline`` seconds.
+
+    A server that trickles a byte at a time never trips the per-read timeout; the socket is
+    shut down at the deadline instead, and the answer is a transient error.
+
+    Raises:
+        TransientError: the body did not arrive whole in time, or was cut.
+    """
+    with _shut_at(resp, deadline) as expired:
+        try:
+            _read_capped(resp, url)
+        except (requests.RequestException, OSError) as exc:
+            if not expired.is_set():
+                raise TransientError(f"{type(exc).__name__} reading {redact_url(url)}") from None
     if expired.is_set():
         resp.close()
         msg = f"the answer of {redact_url(url)} did not arrive whole within request_timeout ({deadline:g}s)"
@@ -748,29 +761,20 @@ class PardotClient:
             raise PardotAPIError(msg)
         dest.seek(0)
         dest.truncate()
-        expired = threading.Event()
-
-        def abort() -> None:
-            expired.set()
-            raw = getattr(resp, "raw", None)
-            if raw is not None and hasattr(raw, "shutdown"):
-                raw.shutdown()
-
-        timer = threading.Timer(self.download_timeout, abort)
-        timer.daemon = True
         written = 0
-        try:
-            with self.slots, resp:
-                timer.start()
+        with (
+            self.slots,
+            resp,
+            _shut_at(resp, self.download_timeout) as expired,
+        ):  # the deadline runs once a slot is held
+            try:
                 for chunk in resp.iter_content(chunk_size=1 << 16):
                     dest.write(chunk)
                     written += len(chunk)
-        except (requests.RequestException, OSError) as exc:
-            if not expired.is_set():
-                msg = f"Download of {redact_url(url)} cut off after {written} bytes ({type(exc).__name__})"
-                raise TransientError(msg) from None
-        finally:
-            timer.cancel()
+            except (requests.RequestException, OSError) as exc:
+                if not expired.is_set():
+                    msg = f"Download of {redact_url(url)} cut off after {written} bytes ({type(exc).__name__})"
+                    raise TransientError(msg) from None
         if expired.is_set():
             msg = (
                 f"download of {redact_url(url)} passed download_timeout ({self.download_timeout:g}s) after "
