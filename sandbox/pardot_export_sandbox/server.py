@@ -747,13 +747,8 @@ class Handler(BaseHTTPRequestHandler):
         Faults apply to it only when injected with ``op="custom_field"``.
         """
         st = self.st
-        kinds = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json")
-        fault = st.take_fault("custom_field", kinds, exact=True)
-        if fault is not None and self._apply_fault(fault):
+        if self._faulted_or_checked("custom_field", version, method, reset=False):
             return
-        self._check_version(version)
-        if method != "GET":
-            raise ApiError(405, 2, f"Invalid action: {method} customField query")
         if not st.config.custom_field_query:
             raise ApiError(403, 46, "Access denied: the API user lacks the Admin > Custom Fields > View ability")
         try:
@@ -772,6 +767,23 @@ class Handler(BaseHTTPRequestHandler):
             result["customField"] = page
         self._send(200, {"result": result}, json_format=query.get("format") == "json")
 
+    def _faulted_or_checked(self, op: str, version: int, method: str, *, reset: bool) -> bool:
+        """For a GET-only account call: True when an injected fault answered it; else check it.
+
+        Faults apply only when injected for ``op`` itself.
+
+        Raises:
+            ApiError: For the wrong API version (error 88 or 89) or a method other than GET.
+        """
+        kinds = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json", *(("reset",) if reset else ()))
+        fault = self.st.take_fault(op, kinds, exact=True)
+        if fault is not None and self._apply_fault(fault):
+            return True
+        self._check_version(version)
+        if method != "GET":
+            raise ApiError(405, 2, f"Invalid action: {method} {op}")
+        return False
+
     def _describe(self, version: int, method: str, *, json_format: bool) -> None:
         """The prospect account describe: ``{"@attributes": ..., "result": {"field": [...]}}``.
 
@@ -786,13 +798,8 @@ class Handler(BaseHTTPRequestHandler):
             ApiError: For the wrong version or method, or when ``account_describe`` is off.
         """
         st = self.st
-        kinds = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json", "reset")
-        fault = st.take_fault("describe", kinds, exact=True)
-        if fault is not None and self._apply_fault(fault):
+        if self._faulted_or_checked("describe", version, method, reset=True):
             return
-        self._check_version(version)
-        if method != "GET":
-            raise ApiError(405, 2, f"Invalid action: {method} prospectAccount describe")
         if not st.config.account_describe:
             raise ApiError(404, 2, "Invalid action: describe")
         fields = st.dataset.account_field_defs()
