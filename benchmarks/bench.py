@@ -57,6 +57,23 @@ def run_measured(
     return seconds, rss_mib_of(usage), text
 
 
+def sandbox_config(url: str, **extra: object) -> dict[str, object]:
+    """A tap config for a sandbox at ``url`` (its default credentials), over the year 2025."""
+    return {
+        "api_url": url,
+        "login_url": url,
+        "business_unit_id": "0Uv5e0000000001AAA",
+        "client_id": "sandbox-client-id",
+        "client_secret": "sandbox-client-secret",
+        "refresh_token": "sandbox-refresh-token",
+        "timezone": "America/New_York",
+        "start_date": "2025-01-01T00:00:00+00:00",
+        "end_date": "2026-01-01T00:00:00+00:00",
+        "poll_interval": 0.05,
+        **extra,
+    }
+
+
 def expect_rows(seen: int, rows: int, who: str) -> None:
     """Stop the benchmark when a side did not see every row."""
     if seen != rows:
@@ -101,20 +118,7 @@ def main() -> int:
     try:
         url = sandbox.stdout.readline().strip()
         tmp = Path(tempfile.mkdtemp())
-        cfg = {
-            "api_url": url,
-            "login_url": url,
-            "business_unit_id": "0Uv5e0000000001AAA",
-            "client_id": "sandbox-client-id",
-            "client_secret": "sandbox-client-secret",
-            "refresh_token": "sandbox-refresh-token",
-            "timezone": "America/New_York",
-            "start_date": "2025-01-01T00:00:00+00:00",
-            "end_date": "2026-01-01T00:00:00+00:00",
-            "window_days": 365,
-            "poll_interval": 0.05,
-            "max_poll_interval": 0.5,
-        }
+        cfg = sandbox_config(url, window_days=365, max_poll_interval=0.5)
         (tmp / "config.json").write_text(json.dumps(cfg))
         catalog = json.loads(
             subprocess.run(

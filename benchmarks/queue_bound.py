@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import requests
+from bench import sandbox_config  # same folder: run as benchmarks/queue_bound.py
 
 PY = sys.executable
 OBJECTS = ("prospect", "visitor", "visitor_activity", "list_membership", "prospect_account", "external_activity")
@@ -60,20 +61,7 @@ def start_sandbox(rows: int, seconds: float) -> tuple[subprocess.Popen[str], str
 def sync(url: str, seconds: float, extra: dict[str, object]) -> dict[str, object]:
     """Run one full sync; return its measures."""
     tmp = Path(tempfile.mkdtemp(prefix="pardot-queue-bench-"))
-    cfg = {
-        "api_url": url,
-        "login_url": url,
-        "business_unit_id": "0Uv5e0000000001AAA",
-        "client_id": "sandbox-client-id",
-        "client_secret": "sandbox-client-secret",
-        "refresh_token": "sandbox-refresh-token",
-        "timezone": "America/New_York",
-        "start_date": "2025-01-01T00:00:00+00:00",
-        "end_date": "2026-01-01T00:00:00+00:00",
-        "poll_interval": 0.05,
-        "max_poll_interval": 1,
-        **extra,
-    }
+    cfg = sandbox_config(url, **{"max_poll_interval": 1, **extra})
     (tmp / "config.json").write_text(json.dumps(cfg))
 
     def stats() -> dict[str, object]:
