@@ -186,6 +186,8 @@ class SandboxState:
         self.dataset = Dataset(config.data)
         #: records moved to the recycle bin by a test so far (part of the result cache key)
         self.deletions = 0
+        #: called by the worker with each export once it is Complete (tests change the data between exports)
+        self.on_complete: list[t.Callable[[Export], None]] = []
         if config.prospect_only_spelling == "camel":
             va = self.dataset.objects["visitor_activity"].procedures["filter_by_created_at"]
             va.extra = {"type": "types", "prospectOnly": "bool"}
@@ -372,6 +374,9 @@ class SandboxState:
                 self._rand.shuffle(e.file_ids)
                 e.state = "Complete"
                 e.completed = now
+                hooks = list(self.on_complete)
+            for hook in hooks:
+                hook(e)
 
     def _process(self, e: Export) -> tuple[list[range], int, list[str]]:
         """Find the export's rows and write its result files, as Pardot does before Complete.
@@ -1071,6 +1076,13 @@ class Sandbox:
         """
         self.state.dataset.objects[stream].delete(ids)
         self.state.deletions += 1
+
+    def after_export(self, hook: t.Callable[[Export], None]) -> None:
+        """Call ``hook(export)`` each time an export is Complete, before the next one is processed.
+
+        Tests use it to change the data between two exports of one run (e.g. delete records).
+        """
+        self.state.on_complete.append(hook)
 
     @property
     def clock(self) -> Clock:
