@@ -47,7 +47,6 @@ LOGGER = logging.getLogger("tap-pardot-export")
 CUSTOM_FIELD_PAGE = 200
 #: a bound on the pages read (200 fields each): no account has 10,000 custom fields
 MAX_PAGES = 50
-MAX_FIELDS = 150
 #: creates retried after a refused field or argument spelling, at most (per export)
 MAX_HEALS = 20
 #: the stream custom fields belong to
@@ -177,8 +176,6 @@ def learn_account_fields(tap: t.Any, streams: Sequence[Stream]) -> None:
     prospect = next((s for s in streams if s.name == CUSTOM_FIELD_STREAM), None)
     if prospect is None or not has_credentials(config):
         return
-    if len(prospect.schema["properties"]) > MAX_FIELDS:
-        return  # the settings already exceed an export's fields: the run stops on that first
     try:
         fields = query_custom_fields(client())
     except (PardotAPIError, PardotConfigError, requests.RequestException) as exc:
@@ -311,8 +308,6 @@ def learn_prospect_account_fields(
     config = tap.config
     if stream is None or not has_credentials(config):
         return
-    if any(len(s.schema["properties"]) > MAX_FIELDS for s in streams):
-        return  # the settings already exceed an export's fields: the run stops on that first
     try:
         fields = describe_prospect_account((client or lazy_client(config))())
     except (PardotAPIError, PardotConfigError, requests.RequestException) as exc:

@@ -19,7 +19,7 @@ from typing_extensions import override
 from tap_pardot_export.convert import CellError, LocalDateTimeConverter, row_typer
 from tap_pardot_export.errors import PardotConfigError, ResultFormatError
 from tap_pardot_export.sdk_compat import ExportStreamHooks, TypeConformanceLevel, write_starting_replication_value
-from tap_pardot_export.sync import RecycleBin, check_field_count, result_files
+from tap_pardot_export.sync import RecycleBin, result_files
 from tap_pardot_export.windows import parse_setting_datetime
 
 if t.TYPE_CHECKING:
@@ -171,9 +171,8 @@ class PardotExportStream(ExportStreamHooks):
         return [name for name in self.schema["properties"] if mask.get(("properties", name), True)]
 
     def check_export(self) -> None:
-        """Before the run's first export: refuse a selection no export can take."""
+        """Before the run's first export: refuse a catalog the run cannot honour."""
         if self.selected:
-            check_field_count(self.name, self.requested_fields())
             self.check_deletes_catalog()
 
     def check_deletes_catalog(self) -> None:

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from tap_pardot_export.errors import PardotConfigError, ResultFormatError
+from tap_pardot_export.errors import ResultFormatError
 from tap_pardot_export.exports import MUST_PROPAGATE, ExportSpec
+from tap_pardot_export.join import MAX_FIELDS, JoinedRows, JoinSpool, JoinStats, field_groups
 from tap_pardot_export.session import AheadExport
 from tap_pardot_export.windows import OVERLAP, Planner, Window, api_time, parse_setting_datetime
 
@@ -42,8 +43,6 @@ if t.TYPE_CHECKING:
     from tap_pardot_export.exports import ExportInfo, ResultFile
     from tap_pardot_export.session import ExportSession
 
-#: an export takes at most this many fields
-MAX_FIELDS = 150
 #: the calls a window costs before the run has measured one: create, a read or two, one file
 FIRST_WINDOW_COST = 4
 #: state keys next to ``pending_export`` (the export of the window at the bookmark): the exports
@@ -141,7 +140,7 @@ class RecycleBin:
 
 @dataclass
 class WindowJob:
-    """One window's export: its query, and the export from state it may reuse."""
+    """One export of a window (one per field group): its query, and the export from state it may reuse."""
 
     window: Window
     spec: ExportSpec
@@ -149,31 +148,40 @@ class WindowJob:
     resume_id: int | None
     #: the resumed export's createdAt (the API user's zone) and our clock at its creation
     resume_clock: tuple[str, float] | None
+    #: its field group, of how many (a stream wider than an export has several, joined by id)
+    group: int = 0
+    groups: int = 1
 
 
-def check_field_count(stream: str, fields: list[str]) -> None:
-    """Refuse an export of more fields than the API takes, naming the stream and the fix."""
-    n = len(fields)
-    if n > MAX_FIELDS:
-        msg = (
-            f"stream {stream}: {n} fields are selected, but an export takes at most {MAX_FIELDS}. "
-            f"Deselect {n - MAX_FIELDS} field(s) in the catalog (or fewer custom_fields)."
-        )
-        raise PardotConfigError(msg)
+def stream_groups(stream: WindowedStream) -> list[list[str]]:
+    """The stream's requested fields in groups an export takes, each with id and the replication key."""
+    keys = ["id", *([stream.replication_key] if stream.replication_key else [])]
+    return field_groups(stream.requested_fields(), keys)
 
 
-def make_job(stream: WindowedStream, w: Window, fields: list[str], entries: list[dict[str, t.Any]]) -> WindowJob:
-    """The window's export spec; an export in state is reused only for the very same query."""
+def make_job(
+    stream: WindowedStream,
+    w: Window,
+    fields: list[str],
+    entries: list[dict[str, t.Any]],
+    group: tuple[int, int] = (0, 1),
+) -> WindowJob:
+    """The export spec of ``w``'s field group ``group`` (index, count).
+
+    An export in state is reused only for the very same query.
+    """
     after_arg, before_arg = stream.procedure_bounds()
     arguments = {after_arg: api_time(w.after), before_arg: api_time(w.before), **stream.procedure_arguments()}
     label = f"{stream.name} [{api_time(w.start)} .. {api_time(w.end)})"
+    if group[1] > 1:
+        label += f" field group {group[0] + 1}/{group[1]}"
     spec = ExportSpec(stream.object_name, fields, stream.procedure, arguments, label)
     query = hashlib.sha256(orjson.dumps(spec.body(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
     for entry in entries:
         export_id = entry.get("id")
         if entry.get("query") == query and isinstance(export_id, int) and not isinstance(export_id, bool):
-            return WindowJob(w, spec, query, export_id, _resume_clock(entry))
-    return WindowJob(w, spec, query, None, None)
+            return WindowJob(w, spec, query, export_id, _resume_clock(entry), *group)
+    return WindowJob(w, spec, query, None, None, *group)
 
 
 def pending_entries(state: dict[str, t.Any]) -> list[dict[str, t.Any]]:
@@ -314,21 +322,38 @@ class StreamSync:
     The export of the window at the bookmark is waited on and read while the next windows'
     exports wait in Pardot's queue. Every export in flight is in state (``pending_export``,
     then ``queued_exports``), the bookmark moves only over windows whose rows were all read.
+
+    A stream wider than an export runs one export per field group for each window (in
+    order, so the window at the bookmark always comes first); their rows are joined by id
+    on disk before any is emitted, and the window's exports stay in state until then.
     """
 
     def __init__(self, stream: WindowedStream, session: ExportSession, context: Context | None) -> None:
         """Plan ``stream``'s windows from its state."""
         self.stream, self.session, self.context = stream, session, context
-        self.fields = stream.requested_fields()
+        self.groups = stream_groups(stream)
         state = stream.get_context_state(context)
         self.entries = pending_entries(state)
         self.planner = make_planner(stream, session, context, self.entries)
         self.slots: collections.deque[Slot] = collections.deque()
+        #: the exports of windows planned but not started yet (the later field groups of a window)
+        self.todo: collections.deque[WindowJob] = collections.deque()
         self.bookmark: dt.datetime | None = None
-        self.cost = FIRST_WINDOW_COST
+        self.cost = FIRST_WINDOW_COST * len(self.groups)
         self.planned_all = False
         self.rows = self.exports = 0
         self.waited = 0.0
+        if len(self.groups) > 1:
+            stream.logger.info(
+                "%s: %d fields selected, more than an export takes (%d): %d exports per window (field groups of "
+                "%s fields, each with id and %s), joined by id on disk",
+                stream.name,
+                len({f for g in self.groups for f in g}),
+                MAX_FIELDS,
+                len(self.groups),
+                "/".join(str(len(g)) for g in self.groups),
+                stream.replication_key,
+            )
 
     # -- state -----------------------------------------------------------------------------
 
@@ -342,45 +367,61 @@ class StreamSync:
             state["replication_key"] = stream.replication_key
             state["replication_key_value"] = api_time(self.bookmark)
         state.pop("progress_markers", None)
+        self.record_slots(state)
+        if self.planner.rows_per_day is not None:
+            state[LEARNED_KEY] = round(self.planner.rows_per_day * YEAR_DAYS)
+        stream.emit_state()
+
+    def record_slots(self, state: dict[str, t.Any]) -> None:
+        """Write the exports started (read or not, of windows not done) to ``state``."""
         entries = [pending_entry(s.job, s.info) for s in self.slots]
         for key, value in (("pending_export", entries[0] if entries else None), (QUEUED_KEY, entries[1:])):
             if value:
                 state[key] = value
             else:
                 state.pop(key, None)
-        if self.planner.rows_per_day is not None:
-            state[LEARNED_KEY] = round(self.planner.rows_per_day * YEAR_DAYS)
-        stream.emit_state()
 
     # -- starting exports ------------------------------------------------------------------
 
     def affordable_ahead(self) -> bool:
-        """True when the call budget covers the windows started plus one more."""
+        """True when the call budget covers the exports started plus one more."""
         left = self.session.calls_left()
-        return left is None or left >= self.cost * (len(self.slots) + 1)
+        return left is None or left >= math.ceil(self.cost * (len(self.slots) + 1) / len(self.groups))
 
-    def fill(self, *, ahead: bool) -> None:
-        """Start the next window's export when none is started; with ``ahead``, those after it too.
-
-        Exports ahead are created once Pardot works on the one waited on (it is Processing or
-        Complete), or once an export of this run was Complete: not while ours would only pile up
-        behind other integrations' exports at the start, nor while a create or an export fails.
-        """
-        session = self.session
-        while not self.planned_all and session.room() and (ahead or not self.slots):
-            if self.slots and not self.affordable_ahead():
-                return
+    def next_job(self) -> WindowJob | None:
+        """The next export to start (not taken off the plan), or None once the range is covered."""
+        if not self.todo:
             w = self.planner.next()
             if w is None:
+                return None
+            n = len(self.groups)
+            self.todo.extend(make_job(self.stream, w, g, self.entries, (k, n)) for k, g in enumerate(self.groups))
+        return self.todo[0]
+
+    def fill(self, *, ahead: bool, need: int = 1) -> None:
+        """Start exports until ``need`` are started; with ``ahead``, more while there is room.
+
+        The first ``need`` exports (the window at the bookmark, group by group) always start;
+        exports ahead are created once Pardot works on the one waited on (it is Processing or
+        Complete), or once an export of this run was Complete: not while ours would only pile
+        up behind other integrations' exports at the start, nor while a create or an export fails.
+        """
+        session = self.session
+        while not self.planned_all:
+            must = len(self.slots) < need
+            if not must and not (ahead and session.room() and self.affordable_ahead()):
+                return
+            job = self.next_job()
+            if job is None:
                 self.planned_all = True
                 if ahead and (not self.slots or self.affordable_ahead()):
                     prefetch_next(self.stream, session, self.cost)
                 return
-            job = make_job(self.stream, w, self.fields, self.entries)
             created = session.ahead.pop(job.query, None)
-            if created is None and not self.slots and not can_afford(self.stream, session, self.cost, w):
+            if created is None and not self.slots and not can_afford(self.stream, session, self.cost, job.window):
                 self.planned_all = True
                 return
+            self.todo.popleft()
             if created is not None:
                 job.spec = created.spec  # the fields it was created with
             self.start(job, created.info if created is not None else None)
@@ -403,16 +444,91 @@ class StreamSync:
     # -- reading ---------------------------------------------------------------------------
 
     def files(self) -> Iterator[FileRowsLike]:
-        """Each window's result files in order, checkpointing after each window."""
+        """Each window's result files in order (joined, for a wide stream), checkpointing after each window."""
         self.fill(ahead=False)
         while self.slots:
             yield from self.read_head()
             self.fill(ahead=False)
 
     def read_head(self) -> Iterator[FileRowsLike]:
-        """Wait for the first window's export, yield its files; then move the bookmark over it."""
-        session, slot = self.session, self.slots[0]
-        job, client = slot.job, session.client
+        """Wait for the first window's export(s), yield its files; then move the bookmark over it."""
+        client, groups = self.session.client, self.slots[0].job.groups
+        calls0 = client.api_calls
+        if groups == 1:
+            rows = 0
+            for part in self.read_export(self.slots[0]):
+                yield part
+                rows += part.count
+        else:
+            rows = yield from self.read_joined(groups)
+        job = self.slots[0].job
+        for _ in range(groups):
+            slot = self.slots.popleft()
+            self.session.in_flight.pop(slot.info.id, None)
+        self.session.windows_done += 1
+        self.rows += rows
+        self.cost = max(self.cost, client.api_calls - calls0 + groups)  # + its creates
+        self.planner.learn(job.window, rows)
+        self.bookmark = job.window.end
+        self.replan()
+        self.checkpoint()
+
+    def read_joined(self, groups: int) -> t.Generator[FileRowsLike, None, int]:
+        """Spool the head window's field groups one export at a time, then yield their records joined by id."""
+        stream = self.stream
+        under = self.session.spool_dir
+        with JoinSpool(stream.name, groups, replication_key=stream.replication_key, under=under) as spool:
+            for k in range(groups):
+                with budget_exempt(self.session.client):
+                    self.fill(ahead=False, need=k + 1)  # the window's next group, if not created ahead
+                slot = self.slots[k]
+                for part in self.read_export(slot):
+                    spool.add(k, t.cast("t.Any", part))
+                self.session.in_flight.pop(slot.info.id, None)  # done in Pardot; kept in state until joined
+            joined = JoinedRows(stream.name, spool)
+            t0 = time.monotonic()
+            yield joined
+            spool.stats.join_seconds = time.monotonic() - t0
+            spool.stats.spool_bytes = spool.size()
+        self.report_join(spool.stats, groups)
+        return joined.count
+
+    def report_join(self, stats: JoinStats, groups: int) -> None:
+        """Log what a window's join did, and warn of records some group lacked."""
+        stream, label = self.stream, self.slots[0].job.spec.label.rsplit(" field group", 1)[0]
+        stream.logger.info(
+            "%s: joined %d record(s) from %d field groups: spooled in %.1fs, joined and emitted in %.1fs "
+            "(%.0f records/s), %.1f MiB of disk spool",
+            label,
+            stats.rows,
+            groups,
+            stats.spool_seconds,
+            stats.join_seconds,
+            stats.rows / stats.join_seconds if stats.join_seconds > 0 else 0.0,
+            stats.spool_bytes / 2**20,
+        )
+        if stats.partial:
+            stream.logger.warning(
+                "%s: %d record(s) were in some field groups' exports but not in others (e.g. id %s): updated or "
+                "deleted in Pardot while the window's exports ran. They were emitted with the fields known; an "
+                "updated record comes whole with the next run.",
+                label,
+                stats.partial,
+                ", ".join(map(str, stats.partial_ids)),
+            )
+        if stats.mixed:
+            stream.logger.warning(
+                "%s: %d record(s) had different %s values in different field groups' exports (Pardot answered "
+                "them from different versions): each was emitted with the oldest; it comes whole again when next "
+                "updated",
+                label,
+                stats.mixed,
+                stream.replication_key,
+            )
+
+    def read_export(self, slot: Slot) -> Iterator[FileRowsLike]:
+        """Wait for ``slot``'s export and yield each of its result files' rows (read by the consumer)."""
+        session, job = self.session, slot.job
 
         def created(new: ExportInfo) -> None:  # created again (it Failed, or was Canceled or expired)
             session.in_flight.pop(slot.info.id, None)
@@ -420,8 +536,8 @@ class StreamSync:
             slot.info = new
             self.checkpoint()
 
-        calls0, rows, conv = client.api_calls, 0, None
-        with budget_exempt(client):
+        rows, conv = 0, None
+        with budget_exempt(session.client):
             if session.runner.last_complete:  # exports work in this run: queue the next behind this one now
                 self.fill(ahead=True)
             runs = session.runner.run(
@@ -442,15 +558,7 @@ class StreamSync:
             info.files,
             rows,
         )
-        self.slots.popleft()
-        session.in_flight.pop(info.id, None)
-        session.windows_done += 1
-        self.rows, self.waited = self.rows + rows, self.waited + info.waited
-        self.cost = max(self.cost, client.api_calls - calls0 + 1)  # + its create
-        self.planner.learn(job.window, rows)
-        self.bookmark = job.window.end
-        self.replan()
-        self.checkpoint()
+        self.waited += info.waited
 
     def replan(self) -> None:
         """Cancel exports created ahead for windows the rate just learned says are far too large.
@@ -462,7 +570,8 @@ class StreamSync:
         if planner.size is not None or not planner.rows_per_day:
             return
         limit = OVERSIZE * planner.rows_per_export
-        days = [(s.job.window.end - s.job.window.start) / dt.timedelta(days=1) for s in self.slots]
+        windows = [s.job.window for s in self.slots] + [j.window for j in self.todo]
+        days = [(w.end - w.start) / dt.timedelta(days=1) for w in windows]
         first = next((k for k, d in enumerate(days) if planner.rows_per_day * d > limit), None)
         if first is None:
             return
@@ -479,23 +588,26 @@ class StreamSync:
             )
             with budget_exempt(session.client):
                 session.runner.cancel(slot.info.id, slot.job.spec.label)
-        planner.cursor = drop[0].job.window.start
+        self.todo.clear()
+        planner.cursor = windows[first].start
         self.planned_all = False
 
     def abandon(self, *, courtesy: bool) -> None:
-        """After an error: drop the exports created ahead (not the one being read: a rerun reuses it).
+        """After an error: drop the exports created ahead (not the window being read's: a rerun reuses them).
 
         With ``courtesy`` they are canceled too (one try each): not after the daily limit, the
         call budget or the credentials ended the run, which a cancel would only run into again.
         """
         session = self.session
-        while len(self.slots) > 1:
+        head = self.slots[0].job.window if self.slots else None
+        while self.slots and self.slots[-1].job.window != head:
             slot = self.slots.pop()
             session.in_flight.pop(slot.info.id, None)
             if courtesy and not session.runner.stopping:
                 session.client.cancel_now(slot.info.id, timeout=5.0)
+        self.todo.clear()
         if self.stream.replication_method == "INCREMENTAL":
-            self.stream.get_context_state(self.context).pop(QUEUED_KEY, None)
+            self.record_slots(self.stream.get_context_state(self.context))
 
 
 def prefetch_next(stream: WindowedStream, session: ExportSession, cost: int) -> None:
@@ -516,11 +628,11 @@ def prefetch_next(stream: WindowedStream, session: ExportSession, cost: int) -> 
     if pending_entries(state):
         return
     nxt.begin_windows(None)
-    fields = nxt.requested_fields()
+    groups = stream_groups(nxt)
     w = make_planner(nxt, session, None, []).next()
     if w is None:
         return
-    job = make_job(nxt, w, fields, [])
+    job = make_job(nxt, w, groups[0], [], (0, len(groups)))
     with budget_exempt(session.client):
         info = session.runner.create(job.spec)
     session.in_flight[info.id] = job.spec.label
@@ -680,7 +792,6 @@ def result_files(stream: WindowedStream, session: ExportSession, context: Contex
 
     The consumer reads each file (setting its ``count``) before asking for the next.
     """
-    check_field_count(stream.name, stream.requested_fields())
     session.announce()
     stream.begin_windows(context)
     client = session.client

@@ -55,6 +55,8 @@ class TapRun:
     stdout: str
     stderr: str
     messages: list[dict[str, t.Any]] = field(default_factory=list)
+    #: the tap process's peak resident memory in MiB (``run_tap(..., peak_rss=True)``)
+    peak_rss_mib: float | None = None
 
     def records(self, stream: str | None = None) -> list[dict[str, t.Any]]:
         return [
@@ -83,11 +85,13 @@ def run_tap(
     timeout: float = 300,
     env: dict[str, str] | None = None,
     subprocess: bool = False,
+    peak_rss: bool = False,
 ) -> TapRun:
     """Run the tap's CLI with files for config, state and catalog.
 
     In this process by default; ``subprocess=True`` runs ``python -m tap_pardot_export``
     instead, for tests about the real process (its exit code, its stderr as a whole).
+    ``peak_rss=True`` (a subprocess) also reports the process's peak resident memory.
     """
     with tempfile.TemporaryDirectory(prefix="tap-run-") as tmp:
         argv = ["--config", _dump(tmp, "config", config), *args]
@@ -95,9 +99,10 @@ def run_tap(
             argv += ["--state", _dump(tmp, "state", state)]
         if catalog is not None:
             argv += ["--catalog", _dump(tmp, "catalog", catalog)]
-        if subprocess:
+        if subprocess or peak_rss:
+            command = [sys.executable, "-c", _PEAK_RSS] if peak_rss else [sys.executable, "-m", "tap_pardot_export"]
             proc = sp.run(
-                [sys.executable, "-m", "tap_pardot_export", *argv],
+                [*command, *argv],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -105,11 +110,25 @@ def run_tap(
                 check=False,
             )
             run = TapRun(proc.returncode, proc.stdout, proc.stderr)
+            if peak_rss:
+                run.stderr, _, peak = run.stderr.rpartition(_PEAK_RSS_MARK)
+                run.peak_rss_mib = int(peak) / 1024
         else:
             run = _run_in_process(argv, timeout=timeout, env=env or {})
     if "--discover" not in args and "--about" not in args:
         run.messages = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
     return run
+
+
+_PEAK_RSS_MARK = "\npeak_rss_kib="
+#: ``python -m tap_pardot_export`` that writes its peak RSS (KiB, Linux) as stderr's last line at exit
+_PEAK_RSS = (
+    "import atexit, resource, runpy, sys\n"
+    "atexit.register(lambda: sys.stderr.write("
+    f"{_PEAK_RSS_MARK!r} + str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
+    "sys.argv[0] = 'tap-pardot-export'\n"
+    "runpy.run_module('tap_pardot_export', run_name='__main__', alter_sys=True)\n"
+)
 
 
 def _dump(folder: str, name: str, obj: t.Any) -> str:

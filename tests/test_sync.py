@@ -195,16 +195,6 @@ def test_version_switch_on_error_89(fresh_sandbox):
     )
 
 
-def test_more_than_150_fields_fails_before_any_api_call(fresh_sandbox):
-    sb = fresh_sandbox()
-    cfg = sb.tap_config(custom_fields={"prospect": [f"Custom_{k}" for k in range(110)]})
-    run = run_tap(cfg)
-    assert run.returncode != 0
-    assert "stream prospect: 156 fields are selected" in run.stderr
-    assert "Traceback" not in run.stderr
-    assert sb.stats()["calls"] == {}
-
-
 #: the documented contract (README, streams table), written out rather than read from the tap's classes
 REPLICATION_KEYS = {
     "prospect": "updated_at",

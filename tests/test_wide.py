@@ -1,0 +1,318 @@
+"""Streams wider than an export: one export per field group per window, joined by id, whole and exact."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import itertools
+import json
+import os
+import typing as t
+from pathlib import Path
+
+import pytest
+from pardot_export_sandbox import DataConfig
+
+from tap_pardot_export.join import JoinSpool, field_groups
+from tests.helpers import assert_rows_match, discover, expected_rows, iso, run_tap, select_streams
+from tests.test_signals import SIGTERM_EXIT, Tap, until, whole_lines
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from pardot_export_sandbox import Sandbox
+
+UTC = dt.timezone.utc
+START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
+STREAM = "prospect"
+#: 300 custom prospect fields, as the account's custom field query lists them
+CUSTOM = tuple(f"Custom_Field_{k:03d}" for k in range(300))
+
+
+def wide_sandbox(fresh_sandbox: t.Callable[..., Sandbox], prospects: int = 1200, **kw: t.Any) -> Sandbox:
+    data = DataConfig(start=START, end=END, custom_fields=CUSTOM, rows={STREAM: prospects})
+    return fresh_sandbox(data=data, **kw)
+
+
+def wide_catalog(cfg: dict[str, t.Any], *streams: str) -> dict[str, t.Any]:
+    """The catalog discovery makes with credentials: every custom field of the account, all selected."""
+    cat = select_streams(discover(cfg), streams or [STREAM])
+    props = next(s for s in cat["streams"] if s["tap_stream_id"] == STREAM)["schema"]["properties"]
+    assert set(CUSTOM) <= set(props), "discovery lists the account's custom fields"
+    return cat
+
+
+def exports_of(sb: Sandbox, since: int = 0) -> list[t.Any]:
+    with sb.state.lock:
+        return [e for eid, e in sorted(sb.state.exports.items()) if eid > since and e.spec.obj.name == STREAM]
+
+
+def assert_whole(records: list[dict[str, t.Any]], fields: set[str]) -> None:
+    """Every record holds every field: none is partial."""
+    for rec in records:
+        missing = fields - set(rec)
+        assert not missing, f"record {rec['id']} lacks {len(missing)} field(s), e.g. {sorted(missing)[:3]}"
+
+
+def schema_fields(run: t.Any) -> set[str]:
+    return set(next(m for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == STREAM)["schema"]["properties"])
+
+
+# -- the split ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [2, 150, 151, 298, 299, 300, 346, 1000])
+def test_field_groups_fit_an_export_and_each_holds_the_keys(n):
+    fields = ["id", "updated_at", *(f"f{k}" for k in range(n - 2))]
+    groups = field_groups(fields, ["id", "updated_at"])
+    assert all(len(g) <= 150 for g in groups)
+    assert all(g[:2] == ["id", "updated_at"] for g in groups)
+    assert [f for g in groups for f in g[2:]] == fields[2:], "every other field once, in order"
+    assert len(groups) == (1 if n <= 150 else -(-(n - 2) // 148))
+    assert max(map(len, groups)) - min(map(len, groups)) <= 1, "groups of even size"
+
+
+class Part:
+    """One group's result file as the join reads it: typed records."""
+
+    def __init__(self, rows: Sequence[dict[str, t.Any]]) -> None:
+        self.rows = rows
+
+    def records(self, drop: Sequence[str] = ()) -> Iterator[dict[str, t.Any]]:
+        yield from (dict(r) for r in self.rows)
+
+
+def test_join_keeps_records_one_group_lacks_and_the_oldest_mark():
+    """Ids in one group only come with what is known; a differing replication key keeps the oldest."""
+    g0 = [{"id": i, "updated_at": "2024-02-01T00:00:00Z", "a": i * 10} for i in (1, 2, 3)]
+    g1 = [{"id": i, "updated_at": "2024-02-01T00:00:00Z", "b": f"v{i}"} for i in (2, 3, 4)]
+    g1[1]["updated_at"] = "2024-01-15T00:00:00Z"  # id 3: another version in group 2's export
+    with JoinSpool("prospect", 2, replication_key="updated_at") as spool:
+        assert spool.add(0, Part(g0)) == 3
+        assert spool.add(1, Part(g1)) == 3
+        got = {r["id"]: r for r in spool.records()}
+        folder = spool.folder
+        assert os.path.exists(spool.path)
+    assert not os.path.exists(folder), "the spool is removed"
+    assert got == {
+        1: {"id": 1, "updated_at": "2024-02-01T00:00:00Z", "a": 10},
+        2: {"id": 2, "updated_at": "2024-02-01T00:00:00Z", "a": 20, "b": "v2"},
+        3: {"id": 3, "updated_at": "2024-01-15T00:00:00Z", "a": 30, "b": "v3"},
+        4: {"id": 4, "updated_at": "2024-02-01T00:00:00Z", "b": "v4"},
+    }
+    assert (spool.stats.rows, spool.stats.partial, spool.stats.mixed) == (4, 2, 1)
+
+
+# -- whole syncs against the sandbox --------------------------------------------------------
+
+
+def test_300_custom_fields_sync_row_exact_and_whole(fresh_sandbox, record_property):
+    """A prospect stream of ~350 fields: every record whole, every value right; exports of <= 150 fields."""
+    sb = wide_sandbox(fresh_sandbox)
+    cfg = sb.tap_config(window_days=92)
+    run = run_tap(cfg, catalog=wide_catalog(cfg), peak_rss=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    record_property("peak RSS of the tap (MiB)", round(run.peak_rss_mib or 0, 1))
+    # reported at the end of the test run (conftest), not judged: bounds belong to the benchmark
+
+    fields = schema_fields(run)
+    assert len(fields) > 300
+    records = run.records(STREAM)
+    assert_whole(records, fields)
+    assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, START, END), sb.config.data.timezone)
+
+    exports = exports_of(sb)
+    assert len(exports) == 3 * 4, "three field groups for each of four windows (92 days each)"
+    for e in exports:
+        assert len(e.spec.fields) <= 150
+        assert {"id", "updated_at"} <= set(e.spec.fields)
+    windows: dict[tuple[t.Any, t.Any], list[str]] = {}
+    for e in exports:
+        windows.setdefault((e.spec.after, e.spec.before), []).extend(e.spec.fields)
+    for asked in windows.values():
+        assert set(asked) == fields, "each window's groups ask for every field"
+    assert "3 exports per window" in run.stderr
+
+    emitted: set[int] = set()
+    for m in run.messages:  # each bookmark comes after every record before it, whole
+        if m["type"] == "RECORD":
+            emitted.add(m["record"]["id"])
+        mark = m["value"]["bookmarks"].get(STREAM, {}).get("replication_key_value") if m["type"] == "STATE" else None
+        if mark:
+            owed = {k for k, v in expected_rows(sb, STREAM, START, END).items() if v["updated_at"] < mark}
+            assert owed <= emitted, f"a STATE at {mark} came before {len(owed - emitted)} of its records"
+
+    state = run.final_state["bookmarks"][STREAM]
+    assert state["replication_key_value"] == iso(END)
+    assert "pending_export" not in state
+    assert "queued_exports" not in state
+    again = run_tap(cfg, catalog=wide_catalog(cfg), state=run.final_state)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not again.records(STREAM), "an incremental rerun from that state has nothing left"
+
+
+def test_record_deleted_between_group_exports_is_emitted_with_what_is_known(fresh_sandbox):
+    """A record gone from the second group's export is not dropped: its first group's fields arrive."""
+    sb = wide_sandbox(fresh_sandbox)
+    cfg = sb.tap_config(window_days=365, max_queued_exports=0)
+    cat = wide_catalog(cfg)
+    live = expected_rows(sb, STREAM, START, END)
+    gone = sorted(k for k, v in live.items() if v["updated_at"] < "2024-12-01")[:3]  # in the first window
+    first: list[int] = []
+
+    def delete_after_first_group(export: t.Any) -> None:
+        if export.spec.obj.name == STREAM and not first:
+            first.append(export.id)
+            sb.delete_records(STREAM, gone)
+
+    sb.after_export(delete_after_first_group)
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode == 0, run.stderr[-3000:]
+    group1 = set(exports_of(sb)[0].spec.fields)
+    by_id = {r["id"]: r for r in run.records(STREAM)}
+    assert set(by_id) == set(live), "no record lost, none added"
+    for rid in gone:
+        assert set(by_id[rid]) == group1, "the deleted record comes with its first group's fields"
+        assert all(by_id[rid][k] == live[rid][k] for k in group1)
+    assert_whole([r for rid, r in by_id.items() if rid not in gone], schema_fields(run))
+    assert "3 record(s) were in some field groups' exports but not in others" in run.stderr
+
+
+def test_capture_deletes_marks_a_wide_record_whole(fresh_sandbox):
+    """The recycle-bin pass of a wide stream is split and joined too: the deleted record arrives whole and marked."""
+    sb = wide_sandbox(fresh_sandbox)
+    cfg = sb.tap_config(window_days=365, capture_deletes=True)
+    cat = wide_catalog(cfg)
+    run1 = run_tap(cfg, catalog=cat)
+    assert run1.returncode == 0, run1.stderr[-3000:]
+    gone = sorted(r["id"] for r in run1.records(STREAM) if r["_sdc_deleted_at"] is None)[:4]
+    sb.delete_records(STREAM, gone)
+    cfg2 = {**cfg, "end_date": iso(END + dt.timedelta(days=2))}
+    sb.clock.advance(0)
+    run2 = run_tap(cfg2, catalog=cat, state=run1.final_state)
+    assert run2.returncode == 0, run2.stderr[-3000:]
+    fields = schema_fields(run2)
+    marked = {r["id"]: r for r in run2.records(STREAM) if r["_sdc_deleted_at"] is not None}
+    assert set(gone) <= set(marked)
+    assert_whole(list(marked.values()), fields)
+    truth = expected_rows(sb, STREAM, START, END, include_deleted=True)
+    for rid in gone:
+        assert all(marked[rid][k] == v for k, v in truth[rid].items())
+
+
+def test_a_window_interrupted_between_groups_resumes_its_exports(fresh_sandbox):
+    """A run failing on the second group's file keeps the window's exports; the rerun reuses all three.
+
+    The third group's export, created ahead, is still in Pardot's queue at the failure: it is
+    neither canceled nor forgotten.
+    """
+    sb = wide_sandbox(fresh_sandbox, processing_seconds=0.5)
+    cfg = sb.tap_config(window_days=365, max_queued_exports=2)
+    cat = wide_catalog(cfg)
+    seen: list[int] = []
+
+    def spoil_the_second_groups_file(export: t.Any) -> None:
+        seen.append(export.id)
+        if len(seen) == 2:
+            sb.inject("bad_value", op="download")
+
+    sb.after_export(spoil_the_second_groups_file)
+    run1 = run_tap(cfg, catalog=cat)
+    assert run1.returncode != 0
+    assert "Traceback" not in run1.stderr
+    assert not run1.records(STREAM), "no record of a window leaves before all its groups are joined"
+    state = run1.final_state["bookmarks"][STREAM]
+    assert state.get("replication_key_value", iso(START)) == iso(START)
+    kept = [state["pending_export"]["id"], *(e["id"] for e in state.get("queued_exports", []))]
+    first_window = exports_of(sb)[0].spec.after
+    window = [e.id for e in exports_of(sb) if e.spec.after == first_window]
+    assert kept[:3] == window == seen[:2] + window[2:], "the window's three exports stay in state"
+    assert sb.state.exports[window[2]].state != "Canceled", "the window's export ahead is kept for the rerun"
+
+    sb.state.on_complete.clear()
+    before = max(e.id for e in exports_of(sb))
+    run2 = run_tap(cfg, catalog=cat, state=run1.final_state)
+    assert run2.returncode == 0, run2.stderr[-3000:]
+    for export_id in window:
+        assert f"resuming export {export_id} from state" in run2.stderr
+    assert not [e for e in exports_of(sb, since=before) if e.spec.after == first_window], "none created again"
+    records = run2.records(STREAM)
+    assert_whole(records, schema_fields(run2))
+    assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, START, END), sb.config.data.timezone)
+
+
+def test_batch_files_hold_whole_records(fresh_sandbox, tmp_path):
+    sb = wide_sandbox(fresh_sandbox)
+    cfg = sb.tap_config(
+        window_days=183,
+        batch_config={
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": f"file://{tmp_path}", "prefix": "b-"},
+            "batch_size": 500,
+        },
+    )
+    run = run_tap(cfg, catalog=wide_catalog(cfg))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not run.records()
+    records = []
+    for m in run.messages:
+        if m["type"] == "BATCH":
+            for url in m["manifest"]:
+                with gzip.open(Path(url.removeprefix("file://")), "rt") as fh:
+                    records.extend(json.loads(line) for line in fh)
+    assert_whole(records, schema_fields(run))
+    assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, START, END), sb.config.data.timezone)
+
+
+def test_wide_stream_among_others_with_exports_ahead_and_no_spool_left(fresh_sandbox, tmp_path):
+    """Several streams, exports created ahead (groups and the next stream's first): all exact, no file left."""
+    sb = wide_sandbox(fresh_sandbox)
+    cfg = sb.tap_config(max_queued_exports=2)
+    cat = wide_catalog(cfg, STREAM, "visitor")
+    run = run_tap(cfg, catalog=cat, subprocess=True, env={"TMPDIR": str(tmp_path)})
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = run.records(STREAM)
+    assert_whole(records, schema_fields(run))
+    zone = sb.config.data.timezone
+    assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, START, END), zone)
+    assert_rows_match(sb, "visitor", run.records("visitor"), expected_rows(sb, "visitor", START, END), zone)
+    exports = exports_of(sb)
+    ahead = [b.id for a, b in itertools.pairwise(exports) if a.completed is not None and b.created < a.completed]
+    assert ahead, "exports of the next field groups were created while the one before was in Pardot's queue"
+    assert not list(tmp_path.iterdir()), "the join's spool files are removed"
+
+
+def test_sigterm_between_field_groups_keeps_the_windows_exports_and_the_rerun_is_whole(fresh_sandbox):
+    """SIGTERM while the second group's file downloads: state keeps the window's exports, the spool is removed."""
+    sb = wide_sandbox(fresh_sandbox)
+    cfg = sb.tap_config(window_days=365)
+    cat = wide_catalog(cfg)
+    done: list[int] = []
+
+    def slow_second_download(export: t.Any) -> None:
+        done.append(export.id)
+        if len(done) == 2:
+            sb.inject("slow", op="download", seconds=30)
+
+    sb.after_export(slow_second_download)
+    tap = Tap(cfg, cat)
+    until(lambda: sb.stats()["calls"].get("download", 0) >= 2, "the second group's download has begun", timeout=60)
+    run, _ = tap.term_and_wait()
+    assert run.returncode == SIGTERM_EXIT, run.stderr[-3000:]
+    assert not tap.left, f"files left behind: {tap.left}"
+    last = whole_lines(run)[-1]
+    assert last["type"] == "STATE"
+    state = last["value"]["bookmarks"][STREAM]
+    assert state.get("replication_key_value", iso(START)) == iso(START)
+    kept = [state["pending_export"]["id"], *(e["id"] for e in state.get("queued_exports", []))]
+    assert kept[:2] == done[:2], "the window's first two exports, the one read and the one being read, stay in state"
+    assert not [m for m in whole_lines(run) if m["type"] == "RECORD"], "no record before the window is joined"
+
+    sb.state.on_complete.clear()
+    sb.state.faults.clear()
+    run2 = run_tap(cfg, catalog=cat, state=last["value"])
+    assert run2.returncode == 0, run2.stderr[-3000:]
+    assert f"resuming export {done[0]} from state (Complete)" in run2.stderr
+    records = run2.records(STREAM)
+    assert_whole(records, schema_fields(run2))
+    assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, START, END), sb.config.data.timezone)
