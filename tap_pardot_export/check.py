@@ -51,7 +51,9 @@ from tap_pardot_export.errors import (
     RefusedURLError,
 )
 from tap_pardot_export.exports import ExportInfo, ExportRunner, ExportSpec
+from tap_pardot_export.join import MAX_FIELDS, field_groups
 from tap_pardot_export.streams import STREAM_TYPES, load_schema
+from tap_pardot_export.sync import stream_groups
 from tap_pardot_export.windows import api_time
 
 if t.TYPE_CHECKING:
@@ -172,6 +174,15 @@ def check_account(client: PardotClient, config: t.Mapping[str, t.Any], report: R
         by_type[str(f.get("type"))] = by_type.get(str(f.get("type")), 0) + 1
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(by_type.items()))
     report.ok(f"custom fields: {len(fields)} found{f' ({kinds})' if kinds else ''}; discovery adds them to prospect")
+    builtin = load_schema(CUSTOM_FIELD_STREAM)["properties"]
+    names = [*builtin, *(n for n in custom_field_properties(fields) if n not in builtin)]
+    groups = field_groups(names, ["id", "updated_at"])
+    if len(groups) > 1:
+        report.note(
+            f"prospect: {len(names)} fields with the custom ones, more than an export takes ({MAX_FIELDS}): each "
+            f"window runs {len(groups)} exports (field groups joined by id on disk; see the README, 'Prospects "
+            "wider than 150 fields'). Deselect fields you do not need to save exports."
+        )
     return fields
 
 
@@ -214,7 +225,8 @@ def _kind(schema: t.Mapping[str, t.Any]) -> str:
     return "date" if schema.get("format") == "date" else "string"
 
 
-def _probe_spec(stream: PardotExportStream, now: dt.datetime) -> ExportSpec:
+def _probe_specs(stream: PardotExportStream, now: dt.datetime) -> list[ExportSpec]:
+    """One-second exports of the stream's fields: one per field group when they exceed an export."""
     after_arg, before_arg, _ = stream.procedures[stream.procedure]
     end = now - PROBE_AGE
     arguments = {
@@ -222,32 +234,40 @@ def _probe_spec(stream: PardotExportStream, now: dt.datetime) -> ExportSpec:
         before_arg: api_time(end),
         **dict(stream.options.get("arguments") or {}),
     }
-    label = f"{stream.name} check"
-    return ExportSpec(stream.object_name, stream.requested_fields(), stream.procedure, arguments, label)
+    groups = stream_groups(stream)
+    return [
+        ExportSpec(stream.object_name, fields, stream.procedure, dict(arguments), f"{stream.name} check")
+        for fields in groups
+    ]
 
 
 def check_stream(runner: ExportRunner, stream: PardotExportStream, report: Report) -> ExportInfo | None:
-    """Create a one-second export of ``stream`` and cancel it: the user may export it, or not."""
-    spec = _probe_spec(stream, dt.datetime.now(dt.timezone.utc))
-    try:
-        info = runner.create(spec)
-    except API_ERRORS as exc:
-        code = getattr(exc, "code", None)
-        if code in (46, 49):
-            fix = f"give the API user the ability {ABILITIES.get(stream.name, '?')}, or deselect the stream"
-        else:
-            fix = "fix the setting the message names (stream_options, custom_fields), or deselect the stream"
-        report.fail(f"{stream.name}: cannot export ({exc}): {fix}")
-        return None
-    runner.cancel(info.id, spec.label)
+    """Create a one-second export of ``stream`` (one per field group) and cancel it: the user may export it, or not."""
+    first: ExportInfo | None = None
+    specs = _probe_specs(stream, dt.datetime.now(dt.timezone.utc))
+    for spec in specs:
+        try:
+            info = runner.create(spec)
+        except API_ERRORS as exc:
+            code = getattr(exc, "code", None)
+            if code in (46, 49):
+                fix = f"give the API user the ability {ABILITIES.get(stream.name, '?')}, or deselect the stream"
+            else:
+                fix = "fix the setting the message names (stream_options, custom_fields), or deselect the stream"
+            report.fail(f"{stream.name}: cannot export ({exc}): {fix}")
+            return None
+        runner.cancel(info.id, spec.label)
+        first = first or info
     dropped = runner.healer.dropped.get(stream.object_name, [])
     if dropped:
         report.note(
             f"{stream.name}: this account has no field(s) {', '.join(dropped)}: syncs leave them out with a "
             f"warning; deselect them in the catalog to silence it"
         )
-    report.ok(f"{stream.name}: may export ({stream.procedure}, {len(spec.fields)} fields)")
-    return info
+    fields = len({f for spec in specs for f in spec.fields})
+    exports = f", {len(specs)} exports per window" if len(specs) > 1 else ""
+    report.ok(f"{stream.name}: may export ({stream.procedure}, {fields} fields{exports})")
+    return first
 
 
 def check_timezone(config: t.Mapping[str, t.Any], info: ExportInfo | None, report: Report) -> None:

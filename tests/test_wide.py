@@ -316,3 +316,16 @@ def test_sigterm_between_field_groups_keeps_the_windows_exports_and_the_rerun_is
     records = run2.records(STREAM)
     assert_whole(records, schema_fields(run2))
     assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, START, END), sb.config.data.timezone)
+
+
+def test_the_check_says_a_wide_prospect_stream_costs_more_exports(fresh_sandbox):
+    from tests.test_account import run_check
+
+    sb = wide_sandbox(fresh_sandbox, waiting_seconds=0.5)
+    proc = run_check(sb.tap_config())
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "OK    custom fields: 300 found" in proc.stdout
+    assert (
+        "NOTE  prospect: 346 fields with the custom ones, more than an export takes (150): each window runs 3 exports"
+        in proc.stdout
+    )
