@@ -172,7 +172,7 @@ class JoinSpool:
         (the file's fields, and any set on every record, as capture_deletes' stamp).
         """
         key, dumps, rows, t0 = self.key, orjson.dumps, 0, time.monotonic()
-        layout = self.layouts[group]
+        layout: list[str] = []
         insert = f"INSERT INTO g{group} (id, data) VALUES (?, ?)"  # noqa: S608 - table names are g<int>
         batch: list[tuple[t.Any, bytes]] = []
         in_order = False  # the file's records have the layout's keys in its order (checked on the first)
@@ -185,7 +185,7 @@ class JoinSpool:
                 if in_order and len(rec) == len(layout):
                     values = list(rec.values())
                 else:
-                    values = [rec.get(n) for n in t.cast("list[str]", layout)]
+                    values = [rec.get(n) for n in layout]
                 batch.append((rec[key], dumps(values)))
                 rows += 1
                 if len(batch) == BATCH_ROWS:
