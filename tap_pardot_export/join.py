@@ -182,11 +182,8 @@ class JoinSpool:
                 if rows == 0:
                     layout = self._layout(group, rec)
                     in_order = list(rec) == layout
-                if in_order and len(rec) == len(layout):
-                    values = list(rec.values())
-                else:
-                    values = [rec.get(n) for n in layout]
-                batch.append((rec[key], dumps(values)))
+                same = in_order and len(rec) == len(layout)
+                batch.append((rec[key], dumps(list(rec.values()) if same else [rec.get(n) for n in layout])))
                 rows += 1
                 if len(batch) == BATCH_ROWS:
                     self.db.executemany(insert, batch)
