@@ -265,18 +265,27 @@ def test_batch_files_hold_whole_records(fresh_sandbox, tmp_path):
 
 
 def test_wide_stream_among_others_with_exports_ahead_and_no_spool_left(fresh_sandbox, tmp_path):
-    """Several streams, exports created ahead (groups and the next stream's first): all exact, no file left."""
-    sb = wide_sandbox(fresh_sandbox)
+    """Several streams, exports created ahead (groups and the next stream's first): all exact, no file left.
+
+    The streams run in name order: list_membership creates the wide prospect stream's first
+    group export ahead, and prospect then visitor's.
+    """
+    sb = wide_sandbox(fresh_sandbox, processing_seconds=0.2)
     cfg = sb.tap_config(max_queued_exports=2)
-    cat = wide_catalog(cfg, STREAM, "visitor")
+    cat = wide_catalog(cfg, "list_membership", STREAM, "visitor")
     run = run_tap(cfg, catalog=cat, subprocess=True, env={"TMPDIR": str(tmp_path)})
     assert run.returncode == 0, run.stderr[-3000:]
     records = run.records(STREAM)
     assert_whole(records, schema_fields(run))
     zone = sb.config.data.timezone
+    for other in ("list_membership", "visitor"):
+        assert_rows_match(sb, other, run.records(other), expected_rows(sb, other, START, END), zone)
     assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, START, END), zone)
-    assert_rows_match(sb, "visitor", run.records("visitor"), expected_rows(sb, "visitor", START, END), zone)
+    with sb.state.lock:
+        lm_done = max(e.completed or 0 for e in sb.state.exports.values() if e.spec.obj.name == "listMembership")
     exports = exports_of(sb)
+    assert exports[0].created < lm_done, "the wide stream's first group export was created ahead"
+    assert len(exports[0].spec.fields) <= 150
     ahead = [b.id for a, b in itertools.pairwise(exports) if a.completed is not None and b.created < a.completed]
     assert ahead, "exports of the next field groups were created while the one before was in Pardot's queue"
     assert not list(tmp_path.iterdir()), "the join's spool files are removed"
