@@ -33,8 +33,9 @@ if t.TYPE_CHECKING:
 
 #: an export takes at most this many fields
 MAX_FIELDS = 150
-#: rows written to the spool per statement
+#: rows written to the spool per statement, at most, and their bytes (a wide row of long texts is tens of KiB)
 BATCH_ROWS = 2000
+BATCH_BYTES = 4 * 2**20
 #: SQLite's page cache per spool, in KiB: the join's memory beyond one record per group
 CACHE_KIB = 16 * 1024
 #: ids shown in the warning about records some groups lacked
@@ -175,6 +176,7 @@ class JoinSpool:
         layout: list[str] = []
         insert = f"INSERT INTO g{group} (id, data) VALUES (?, ?)"  # noqa: S608 - table names are g<int>
         batch: list[tuple[t.Any, bytes]] = []
+        held = 0
         in_order = False  # the file's records have the layout's keys in its order (checked on the first)
         try:
             self.db.execute("BEGIN")
@@ -183,11 +185,13 @@ class JoinSpool:
                     layout = self._layout(group, rec)
                     in_order = list(rec) == layout
                 same = in_order and len(rec) == len(layout)
-                batch.append((rec[key], dumps(list(rec.values()) if same else [rec.get(n) for n in layout])))
-                rows += 1
-                if len(batch) == BATCH_ROWS:
+                data = dumps(list(rec.values()) if same else [rec.get(n) for n in layout])
+                batch.append((rec[key], data))
+                rows, held = rows + 1, held + len(data)
+                if len(batch) == BATCH_ROWS or held >= BATCH_BYTES:
                     self.db.executemany(insert, batch)
                     batch.clear()
+                    held = 0
             if batch:
                 self.db.executemany(insert, batch)
             self.db.execute("COMMIT")

@@ -45,6 +45,25 @@ DELETED_AT = "_sdc_deleted_at"
 #: the streams whose export procedures take deleted / prospect_deleted (see capture_deletes)
 DELETES_STREAMS = ("prospect", "visitor", "list_membership", "prospect_account")
 DELETED_ONLY: dict[str, tuple[str, ...]] = {"filter_by_updated_at": ("deleted",), "filter_by_created_at": ("deleted",)}
+#: RECORD lines written to stdout at once: this many, or fewer when they hold this many bytes (wide records)
+WRITE_RECORDS = 1000
+WRITE_BYTES = 2**20
+#: a BATCH file holds batch_size records, or fewer when they hold this many bytes of JSON (wide records)
+BATCH_FILE_BYTES = 64 * 2**20
+
+
+def batch_lines(records: Iterator[dict[str, t.Any]], size: int) -> list[bytes]:
+    """The next BATCH file's JSON lines: ``size`` records, or fewer once they hold BATCH_FILE_BYTES."""
+    lines: list[bytes] = []
+    held = 0
+    dumps = orjson.dumps
+    for rec in itertools.islice(records, size):
+        line = dumps(rec) + b"\n"
+        lines.append(line)
+        held += len(line)
+        if held >= BATCH_FILE_BYTES:
+            break
+    return lines
 
 
 def load_schema(name: str) -> dict[str, t.Any]:
@@ -261,12 +280,16 @@ class PardotExportStream(ExportStreamHooks):
                 stamp = dt.datetime.now(dt.timezone.utc).isoformat()
                 suffix = b',"time_extracted":"' + stamp.encode() + b'"}\n'
                 buf: list[bytes] = []
+                held = 0
                 for rec in part.records([name for name in part.header if name not in selected]):
-                    buf.append(prefix + dumps(rec) + suffix)
-                    if len(buf) == 1000:
+                    line = prefix + dumps(rec) + suffix
+                    buf.append(line)
+                    held += len(line)
+                    if len(buf) == WRITE_RECORDS or held >= WRITE_BYTES:
                         out.write(b"".join(buf))
+                        record_counter.increment(len(buf))
                         buf.clear()
-                        record_counter.increment(1000)
+                        held = 0
                 if buf:
                     out.write(b"".join(buf))
                     record_counter.increment(len(buf))
@@ -293,7 +316,6 @@ class PardotExportStream(ExportStreamHooks):
         selected = set(self.mask_selected_properties())
         run_id = uuid.uuid4().hex[:12]
         seq = 0
-        dumps = orjson.dumps
 
         def write(filename: str, lines: list[bytes]) -> str:
             data = b"".join(lines)
@@ -307,7 +329,7 @@ class PardotExportStream(ExportStreamHooks):
                 records = part.records([name for name in part.header if name not in selected])
                 pending: cf.Future[str] | None = None
                 while True:
-                    lines = [dumps(rec) + b"\n" for rec in itertools.islice(records, size)]
+                    lines = batch_lines(records, size)
                     if not lines:
                         break
                     seq += 1
