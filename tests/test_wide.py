@@ -338,3 +338,32 @@ def test_the_check_says_a_wide_prospect_stream_costs_more_exports(fresh_sandbox)
         "NOTE  prospect: 346 fields with the custom ones, more than an export takes (150): each window runs 3 exports"
         in proc.stdout
     )
+
+
+def test_a_batch_file_is_cut_by_bytes_as_well_as_by_batch_size(fresh_sandbox, tmp_path, monkeypatch):
+    """Wide records make big files: a BATCH file also ends once it holds BATCH_FILE_BYTES of JSON."""
+    from tap_pardot_export import streams
+
+    monkeypatch.setattr(streams, "BATCH_FILE_BYTES", 200_000)
+    sb = wide_sandbox(fresh_sandbox)
+    cfg = sb.tap_config(
+        window_days=365,
+        batch_config={
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": f"file://{tmp_path}", "prefix": "b-"},
+            "batch_size": 100_000,
+        },
+    )
+    run = run_tap(cfg, catalog=wide_catalog(cfg))
+    assert run.returncode == 0, run.stderr[-3000:]
+    sizes, records = [], []
+    for m in run.messages:
+        if m["type"] == "BATCH":
+            for url in m["manifest"]:
+                with gzip.open(Path(url.removeprefix("file://")), "rb") as fh:
+                    data = fh.read()
+                sizes.append(len(data))
+                records.extend(json.loads(line) for line in data.splitlines())
+    assert len(sizes) > 2, "more files than batch_size alone would make (one per window)"
+    assert max(sizes) < 200_000 + 60_000, "a file ends at the first record past the bytes bound"
+    assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, START, END), sb.config.data.timezone)
