@@ -607,7 +607,11 @@ class StreamSync:
                 session.client.cancel_now(slot.info.id, timeout=5.0)
         self.todo.clear()
         if self.stream.replication_method == "INCREMENTAL":
-            self.record_slots(self.stream.get_context_state(self.context))
+            state = self.stream.get_context_state(self.context)
+            if self.slots:
+                self.record_slots(state)
+            else:  # nothing started: an export from state a rerun may still reuse stays
+                state.pop(QUEUED_KEY, None)
 
 
 def prefetch_next(stream: WindowedStream, session: ExportSession, cost: int) -> None:
