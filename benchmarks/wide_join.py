@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ def measure(rows: int, custom_fields: int) -> dict[str, object]:
     for name in names:
         cmd += ["--custom-field", name]
     sandbox = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    tmp: Path | None = None
     try:
         url = sandbox.stdout.readline().strip() if sandbox.stdout is not None else ""
         tmp = Path(tempfile.mkdtemp(prefix="pardot-wide-"))
@@ -93,6 +95,9 @@ def measure(rows: int, custom_fields: int) -> dict[str, object]:
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)
+        shutil.rmtree(cache, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> int:
