@@ -482,7 +482,11 @@ class StreamSync:
                 with budget_exempt(self.session.client):
                     self.fill(ahead=False, need=k + 1)  # the window's next group, if not created ahead
                 slot = self.slots[k]
+                export_id = slot.info.id
                 for part in self.read_export(slot):
+                    if slot.info.id != export_id:  # created again (it expired while read): its files come anew
+                        spool.reset(k)
+                        export_id = slot.info.id
                     spool.add(k, t.cast("t.Any", part))
                 self.session.in_flight.pop(slot.info.id, None)  # done in Pardot; kept in state until joined
             joined = JoinedRows(stream.name, spool)
