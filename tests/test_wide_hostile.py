@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
+import json
+import os
+import shutil
+import subprocess as sp
+import sys
 import typing as t
 from pathlib import Path
 
+import pytest
 from pardot_export_sandbox import DataConfig
 from pardot_export_sandbox.server import Fault
 
 from tap_pardot_export.join import JoinSpool
-from tests.helpers import assert_rows_match, expected_rows, run_tap
-from tests.test_wide import CUSTOM, END, START, STREAM, Part, assert_whole, schema_fields, wide_catalog
+from tests.helpers import assert_rows_match, expected_rows, iso, run_tap
+from tests.test_signals import SIGTERM_EXIT, Tap, whole_lines
+from tests.test_wide import CUSTOM, END, START, STREAM, Part, assert_whole, exports_of, schema_fields, wide_catalog
 
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox
@@ -36,14 +44,16 @@ def small_wide(fresh_sandbox: t.Callable[..., Sandbox], start: dt.datetime = STA
 Rewrite = t.Callable[[int, list[str], list[list[str]]], list[list[str]]]
 
 
-def rewrite_results(sb: Sandbox, fn: Rewrite) -> None:
+def rewrite_results(sb: Sandbox, fn: Rewrite) -> dict[str, str]:
     """Pass each prospect export's result files through ``fn(nth, header, rows) -> rows`` before it is Complete.
 
     ``nth`` counts the prospect exports from 0 (with one window and no export ahead: the field group).
+    Returns each rewritten file's former text by path, to heal the server with (:func:`restore`).
     """
     state = sb.state
     original = state._process
     seen: list[int] = []
+    before: dict[str, str] = {}
 
     def process(e: t.Any) -> tuple[t.Any, t.Any, t.Any]:
         ranges, total, paths = original(e)
@@ -52,12 +62,22 @@ def rewrite_results(sb: Sandbox, fn: Rewrite) -> None:
             seen.append(e.id)
             for p in paths:
                 with Path(p).open(encoding="utf-8", newline="") as fh:
-                    rows = list(csv.reader(fh))
+                    before[p] = fh.read()
+                rows = list(csv.reader(io.StringIO(before[p], newline="")))
                 with Path(p).open("w", encoding="utf-8", newline="") as fh:
                     csv.writer(fh, lineterminator="\r\n").writerows([rows[0], *fn(nth, rows[0], rows[1:])])
         return ranges, total, paths
 
     state._process = process  # type: ignore[method-assign]
+    return before
+
+
+def restore(sb: Sandbox, before: dict[str, str]) -> None:
+    """Heal the server: result files as it rendered them, and no more rewriting."""
+    del sb.state._process
+    for path, text in before.items():
+        with Path(path).open("w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
 
 
 def fault_at_download(sb: Sandbox, nth: int, kind: str) -> None:
@@ -154,3 +174,200 @@ def test_duplicate_rows_in_every_group_come_once_per_row_of_the_first(fresh_sand
     assert {i: ids.count(i) for i in map(int, twice)} == dict.fromkeys(map(int, twice), 2)
     assert len(ids) == len(set(ids)) + 3
     assert_exact(sb, records, schema_fields(run))
+
+
+# -- hostile cases the join already survives (guards) -----------------------------------------
+
+
+def test_a_header_missing_a_field_in_group_2_only_stops_before_any_record(fresh_sandbox):
+    """Group 2's file lacks a requested column: a clear error naming the group, nothing emitted, exports kept.
+
+    The rerun (the server healed) reuses both exports and emits the window whole.
+    """
+    sb = small_wide(fresh_sandbox)
+    cfg = sb.tap_config(window_days=365, max_queued_exports=0)
+    cat = wide_catalog(cfg)
+
+    def cut_last_column(nth: int, header: list[str], rows: list[list[str]]) -> list[list[str]]:
+        if nth == 1:
+            del header[-1]
+            return [r[:-1] for r in rows]
+        return rows
+
+    before = rewrite_results(sb, cut_last_column)
+    run1 = run_tap(cfg, catalog=cat)
+    assert run1.returncode != 0
+    assert "Traceback" not in run1.stderr
+    assert "field group 2/3: export 1002, result file 1: the header does not match the fields requested" in run1.stderr
+    assert not run1.records(STREAM)
+    state = run1.final_state["bookmarks"][STREAM]
+    assert state.get("replication_key_value", iso(START)) == iso(START)
+    assert in_flight(state) == [1001, 1002]
+
+    restore(sb, before)  # the server heals (the bad header was its answer to one download)
+    run2 = run_tap(cfg, catalog=cat, state=run1.final_state)
+    assert run2.returncode == 0, run2.stderr[-3000:]
+    assert "resuming export 1001 from state (Complete)" in run2.stderr
+    assert "resuming export 1002 from state (Complete)" in run2.stderr
+    assert_exact(sb, run2.records(STREAM), schema_fields(run2))
+
+
+@pytest.mark.parametrize(("fault", "group"), [("fail_export", 2), ("cancel_export", 3)])
+def test_a_group_export_failed_or_canceled_is_created_again_and_joined(fresh_sandbox, fault, group):
+    """Group 2's export Failed (or group 3's was Canceled) in Pardot: created again, the window whole."""
+    sb = small_wide(fresh_sandbox)
+    cfg = sb.tap_config(window_days=365, max_queued_exports=0)
+    done: list[int] = []
+
+    def spoil_the_next_create(export: t.Any) -> None:
+        done.append(export.id)
+        if len(done) == group - 1:
+            sb.inject(fault)
+
+    sb.after_export(spoil_the_next_create)
+    run = run_tap(cfg, catalog=wide_catalog(cfg))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"field group {group}/3: export {1000 + group} " in run.stderr
+    assert sb.state.exports[1000 + group].state == ("Failed" if fault == "fail_export" else "Canceled")
+    assert_exact(sb, run.records(STREAM), schema_fields(run))
+
+
+def select_exactly(catalog: dict[str, t.Any], n: int) -> set[str]:
+    """Select ``n`` prospect fields (id and updated_at among them); return them."""
+    entry = next(s for s in catalog["streams"] if s["tap_stream_id"] == STREAM)
+    names = ["id", "updated_at", *(p for p in entry["schema"]["properties"] if p not in ("id", "updated_at"))]
+    keep = set(names[:n])
+    for md in entry["metadata"]:
+        crumb = md["breadcrumb"]
+        if len(crumb) == 2 and crumb[0] == "properties":
+            md["metadata"]["selected"] = crumb[1] in keep
+    return keep
+
+
+@pytest.mark.parametrize(("width", "groups"), [(150, 1), (151, 2), (152, 2)])
+def test_a_catalog_of_150_151_152_fields(fresh_sandbox, width, groups):
+    """Exactly 150 selected fields take one export per window; 151 and 152 two; records hold exactly those."""
+    sb = small_wide(fresh_sandbox)
+    cfg = sb.tap_config(window_days=365)
+    cat = wide_catalog(cfg)
+    keep = select_exactly(cat, width)
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = run.records(STREAM)
+    assert records
+    assert all(set(r) == keep for r in records)
+    exports = exports_of(sb)
+    assert len(exports) == 2 * groups, "two windows (2024 has 366 days)"
+    assert all(len(e.spec.fields) <= 150 for e in exports)
+    assert {f for e in exports[:groups] for f in e.spec.fields} == keep
+    expected = expected_rows(sb, STREAM, START, END)
+    assert sorted(r["id"] for r in records) == sorted(expected)
+    assert all(r[k] is not None or expected[r["id"]][k] in (None, "") for r in records for k in ("email",) if k in keep)
+
+
+def test_sigterm_while_the_joined_records_are_written_keeps_the_window_and_the_rerun_reuses_it(fresh_sandbox):
+    """SIGTERM with stdout blocked mid-window: the bookmark stays, the window's exports are reused, no spool left."""
+    sb = small_wide(fresh_sandbox)
+    cfg = sb.tap_config(window_days=183, max_queued_exports=2)
+    cat = wide_catalog(cfg)
+    tap = Tap(cfg, cat)
+    tap.wait_until_stdout_is_full()  # the tap is blocked writing the first window's joined records
+    run1, _ = tap.term_and_wait(read_after=0.5)
+    assert run1.returncode == SIGTERM_EXIT, run1.stderr[-3000:]
+    assert not tap.left, f"files left behind: {tap.left}"
+    lines = whole_lines(run1)
+    first = [m["record"] for m in lines if m["type"] == "RECORD"]
+    assert first, "some of the window's records were written"
+    last = lines[-1]
+    assert last["type"] == "STATE"
+    state = last["value"]["bookmarks"][STREAM]
+    assert state.get("replication_key_value", iso(START)) == iso(START)
+    window = [e.id for e in exports_of(sb) if e.spec.after == exports_of(sb)[0].spec.after]
+    assert in_flight(state)[:3] == window
+
+    run2 = run_tap(cfg, catalog=cat, state=last["value"])
+    assert run2.returncode == 0, run2.stderr[-3000:]
+    for export_id in window:
+        assert f"resuming export {export_id} from state (Complete)" in run2.stderr
+    assert_exact(sb, run2.records(STREAM), schema_fields(run2))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a file size limit through bash's ulimit")
+def test_a_full_disk_under_the_spool_stops_with_what_to_do(fresh_sandbox, tmp_path):
+    """The spool cannot grow (a file size limit between a result file's size and the spool's): a clear error."""
+    sb = small_wide(fresh_sandbox)
+    cfg = sb.tap_config(window_days=365)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "catalog.json").write_text(json.dumps(wide_catalog(cfg)))
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    command = (
+        f"ulimit -f 1000; exec {sys.executable} -m tap_pardot_export "
+        f"--config {tmp_path / 'config.json'} --catalog {tmp_path / 'catalog.json'}"
+    )
+    env = {**os.environ, "TMPDIR": str(spool)}
+    bash = shutil.which("bash") or "/bin/bash"
+    proc = sp.run([bash, "-c", command], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "prospect: the disk spool joining its field groups" in proc.stderr
+    assert "free disk space, point TMPDIR at a larger disk" in proc.stderr
+    assert '"type":"RECORD"' not in proc.stdout
+    assert not list(spool.rglob("*")), "nothing left in TMPDIR"
+    states = [json.loads(line)["value"] for line in proc.stdout.splitlines() if '"type":"STATE"' in line]
+    assert "replication_key_value" not in states[-1]["bookmarks"][STREAM]
+
+
+def test_adaptive_windows_replace_the_groups_queued_ahead(fresh_sandbox):
+    """Windows sized by the data: a year-wide window's groups created ahead are canceled, narrower ones read."""
+    start = dt.datetime(2022, 1, 1, tzinfo=UTC)
+    sb = small_wide(fresh_sandbox, start=start, processing_seconds=0.1)
+    cfg = sb.tap_config(rows_per_export=100, max_queued_exports=3)
+    run = run_tap(cfg, catalog=wide_catalog(cfg))
+    assert run.returncode == 0, run.stderr[-3000:]
+    canceled = [e for e in exports_of(sb) if e.state == "Canceled"]
+    assert len(canceled) == 3, "the second year-wide window's three groups"
+    assert len({(e.spec.after, e.spec.before) for e in canceled}) == 1
+    for e in canceled:
+        assert f"export {e.id} queued ahead would hold" in run.stderr
+    assert_exact(sb, run.records(STREAM), schema_fields(run), start)
+    state = run.final_state["bookmarks"][STREAM]
+    assert state["replication_key_value"] == iso(END)
+    assert not in_flight(state)
+
+
+def test_the_smallest_call_budget_finishes_each_started_window_and_reruns_reach_the_end(fresh_sandbox):
+    """max_api_calls below a wide window's cost: each run finishes one window (all its groups), reruns go on."""
+    sb = small_wide(fresh_sandbox)
+    cfg = sb.tap_config(window_days=92, max_api_calls=10, max_queued_exports=2)
+    cat = wide_catalog(cfg)
+    state: dict[str, t.Any] | None = None
+    records: list[dict[str, t.Any]] = []
+    marks: list[str] = []
+    for _ in range(8):
+        run = run_tap(cfg, catalog=cat, state=state)
+        assert run.returncode == 0, run.stderr[-3000:]
+        records += run.records(STREAM)
+        state = run.final_state
+        marks.append(state["bookmarks"][STREAM].get("replication_key_value", ""))
+        if marks[-1] == iso(END):
+            break
+    assert marks[-1] == iso(END), marks
+    assert marks == sorted(set(marks)), "each run moved the bookmark"
+    assert not in_flight(state["bookmarks"][STREAM])
+    assert_exact(sb, records, schema_fields(run))
+
+
+def test_stream_maps_take_the_joined_records(fresh_sandbox):
+    """The SDK's general path (a stream map): joined records, whole, mapped."""
+    sb = small_wide(fresh_sandbox)
+    maps = {STREAM: {"Custom_Field_000": None, "copy_299": "Custom_Field_299"}}
+    cfg = sb.tap_config(window_days=183, stream_maps=maps)
+    run = run_tap(cfg, catalog=wide_catalog(cfg))
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = run.records(STREAM)
+    expected = expected_rows(sb, STREAM, START, END)
+    assert sorted(r["id"] for r in records) == sorted(expected)
+    assert all("Custom_Field_000" not in r and r["copy_299"] == r["Custom_Field_299"] for r in records)
+    assert all(r["Custom_Field_150"] == expected[r["id"]]["Custom_Field_150"] for r in records)
+    assert_whole(records, schema_fields(run))
