@@ -337,8 +337,11 @@ def test_adaptive_windows_replace_the_groups_queued_ahead(fresh_sandbox):
 
 
 def test_the_smallest_call_budget_finishes_each_started_window_and_reruns_reach_the_end(fresh_sandbox):
-    """max_api_calls below a wide window's cost: each run finishes one window (all its groups), reruns go on."""
-    sb = small_wide(fresh_sandbox)
+    """max_api_calls below a wide window's cost: each run finishes one window (all its groups), reruns go on.
+
+    A window costs ~17 calls here (three groups, three result files each) against a budget of 10.
+    """
+    sb = small_wide(fresh_sandbox, rows_per_file=30)
     cfg = sb.tap_config(window_days=92, max_api_calls=10, max_queued_exports=2)
     cat = wide_catalog(cfg)
     state: dict[str, t.Any] | None = None
@@ -354,6 +357,7 @@ def test_the_smallest_call_budget_finishes_each_started_window_and_reruns_reach_
             break
     assert marks[-1] == iso(END), marks
     assert marks == sorted(set(marks)), "each run moved the bookmark"
+    assert len(marks) == 4, "one 92-day window per run"
     assert not in_flight(state["bookmarks"][STREAM])
     assert_exact(sb, records, schema_fields(run))
 
