@@ -375,3 +375,43 @@ def test_stream_maps_take_the_joined_records(fresh_sandbox):
     assert all("Custom_Field_000" not in r and r["copy_299"] == r["Custom_Field_299"] for r in records)
     assert all(r["Custom_Field_150"] == expected[r["id"]]["Custom_Field_150"] for r in records)
     assert_whole(records, schema_fields(run))
+
+
+def test_a_group_export_created_without_fields_pardot_refused_is_reused_by_the_rerun(fresh_sandbox):
+    """Pardot refused two fields of group 2 (the tap left them out); the run failed on group 3's file.
+
+    The rerun reuses the window's exports, group 2's included, reading it with the fields it was
+    created with. Before the fix, state did not say which fields were left out: the rerun expected
+    them in group 2's file and failed on its header, each rerun again, until the export expired.
+    """
+    refused = ["Custom_Field_120", "Custom_Field_130"]
+    sb = small_wide(fresh_sandbox, missing_fields={STREAM: refused})
+    cfg = sb.tap_config(window_days=365, max_queued_exports=0)
+    cat = wide_catalog(cfg)
+    done: list[int] = []
+
+    def spoil_the_third_groups_file(export: t.Any) -> None:
+        done.append(export.id)
+        if len(done) == 3:
+            sb.inject("bad_value", op="download")
+
+    sb.after_export(spoil_the_third_groups_file)
+    run1 = run_tap(cfg, catalog=cat)
+    assert run1.returncode != 0
+    assert "field group 2/3" in run1.stderr and "no field 'Custom_Field_120'" in run1.stderr
+    state = run1.final_state["bookmarks"][STREAM]
+    assert in_flight(state) == [1001, 1002, 1003]
+
+    sb.state.on_complete.clear()
+    run2 = run_tap(cfg, catalog=cat, state=run1.final_state)
+    assert run2.returncode == 0, run2.stderr[-3000:]
+    for export_id in (1001, 1002, 1003):
+        assert f"resuming export {export_id} from state (Complete)" in run2.stderr
+    records = run2.records(STREAM)
+    assert not any(set(refused) & set(r) for r in records), "the fields the account does not have are left out"
+    assert_whole(records, schema_fields(run2) - set(refused))
+    expected = {
+        k: {f: v for f, v in row.items() if f not in refused}
+        for k, row in expected_rows(sb, STREAM, START, END).items()
+    }
+    assert_rows_match(sb, STREAM, records, expected, sb.config.data.timezone)
