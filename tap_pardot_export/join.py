@@ -98,7 +98,8 @@ class JoinSpool:
 
     Use as a context manager: the file is removed on exit. :meth:`add` takes one group's
     result file at a time; :meth:`records` then yields each id's merged record once per row
-    of the first group holding it (a group with the same id twice yields it twice).
+    of the first group holding it (a group with the same id twice yields it twice), joined
+    to the last row of that id in each later group.
     """
 
     def __init__(
@@ -200,6 +201,13 @@ class JoinSpool:
         self.stats.spool_seconds += time.monotonic() - t0
         return rows
 
+    def reset(self, group: int) -> None:
+        """Forget the rows spooled for ``group`` (its export was created again: its files all come anew)."""
+        try:
+            self.db.execute(f"DELETE FROM g{group}")  # noqa: S608 - table names are g<int>
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+
     def size(self) -> int:
         """The spool file's size in bytes."""
         try:
@@ -234,7 +242,11 @@ class JoinSpool:
         """The records whose id is in group ``first`` and in no group before it, joined to the groups after."""
         later = range(first + 1, self.groups)
         columns = ", ".join([f"g{first}.id", f"g{first}.data", *(f"g{g}.data" for g in later)])
-        joins = " ".join(f"LEFT JOIN g{g} ON g{g}.id = g{first}.id" for g in later)
+        # one row of each later group per id (its last): an id twice in several groups is not multiplied
+        joins = " ".join(
+            f"LEFT JOIN g{g} ON g{g}.rowid = (SELECT max(d.rowid) FROM g{g} AS d WHERE d.id = g{first}.id)"  # noqa: S608
+            for g in later
+        )
         where = " AND ".join(
             f"NOT EXISTS (SELECT 1 FROM g{g} WHERE g{g}.id = g{first}.id)"  # noqa: S608 - table names are g<int>
             for g in range(first)

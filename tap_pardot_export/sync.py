@@ -151,6 +151,8 @@ class WindowJob:
     #: its field group, of how many (a stream wider than an export has several, joined by id)
     group: int = 0
     groups: int = 1
+    #: the fields asked for (the spec's may be fewer: those Pardot refused are left out)
+    asked: tuple[str, ...] = ()
 
 
 def stream_groups(stream: WindowedStream) -> list[list[str]]:
@@ -180,8 +182,12 @@ def make_job(
     for entry in entries:
         export_id = entry.get("id")
         if entry.get("query") == query and isinstance(export_id, int) and not isinstance(export_id, bool):
-            return WindowJob(w, spec, query, export_id, _resume_clock(entry), *group)
-    return WindowJob(w, spec, query, None, None, *group)
+            dropped = entry.get("dropped")
+            if isinstance(dropped, list):  # created without fields Pardot refused: its files lack them
+                keys = ("id", stream.replication_key)
+                spec.fields = [f for f in spec.fields if f in keys or f not in dropped]
+            return WindowJob(w, spec, query, export_id, _resume_clock(entry), *group, tuple(fields))
+    return WindowJob(w, spec, query, None, None, *group, tuple(fields))
 
 
 def pending_entries(state: dict[str, t.Any]) -> list[dict[str, t.Any]]:
@@ -265,6 +271,9 @@ def pending_entry(job: WindowJob, info: ExportInfo) -> dict[str, t.Any]:
         "before": api_time(w.before),
         "query": job.query,
     }
+    dropped = [f for f in job.asked if f not in job.spec.fields]
+    if dropped:  # left out of the create (Pardot refused them): a rerun reusing it must not expect them
+        entry["dropped"] = dropped
     if info.created_at and info.requested_at:
         entry["created_at"] = info.created_at  # in the API user's zone, as Pardot wrote it
         entry["requested_at"] = round(info.requested_at, 3)  # our clock (UTC seconds) at the create call
@@ -482,7 +491,11 @@ class StreamSync:
                 with budget_exempt(self.session.client):
                     self.fill(ahead=False, need=k + 1)  # the window's next group, if not created ahead
                 slot = self.slots[k]
+                export_id = slot.info.id
                 for part in self.read_export(slot):
+                    if slot.info.id != export_id:  # created again (it expired while read): its files come anew
+                        spool.reset(k)
+                        export_id = slot.info.id
                     spool.add(k, t.cast("t.Any", part))
                 self.session.in_flight.pop(slot.info.id, None)  # done in Pardot; kept in state until joined
             joined = JoinedRows(stream.name, spool)
