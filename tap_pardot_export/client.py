@@ -769,7 +769,7 @@ class PardotClient:
         ):  # the deadline runs once a slot is held
             try:
                 for chunk in resp.iter_content(chunk_size=1 << 16):
-                    dest.write(chunk)
+                    _write(dest, chunk, url)
                     written += len(chunk)
             except (requests.RequestException, OSError) as exc:
                 if not expired.is_set():
@@ -936,6 +936,23 @@ def _zone(config: Mapping[str, t.Any]) -> dt.tzinfo | None:
 
     name = config.get("timezone")
     return ZoneInfo(str(name)) if name else None
+
+
+class DiskError(PardotAPIError):
+    """A downloaded file could not be written: the disk is full, or the folder is not writable."""
+
+
+def _write(dest: t.BinaryIO, chunk: bytes, url: str) -> None:
+    """Write a downloaded chunk; a failure of the disk is not the network's, and no retry fixes it."""
+    try:
+        dest.write(chunk)
+    except OSError as exc:
+        msg = (
+            f"Download of {redact_url(url)}: writing it to disk failed ({exc.strerror or exc}). Result files are "
+            "written to the temporary folder (TMPDIR) before their rows are read: free disk space or point TMPDIR "
+            "at a larger disk."
+        )
+        raise DiskError(msg) from None
 
 
 def _framed(resp: requests.Response) -> bool:
