@@ -520,23 +520,30 @@ class StreamSync:
             stats.rows / stats.join_seconds if stats.join_seconds > 0 else 0.0,
             stats.spool_bytes / 2**20,
         )
+        if stream.procedure == "filter_by_updated_at":
+            again = "an updated record comes whole with the next run"
+        else:  # the window filters on a time an update does not move: the record is not exported again
+            again = (
+                f"{stream.procedure} does not export them again after an update: a sync with filter_by_updated_at "
+                "(or a full resync) brings them whole"
+            )
         if stats.partial:
             stream.logger.warning(
                 "%s: %d record(s) were in some field groups' exports but not in others (e.g. id %s): updated or "
-                "deleted in Pardot while the window's exports ran. They were emitted with the fields known; an "
-                "updated record comes whole with the next run.",
+                "deleted in Pardot while the window's exports ran. They were emitted with the fields known; %s.",
                 label,
                 stats.partial,
                 ", ".join(map(str, stats.partial_ids)),
+                again,
             )
         if stats.mixed:
             stream.logger.warning(
                 "%s: %d record(s) had different %s values in different field groups' exports (Pardot answered "
-                "them from different versions): each was emitted with the oldest; it comes whole again when next "
-                "updated",
+                "them from different versions): each was emitted with the oldest, its fields from both versions; %s.",
                 label,
                 stats.mixed,
                 stream.replication_key,
+                again if stream.procedure != "filter_by_updated_at" else "it comes whole again when next updated",
             )
 
     def read_export(self, slot: Slot) -> Iterator[FileRowsLike]:
