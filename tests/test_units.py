@@ -94,7 +94,21 @@ PROPS = {
 cells = st.one_of(
     st.just(""),
     st.text(max_size=6),
-    st.sampled_from(["1", "0", "true", "false", "TRUE", "5.0", "-3", "2024-03-10 02:30:00", "2024-11-03 01:30:00"]),
+    st.sampled_from(
+        [
+            "1",
+            "0",
+            "true",
+            "false",
+            "TRUE",
+            "5.0",
+            "-3",
+            "2024-03-10 02:30:00",
+            "2024-11-03 01:30:00",
+            "1E100",
+            "-9223372036854775809",
+        ]
+    ),
 )
 
 
@@ -120,6 +134,8 @@ def oracle_row(row: list[str], conv: LocalDateTimeConverter) -> dict:
                 if not number.is_integer():
                     raise CellError(f"column {name!r}: not an integer: {cell!r}") from None
                 out[name] = int(number)
+            if not -(2**63) <= out[name] < 2**64:  # what a JSON writer takes
+                raise CellError(f"column {name!r}: an integer past 64 bits: {cell!r}")
         elif kind["type"][0] == "boolean":
             if cell.lower() not in ("true", "1", "false", "0"):
                 raise CellError(f"column {name!r}: not a boolean (true/false/1/0): {cell!r}")
