@@ -229,6 +229,9 @@ class ExportInfo:
     files: int = 0
     rows: int = 0
     states: list[str] = field(default_factory=list)
+    #: a result file of it cannot be read (a malformed row or header, stored so in Pardot): a rerun must
+    #: create the export again rather than reuse it until it expires
+    spoiled: bool = False
 
 
 @dataclass
@@ -824,6 +827,7 @@ class ExportRunner:
             except BadResultFile as exc:
                 Path(rf.path).unlink()
                 if not exc.retry or attempt == tries or time.monotonic() > deadline:
+                    rf.export.spoiled = rf.export.spoiled or not exc.retry
                     raise self._final(exc, attempt) from None
                 delay = waits.send(exc)
                 self.logger.warning("%s; fetching it again in %.1fs (%d/%d)", exc, delay, attempt, tries - 1)

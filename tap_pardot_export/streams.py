@@ -95,17 +95,21 @@ class FileRows:
     def records(self, drop: t.Sequence[str] = ()) -> Iterator[dict[str, t.Any]]:
         """The file's typed records, without the ``drop`` fields; ``count`` follows along."""
         type_row, stamp = self.type_row, self.stamp
-        for n, cells in enumerate(self.rows, 1):
-            try:
-                rec = type_row(cells)
-            except CellError as exc:
-                raise self.error(n, cells, exc) from None
-            for name in drop:
-                rec.pop(name, None)
-            if stamp:
-                rec.update(stamp)
-            self.count = n
-            yield rec
+        try:
+            for n, cells in enumerate(self.rows, 1):
+                try:
+                    rec = type_row(cells)
+                except CellError as exc:
+                    raise self.error(n, cells, exc) from None
+                for name in drop:
+                    rec.pop(name, None)
+                if stamp:
+                    rec.update(stamp)
+                self.count = n
+                yield rec
+        except ResultFormatError:
+            self.file.export.spoiled = True  # as stored in Pardot: reusing the export would fail the same way
+            raise
 
     def error(self, n: int, cells: list[str], exc: Exception) -> ResultFormatError:
         """The message for a cell that does not fit: stream, export, file, row, id and column."""

@@ -626,12 +626,24 @@ class StreamSync:
             if courtesy and not session.runner.stopping:
                 session.client.cancel_now(slot.info.id, timeout=5.0)
         self.todo.clear()
+        spoiled = [s for s in self.slots if s.info.spoiled]
+        for slot in spoiled:  # its file is malformed as Pardot stores it: a rerun creates it again
+            self.slots.remove(slot)
+            session.in_flight.pop(slot.info.id, None)
+            self.stream.logger.info(
+                "%s: export %s left out of the state: its result file cannot be read, so the next run creates "
+                "the export again instead of reusing it",
+                slot.job.spec.label,
+                slot.info.id,
+            )
         if self.stream.replication_method == "INCREMENTAL":
             state = self.stream.get_context_state(self.context)
-            if self.slots:
+            if self.slots or spoiled:
                 self.record_slots(state)
             else:  # nothing started: an export from state a rerun may still reuse stays
                 state.pop(QUEUED_KEY, None)
+            if spoiled:
+                self.stream.emit_state()
 
 
 def prefetch_next(stream: WindowedStream, session: ExportSession, cost: int) -> None:

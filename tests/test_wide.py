@@ -201,10 +201,12 @@ def test_capture_deletes_marks_a_wide_record_whole(fresh_sandbox):
 
 
 def test_a_window_interrupted_between_groups_resumes_its_exports(fresh_sandbox):
-    """A run failing on the second group's file keeps the window's exports; the rerun reuses all three.
+    """A run failing on the second group's malformed file keeps the window's other exports; the rerun reuses them.
 
     The third group's export, created ahead, is still in Pardot's queue at the failure: it is
-    neither canceled nor forgotten.
+    neither canceled nor forgotten. The second's file is malformed as Pardot stores it, so
+    reusing that export would fail the same way until it expires (7 days): it is left out of
+    the state, and the rerun creates it again.
     """
     sb = wide_sandbox(fresh_sandbox, processing_seconds=0.5)
     cfg = sb.tap_config(window_days=365, max_queued_exports=2)
@@ -226,19 +228,44 @@ def test_a_window_interrupted_between_groups_resumes_its_exports(fresh_sandbox):
     kept = [state["pending_export"]["id"], *(e["id"] for e in state.get("queued_exports", []))]
     first_window = exports_of(sb)[0].spec.after
     window = [e.id for e in exports_of(sb) if e.spec.after == first_window]
-    assert kept[:3] == window == seen[:2] + window[2:], "the window's three exports stay in state"
+    assert window[:2] == seen[:2]
+    assert kept[:2] == [window[0], window[2]], "the window's exports stay in state, but for the spoiled one"
     assert sb.state.exports[window[2]].state != "Canceled", "the window's export ahead is kept for the rerun"
 
     sb.state.on_complete.clear()
     before = max(e.id for e in exports_of(sb))
     run2 = run_tap(cfg, catalog=cat, state=run1.final_state)
     assert run2.returncode == 0, run2.stderr[-3000:]
-    for export_id in window:
+    for export_id in (window[0], window[2]):
         assert f"resuming export {export_id} from state" in run2.stderr
-    assert not [e for e in exports_of(sb, since=before) if e.spec.after == first_window], "none created again"
+    assert f"resuming export {window[1]} from state" not in run2.stderr
+    again = [e for e in exports_of(sb, since=before) if e.spec.after == first_window]
+    assert [e.spec.fields for e in again] == [sb.state.exports[window[1]].spec.fields], "only the spoiled one"
     records = run2.records(STREAM)
     assert_whole(records, schema_fields(run2))
     assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, START, END), sb.config.data.timezone)
+
+
+def test_a_narrow_streams_malformed_file_is_not_reused_by_the_rerun(fresh_sandbox):
+    """A malformed row as Pardot stores it: the failed run's last STATE drops that export, so the rerun heals."""
+    sb = fresh_sandbox()
+    cfg = sb.tap_config(window_days=365)
+    cat = select_streams(discover(cfg), ["list_membership"])
+    sb.inject("bad_value", op="download")
+    run1 = run_tap(cfg, catalog=cat)
+    assert run1.returncode != 0
+    assert "Traceback" not in run1.stderr
+    spoiled = min(e.id for e in sb.state.exports.values() if e.spec.obj.name == "listMembership")
+    assert f"export {spoiled} left out of the state" in run1.stderr
+    state = run1.final_state["bookmarks"]["list_membership"]
+    assert state.get("pending_export", {}).get("id") != spoiled
+    assert state.get("replication_key_value", iso(START)) == iso(START)
+    run2 = run_tap(cfg, catalog=cat, state=run1.final_state)
+    assert run2.returncode == 0, run2.stderr[-3000:]
+    assert f"resuming export {spoiled}" not in run2.stderr
+    got = run2.records("list_membership")
+    zone = sb.config.data.timezone
+    assert_rows_match(sb, "list_membership", got, expected_rows(sb, "list_membership", START, END), zone)
 
 
 def test_batch_files_hold_whole_records(fresh_sandbox, tmp_path):
