@@ -383,8 +383,9 @@ def test_a_group_export_created_without_fields_pardot_refused_is_reused_by_the_r
     """Pardot refused two fields of group 2 (the tap left them out); the run failed on group 3's file.
 
     The rerun reuses the window's exports (not group 3's, whose file was malformed), group 2's
-    included, reading it with the fields it was created with. Before the fix, state did not say which fields were left out: the rerun expected
-    them in group 2's file and failed on its header, each rerun again, until the export expired.
+    included, reading it with the fields it was created with. Before the fix, state did not say
+    which fields were left out: the rerun expected them in group 2's file and failed on its
+    header, each rerun again, until the export expired.
     """
     refused = ["Custom_Field_120", "Custom_Field_130"]
     sb = small_wide(fresh_sandbox, missing_fields={STREAM: refused})
