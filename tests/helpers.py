@@ -121,11 +121,16 @@ def run_tap(
 
 
 _PEAK_RSS_MARK = "\npeak_rss_kib="
-#: ``python -m tap_pardot_export`` that writes its peak RSS (KiB, Linux) as stderr's last line at exit
+#: ``python -m tap_pardot_export`` that writes its peak RSS (KiB) as stderr's last line at exit. It reads
+#: VmHWM, the high-water mark of this program's memory (Linux): ``ru_maxrss`` would also count the
+#: memory of the process it was forked from (pytest, hundreds of MiB late in a run) before the exec.
 _PEAK_RSS = (
-    "import atexit, resource, runpy, sys\n"
-    "atexit.register(lambda: sys.stderr.write("
-    f"{_PEAK_RSS_MARK!r} + str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
+    "import atexit, runpy, sys\n"
+    "def peak():\n"
+    "    with open('/proc/self/status') as fh:\n"
+    "        kib = next(line.split()[1] for line in fh if line.startswith('VmHWM:'))\n"
+    f"    sys.stderr.write({_PEAK_RSS_MARK!r} + kib)\n"
+    "atexit.register(peak)\n"
     "sys.argv[0] = 'tap-pardot-export'\n"
     "runpy.run_module('tap_pardot_export', run_name='__main__', alter_sys=True)\n"
 )
