@@ -840,12 +840,12 @@ class ExportRunner:
                     self.client.download(rf.url, fh)
                 extra = rf.check(secrets)
             except BadResultFile as exc:
-                body, last = last, _csv_digest(rf.path)
+                previous, last = last, _csv_digest(rf.path)
                 Path(rf.path).unlink()
                 if not exc.retry or attempt == tries or time.monotonic() > deadline:
                     # as Pardot stores it: a CSV no fetch can read, or sent byte for byte the same again (not a
                     # page or an error envelope: those are answers to the request, and the export may be fine)
-                    stored = last is not None and (not exc.retry or body == last)
+                    stored = last is not None and (not exc.retry or previous == last)
                     rf.export.spoiled = rf.export.spoiled or stored
                     raise self._final(exc, attempt) from None
                 delay = waits.send(exc)
