@@ -15,6 +15,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import functools
 import ipaddress
 import logging
@@ -942,10 +943,18 @@ class DiskError(PardotAPIError):
     """A downloaded file could not be written: the disk is full, or the folder is not writable."""
 
 
+def _nothing_taken() -> t.NoReturn:
+    """A write that took no byte of a chunk: the disk is full."""
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
 def _write(dest: t.BinaryIO, chunk: bytes, url: str) -> None:
     """Write a downloaded chunk; a failure of the disk is not the network's, and no retry fixes it."""
+    view = memoryview(chunk)
     try:
-        dest.write(chunk)
+        while view:  # an unbuffered file may take part of a chunk (the disk filling up): the rest, or the error
+            n = dest.write(view)
+            view = view[n if n is not None else len(view) :] if n != 0 else _nothing_taken()
     except OSError as exc:
         msg = (
             f"Download of {redact_url(url)}: writing it to disk failed ({exc.strerror or exc}). Result files are "

@@ -18,6 +18,7 @@ import codecs
 import collections
 import concurrent.futures as cf
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -167,6 +168,19 @@ def _last_record(tail: bytes) -> list[str] | None:
         pos = nl
     rows = list(csv.reader(io.StringIO(body[nl + 1 :].decode("utf-8", "replace"), newline="")))
     return rows[0] if len(rows) == 1 else None
+
+
+def _csv_digest(path: str) -> str | None:
+    """A digest of a refused body that is CSV (None for a page, an error envelope or an empty body)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with Path(path).open("rb") as fh:
+        head = fh.read(HEAD_BYTES)
+        if sniff(head) is not None:
+            return None
+        digest.update(head)
+        while chunk := fh.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def match_header(header: Sequence[str], fields: Sequence[str]) -> tuple[list[str | None], list[str], list[str]]:
@@ -816,18 +830,23 @@ class ExportRunner:
         waits = policy.waits()
         next(waits)  # primed, as backoff does
         tries, deadline = policy.max_retries + 1, time.monotonic() + policy.max_time
+        last: str | None = None  # the digest of the last body refused, when it was CSV
         for attempt in range(1, tries + 1):
             fd, rf.path = tempfile.mkstemp(
                 prefix=f"pardot-{rf.export.id}-{rf.index}-", suffix=".csv", dir=self.spool_dir
             )
             try:
-                with os.fdopen(fd, "wb") as fh:
+                with os.fdopen(fd, "wb", buffering=0) as fh:  # unbuffered: no bytes reach the disk at close, unchecked
                     self.client.download(rf.url, fh)
                 extra = rf.check(secrets)
             except BadResultFile as exc:
+                previous, last = last, _csv_digest(rf.path)
                 Path(rf.path).unlink()
                 if not exc.retry or attempt == tries or time.monotonic() > deadline:
-                    rf.export.spoiled = rf.export.spoiled or not exc.retry
+                    # as Pardot stores it: a CSV no fetch can read, or sent byte for byte the same again (not a
+                    # page or an error envelope: those are answers to the request, and the export may be fine)
+                    stored = last is not None and (not exc.retry or previous == last)
+                    rf.export.spoiled = rf.export.spoiled or stored
                     raise self._final(exc, attempt) from None
                 delay = waits.send(exc)
                 self.logger.warning("%s; fetching it again in %.1fs (%d/%d)", exc, delay, attempt, tries - 1)

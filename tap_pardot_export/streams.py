@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import gzip
 import itertools
@@ -240,16 +241,22 @@ class PardotExportStream(ExportStreamHooks):
         every = dt.timedelta(days=float(self.config.get("deletes_pass_days", 1)))
         return RecycleBin(argument, every, parse_setting_datetime(str(self.config["start_date"])))
 
-    def _files(self, context: Context | None) -> Iterator[FileRows]:
-        return t.cast("Iterator[FileRows]", result_files(self, self.sessions.open(), context))
+    def _files(self, context: Context | None) -> t.Generator[FileRows, None, None]:
+        """The result files' rows, to be closed explicitly (``contextlib.closing``).
+
+        Its cleanup after an error then runs in the reader's frame, where a signal's SystemExit
+        propagates, not in a generator collected while the error unwinds (Python ignores it there).
+        """
+        return t.cast("t.Generator[FileRows, None, None]", result_files(self, self.sessions.open(), context))
 
     # -- records -------------------------------------------------------------------------
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Typed records of every result file of every window (the SDK's general path)."""
-        for part in self._files(context):
-            yield from part.records()
+        with contextlib.closing(self._files(context)) as files:
+            for part in files:
+                yield from part.records()
 
     @override
     def fast_path_ok(self, write_messages: bool) -> bool:
@@ -279,8 +286,8 @@ class PardotExportStream(ExportStreamHooks):
         prefix = b'{"type":"RECORD","stream":' + orjson.dumps(self.name) + b',"record":'
         selected = set(self.mask_selected_properties())
         dumps = orjson.dumps
-        with record_counter, timer:
-            for part in self._files(context):
+        with record_counter, timer, contextlib.closing(self._files(context)) as files:
+            for part in files:
                 stamp = dt.datetime.now(dt.timezone.utc).isoformat()
                 suffix = b',"time_extracted":"' + stamp.encode() + b'"}\n'
                 buf: list[bytes] = []
@@ -328,8 +335,11 @@ class PardotExportStream(ExportStreamHooks):
             return str(storage.get_url(filename))
 
         # one file is compressed and written in the background while the next is typed
-        with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer") as pool:
-            for part in self._files(context):
+        with (
+            cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer") as pool,
+            contextlib.closing(self._files(context)) as files,
+        ):
+            for part in files:
                 records = part.records([name for name in part.header if name not in selected])
                 pending: cf.Future[str] | None = None
                 while True:

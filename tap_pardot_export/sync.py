@@ -612,19 +612,19 @@ class StreamSync:
         planner.cursor = windows[first].start
         self.planned_all = False
 
-    def abandon(self, *, courtesy: bool) -> None:
+    def abandon(self, *, courtesy: bool) -> bool:
         """After an error: drop the exports created ahead (not the window being read's: a rerun reuses them).
 
         With ``courtesy`` they are canceled too (one try each): not after the daily limit, the
         call budget or the credentials ended the run, which a cancel would only run into again.
+        State is rewritten before any cancel, so a signal meanwhile writes it right. Returns True
+        when an export was left out for its unreadable file (the caller then writes a last STATE).
         """
         session = self.session
         head = self.slots[0].job.window if self.slots else None
+        ahead: list[Slot] = []
         while self.slots and self.slots[-1].job.window != head:
-            slot = self.slots.pop()
-            session.in_flight.pop(slot.info.id, None)
-            if courtesy and not session.runner.stopping:
-                session.client.cancel_now(slot.info.id, timeout=5.0)
+            ahead.append(self.slots.pop())
         self.todo.clear()
         spoiled = [s for s in self.slots if s.info.spoiled]
         for slot in spoiled:  # its file is malformed as Pardot stores it: a rerun creates it again
@@ -642,8 +642,11 @@ class StreamSync:
                 self.record_slots(state)
             else:  # nothing started: an export from state a rerun may still reuse stays
                 state.pop(QUEUED_KEY, None)
-            if spoiled:
-                self.stream.emit_state()
+        for slot in ahead:  # in flight until canceled: a signal meanwhile cancels it too
+            if courtesy and not session.runner.stopping:
+                session.client.cancel_now(slot.info.id, timeout=5.0)
+            session.in_flight.pop(slot.info.id, None)
+        return bool(spoiled) and self.stream.replication_method == "INCREMENTAL"
 
 
 def prefetch_next(stream: WindowedStream, session: ExportSession, cost: int) -> None:
@@ -684,6 +687,11 @@ def release_ahead(session: ExportSession, *, failed: bool, courtesy: bool = True
     """
     for query, ahead in list(session.ahead.items()):
         del session.ahead[query]
+        state = ahead.stream.get_context_state(None)
+        pending = state.get("pending_export")
+        mine = isinstance(pending, dict) and pending.get("id") == ahead.info.id
+        if mine:  # before the cancel: a signal meanwhile writes the state without it
+            state.pop("pending_export")
         session.in_flight.pop(ahead.info.id, None)
         if session.runner.stopping or not courtesy:
             continue
@@ -697,12 +705,8 @@ def release_ahead(session: ExportSession, *, failed: bool, courtesy: bool = True
                 session.logger.warning(
                     "%s: export %s created ahead not canceled: %s", ahead.spec.label, ahead.info.id, exc
                 )
-        state = ahead.stream.get_context_state(None)
-        pending = state.get("pending_export")
-        if isinstance(pending, dict) and pending.get("id") == ahead.info.id:
-            state.pop("pending_export")
-            if not failed:
-                ahead.stream.emit_state()
+        if mine and not failed:
+            ahead.stream.emit_state()
 
 
 #: state keys of the recycle-bin pass: the pass in progress (its own bookmark and exports in flight, as
@@ -844,8 +848,10 @@ def result_files(stream: WindowedStream, session: ExportSession, context: Contex
             run.rows, run.exports = run.rows + bin_run.rows, run.exports + bin_run.exports
     except BaseException as exc:
         courtesy = not isinstance(exc, MUST_PROPAGATE)
-        current.abandon(courtesy=courtesy)
+        spoiled = current.abandon(courtesy=courtesy)
         release_ahead(session, failed=True, courtesy=courtesy)
+        if spoiled:  # the last STATE, once the exports created ahead are gone from it too
+            stream.emit_state()
         raise
     stream.logger.info(
         "%s: summary: %d row(s), %d export(s), %d API call(s), %.1fs waiting on exports, %.1fs; run so far: "
