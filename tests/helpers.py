@@ -136,6 +136,27 @@ _PEAK_RSS = (
 )
 
 
+def drain(proc: sp.Popen[str], timeout: float = 120) -> str:
+    """The rest of a tap process's stdout (what ``readline`` buffered included), once it ended.
+
+    ``communicate(timeout=...)`` reads the raw pipe and would skip the lines the text wrapper
+    already holds after ``readline`` calls: rows emitted would look lost. A process still
+    running after ``timeout`` is killed.
+    """
+    stdout = proc.stdout
+    assert stdout is not None
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(stdout.read()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        proc.kill()
+        reader.join(10)
+    proc.wait(timeout=10)
+    stdout.close()
+    return box[0] if box else ""
+
+
 def _dump(folder: str, name: str, obj: t.Any) -> str:
     path = os.path.join(folder, f"{name}.json")
     with open(path, "w") as fh:

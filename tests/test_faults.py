@@ -22,6 +22,7 @@ from tests.helpers import (
     created_fields,
     deselect_field,
     discover,
+    drain,
     expected_rows,
     iso,
     run_tap,
@@ -285,8 +286,7 @@ class BackgroundTap:
         return False
 
     def finish(self) -> TapRun:
-        out, _ = self.proc.communicate(timeout=120)
-        self.proc.stdout.close()
+        out = drain(self.proc)  # not communicate(): it would skip the lines readline() buffered
         self.lines.extend(out.splitlines(keepends=True))
         self.err.seek(0)
         run = TapRun(self.proc.returncode, "".join(self.lines), self.err.read())

@@ -26,6 +26,7 @@ from tests.helpers import (
     TapRun,
     assert_rows_match,
     discover,
+    drain,
     expected_rows,
     run_tap,
     select_streams,
@@ -209,7 +210,7 @@ class BackgroundTap:
         return False
 
     def finish(self) -> TapRun:
-        out, _ = self.proc.communicate(timeout=120)
+        out = drain(self.proc)  # not communicate(): it would skip the lines readline() buffered
         self.lines.extend(out.splitlines(keepends=True))
         self.err.seek(0)
         run = TapRun(self.proc.returncode, "".join(self.lines), self.err.read())
