@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import subprocess as sp
 import sys
 import tempfile
@@ -29,6 +30,9 @@ from pardot_export_sandbox.data import DATETIME, ObjectData
 
 from tap_pardot_export.streams import STREAM_TYPES
 from tap_pardot_export.tap import TapPardotExport
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
 
 UTC = dt.timezone.utc
 #: every stream of the tap, in its order
@@ -134,6 +138,28 @@ _PEAK_RSS = (
     "sys.argv[0] = 'tap-pardot-export'\n"
     "runpy.run_module('tap_pardot_export', run_name='__main__', alter_sys=True)\n"
 )
+
+
+def run_with_file_limit(
+    config: dict[str, t.Any], catalog: dict[str, t.Any], kib: int, folder: Path
+) -> tuple[sp.CompletedProcess[str], Path]:
+    """The tap in a process whose files may not grow past ``kib`` KiB (bash's ``ulimit -f``): a full disk.
+
+    Config and catalog are written to ``folder``; the tap's TMPDIR is ``folder / "tmp"``
+    (returned, to check that nothing is left in it). Linux only.
+    """
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "catalog.json").write_text(json.dumps(catalog))
+    tmp = folder / "tmp"
+    tmp.mkdir()
+    command = (
+        f"ulimit -f {kib}; exec {sys.executable} -m tap_pardot_export "
+        f"--config {folder / 'config.json'} --catalog {folder / 'catalog.json'}"
+    )
+    bash = shutil.which("bash") or "/bin/bash"
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = sp.run([bash, "-c", command], capture_output=True, text=True, env=env, timeout=120, check=False)
+    return proc, tmp
 
 
 def drain(proc: sp.Popen[str], timeout: float = 120) -> str:

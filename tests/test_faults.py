@@ -26,6 +26,7 @@ from tests.helpers import (
     expected_rows,
     iso,
     run_tap,
+    run_with_file_limit,
     select_streams,
 )
 
@@ -492,17 +493,7 @@ def test_a_full_disk_under_a_download_stops_at_once_saying_so(fresh_sandbox, tmp
     """A result file that cannot be written (a file size limit below its size): the disk's fault, not the network's."""
     sb = small(fresh_sandbox, rows_per_file=100_000)
     cfg, cat = one_stream(sb, "visitor_activity", window_days=365)
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    (tmp_path / "catalog.json").write_text(json.dumps(cat))
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    command = (
-        f"ulimit -f 20; exec {sys.executable} -m tap_pardot_export "
-        f"--config {tmp_path / 'config.json'} --catalog {tmp_path / 'catalog.json'}"
-    )
-    bash = shutil.which("bash") or "/bin/bash"
-    env = {**os.environ, "TMPDIR": str(folder)}
-    proc = subprocess.run([bash, "-c", command], capture_output=True, text=True, env=env, timeout=120, check=False)
+    proc, folder = run_with_file_limit(cfg, cat, 20, tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-6000:]
     assert "free disk space or point TMPDIR at a larger disk" in proc.stderr

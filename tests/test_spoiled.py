@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import shutil
-import subprocess as sp
 import sys
 import typing as t
 from pathlib import Path
@@ -20,7 +17,16 @@ from pathlib import Path
 import pytest
 from pardot_export_sandbox import DataConfig
 
-from tests.helpers import TapRun, assert_rows_match, discover, expected_rows, iso, run_tap, select_streams
+from tests.helpers import (
+    TapRun,
+    assert_rows_match,
+    discover,
+    expected_rows,
+    iso,
+    run_tap,
+    run_with_file_limit,
+    select_streams,
+)
 from tests.test_signals import SIGTERM_EXIT, Tap, until, whole_lines
 from tests.test_wide import CUSTOM, END, START, STREAM, assert_whole, exports_of, schema_fields, wide_catalog
 from tests.test_wide_hostile import in_flight
@@ -400,17 +406,7 @@ def test_a_full_disk_on_a_downloads_last_bytes_is_a_disk_error_too(fresh_sandbox
     cfg = sb.tap_config(window_days=365, max_queued_exports=0)
     cat = select_streams(discover(cfg), [LM])
     rewrite_stored(sb, lambda n, e, data: cut_rows(data, 65 * 1024 + 100, 65 * 1024 + 2000))
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    (tmp_path / "catalog.json").write_text(json.dumps(cat))
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    command = (
-        f"ulimit -f 65; exec {sys.executable} -m tap_pardot_export "
-        f"--config {tmp_path / 'config.json'} --catalog {tmp_path / 'catalog.json'}"
-    )
-    bash = shutil.which("bash") or "/bin/bash"
-    env = {**os.environ, "TMPDIR": str(folder)}
-    proc = sp.run([bash, "-c", command], capture_output=True, text=True, env=env, timeout=120, check=False)
+    proc, folder = run_with_file_limit(cfg, cat, 65, tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
     assert "writing it to disk failed (File too large)" in proc.stderr
@@ -464,17 +460,7 @@ def test_a_disk_error_names_the_file_without_its_signature(fresh_sandbox, tmp_pa
     signed_links(sb)
     cfg = sb.tap_config(window_days=365, max_queued_exports=0)
     cat = select_streams(discover(cfg), [LM])
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    (tmp_path / "catalog.json").write_text(json.dumps(cat))
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    command = (
-        f"ulimit -f 20; exec {sys.executable} -m tap_pardot_export "
-        f"--config {tmp_path / 'config.json'} --catalog {tmp_path / 'catalog.json'}"
-    )
-    bash = shutil.which("bash") or "/bin/bash"
-    env = {**os.environ, "TMPDIR": str(folder)}
-    proc = sp.run([bash, "-c", command], capture_output=True, text=True, env=env, timeout=120, check=False)
+    proc, _ = run_with_file_limit(cfg, cat, 20, tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "downloadResult/id/1001/resultId/0: writing it to disk failed" in proc.stderr
     assert "s3cr3t" not in proc.stderr + proc.stdout

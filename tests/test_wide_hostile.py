@@ -12,9 +12,6 @@ import csv
 import datetime as dt
 import io
 import json
-import os
-import shutil
-import subprocess as sp
 import sys
 import typing as t
 from pathlib import Path
@@ -24,7 +21,7 @@ from pardot_export_sandbox import DataConfig
 from pardot_export_sandbox.server import Fault
 
 from tap_pardot_export.join import JoinSpool
-from tests.helpers import assert_rows_match, expected_rows, iso, run_tap
+from tests.helpers import assert_rows_match, expected_rows, iso, run_tap, run_with_file_limit
 from tests.test_signals import SIGTERM_EXIT, Tap, whole_lines
 from tests.test_wide import CUSTOM, END, START, STREAM, Part, assert_whole, exports_of, schema_fields, wide_catalog
 
@@ -299,17 +296,7 @@ def test_a_full_disk_under_the_spool_stops_with_what_to_do(fresh_sandbox, tmp_pa
     """The spool cannot grow (a file size limit between a result file's size and the spool's): a clear error."""
     sb = small_wide(fresh_sandbox)
     cfg = sb.tap_config(window_days=365)
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    (tmp_path / "catalog.json").write_text(json.dumps(wide_catalog(cfg)))
-    spool = tmp_path / "tmp"
-    spool.mkdir()
-    command = (
-        f"ulimit -f 1000; exec {sys.executable} -m tap_pardot_export "
-        f"--config {tmp_path / 'config.json'} --catalog {tmp_path / 'catalog.json'}"
-    )
-    env = {**os.environ, "TMPDIR": str(spool)}
-    bash = shutil.which("bash") or "/bin/bash"
-    proc = sp.run([bash, "-c", command], capture_output=True, text=True, env=env, timeout=120, check=False)
+    proc, spool = run_with_file_limit(cfg, wide_catalog(cfg), 1000, tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert "prospect: the disk spool joining its field groups" in proc.stderr
