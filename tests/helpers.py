@@ -20,6 +20,7 @@ import subprocess as sp
 import sys
 import tempfile
 import threading
+import time
 import typing as t
 import warnings
 from dataclasses import dataclass, field
@@ -138,6 +139,51 @@ _PEAK_RSS = (
     "sys.argv[0] = 'tap-pardot-export'\n"
     "runpy.run_module('tap_pardot_export', run_name='__main__', alter_sys=True)\n"
 )
+
+
+class BackgroundTap:
+    """A tap process whose stdout is read line by line, so a test can kill it at a chosen point."""
+
+    def __init__(
+        self, config: dict[str, t.Any], catalog: dict[str, t.Any], state: dict[str, t.Any] | None = None
+    ) -> None:
+        self.tmp = tempfile.mkdtemp()
+        paths = {}
+        for name, obj in (("config", config), ("catalog", catalog), ("state", state)):
+            if obj is not None:
+                paths[name] = os.path.join(self.tmp, f"{name}.json")
+                with open(paths[name], "w") as fh:
+                    json.dump(obj, fh)
+        cmd = [sys.executable, "-m", "tap_pardot_export", "--config", paths["config"], "--catalog", paths["catalog"]]
+        if "state" in paths:
+            cmd += ["--state", paths["state"]]
+        self.err = open(os.path.join(self.tmp, "stderr"), "w+")  # noqa: SIM115
+        self.proc = sp.Popen(cmd, stdout=sp.PIPE, stderr=self.err, text=True)
+        self.lines: list[str] = []
+
+    def read_until(self, predicate: t.Callable[[dict[str, t.Any]], bool], timeout: float = 60) -> bool:
+        """Read stdout until a message satisfies ``predicate``; False when stdout ended first."""
+        assert self.proc.stdout is not None
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            line = self.proc.stdout.readline()
+            if not line:
+                return False
+            self.lines.append(line)
+            if predicate(json.loads(line)):
+                return True
+        return False
+
+    def finish(self) -> TapRun:
+        """The run once the process ended (killed, or done), every stdout line included."""
+        out = drain(self.proc)  # not communicate(): it would skip the lines readline() buffered
+        self.lines.extend(out.splitlines(keepends=True))
+        self.err.seek(0)
+        run = TapRun(self.proc.returncode, "".join(self.lines), self.err.read())
+        self.err.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        run.messages = [json.loads(x) for x in self.lines if x.strip()]
+        return run
 
 
 def run_with_file_limit(

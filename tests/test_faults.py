@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import re
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
-import time
 
 import pytest
 from pardot_export_sandbox import DataConfig
 
 from tests.helpers import (
+    BackgroundTap,
     TapRun,
     assert_rows_match,
     created_fields,
     deselect_field,
     discover,
-    drain,
     expected_rows,
     iso,
     run_tap,
@@ -255,46 +249,6 @@ def test_a_download_cut_off_midway_is_fetched_again_without_repeats(fresh_sandbo
 
 
 # -- interruptions --------------------------------------------------------------------------------
-
-
-class BackgroundTap:
-    """A tap process whose stdout is read line by line, so a test can kill it at a chosen point."""
-
-    def __init__(self, config: dict, catalog: dict, state: dict | None = None) -> None:
-        self.tmp = tempfile.mkdtemp()
-        paths = {}
-        for name, obj in (("config", config), ("catalog", catalog), ("state", state)):
-            if obj is not None:
-                paths[name] = os.path.join(self.tmp, f"{name}.json")
-                with open(paths[name], "w") as fh:
-                    json.dump(obj, fh)
-        cmd = [sys.executable, "-m", "tap_pardot_export", "--config", paths["config"], "--catalog", paths["catalog"]]
-        if "state" in paths:
-            cmd += ["--state", paths["state"]]
-        self.err = open(os.path.join(self.tmp, "stderr"), "w+")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, text=True)
-        self.lines: list[str] = []
-
-    def read_until(self, predicate, timeout: float = 60) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            line = self.proc.stdout.readline()
-            if not line:
-                return False
-            self.lines.append(line)
-            if predicate(json.loads(line)):
-                return True
-        return False
-
-    def finish(self) -> TapRun:
-        out = drain(self.proc)  # not communicate(): it would skip the lines readline() buffered
-        self.lines.extend(out.splitlines(keepends=True))
-        self.err.seek(0)
-        run = TapRun(self.proc.returncode, "".join(self.lines), self.err.read())
-        self.err.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        run.messages = [json.loads(x) for x in self.lines if x.strip()]
-        return run
 
 
 def pending(msg: dict, stream: str = "list_membership") -> bool:

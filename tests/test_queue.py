@@ -7,14 +7,8 @@ per-account queue does. In-process unless a process boundary matters (SIGKILL, S
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import re
 import signal
-import subprocess
-import sys
-import tempfile
-import time
 import typing as t
 
 from pardot_export_sandbox import DataConfig
@@ -23,10 +17,10 @@ from tap_pardot_export import exports
 from tap_pardot_export.settings import state_errors
 from tests.helpers import (
     STREAMS,
+    BackgroundTap,
     TapRun,
     assert_rows_match,
     discover,
-    drain,
     expected_rows,
     run_tap,
     select_streams,
@@ -179,44 +173,6 @@ def test_a_state_with_exports_queued_ahead_is_checked():
 
 
 # -- interruptions with several exports in flight ------------------------------------------------------
-
-
-class BackgroundTap:
-    """A tap process whose stdout is read line by line, so a test can stop it at a chosen point."""
-
-    def __init__(self, config: dict[str, t.Any], catalog: dict[str, t.Any], state: dict | None = None) -> None:
-        self.tmp = tempfile.mkdtemp()
-        paths = {}
-        for name, obj in (("config", config), ("catalog", catalog), ("state", state)):
-            if obj is not None:
-                paths[name] = os.path.join(self.tmp, f"{name}.json")
-                with open(paths[name], "w") as fh:
-                    json.dump(obj, fh)
-        cmd = [sys.executable, "-m", "tap_pardot_export", *[a for k, p in paths.items() for a in (f"--{k}", p)]]
-        self.err = open(os.path.join(self.tmp, "stderr"), "w+")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, text=True)
-        self.lines: list[str] = []
-
-    def read_until(self, predicate: t.Callable[[dict], bool], timeout: float = 60) -> bool:
-        assert self.proc.stdout is not None
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            line = self.proc.stdout.readline()
-            if not line:
-                return False
-            self.lines.append(line)
-            if predicate(json.loads(line)):
-                return True
-        return False
-
-    def finish(self) -> TapRun:
-        out = drain(self.proc)  # not communicate(): it would skip the lines readline() buffered
-        self.lines.extend(out.splitlines(keepends=True))
-        self.err.seek(0)
-        run = TapRun(self.proc.returncode, "".join(self.lines), self.err.read())
-        self.err.close()
-        run.messages = [json.loads(x) for x in self.lines if x.strip()]
-        return run
 
 
 def two_queued(msg: dict, stream: str = "visitor_activity") -> bool:
