@@ -15,6 +15,7 @@ from pardot_export_sandbox import DataConfig
 
 from tap_pardot_export.join import JoinSpool, field_groups
 from tests.helpers import assert_rows_match, discover, expected_rows, iso, run_tap, select_streams
+from tests.test_batch_and_maps import read_batches
 from tests.test_signals import SIGTERM_EXIT, Tap, until, whole_lines
 
 if t.TYPE_CHECKING:
@@ -52,6 +53,15 @@ def assert_whole(records: list[dict[str, t.Any]], fields: set[str]) -> None:
     for rec in records:
         missing = fields - set(rec)
         assert not missing, f"record {rec['id']} lacks {len(missing)} field(s), e.g. {sorted(missing)[:3]}"
+
+
+def jsonl_batches(folder: Path, size: int) -> dict[str, t.Any]:
+    """A batch_config writing gzipped JSON Lines files of ``size`` records to ``folder``."""
+    return {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": f"file://{folder}", "prefix": "b-"},
+        "batch_size": size,
+    }
 
 
 def schema_fields(run: t.Any) -> set[str]:
@@ -270,23 +280,11 @@ def test_a_narrow_streams_malformed_file_is_not_reused_by_the_rerun(fresh_sandbo
 
 def test_batch_files_hold_whole_records(fresh_sandbox, tmp_path):
     sb = wide_sandbox(fresh_sandbox)
-    cfg = sb.tap_config(
-        window_days=183,
-        batch_config={
-            "encoding": {"format": "jsonl", "compression": "gzip"},
-            "storage": {"root": f"file://{tmp_path}", "prefix": "b-"},
-            "batch_size": 500,
-        },
-    )
+    cfg = sb.tap_config(window_days=183, batch_config=jsonl_batches(tmp_path, 500))
     run = run_tap(cfg, catalog=wide_catalog(cfg))
     assert run.returncode == 0, run.stderr[-3000:]
     assert not run.records()
-    records = []
-    for m in run.messages:
-        if m["type"] == "BATCH":
-            for url in m["manifest"]:
-                with gzip.open(Path(url.removeprefix("file://")), "rt") as fh:
-                    records.extend(json.loads(line) for line in fh)
+    records = read_batches(run)[STREAM]
     assert_whole(records, schema_fields(run))
     assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, START, END), sb.config.data.timezone)
 
@@ -373,14 +371,7 @@ def test_a_batch_file_is_cut_by_bytes_as_well_as_by_batch_size(fresh_sandbox, tm
 
     monkeypatch.setattr(streams, "BATCH_FILE_BYTES", 200_000)
     sb = wide_sandbox(fresh_sandbox)
-    cfg = sb.tap_config(
-        window_days=365,
-        batch_config={
-            "encoding": {"format": "jsonl", "compression": "gzip"},
-            "storage": {"root": f"file://{tmp_path}", "prefix": "b-"},
-            "batch_size": 100_000,
-        },
-    )
+    cfg = sb.tap_config(window_days=365, batch_config=jsonl_batches(tmp_path, 100_000))
     run = run_tap(cfg, catalog=wide_catalog(cfg))
     assert run.returncode == 0, run.stderr[-3000:]
     sizes, records = [], []
