@@ -4,7 +4,7 @@
     python scripts/plugin_definitions.py          # rewrite both files and the README's settings table
     python scripts/plugin_definitions.py --check  # exit 1 if any is out of date
 
-The config schema (tap_pardot_export/settings.py, plus the SDK's built-in settings the tap
+The config schema (tap_pardot_export/settings/schema.py, plus the SDK's built-in settings the tap
 advertises: stream_maps, flattening_*, batch_config, ...) is the one source of truth; a test
 runs ``--check``.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from tap_pardot_export.settings import settings_schema
+from tap_pardot_export.settings.schema import settings_schema
 from tap_pardot_export.tap import TapPardotExport
 
 ROOT = Path(__file__).resolve().parent.parent

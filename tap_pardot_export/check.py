@@ -19,30 +19,22 @@ Nothing secret is printed: lines are built from codes, hosts, ids and Pardot's m
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
-import os
-import sys
 import typing as t
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
-import click
 import requests
-from singer_sdk.exceptions import ConfigValidationError
 
-from tap_pardot_export.account import (
+from tap_pardot_export.discovery import (
     CUSTOM_FIELD_STREAM,
     DESCRIBE_STREAM,
     account_field_properties,
     custom_field_properties,
-    describe_prospect_account,
     has_credentials,
     make_client,
-    query_custom_fields,
 )
-from tap_pardot_export.client import host_of
-from tap_pardot_export.convert import infer_offset
+from tap_pardot_export.engine.convert import infer_offset
+from tap_pardot_export.engine.join import MAX_FIELDS, field_groups
+from tap_pardot_export.engine.windows import api_time
 from tap_pardot_export.errors import (
     FirstContactError,
     PardotAPIError,
@@ -50,26 +42,17 @@ from tap_pardot_export.errors import (
     PardotConfigError,
     RefusedURLError,
 )
-from tap_pardot_export.exports import ExportInfo, ExportRunner, ExportSpec
-from tap_pardot_export.join import MAX_FIELDS, field_groups
-from tap_pardot_export.streams import STREAM_TYPES, load_schema
-from tap_pardot_export.sync import stream_groups
-from tap_pardot_export.windows import api_time
+from tap_pardot_export.pardot.account import describe_prospect_account, query_custom_fields
+from tap_pardot_export.pardot.exports import ExportInfo, ExportSpec, InFlight
+from tap_pardot_export.pardot.runner import ExportRunner
+from tap_pardot_export.redact import host_of
+from tap_pardot_export.spec import SPECS, SPELLINGS
+from tap_pardot_export.streams import ExportStream, load_schema
 
 if t.TYPE_CHECKING:
-    from tap_pardot_export.client import PardotClient
-    from tap_pardot_export.streams import PardotExportStream
+    from tap_pardot_export.pardot.client import PardotClient
+    from tap_pardot_export.settings.config import Settings
     from tap_pardot_export.tap import TapPardotExport
-
-#: what each stream's create needs (the seed's abilities table)
-ABILITIES = {
-    "prospect": "Prospects > Visitors > View",
-    "visitor": "Prospects > Visitors > View",
-    "visitor_activity": "Prospects > Visitors > View",
-    "list_membership": "Marketing > Segmentation > Lists > View and Prospects > Visitors > View",
-    "prospect_account": "Prospects > Prospect Accounts > View",
-    "external_activity": "Prospect > External Activity > View",
-}
 #: the probe window ends this long before now, and lasts one second
 PROBE_AGE = dt.timedelta(hours=1)
 API_ERRORS = (PardotAPIError, PardotConfigError, requests.RequestException)
@@ -136,12 +119,12 @@ def check_token(client: PardotClient, report: Report) -> bool:
     return True
 
 
-def check_account(client: PardotClient, config: t.Mapping[str, t.Any], report: Report) -> list[dict[str, t.Any]] | None:
+def check_account(client: PardotClient, settings: Settings, report: Report) -> list[dict[str, t.Any]] | None:
     """Business unit, host and API version, and the custom fields, from the custom field query.
 
     Returns the custom fields; None when the business unit or host is wrong (nothing else can work).
     """
-    configured = int(config.get("api_version", 4))
+    configured = settings.connection.api_version
     try:
         fields = query_custom_fields(client)
     except (PardotConfigError, requests.RequestException) as exc:
@@ -155,7 +138,7 @@ def check_account(client: PardotClient, config: t.Mapping[str, t.Any], report: R
         problem = str(exc)
     else:
         problem = ""
-    report.ok(f"business unit {config.get('business_unit_id')} found on {host_of(client.api_url)}")
+    report.ok(f"business unit {settings.connection.business_unit_id} found on {host_of(client.api_url)}")
     if client.api_version != configured:
         report.fail(
             f"API version: this business unit needs version {client.api_version} (Pardot answered error "
@@ -180,8 +163,8 @@ def check_account(client: PardotClient, config: t.Mapping[str, t.Any], report: R
     if len(groups) > 1:
         report.note(
             f"prospect: {len(names)} fields with the custom ones, more than an export takes ({MAX_FIELDS}): each "
-            f"window runs {len(groups)} exports (field groups joined by id on disk; see the README, 'Prospects "
-            "wider than 150 fields'). Deselect fields you do not need to save exports."
+            f"window runs {len(groups)} exports (field groups joined by id on disk; see docs/wide-prospects.md "
+            "in the tap's repository). Deselect fields you do not need to save exports."
         )
     return fields
 
@@ -225,23 +208,23 @@ def _kind(schema: t.Mapping[str, t.Any]) -> str:
     return "date" if schema.get("format") == "date" else "string"
 
 
-def _probe_specs(stream: PardotExportStream, now: dt.datetime) -> list[ExportSpec]:
+def _probe_specs(stream: ExportStream, now: dt.datetime) -> list[ExportSpec]:
     """One-second exports of the stream's fields: one per field group when they exceed an export."""
-    after_arg, before_arg, _ = stream.procedures[stream.procedure]
+    plan = stream.plan()
+    procedure = plan.procedure
     end = now - PROBE_AGE
     arguments = {
-        after_arg: api_time(end - dt.timedelta(seconds=1)),
-        before_arg: api_time(end),
-        **dict(stream.options.get("arguments") or {}),
+        procedure.after: api_time(end - dt.timedelta(seconds=1)),
+        procedure.before: api_time(end),
+        **plan.arguments,
     }
-    groups = stream_groups(stream)
     return [
-        ExportSpec(stream.object_name, fields, stream.procedure, dict(arguments), f"{stream.name} check")
-        for fields in groups
+        ExportSpec(plan.api_object, fields, procedure.name, dict(arguments), f"{plan.stream} check", plan.protected)
+        for fields in plan.groups()
     ]
 
 
-def check_stream(runner: ExportRunner, stream: PardotExportStream, report: Report) -> ExportInfo | None:
+def check_stream(runner: ExportRunner, stream: ExportStream, report: Report) -> ExportInfo | None:
     """Create a one-second export of ``stream`` (one per field group) and cancel it: the user may export it, or not."""
     first: ExportInfo | None = None
     specs = _probe_specs(stream, dt.datetime.now(dt.timezone.utc))
@@ -251,14 +234,14 @@ def check_stream(runner: ExportRunner, stream: PardotExportStream, report: Repor
         except API_ERRORS as exc:
             code = getattr(exc, "code", None)
             if code in (46, 49):
-                fix = f"give the API user the ability {ABILITIES.get(stream.name, '?')}, or deselect the stream"
+                fix = f"give the API user the ability {stream.spec.ability}, or deselect the stream"
             else:
                 fix = "fix the setting the message names (stream_options, custom_fields), or deselect the stream"
             report.fail(f"{stream.name}: cannot export ({exc}): {fix}")
             return None
         runner.cancel(info.id, spec.label)
         first = first or info
-    dropped = runner.healer.dropped.get(stream.object_name, [])
+    dropped = runner.healer.dropped.get(stream.spec.api_object, [])
     if dropped:
         report.note(
             f"{stream.name}: this account has no field(s) {', '.join(dropped)}: syncs leave them out with a "
@@ -266,11 +249,11 @@ def check_stream(runner: ExportRunner, stream: PardotExportStream, report: Repor
         )
     fields = len({f for spec in specs for f in spec.fields})
     exports = f", {len(specs)} exports per window" if len(specs) > 1 else ""
-    report.ok(f"{stream.name}: may export ({stream.procedure}, {fields} fields{exports})")
+    report.ok(f"{stream.name}: may export ({specs[0].procedure}, {fields} fields{exports})")
     return first
 
 
-def check_timezone(config: t.Mapping[str, t.Any], info: ExportInfo | None, report: Report) -> None:
+def check_timezone(settings: Settings, info: ExportInfo | None, report: Report) -> None:
     """Compare ``timezone`` with the zone Pardot wrote the export's createdAt in."""
     if info is None or not info.created_at:
         report.note("timezone: no export was created, so the zone Pardot writes times in is unknown")
@@ -279,14 +262,14 @@ def check_timezone(config: t.Mapping[str, t.Any], info: ExportInfo | None, repor
     if seen is None:
         report.note(f"timezone: cannot read the export's createdAt {info.created_at!r}")
         return
-    name = config.get("timezone")
-    if not name:
+    name = settings.timezone
+    if name is None:
         report.fail(
             f"timezone is not set; Pardot writes times at {_utc_offset(seen)} now: set timezone to the API "
             "user's IANA zone (Salesforce user settings > Time Zone), e.g. America/New_York"
         )
         return
-    at = dt.datetime.fromtimestamp(info.requested_at, ZoneInfo(str(name)))
+    at = dt.datetime.fromtimestamp(info.requested_at, name)
     mine = at.utcoffset() or dt.timedelta(0)
     if mine == seen:
         report.ok(f"timezone {name} agrees with the times Pardot writes ({_utc_offset(seen)} now)")
@@ -300,103 +283,32 @@ def check_timezone(config: t.Mapping[str, t.Any], info: ExportInfo | None, repor
 def run_check(tap: TapPardotExport) -> Report:
     """Run every check against the account the tap's settings name."""
     report = Report()
-    config = tap.config
-    if not has_credentials(config):
+    settings = tap.settings
+    if not has_credentials(settings.connection):
         report.fail("credentials: set business_unit_id and access_token, or client_id + client_secret")
         return report
-    client = make_client(config)
+    client = make_client(settings.connection)
     if not check_token(client, report):
         return report
-    fields = check_account(client, config, report)
+    fields = check_account(client, settings, report)
     if fields is None:
         return report
-    account_fields = check_account_fields(client, report)
-    runner = ExportRunner(client, logger=tap.logger)
+    learned = {
+        CUSTOM_FIELD_STREAM: custom_field_properties(fields),
+        DESCRIBE_STREAM: check_account_fields(client, report),
+    }
+    runner = ExportRunner(
+        client, polling=settings.polling, in_flight=InFlight(), spellings=SPELLINGS, logger=tap.logger
+    )
     first: ExportInfo | None = None
-    for cls in STREAM_TYPES:
-        stream = cls(tap, tap.sessions)
-        if stream.name == CUSTOM_FIELD_STREAM:
-            for name, schema in custom_field_properties(fields).items():
-                stream.schema["properties"].setdefault(name, schema)
-        elif stream.name == DESCRIBE_STREAM:
-            for name, schema in account_fields.items():
-                stream.schema["properties"].setdefault(name, schema)
+    for spec in SPECS.values():
+        if spec.kind != "export":
+            continue
+        stream = ExportStream(tap, spec, settings, tap.sessions)
+        for name, schema in learned.get(spec.name, {}).items():
+            stream.schema["properties"].setdefault(name, schema)
         info = check_stream(runner, stream, report)
         first = first or info
-    check_timezone(config, first, report)
+    check_timezone(settings, first, report)
     report.note(f"the check spent {client.api_calls} API call(s) and canceled the exports it created")
     return report
-
-
-def env_config(schema: t.Mapping[str, t.Any], prefix: str) -> dict[str, t.Any]:
-    """Settings from ``<PREFIX><NAME>`` environment variables, typed by the settings schema.
-
-    Meltano hands a plugin command its settings this way (``--config ENV``); the SDK's own
-    parsing leaves numbers as strings, which its validation then refuses.
-    """
-    out: dict[str, t.Any] = {}
-    for name, prop in (schema.get("properties") or {}).items():
-        raw = os.environ.get(f"{prefix}{name.upper()}")
-        if not raw:
-            continue
-        kinds = prop.get("type", "string")
-        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
-        value: t.Any = raw
-        try:
-            if "integer" in kinds:
-                value = int(raw)
-            elif "number" in kinds:
-                value = float(raw)
-            elif "boolean" in kinds:
-                value = raw.strip().lower() in ("1", "true", "t", "yes", "y", "on")
-            elif "object" in kinds or "array" in kinds:
-                value = json.loads(raw)
-        except ValueError:
-            value = raw  # the settings check names it
-        out[name] = value
-    return out
-
-
-def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option, *, value: bool) -> None:
-    """The ``--check`` option: run the check, print the report, exit 0 when everything passed."""
-    del param
-    if not value:
-        return
-    config = ctx.params.get("config")
-    logging.getLogger("tap-pardot-export").setLevel(logging.WARNING)
-    click.echo(f"tap-pardot-export check{'' if config else ' (no --config given)'}")
-    settings = dict(getattr(config, "config", None) or {})
-    if getattr(config, "parse_env", False):
-        prefix = f"{cls.name.upper().replace('-', '_')}_"
-        settings.update(env_config(cls.config_jsonschema, prefix))
-    if not settings.get("timezone"):
-        # a sync refuses to run without it; the check goes on, to say which zone Pardot writes in
-        settings["infer_timezone"] = True
-    try:
-        tap = cls(config=settings, parse_env_config=False, validate_config=True, setup_mapper=False)
-    except ConfigValidationError as exc:
-        report = Report()
-        for error in exc.errors or [str(exc)]:
-            report.fail(f"settings: {error}")
-        click.echo(report.render())
-        ctx.exit(1)
-    report = run_check(tap)
-    click.echo(report.render())
-    sys.stdout.flush()
-    ctx.exit(0 if report.passed else 1)
-
-
-def check_option(cls: type[TapPardotExport]) -> click.Option:
-    """The ``--check`` click option for the tap's command."""
-
-    def callback(ctx: click.Context, param: click.Option, value: bool) -> None:  # noqa: FBT001 - click's signature
-        cb_check(cls, ctx, param, value=value)
-
-    return click.Option(
-        ["--check"],
-        is_flag=True,
-        expose_value=False,
-        callback=callback,
-        help="Check the settings against the account with a handful of API calls (no long export), "
-        "print a report and exit: 0 when every check passed.",
-    )

@@ -39,6 +39,7 @@ __all__ = [
     "TypeConformanceLevel",
     "finalize_stream_state",
     "install_excepthook",
+    "mark_state_flushed",
     "raw_config",
     "write_starting_replication_value",
 ]
@@ -106,6 +107,15 @@ class ExportStreamHooks(Stream):
 def write_starting_replication_value(stream: Stream, context: Context | None) -> None:
     """Record the starting bookmark (BATCH mode skips the SDK's own call)."""
     stream._write_starting_replication_value(context)
+
+
+def mark_state_flushed(stream: Stream, *, flushed: bool) -> None:
+    """Tell the SDK whether the stream's state was written since it last changed.
+
+    The SDK writes a STATE at the end of a stream only when ``is_flushed`` is false; the fast
+    path writes its own STATE per window, so it says so.
+    """
+    stream.state_manager.is_flushed = flushed
 
 
 def finalize_stream_state(stream: Stream) -> None:

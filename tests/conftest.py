@@ -10,7 +10,7 @@ import typing as t
 import pytest
 from hypothesis import settings
 
-from tests.helpers import make_sandbox
+from tests.helpers import RecordedWaits, make_sandbox, skip_retry_waits
 
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox
@@ -87,35 +87,13 @@ def _sandboxes_stopped() -> t.Iterator[None]:
         th.join(timeout=10)
 
 
-class _RecordedWaits:
-    """The retry waits the tap's policy planned (before ``WAIT_SCALE``), none of them slept."""
-
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-
-
 @pytest.fixture
-def instant_retries(monkeypatch: pytest.MonkeyPatch) -> _RecordedWaits:
+def instant_retries(monkeypatch: pytest.MonkeyPatch) -> RecordedWaits:
     """The tap's retry waits (backoff, Retry-After) return at once; ``.slept`` lists what they asked for.
 
-    Only for in-process runs: uses the HTTP layer's test hook ``client.WAIT_SCALE``.
+    Only for in-process runs: replaces the retry policy's pause.
     """
-    import tap_pardot_export.client as client
-
-    record = _RecordedWaits()
-    original = client.RetryPolicy.waits
-
-    def waits(policy: t.Any) -> t.Generator[float, t.Any, None]:
-        gen = original(policy)
-        value = next(gen)
-        while True:
-            exc = yield value
-            value = gen.send(exc)
-            record.slept.append(float(getattr(exc, "planned_wait", value)))
-
-    monkeypatch.setattr(client, "WAIT_SCALE", 0.0)
-    monkeypatch.setattr(client.RetryPolicy, "waits", waits)
-    return record
+    return skip_retry_waits(monkeypatch)
 
 
 def pytest_terminal_summary(terminalreporter: t.Any) -> None:

@@ -29,7 +29,12 @@ from zoneinfo import ZoneInfo
 from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
 from pardot_export_sandbox.data import DATETIME, ObjectData
 
-from tap_pardot_export.streams import STREAM_TYPES
+from tap_pardot_export.pardot.client import PardotClient, build_client
+from tap_pardot_export.pardot.retry import Interrupted, RetryPolicy
+from tap_pardot_export.settings.checks import validate
+from tap_pardot_export.settings.config import connection
+from tap_pardot_export.settings.schema import settings_schema
+from tap_pardot_export.spec import SPECS
 from tap_pardot_export.tap import TapPardotExport
 
 if t.TYPE_CHECKING:
@@ -37,11 +42,43 @@ if t.TYPE_CHECKING:
 
 UTC = dt.timezone.utc
 #: every stream of the tap, in its order
-STREAMS: tuple[str, ...] = tuple(str(cls.name) for cls in STREAM_TYPES)
+STREAMS: tuple[str, ...] = tuple(SPECS)
 #: the field each stream's windows filter on (its replication key)
-FILTER_FIELD: dict[str, str] = {str(cls.name): str(cls.replication_key) for cls in STREAM_TYPES}
+FILTER_FIELD: dict[str, str] = {name: spec.replication_key for name, spec in SPECS.items()}
 #: custom fields the sandbox's prospects carry
 CUSTOM = {"prospect": ["Favorite_Color", "Lead_Notes"]}
+
+
+class RecordedWaits:
+    """The retry waits the tap's policy planned, none of them slept."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+
+def skip_retry_waits(monkeypatch: t.Any) -> RecordedWaits:
+    """Make the retry policy's waits return at once (a stop still interrupts); record what they asked for."""
+    record = RecordedWaits()
+
+    def pause(policy: RetryPolicy, seconds: float, cancel: threading.Event | None = None) -> None:
+        record.slept.append(float(seconds))
+        if policy.stopping or (cancel is not None and cancel.is_set()):
+            raise Interrupted("interrupted while waiting to retry: the run is stopping")
+
+    monkeypatch.setattr(RetryPolicy, "pause", pause)
+    return record
+
+
+def with_defaults(config: dict[str, t.Any]) -> dict[str, t.Any]:
+    """``config`` with every setting's default filled in, as the tap's validation does."""
+    filled = dict(config)
+    validate(filled, settings_schema())
+    return filled
+
+
+def client_for(config: dict[str, t.Any]) -> PardotClient:
+    """A Pardot client built from tap settings (defaults filled in), as a run builds it."""
+    return build_client(connection(with_defaults(config)))
 
 
 def make_sandbox(**kw: t.Any) -> Sandbox:

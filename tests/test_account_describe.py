@@ -20,7 +20,8 @@ import pytest
 from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
 from pardot_export_sandbox.data import CUSTOM_ACCOUNT_FIELD_TYPES
 
-from tap_pardot_export.account import DescribeError, account_field_properties, describe_prospect_account
+from tap_pardot_export.discovery import account_field_properties
+from tap_pardot_export.pardot.account import DescribeError, describe_prospect_account
 from tap_pardot_export.streams import load_schema
 from tests.helpers import (
     STREAMS,

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tap_pardot_export.convert import CellError, LocalDateTimeConverter, infer_offset, row_typer, to_bool
+from tap_pardot_export.engine.convert import CellError, LocalDateTimeConverter, infer_offset, row_typer, to_bool
 from tap_pardot_export.errors import (
     CallBudgetSpent,
     DailyLimitReached,
@@ -28,17 +28,13 @@ from tap_pardot_export.errors import (
     PardotAuthError,
     ResultFormatError,
 )
-from tap_pardot_export.exports import (
-    ExportInfo,
-    ExportRunner,
-    ExportSpec,
-    ResultFile,
-    export_id,
-    match_header,
-    redact,
-    sniff,
-    unwrap_export,
-)
+from tap_pardot_export.pardot.answers import Verdict, sniff
+from tap_pardot_export.pardot.exports import ExportInfo, ExportSpec, InFlight, export_id, unwrap_export
+from tap_pardot_export.pardot.polling import Polling
+from tap_pardot_export.pardot.results import BadResultFile, ResultFile, _incomplete_utf8, match_header
+from tap_pardot_export.pardot.retry import RetryPolicy
+from tap_pardot_export.pardot.runner import ExportRunner
+from tap_pardot_export.redact import install_redaction, scrub_answer
 from tests.helpers import TapRun, discover, run_tap, select_streams
 
 UTC = dt.timezone.utc
@@ -600,28 +596,36 @@ def test_match_header():
 def test_sniff():
     assert sniff(b"id,updated_at\r\n1,2") is None
     assert sniff(codecs.BOM_UTF8 + b"id\r\n") is None
-    assert sniff(b"") == ("an empty body where a CSV header was expected", None, True)
+
+    def seen(body: bytes) -> tuple[str, int | None, Verdict]:
+        found = sniff(body)
+        assert found is not None
+        return found[0], found[1].code, found[1].verdict
+
+    assert seen(b"") == ("an empty body where a CSV header was expected", None, Verdict.TRANSIENT)
     assert sniff(codecs.BOM_UTF8 + b"  \r\n") is not None
-    assert sniff(b"\n <!doctype html><p>x") == ("an HTML or XML page", None, True)
-    assert sniff(b'{"@attributes":{"err_code":"66"},"err":"busy"}') == (
+    assert seen(b"\n <!doctype html><p>x") == ("an HTML or XML page", None, Verdict.TRANSIENT)
+    assert seen(b'{"@attributes":{"err_code":"66"},"err":"busy"}') == (
         "a JSON body, not CSV (error 66: busy)",
         66,
-        True,
+        Verdict.TRANSIENT,
     )
-    assert sniff(b'{"status": 503}')[2] is True  # type: ignore[index]
-    assert sniff(b'{"@attributes":{"err_code":15},"err":"no"}')[2] is False  # type: ignore[index]
-    assert sniff(b'<rsp><err code="178">expired</err></rsp>') == (
+    assert seen(b'{"status": 503}')[2] is Verdict.TRANSIENT
+    assert seen(b'{"@attributes":{"err_code":15},"err":"no"}')[2] is Verdict.FATAL
+    assert seen(b'{"@attributes":{"err_code":122},"err":"limit"}')[2] is Verdict.DAILY_LIMIT
+    assert seen(b'<rsp><err code="178">expired</err></rsp>') == (
         "an XML error envelope (error 178: expired)",
         178,
-        False,
+        Verdict.FATAL,
     )
 
 
 def test_redact():
+    install_redaction(lambda: [TOKEN])
     text = f"Authorization: Bearer {TOKEN} and bu 0Uv000000000001AAA and access_token={TOKEN}"
-    out = redact(text, [TOKEN, "0Uv000000000001AAA"])
-    assert TOKEN not in out and "0Uv000000000001AAA" not in out
-    assert "Bearer abcdefgh1234" not in redact("Bearer abcdefgh1234", [])
+    out = scrub_answer(text)
+    assert TOKEN not in out
+    assert "Bearer abcdefgh1234" not in scrub_answer("Bearer abcdefgh1234")
 
 
 def test_export_answers_are_validated():
@@ -670,8 +674,6 @@ def test_a_stray_quote_in_an_unquoted_field_is_not_a_cut(tmp_path):
     ],
 )
 def test_cut_bodies_are_detected_before_any_row(tmp_path, data, cut):
-    from tap_pardot_export.exports import BadResultFile
-
     rf = result_file(tmp_path, data, ["id", "note", "n"])
     if cut:
         with pytest.raises(BadResultFile, match="is cut") as exc:
@@ -689,10 +691,16 @@ class RefusingClient:
     def __init__(self, error: Exception) -> None:
         self.error = error
         self.calls: list[str] = []
+        self.transport = type("Transport", (), {"policy": RetryPolicy(max_retries=0, max_time=0)})()
 
     def json(self, method: str, op: str, kind: str, **kw: t.Any) -> t.Any:
         self.calls.append(kind)
         raise self.error
+
+
+def refusing_runner(client: RefusingClient) -> ExportRunner:
+    polling = Polling(poll_interval=0, max_poll_interval=0, export_timeout=60)
+    return ExportRunner(client, polling=polling, in_flight=InFlight(), spellings={})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -704,12 +712,12 @@ class RefusingClient:
     ],
 )
 def test_limit_budget_and_auth_errors_are_not_swallowed_by_cancel_or_resume(error):
-    runner = ExportRunner(RefusingClient(error), poll_interval=0)  # type: ignore[arg-type]
+    runner = refusing_runner(RefusingClient(error))
     with pytest.raises(type(error)):
         runner.cancel(5, "x")
     spec = ExportSpec("listMembership", ["id"], "filter_by_updated_at", {}, "x")
     with pytest.raises(type(error)):
-        next(runner.run(spec, resume_id=5))
+        runner.start(spec, resume_id=5)
     assert runner.client.calls == ["cancel", "read"]  # type: ignore[attr-defined]
     runner.stop()  # on a signal the cancel is a courtesy: the handler must still write the state
     assert runner.cancel(5, "x") is False
@@ -717,7 +725,7 @@ def test_limit_budget_and_auth_errors_are_not_swallowed_by_cancel_or_resume(erro
 
 def test_other_refusals_of_cancel_and_resume_are_logged_and_passed_over():
     client = RefusingClient(PardotAPIError("export 5 is finished", code=60))
-    runner = ExportRunner(client, poll_interval=0)  # type: ignore[arg-type]
+    runner = refusing_runner(client)
     assert runner.cancel(5, "x") is False
     assert runner._resume(5, "x") is None
     assert runner._resume("abc", "x") is None  # a pending id in state that is not an integer
@@ -725,8 +733,6 @@ def test_other_refusals_of_cancel_and_resume_are_logged_and_passed_over():
 
 
 def test_incomplete_utf8_at_the_end():
-    from tap_pardot_export.exports import _incomplete_utf8
-
     text = "a,caf\u00e9,\u20ac,\U0001f600".encode()
     assert not _incomplete_utf8(text) and not _incomplete_utf8(b"") and not _incomplete_utf8(b"abc")
     for cut in (1, 2, 3):

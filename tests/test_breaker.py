@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from tap_pardot_export import client as client_mod
-from tests.helpers import TapRun, discover, run_tap, select_streams
+from tap_pardot_export.pardot import transport
+from tests.helpers import TapRun, discover, run_tap, select_streams, skip_retry_waits
 from tests.test_http_hostile import API, BU, SECRET, TOKEN, TOKEN_PATH, Hostile, closed_port, config, send
 
 if t.TYPE_CHECKING:
@@ -31,7 +31,7 @@ Route = t.Callable[[BaseHTTPRequestHandler], None]
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry waits are computed and logged, but not slept."""
-    monkeypatch.setattr(client_mod, "WAIT_SCALE", 0.0)
+    skip_retry_waits(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -350,7 +350,7 @@ def test_a_huge_status_answer_is_refused_before_it_fills_memory(fake, catalog, m
     """Found: a status, create or token answer is read whole into memory, whatever its size (a
     hostile or broken server can send gigabytes). The cap is lowered here to keep the test small.
     """
-    monkeypatch.setattr(client_mod, "MAX_ANSWER_BYTES", 1 << 20, raising=False)
+    monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 1 << 20)
     big = json.dumps({**EXPORT, "state": "Processing"}).encode() + b" " * (3 << 20)
     server = fake(read=lambda h: send(h, 200, big))
     run = run_tap(server.config(max_retries=1, export_timeout=2), catalog=catalog, timeout=60)

@@ -7,8 +7,8 @@ import typing as t
 
 import pytest
 
-from tap_pardot_export import sync
 from tap_pardot_export.errors import ResultFormatError
+from tap_pardot_export.streams import ExportStream
 from tests.helpers import discover, expected_rows, iso, run_tap, select_streams
 
 if t.TYPE_CHECKING:
@@ -150,13 +150,15 @@ def test_interrupted_pass_is_finished_by_the_next_run(fresh_sandbox, monkeypatch
     assert run0.returncode == 0, run0.stderr[-2000:]
     assert run0.final_state["bookmarks"][STREAM]["deletes_pass_at"] == iso(early)
 
-    real = sync.RecycleBinView.open_file
+    real = ExportStream.open_file
 
-    def failing(self: sync.RecycleBinView, rf: t.Any, conv: t.Any, deleted_at: str | None = None) -> t.Any:
-        msg = "pass interrupted on purpose"  # at the first file: 2023 has no rows, so its window is done
+    def failing(self: ExportStream, rf: t.Any, conv: t.Any, deleted_at: str | None = None) -> t.Any:
+        if deleted_at is None:  # the stream's own windows
+            return real(self, rf, conv, deleted_at)
+        msg = "pass interrupted on purpose"  # at the pass's first file: 2023 has no rows, so its window is done
         raise ResultFormatError(msg)
 
-    monkeypatch.setattr(sync.RecycleBinView, "open_file", failing)
+    monkeypatch.setattr(ExportStream, "open_file", failing)
     cfg_a = {**cfg, "end_date": iso(END)}
     run_a = run_tap(cfg_a, catalog=cat, state=run0.final_state)
     assert run_a.returncode != 0
@@ -165,7 +167,7 @@ def test_interrupted_pass_is_finished_by_the_next_run(fresh_sandbox, monkeypatch
     assert state_a["deletes_pass_at"] == iso(early), "the marker moves only once the whole pass was emitted"
     assert state_a["replication_key_value"] == iso(END)
     assert state_a["deletes_pass"]["replication_key_value"] >= "2023-12-31", "its first window is done"
-    monkeypatch.setattr(sync.RecycleBinView, "open_file", real)
+    monkeypatch.setattr(ExportStream, "open_file", real)
 
     before = bin_exports(sb)
     run_b = run_tap({**cfg_a, "deletes_pass_days": 30}, catalog=cat, state=run_a.final_state)

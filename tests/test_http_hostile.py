@@ -2,8 +2,8 @@
 
 Each hostile server is an ``http.server`` in a thread on 127.0.0.1 that answers from a table of
 routes, records what it received, and stops at the end of its test; every loop in it is
-bounded. Clients are built in-process with ``build_client``; retry waits are scaled to zero
-through ``client.WAIT_SCALE``, so nothing sleeps for real.
+bounded. Clients are built in-process with ``build_client``; retry waits are skipped
+(the retry policy's pause is replaced), so nothing sleeps for real.
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ import pytest
 from pardot_export_sandbox import DataConfig
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_pardot_export import client as client_mod
-from tap_pardot_export.auth import REDACTION, PardotAuthenticator, install_redaction
-from tap_pardot_export.client import PardotClient, RetryPolicy, build_client
 from tap_pardot_export.errors import (
     DailyLimitReached,
     FirstContactError,
@@ -35,7 +32,15 @@ from tap_pardot_export.errors import (
     RefusedURLError,
     TransientError,
 )
-from tests.helpers import discover, run_tap, select_streams
+from tap_pardot_export.pardot import transport, urls
+from tap_pardot_export.pardot.auth import PardotAuthenticator
+from tap_pardot_export.pardot.cancel import cancel_now
+from tap_pardot_export.pardot.retry import RetryPolicy
+from tap_pardot_export.redact import REDACTION, install_redaction
+from tests.helpers import client_for, discover, run_tap, select_streams, skip_retry_waits
+
+if t.TYPE_CHECKING:
+    from tap_pardot_export.pardot.client import PardotClient
 
 BU = "0Uv000000000001AAA"
 TOKEN = "00Dhostile!tok-0123456789abcdef"
@@ -131,7 +136,7 @@ def hostile() -> t.Iterator[t.Callable[..., Hostile]]:
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry waits are computed and logged, but not slept."""
-    monkeypatch.setattr(client_mod, "WAIT_SCALE", 0.0)
+    skip_retry_waits(monkeypatch)
 
 
 def config(server: Hostile | str, **extra: t.Any) -> dict[str, t.Any]:
@@ -165,7 +170,7 @@ def test_token_307_is_refused_and_the_other_host_never_sees_the_secret(hostile):
         send(h, 307, {}, {"Location": f"http://localhost:{other.port}{TOKEN_PATH}"})
 
     login = hostile({TOKEN_PATH: redirect})
-    client = build_client(config(login))
+    client = client_for(config(login))
     with pytest.raises(RefusedURLError, match="redirect to localhost refused"):
         client.tokens.token()
     assert other.requests == [], "the secret was re-posted to the redirect's host"
@@ -177,7 +182,7 @@ def test_302_on_an_api_call_and_on_a_download_is_a_clear_error(hostile):
         send(h, 302, {}, {"Location": "https://evil.example/steal"})
 
     server = hostile({TOKEN_PATH: token_ok, API + "create": redirect, "/files/1.csv": redirect})
-    client = build_client(config(server))
+    client = client_for(config(server))
     with pytest.raises(RefusedURLError, match=r"redirect to evil\.example refused"):
         client.json("POST", "create", "create", json_body={})
     with pytest.raises(RefusedURLError, match=r"redirect to evil\.example refused"):
@@ -195,7 +200,7 @@ def test_netrc_never_replaces_the_bearer_token(hostile, tmp_path, monkeypatch):
     netrc.chmod(0o600)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("NETRC", str(netrc))
-    client = build_client(config(server))
+    client = client_for(config(server))
     client.json("GET", "read/id/1", "read")
     (sent,) = [r for r in server.requests if r["path"] == API + "read/id/1"]
     assert sent["headers"]["Authorization"] == f"Bearer {TOKEN}"
@@ -206,10 +211,10 @@ def test_proxies_from_the_environment_are_still_honoured(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "pi.internal.example")
-    assert client_mod.env_proxies("https://pi.pardot.com/x").get("https") == "http://proxy.example:3128"
-    assert client_mod.env_proxies("https://pi.internal.example/x") == {}
+    assert urls.env_proxies("https://pi.pardot.com/x").get("https") == "http://proxy.example:3128"
+    assert urls.env_proxies("https://pi.internal.example/x") == {}
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corp.pem")
-    session = client_mod.make_session()
+    session = transport.make_session()
     assert session.verify == "/etc/ssl/corp.pem" and session.trust_env is False
 
 
@@ -220,15 +225,15 @@ def test_proxies_from_the_environment_are_still_honoured(monkeypatch):
 def test_plain_http_to_a_non_loopback_host_is_refused_before_any_request(hostile, setting, url):
     server = hostile({"*": token_ok})
     with pytest.raises(RefusedURLError, match=f"Refusing {setting}"):
-        build_client(config(server, **{setting: url}))
+        client_for(config(server, **{setting: url}))
     assert server.requests == []
 
 
 def test_loopback_http_is_accepted():
     for url in ("http://127.0.0.1:1", "http://127.9.9.9:1", "http://[::1]:1", "http://localhost:1"):
-        client_mod.check_url(url, "api_url")
+        urls.check_url(url, "api_url")
     with pytest.raises(RefusedURLError):
-        client_mod.check_url("http://10.0.0.1", "api_url")
+        urls.check_url("http://10.0.0.1", "api_url")
 
 
 def test_error_text_that_echoes_the_bearer_token_is_redacted(hostile, caplog):
@@ -237,7 +242,7 @@ def test_error_text_that_echoes_the_bearer_token_is_redacted(hostile, caplog):
         send(h, 400, {"@attributes": {"stat": "fail", "err_code": 999}, "err": f"bad request; you sent {auth}"})
 
     server = hostile({TOKEN_PATH: token_ok, API + "create": echo})
-    client = build_client(config(server))
+    client = client_for(config(server))
     caplog.set_level(logging.INFO)
     with pytest.raises(PardotAPIError) as info:
         client.json("POST", "create", "create", json_body={})
@@ -259,13 +264,13 @@ def test_the_redaction_filter_scrubs_args_numbers_and_user_info(caplog):
 
 def test_a_replaced_configured_token_stays_secret_and_finished_clients_are_forgotten(hostile, caplog):
     server = hostile({TOKEN_PATH: token_ok})
-    client = build_client(config(server, access_token="00Dold!configured-token"))
+    client = client_for(config(server, access_token="00Dold!configured-token"))
     assert client.tokens.refresh("00Dold!configured-token") == TOKEN
     caplog.set_level(logging.INFO)
     logging.getLogger("tap-pardot-export").info("old %s new %s", "00Dold!configured-token", TOKEN)
     assert "old *** new ***" in caplog.text
     before = len(REDACTION.sources)
-    gone = build_client(config(server, client_secret="a-secret-of-a-finished-client"))
+    gone = client_for(config(server, client_secret="a-secret-of-a-finished-client"))
     assert len(REDACTION.sources) == before + 1
     del gone
     gc.collect()
@@ -293,13 +298,13 @@ def test_user_info_in_api_url_is_never_printed_nor_sent(fresh_sandbox):
 
 def test_a_token_with_a_newline_fails_at_once(hostile):
     server = hostile({TOKEN_PATH: lambda h: send(h, 200, {"access_token": "00Dabc\nX-Evil: 1"})})
-    client = build_client(config(server))
+    client = client_for(config(server))
     started = time.monotonic()
     with pytest.raises(PardotAuthError, match="holds a newline"):
         client.tokens.token()
     assert time.monotonic() - started < 5 and server.hits(TOKEN_PATH) == 1
     with pytest.raises(PardotAuthError, match="holds a newline"):
-        build_client(config(server, access_token="tok\nen"))
+        client_for(config(server, access_token="tok\nen"))
 
 
 # -- first contact ----------------------------------------------------------------------------------------
@@ -320,7 +325,7 @@ def _first_call_fails(client: PardotClient, what: str) -> str:
 def test_a_closed_port_on_first_contact_fails_fast_naming_the_setting(setting):
     url = f"http://127.0.0.1:{closed_port()}"
     cfg = config("http://127.0.0.1:1", **{setting: url}, access_token=TOKEN if setting == "api_url" else None)
-    client = build_client(cfg)
+    client = client_for(cfg)
     text = _first_call_fails(client, "token" if setting == "login_url" else "api")
     assert f"The {setting} host 127.0.0.1 refuses connections" in text
 
@@ -334,14 +339,14 @@ def test_an_unresolvable_host_on_first_contact_fails_fast_naming_the_setting(mon
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    client = build_client(config("https://pi.pardot-typo.invalid", access_token=TOKEN))
+    client = client_for(config("https://pi.pardot-typo.invalid", access_token=TOKEN))
     text = _first_call_fails(client, "api")
     assert "The api_url host pi.pardot-typo.invalid does not resolve" in text
 
 
 def test_a_web_server_that_is_not_pardot_fails_fast(hostile):
     html = hostile({"*": lambda h: send(h, 200, b"<html>Welcome to nginx</html>")})
-    text = _first_call_fails(build_client(config(html, access_token=TOKEN)), "api")
+    text = _first_call_fails(client_for(config(html, access_token=TOKEN)), "api")
     assert "The api_url host 127.0.0.1 does not speak Pardot's Export API" in text
     assert html.hits(API + "read/id/1") == 1
 
@@ -357,7 +362,7 @@ def test_a_web_server_that_is_not_pardot_fails_fast(hostile):
 )
 def test_a_login_url_that_is_not_a_token_endpoint_says_so(hostile, answer, words):
     server = hostile({TOKEN_PATH: answer})
-    text = _first_call_fails(build_client(config(server)), "token")
+    text = _first_call_fails(client_for(config(server)), "token")
     assert "is not a Salesforce token endpoint" in text and words in text
     assert "credentials must be renewed" not in text
     assert server.hits(TOKEN_PATH) == 1
@@ -365,7 +370,7 @@ def test_a_login_url_that_is_not_a_token_endpoint_says_so(hostile, answer, words
 
 def test_invalid_grant_means_dead_credentials(hostile):
     server = hostile({TOKEN_PATH: lambda h: send(h, 400, {"error": "invalid_grant", "error_description": "expired"})})
-    text = _first_call_fails(build_client(config(server)), "token")
+    text = _first_call_fails(client_for(config(server)), "token")
     assert "invalid_grant" in text and "credentials must be renewed" in text
 
 
@@ -381,7 +386,7 @@ def test_a_service_that_answered_once_is_retried(hostile):
         send(h, 200, {"export": {"id": 1}})
 
     server = hostile({TOKEN_PATH: token_ok, API + "read/id/1": flaky})
-    client = build_client(config(server))
+    client = client_for(config(server))
     client.json("GET", "read/id/1", "read")
     client.json("GET", "read/id/1", "read")
     assert server.hits(API + "read/id/1") == 3
@@ -394,12 +399,12 @@ def test_a_200_with_the_122_envelope_is_the_daily_limit(hostile):
     envelope = {"@attributes": {"stat": "fail", "version": 1, "err_code": 122}, "err": "Daily API rate limit met."}
     server = hostile({TOKEN_PATH: token_ok, API + "create": lambda h: send(h, 200, envelope)})
     with pytest.raises(DailyLimitReached, match="daily API call limit is spent"):
-        build_client(config(server)).json("POST", "create", "create", json_body={})
+        client_for(config(server)).json("POST", "create", "create", json_body={})
 
 
 def test_an_unknown_business_unit_is_an_api_error_naming_the_setting(hostile, fresh_sandbox):
     sb = fresh_sandbox(data=_small_data())
-    client = build_client(sb.tap_config(business_unit_id="0Uv000000000999AAA"))
+    client = client_for(sb.tap_config(business_unit_id="0Uv000000000999AAA"))
     with pytest.raises(PardotAPIError) as info:
         client.json("GET", "read/id/1", "read")
     assert not isinstance(info.value, ConfigValidationError), "calls were made: not a config validation error"
@@ -417,11 +422,11 @@ def test_token_requests_follow_the_same_retry_policy(hostile):
             token_ok(h)
 
     server = hostile({TOKEN_PATH: busy})
-    client = build_client(config(server, max_retries=2))
+    client = client_for(config(server, max_retries=2))
     assert client.tokens.token() == TOKEN
     assert server.hits(TOKEN_PATH) == 3
     calls["n"] = -10
-    client2 = build_client(config(server, max_retries=2))
+    client2 = client_for(config(server, max_retries=2))
     with pytest.raises(PardotAPIError, match=r"Giving up on token request .* after 3 tries"):
         client2.tokens.token()
 
@@ -440,10 +445,9 @@ def test_the_retry_policy_honours_retry_after_and_its_bounds(caplog):
     assert tries["n"] == 4
     waits = [float(w) for w in re.findall(r"retry \d/3 in ([\d.]+)s", caplog.text)]
     assert len(waits) == 3 and all(w >= 5.0 for w in waits)
-    gen = policy.waits()
-    gen.send(None)
-    plain = [gen.send(TransientError("x")) for _ in range(40)]
-    assert all(w == 0.0 for w in plain), "WAIT_SCALE=0 makes tests sleep-free"
+    delays = policy.delays()
+    planned = [next(delays) for _ in range(40)]
+    assert all(0 <= w <= policy.cap for w in planned), "exponential with full jitter, capped"
 
 
 def test_the_retry_policy_stops_at_max_time():
@@ -478,7 +482,7 @@ def test_parallel_rejections_refresh_the_token_once(hostile):
             send(h, 200, {"export": {"id": 1}})
 
     server = hostile({TOKEN_PATH: token, API + "read/id/1": read})
-    client = build_client(config(server, max_concurrency=4))
+    client = client_for(config(server, max_concurrency=4))
     client.tokens.token()
     threads = [threading.Thread(target=client.json, args=("GET", "read/id/1", "read")) for _ in range(4)]
     for th in threads:
@@ -521,7 +525,7 @@ def test_a_trickling_download_hits_download_timeout(hostile):
             time.sleep(0.1)
 
     server = hostile({TOKEN_PATH: token_ok, "/files/slow.csv": trickle})
-    client = build_client(config(server, download_timeout=0.6, max_retries=1, request_timeout=5))
+    client = client_for(config(server, download_timeout=0.6, max_retries=1, request_timeout=5))
     started = time.monotonic()
     with pytest.raises(
         PardotAPIError, match=r"Giving up on download .*/files/slow\.csv after 2 tries: .*download_timeout"
@@ -535,7 +539,7 @@ def test_a_download_within_its_deadline_is_read_whole(hostile):
     body = b"id,name\n" + b"".join(b"%d,row\n" % i for i in range(2000))
     server = hostile({TOKEN_PATH: token_ok, "/files/ok.csv": lambda h: send(h, 200, body)})
     sink = _Sink()
-    assert build_client(config(server)).download(server.url + "/files/ok.csv", sink) == len(body)
+    assert client_for(config(server)).download(server.url + "/files/ok.csv", sink) == len(body)
     assert bytes(sink.data) == body
 
 
@@ -553,7 +557,7 @@ def test_a_download_within_its_deadline_is_read_whole(hostile):
     ],
 )
 def test_result_links_are_fenced_to_trusted_hosts(url, extra, ok):
-    client = build_client(config("https://pi.pardot.com", access_token=TOKEN, download_hosts=extra))
+    client = client_for(config("https://pi.pardot.com", access_token=TOKEN, download_hosts=extra))
     if ok:
         client.check_host(url)
     else:
@@ -564,7 +568,7 @@ def test_result_links_are_fenced_to_trusted_hosts(url, extra, ok):
 
 def test_result_links_on_the_api_host_are_accepted(hostile):
     server = hostile({})
-    build_client(config(server, access_token=TOKEN)).check_host(server.url + "/api/export/x")
+    client_for(config(server, access_token=TOKEN)).check_host(server.url + "/api/export/x")
 
 
 # -- the signal path ----------------------------------------------------------------------------------------
@@ -573,13 +577,13 @@ def test_result_links_on_the_api_host_are_accepted(hostile):
 def test_cancel_now_returns_promptly_with_the_slots_and_the_token_lock_held(hostile):
     ok = {"@attributes": {"stat": "ok"}, "export": {"id": 42, "state": "Canceled"}}
     server = hostile({TOKEN_PATH: token_ok, API + "cancel/id/42": lambda h: send(h, 200, ok)})
-    client = build_client(config(server, max_concurrency=2))
+    client = client_for(config(server, max_concurrency=2))
     client.tokens.token()
     for _ in range(client.max_concurrency):
         client.slots.acquire()
     result: list[bool] = []
     with client.tokens._lock:
-        worker = threading.Thread(target=lambda: result.append(client.cancel_now(42, timeout=2.0)), daemon=True)
+        worker = threading.Thread(target=lambda: result.append(cancel_now(client, 42, timeout=2.0)), daemon=True)
         worker.start()
         worker.join(4)
         assert not worker.is_alive(), "cancel_now waited on a lock or slot the main thread holds"
@@ -593,15 +597,15 @@ def test_cancel_now_gives_up_at_its_timeout_and_never_raises(hostile):
         time.sleep(3)  # bounded; the client must not wait this long
 
     server = hostile({TOKEN_PATH: token_ok, API + "cancel/id/7": hang})
-    client = build_client(config(server))
+    client = client_for(config(server))
     client.tokens.token()
     started = time.monotonic()
-    assert client.cancel_now(7, timeout=0.5) is False
+    assert cancel_now(client, 7, timeout=0.5) is False
     assert time.monotonic() - started < 1.5
-    no_token = build_client(config(server))
-    assert no_token.cancel_now(7, timeout=0.5) is False  # no token yet: no request, no refresh
-    closed = build_client(config(f"http://127.0.0.1:{closed_port()}", access_token=TOKEN))
-    assert closed.cancel_now(7, timeout=0.5) is False
+    no_token = client_for(config(server))
+    assert cancel_now(no_token, 7, timeout=0.5) is False  # no token yet: no request, no refresh
+    closed = client_for(config(f"http://127.0.0.1:{closed_port()}", access_token=TOKEN))
+    assert cancel_now(closed, 7, timeout=0.5) is False
 
 
 def _small_data() -> DataConfig:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tap_pardot_export.settings import settings_schema
+from tap_pardot_export.settings.schema import settings_schema
 from tests.helpers import STREAMS, expected_rows, run_tap
 
 ROOT = Path(__file__).resolve().parent.parent

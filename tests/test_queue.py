@@ -13,8 +13,8 @@ import typing as t
 
 from pardot_export_sandbox import DataConfig
 
-from tap_pardot_export import exports
-from tap_pardot_export.settings import state_errors
+from tap_pardot_export.engine.state import state_errors
+from tap_pardot_export.pardot import polling
 from tests.helpers import (
     STREAMS,
     BackgroundTap,
@@ -235,7 +235,7 @@ def test_an_export_created_ahead_for_a_stream_that_never_uses_it_is_canceled(fre
 
 
 def test_a_long_wait_says_what_it_waits_for(fresh_sandbox, monkeypatch):
-    monkeypatch.setattr(exports, "HEARTBEAT_SECONDS", 0.3)
+    monkeypatch.setattr(polling, "HEARTBEAT_SECONDS", 0.3)
     sb = fresh_sandbox(processing_seconds=1.2)
     cfg, cat = one_stream(sb, "prospect_account", window_days=365, end_date="2024-12-01T00:00:00+00:00")
     run = run_tap(cfg, catalog=cat)

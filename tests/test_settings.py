@@ -19,10 +19,15 @@ import pytest
 import yaml
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_pardot_export import settings
+from tap_pardot_export.engine.state import parse_state
 from tap_pardot_export.errors import PardotConfigError
-from tap_pardot_export.streams import STREAM_TYPES
+from tap_pardot_export.settings.checks import run_end
+from tap_pardot_export.settings.config import Settings, zone
+from tap_pardot_export.settings.messages import SECRETS
+from tap_pardot_export.settings.schema import settings_schema
+from tap_pardot_export.spec import SPECS
 from tap_pardot_export.tap import TapPardotExport
+from tests.helpers import with_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
@@ -54,7 +59,7 @@ def errors_of(cfg: dict[str, t.Any]) -> list[str]:
 
 
 def full_schema() -> dict[str, t.Any]:
-    schema = settings.settings_schema()
+    schema = settings_schema()
     TapPardotExport.append_builtin_config(schema)
     return schema
 
@@ -79,12 +84,12 @@ def test_about_marks_required_settings_and_documents_stream_options():
     assert {"business_unit_id", "start_date"} <= set(schema["required"])
     options = schema["properties"]["stream_options"]
     assert options["additionalProperties"] is False
-    assert set(options["properties"]) == {s.name for s in STREAM_TYPES}
-    for cls in STREAM_TYPES:
-        entry = options["properties"][cls.name]
+    assert set(options["properties"]) == set(SPECS)
+    for spec in SPECS.values():
+        entry = options["properties"][spec.name]
         assert entry["additionalProperties"] is False
-        assert entry["properties"]["procedure"]["enum"] == list(cls.procedures)
-        allowed = {a for args in cls.extra_arguments.values() for a in args}
+        assert entry["properties"]["procedure"]["enum"] == [p.name for p in spec.procedures]
+        allowed = {a for p in spec.procedures for a in p.arguments}
         assert set(entry["properties"]["arguments"]["properties"]) == allowed
     markdown = tap_cli("--about", "--format=markdown").stdout
     assert "| business_unit_id | True |" in markdown
@@ -102,14 +107,14 @@ def test_every_number_has_a_minimum_and_a_maximum():
         for rule in schema.get("allOf", []):
             yield from numbers(rule.get("then", {}), path)
 
-    found = list(numbers(settings.settings_schema(), ""))
+    found = list(numbers(settings_schema(), ""))
     assert len(found) >= 12
     unbounded = [p for p, s in found if "minimum" not in s or "maximum" not in s]
     assert not unbounded, unbounded
 
 
 def test_new_settings_have_the_agreed_names_and_defaults():
-    props = settings.settings_schema()["properties"]
+    props = settings_schema()["properties"]
     agreed = {
         "download_hosts": [],
         "download_timeout": 3600,
@@ -128,7 +133,7 @@ def test_discover_with_an_empty_config_works_offline(capsys):
     tap = TapPardotExport(config={}, parse_env_config=False, validate_config=False, setup_mapper=False)
     tap.run_discovery()
     catalog = json.loads(capsys.readouterr().out)
-    assert {s["tap_stream_id"] for s in catalog["streams"]} == {s.name for s in STREAM_TYPES}
+    assert {s["tap_stream_id"] for s in catalog["streams"]} == set(SPECS)
 
 
 def test_a_sync_needs_the_required_settings():
@@ -247,7 +252,7 @@ def _types(schema: dict[str, t.Any]) -> set[str]:
     return {types} if isinstance(types, str) else set(types)
 
 
-NOT_STRINGS = sorted(n for n, s in settings.settings_schema()["properties"].items() if _types(s) - {"string", "null"})
+NOT_STRINGS = sorted(n for n, s in settings_schema()["properties"].items() if _types(s) - {"string", "null"})
 
 
 def test_the_null_checks_cover_every_number_flag_list_and_object():
@@ -289,17 +294,17 @@ def test_fast_polling_is_allowed_only_against_loopback():
 
 def test_every_procedure_and_argument_of_every_stream_is_accepted():
     samples = {"deleted": "all", "prospect_deleted": True, "type": [1, 2], "prospect_only": True, "prospectOnly": False}
-    for cls in STREAM_TYPES:
-        for procedure in cls.procedures:
-            arguments = {a: samples[a] for a in cls.extra_arguments.get(procedure, ())}
-            options = {cls.name: {"procedure": procedure, "arguments": arguments, "window_days": 7}}
-            assert errors_of(config(stream_options=options)) == [], (cls.name, procedure)
+    for spec in SPECS.values():
+        for procedure in spec.procedures:
+            arguments = {a: samples[a] for a in procedure.arguments}
+            options = {spec.name: {"procedure": procedure.name, "arguments": arguments, "window_days": 7}}
+            assert errors_of(config(stream_options=options)) == [], (spec.name, procedure.name)
 
 
 # -- secrets are never echoed ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(settings.SECRETS))
+@pytest.mark.parametrize("name", sorted(SECRETS))
 @pytest.mark.parametrize("value", [SECRET_DIGITS, 12.5e11, [str(SECRET_DIGITS)], {"v": str(SECRET_DIGITS)}])
 def test_a_secret_of_the_wrong_type_is_named_never_shown(name, value):
     errors = errors_of(config(**{name: value}))
@@ -333,26 +338,30 @@ def test_a_numeric_secret_on_the_command_line_gives_no_traceback_and_no_secret(t
 NOW = dt.datetime(2026, 3, 1, 12, 0, 30, 123456, tzinfo=UTC)
 
 
+def end_of(logger: logging.Logger | None = None, **cfg: t.Any) -> dt.datetime:
+    """The run's end for settings ``cfg`` (defaults filled in, as a run reads them)."""
+    s = Settings.from_config(with_defaults(config(**cfg)))
+    return run_end(s.end_date, s.safety_lag, NOW, logger)
+
+
 def test_run_end_is_now_less_the_safety_lag_by_default():
-    assert settings.run_end({}, NOW) == dt.datetime(2026, 3, 1, 11, 55, 30, tzinfo=UTC)
-    assert settings.run_end({"safety_lag_minutes": 0}, NOW) == NOW.replace(microsecond=0)
-    assert settings.run_end({"safety_lag_minutes": 90}, NOW) == dt.datetime(2026, 3, 1, 10, 30, 30, tzinfo=UTC)
+    assert end_of() == dt.datetime(2026, 3, 1, 11, 55, 30, tzinfo=UTC)
+    assert end_of(safety_lag_minutes=0) == NOW.replace(microsecond=0)
+    assert end_of(safety_lag_minutes=90) == dt.datetime(2026, 3, 1, 10, 30, 30, tzinfo=UTC)
 
 
 def test_an_end_date_in_the_past_is_kept():
-    assert settings.run_end({"end_date": "2025-01-01"}, NOW) == dt.datetime(2025, 1, 1, tzinfo=UTC)
+    assert end_of(end_date="2025-01-01") == dt.datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def test_an_end_date_in_the_future_is_capped_with_a_warning(caplog):
     logger = logging.getLogger("test-run-end")
     with caplog.at_level(logging.WARNING, logger="test-run-end"):
-        end = settings.run_end({"end_date": "2030-01-01T00:00:00Z"}, NOW, logger)
+        end = end_of(logger, end_date="2030-01-01T00:00:00Z")
     assert end == dt.datetime(2026, 3, 1, 11, 55, 30, tzinfo=UTC)
-    assert "end_date 2030-01-01T00:00:00Z is in the future" in caplog.text
+    assert "end_date 2030-01-01T00:00:00+00:00 is in the future" in caplog.text
     # within the lag: capped too (no bookmark past rows not yet visible)
-    assert settings.run_end({"end_date": "2026-03-01T11:59:00Z"}, NOW) == dt.datetime(
-        2026, 3, 1, 11, 55, 30, tzinfo=UTC
-    )
+    assert end_of(end_date="2026-03-01T11:59:00Z") == dt.datetime(2026, 3, 1, 11, 55, 30, tzinfo=UTC)
 
 
 def test_the_tap_run_end_never_passes_now_less_the_lag():
@@ -372,12 +381,13 @@ def test_without_timezone_a_sync_is_refused_with_how_to_set_it():
 
 def test_offset_inference_is_an_explicit_opt_in():
     assert errors_of(config(timezone=..., infer_timezone=True)) == []
-    assert settings.timezone_policy({"infer_timezone": True}) == settings.TimezonePolicy(None, infer=True)
-    policy = settings.timezone_policy({"timezone": "Asia/Kolkata", "infer_timezone": True})
-    assert policy.zone is not None
-    assert not policy.infer
+    inferred = Settings.from_config(with_defaults(config(timezone=..., infer_timezone=True)))
+    assert inferred.timezone is None and inferred.infer_timezone
+    both = Settings.from_config(with_defaults(config(timezone="Asia/Kolkata", infer_timezone=True)))
+    assert both.timezone is not None  # a zone wins: nothing is inferred
+    assert errors_of(config(timezone=..., infer_timezone="true")) != []
     with pytest.raises(PardotConfigError):
-        settings.timezone_policy({"infer_timezone": "true"})
+        zone("Mars/Olympus")
 
 
 # -- state -----------------------------------------------------------------------------------------
@@ -428,7 +438,7 @@ def test_a_good_state_is_accepted():
     }
     tap = TapPardotExport(config=config(), state=state, parse_env_config=False)
     assert tap.state["bookmarks"]["prospect"]["replication_key_value"] == "2024-05-01T00:00:00+00:00"
-    assert settings.parse_state("") == {}
+    assert parse_state("") == {}
 
 
 # -- plugin definitions and release ----------------------------------------------------------------
@@ -459,7 +469,7 @@ def test_meltano_definitions_declare_every_setting_with_its_kind():
         assert set(by_name) == set(full_schema()["properties"])
         for name, kind in expected_kinds.items():
             assert by_name[name]["kind"] == kind, name
-        for name in settings.SECRETS:
+        for name in SECRETS:
             assert by_name[name]["sensitive"] is True
             assert by_name[name]["kind"] == "string"  # `kind: password` is deprecated in Meltano 4
     assert hub["pip_url"] == "tap-pardot-export"

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tap_pardot_export.convert import (
+from tap_pardot_export.engine.convert import (
     CellError,
     LocalDateTimeConverter,
     _general_row_typer,
     infer_offset,
     row_typer,
 )
-from tap_pardot_export.exports import result_refs, unwrap_export
-from tap_pardot_export.windows import MAX_WINDOW, OVERLAP, api_time, tile
+from tap_pardot_export.engine.windows import MAX_WINDOW, OVERLAP, api_time, tile
+from tap_pardot_export.pardot.exports import result_refs, unwrap_export
 
 UTC = dt.timezone.utc
 ZONES = [

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pardot_export_sandbox import DataConfig
 
-from tap_pardot_export.join import JoinSpool, field_groups
+from tap_pardot_export.engine.join import JoinSpool, field_groups
 from tests.helpers import assert_rows_match, discover, expected_rows, iso, run_tap, select_streams
 from tests.test_batch_and_maps import read_batches
 from tests.test_signals import SIGTERM_EXIT, Tap, until, whole_lines
@@ -367,9 +367,9 @@ def test_the_check_says_a_wide_prospect_stream_costs_more_exports(fresh_sandbox)
 
 def test_a_batch_file_is_cut_by_bytes_as_well_as_by_batch_size(fresh_sandbox, tmp_path, monkeypatch):
     """Wide records make big files: a BATCH file also ends once it holds BATCH_FILE_BYTES of JSON."""
-    from tap_pardot_export import streams
+    from tap_pardot_export import records
 
-    monkeypatch.setattr(streams, "BATCH_FILE_BYTES", 200_000)
+    monkeypatch.setattr(records, "BATCH_FILE_BYTES", 200_000)
     sb = wide_sandbox(fresh_sandbox)
     cfg = sb.tap_config(window_days=365, batch_config=jsonl_batches(tmp_path, 100_000))
     run = run_tap(cfg, catalog=wide_catalog(cfg))

@@ -20,7 +20,7 @@ import pytest
 from pardot_export_sandbox import DataConfig
 from pardot_export_sandbox.server import Fault
 
-from tap_pardot_export.join import JoinSpool
+from tap_pardot_export.engine.join import JoinSpool
 from tests.helpers import assert_rows_match, expected_rows, iso, run_tap, run_with_file_limit
 from tests.test_signals import SIGTERM_EXIT, Tap, whole_lines
 from tests.test_wide import CUSTOM, END, START, STREAM, Part, assert_whole, exports_of, schema_fields, wide_catalog

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 UTC = dt.timezone.utc
 OVERLAP = dt.timedelta(seconds=1)
+#: no start_date or bookmark is earlier (a year-1 date would overflow a window's start less one second)
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=UTC)
 #: the API refuses spans over one year; the overlap second counts too
 MAX_WINDOW = dt.timedelta(days=365) - OVERLAP
 

@@ -1,44 +1,47 @@
-"""Salesforce OAuth for the Export API, and the filter that keeps every secret out of the logs.
+"""Salesforce OAuth for Pardot: a thin subclass of the SDK's ``OAuthAuthenticator``.
 
-:class:`PardotAuthenticator` is a thin subclass of the SDK's ``OAuthAuthenticator``: it posts the
-grant through the run's own transport (its session, no redirect followed, the retry policy of
-every other call), refreshes one thread at a time, and tells dead credentials from a
-``login_url`` that is not a Salesforce token endpoint.
+It posts the grant through the run's own transport (its session, no redirect followed, the
+retry policy of every other call), refreshes one thread at a time, and tells dead
+credentials from a ``login_url`` that is not a Salesforce token endpoint. Salesforce answers
+without ``expires_in``: a token is used until the API rejects it, then refreshed once.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import datetime as dt
-import functools
-import inspect
 import logging
 import re
 import threading
 import typing as t
 import urllib.parse
-import weakref
 
 from singer_sdk.authenticators import OAuthAuthenticator
 from typing_extensions import override
 
 from tap_pardot_export.errors import PardotAuthError, PardotConfigError, TransientError
+from tap_pardot_export.pardot.answers import TRANSIENT_STATUS, Body, Verdict, classify
+from tap_pardot_export.pardot.transport import retry_after
+from tap_pardot_export.redact import scrub_answer
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable
 
     import requests
 
 LOGGER = logging.getLogger("tap-pardot-export")
-#: settings whose values are secrets (the schema marks client_id secret too)
-SECRET_SETTINGS = ("client_id", "client_secret", "refresh_token", "access_token")
 #: what an access token may hold to travel in an HTTP header (visible ASCII, no spaces)
 TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
-USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
-TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-#: shorter values are not redacted: they would blank out ordinary words and numbers
-MIN_SECRET_LEN = 4
-T = t.TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """The OAuth credentials (never printed: their repr hides them)."""
+
+    client_id: str | None = dataclasses.field(default=None, repr=False)
+    client_secret: str | None = dataclasses.field(default=None, repr=False)
+    refresh_token: str | None = dataclasses.field(default=None, repr=False)
+    access_token: str | None = dataclasses.field(default=None, repr=False)
 
 
 class TokenTransport(t.Protocol):
@@ -50,106 +53,11 @@ class TokenTransport(t.Protocol):
     def proven(self, setting: str) -> None:
         """Record that the host of ``setting`` answered properly once this run."""
 
-    def retry(self, attempt: Callable[[], str], what: str, url: str, *, extra_time: float = 0.0) -> str:
+    def is_proven(self, setting: str) -> bool:
+        """Whether the host of ``setting`` answered properly once this run."""
+
+    def retry(self, attempt: Callable[[], str], what: str, url: str) -> str:
         """Run ``attempt`` under the run's retry policy."""
-
-
-# -- redaction ------------------------------------------------------------------------------------
-
-
-def _same(value: T) -> T:
-    return value
-
-
-def secrets_from_config(config: Mapping[str, t.Any]) -> list[str]:
-    """The configured secrets as text, numbers included (unquoted YAML makes digits numbers)."""
-    values = [config.get(key) for key in SECRET_SETTINGS]
-    return [str(v) for v in values if v is not None and not isinstance(v, bool) and str(v)]
-
-
-class RedactionFilter(logging.Filter):
-    """Replaces every known secret, and user info in URLs, with ``***`` in each log record."""
-
-    def __init__(self) -> None:
-        """Start with no secret source; :func:`install_redaction` adds them."""
-        super().__init__("redaction")
-        #: weak references to bound methods (a finished tap's secrets go with it), plain functions kept
-        self.sources: list[Callable[[], Callable[[], Iterable[str]] | None]] = []
-
-    def secrets(self) -> list[str]:
-        """Every secret the sources know, with its URL-encoded form, longest first."""
-        found: set[str] = set()
-        for ref in list(self.sources):
-            source = ref()
-            if source is None:
-                with contextlib.suppress(ValueError):
-                    self.sources.remove(ref)
-                continue
-            for value in source():
-                text = str(value)
-                if len(text) >= MIN_SECRET_LEN:
-                    found.update({text, urllib.parse.quote(text, safe=""), urllib.parse.quote_plus(text)})
-        return sorted(found, key=len, reverse=True)
-
-    def scrub(self, text: str) -> str:
-        """``text`` with every secret and URL user info replaced by ``***``."""
-        for secret in self.secrets():
-            text = text.replace(secret, "***")
-        return USERINFO.sub("***@", text)
-
-    @override
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message (args merged in) and exception text; never drops it."""
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            message = str(record.msg)
-        record.msg = self.scrub(message)
-        record.args = ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.scrub(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self.scrub(record.stack_info)
-        return True
-
-
-REDACTION = RedactionFilter()
-#: loggers whose own records are scrubbed before they propagate, whatever handler shows them
-REDACTED_LOGGERS = ("tap-pardot-export", "singer_sdk", "backoff", "urllib3", "requests", "py.warnings")
-
-
-def install_redaction(source: Callable[[], Iterable[str]]) -> RedactionFilter:
-    """Scrub ``source()``'s secrets from every line the tap's process logs.
-
-    The filter goes on every handler of the root logger and of the tap's, the SDK's and the
-    HTTP libraries' loggers, and on those loggers themselves.
-
-    Idempotent; call it again after handlers are added (the client does, when it is built).
-
-    Args:
-        source: returns the secrets known now (called at each log record, so tokens issued
-            later are covered).
-
-    Returns:
-        The one process-wide filter.
-    """
-    ref: Callable[[], Callable[[], Iterable[str]] | None]
-    ref = weakref.WeakMethod(source) if inspect.ismethod(source) else functools.partial(_same, source)
-    if all(r() != source for r in REDACTION.sources):
-        REDACTION.sources.append(ref)
-    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in REDACTED_LOGGERS)]
-    for logger in loggers:
-        if logger.name != "root" and REDACTION not in logger.filters:
-            logger.addFilter(REDACTION)
-        for handler in logger.handlers:
-            if REDACTION not in handler.filters:
-                handler.addFilter(REDACTION)
-    return REDACTION
-
-
-# -- OAuth ----------------------------------------------------------------------------------------
 
 
 def check_token(token: object, origin: str) -> str:
@@ -176,27 +84,28 @@ class PardotAuthenticator(OAuthAuthenticator):
         transport: TokenTransport,
         *,
         login_url: str,
-        client_id: str | None,
-        client_secret: str | None,
-        refresh_token: str | None,
-        access_token: str | None,
+        credentials: Credentials,
         timeout: float,
         on_call: Callable[[str], None] | None = None,
     ) -> None:
-        """Hold the credentials; no request is made before the first :meth:`token`."""
+        """Hold the credentials; no request is made before the first :meth:`token`.
+
+        The SDK's own session (which follows redirects) is never used: every request goes
+        through ``transport`` (see ``update_access_token``).
+        """
         super().__init__(
             auth_endpoint=login_url.rstrip("/") + "/services/oauth2/token",
-            client_id=client_id,
-            client_secret=client_secret,
+            client_id=credentials.client_id,
+            client_secret=credentials.client_secret,
         )
         self.transport = transport
-        self._session = t.cast("t.Any", transport).session  # never the SDK's own, which follows redirects
-        self.refresh_token = refresh_token
+        self.refresh_token = credentials.refresh_token
         self.timeout = timeout
         self.on_call = on_call
         self._lock = threading.Lock()
         self.refreshes = 0
         self.issued: list[str] = []
+        access_token = credentials.access_token
         self.access_token = check_token(access_token, "the access_token setting") if access_token else None
         self.configured_token = access_token
         if self.access_token is not None:
@@ -290,29 +199,29 @@ class PardotAuthenticator(OAuthAuthenticator):
         status = resp.status_code
         try:
             body: t.Any = resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         where = _endpoint(self.auth_endpoint)
         if isinstance(body, dict):
             self.transport.proven("login_url")
             if status == 200 and isinstance(body.get("access_token"), str):
                 return check_token(body["access_token"], f"the token endpoint {where}")
-            if status in TRANSIENT_STATUS:
-                raise TransientError(f"the token endpoint answered HTTP {status}", _retry_after(resp))
             if status in (400, 401) and body.get("error"):
                 raise self._refused(body, status)
-        elif status in TRANSIENT_STATUS and body is None:
-            raise TransientError(f"the token endpoint answered HTTP {status}", _retry_after(resp))
-        kind = "JSON that is not an object" if body is not None else (resp.headers.get("Content-Type") or "no JSON")
+        kind = Body.JSON if isinstance(body, dict) else Body.OTHER if resp.content.strip() else Body.EMPTY
+        glitch = status >= 500 or status in TRANSIENT_STATUS or self.transport.is_proven("login_url")
+        if classify(status, None, kind) is Verdict.TRANSIENT and glitch:
+            raise TransientError(f"the token endpoint answered HTTP {status}", retry_after(resp))
+        what = "JSON that is not an object" if body is not None else (resp.headers.get("Content-Type") or "no JSON")
         msg = (
-            f"login_url {where} is not a Salesforce token endpoint: it answered HTTP {status} with {kind}. "
+            f"login_url {where} is not a Salesforce token endpoint: it answered HTTP {status} with {what}. "
             "Set login_url to https://login.salesforce.com, https://test.salesforce.com for Salesforce "
             "sandboxes, or your My Domain URL."
         )
         raise PardotAuthError(msg, status=status)
 
     def _refused(self, body: dict[str, t.Any], status: int) -> PardotAuthError:
-        err = REDACTION.scrub(f"{body.get('error', '')}: {body.get('error_description', '')}".strip(": "))
+        err = scrub_answer(f"{body.get('error', '')}: {body.get('error_description', '')}".strip(": "))
         grant = self.oauth_request_body["grant_type"]
         msg = (
             f"Salesforce refused the OAuth {grant} grant at {_endpoint(self.auth_endpoint)} ({err}). The "
@@ -327,11 +236,3 @@ def _endpoint(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None

@@ -1,0 +1,137 @@
+"""The command line's edges: files the user gives, settings from the environment, ``--check``, errors as messages.
+
+A ``--config``, ``--state`` or ``--catalog`` file that is not JSON is named, not a traceback;
+Meltano hands ``--check`` its settings as environment variables, typed here by the settings
+schema; and a user-facing error (a setting, an answer Pardot gave) is logged as its message,
+without a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import typing as t
+
+import click
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_pardot_export.check import Report, run_check
+from tap_pardot_export.errors import PardotAPIError, PardotConfigError
+
+if t.TYPE_CHECKING:
+    from types import TracebackType
+
+    from tap_pardot_export.tap import TapPardotExport
+
+
+NOT_JSON_HINT = "Fix the file (NaN and Infinity, which Python's json module writes, are not JSON either)."
+
+
+def json_file(text: str, option: str, logger: logging.Logger) -> str:
+    """``text`` when it is JSON; else the error naming ``option`` is logged and the run ends (exit 1)."""
+    try:
+        json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        logger.error("The %s file is not valid JSON (%s). %s", option, exc, NOT_JSON_HINT)  # noqa: TRY400 - no traceback
+        raise SystemExit(1) from None
+    return text
+
+
+def _no_constant(name: str) -> t.NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def user_facing_excepthook(logger: logging.Logger) -> t.Callable[..., None]:
+    """User-facing errors are logged as their message, without a stack trace."""
+
+    def hook(exc_type: type[BaseException], exc_value: BaseException, exc_traceback: TracebackType | None) -> None:
+        if isinstance(exc_value, ConfigValidationError):
+            for error in exc_value.errors or [str(exc_value)]:
+                logger.error("Config error: %s", error)
+            return
+        if isinstance(exc_value, (PardotAPIError, PardotConfigError)):
+            logger.error("%s", exc_value)
+            return
+        logger.error(
+            "%s",
+            exc_value.args[0] if exc_value.args else exc_type.__name__,
+            exc_info=(exc_type, exc_value, exc_traceback),
+        )
+
+    return hook
+
+
+def env_config(schema: t.Mapping[str, t.Any], prefix: str) -> dict[str, t.Any]:
+    """Settings from ``<PREFIX><NAME>`` environment variables, typed by the settings schema.
+
+    Meltano hands a plugin command its settings this way (``--config ENV``); the SDK's own
+    parsing leaves numbers as strings, which its validation then refuses.
+    """
+    out: dict[str, t.Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        raw = os.environ.get(f"{prefix}{name.upper()}")
+        if not raw:
+            continue
+        kinds = prop.get("type", "string")
+        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+        value: t.Any = raw
+        try:
+            if "integer" in kinds:
+                value = int(raw)
+            elif "number" in kinds:
+                value = float(raw)
+            elif "boolean" in kinds:
+                value = raw.strip().lower() in ("1", "true", "t", "yes", "y", "on")
+            elif "object" in kinds or "array" in kinds:
+                value = json.loads(raw)
+        except ValueError:
+            value = raw  # the settings check names it
+        out[name] = value
+    return out
+
+
+def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option, *, value: bool) -> None:
+    """The ``--check`` option: run the check, print the report, exit 0 when everything passed."""
+    del param
+    if not value:
+        return
+    config = ctx.params.get("config")
+    logging.getLogger("tap-pardot-export").setLevel(logging.WARNING)
+    click.echo(f"tap-pardot-export check{'' if config else ' (no --config given)'}")
+    settings = dict(getattr(config, "config", None) or {})
+    if getattr(config, "parse_env", False):
+        prefix = f"{cls.name.upper().replace('-', '_')}_"
+        settings.update(env_config(cls.config_jsonschema, prefix))
+    if not settings.get("timezone"):
+        # a sync refuses to run without it; the check goes on, to say which zone Pardot writes in
+        settings["infer_timezone"] = True
+    try:
+        tap = cls(config=settings, parse_env_config=False, validate_config=True, setup_mapper=False)
+    except ConfigValidationError as exc:
+        report = Report()
+        for error in exc.errors or [str(exc)]:
+            report.fail(f"settings: {error}")
+        click.echo(report.render())
+        ctx.exit(1)
+    report = run_check(tap)
+    click.echo(report.render())
+    sys.stdout.flush()
+    ctx.exit(0 if report.passed else 1)
+
+
+def check_option(cls: type[TapPardotExport]) -> click.Option:
+    """The ``--check`` click option for the tap's command."""
+
+    def callback(ctx: click.Context, param: click.Option, value: bool) -> None:  # noqa: FBT001 - click's signature
+        cb_check(cls, ctx, param, value=value)
+
+    return click.Option(
+        ["--check"],
+        is_flag=True,
+        expose_value=False,
+        callback=callback,
+        help="Check the settings against the account with a handful of API calls (no long export), "
+        "print a report and exit: 0 when every check passed.",
+    )

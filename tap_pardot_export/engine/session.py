@@ -1,0 +1,152 @@
+"""The export session of one run: what every stream's sync needs, built once by the tap.
+
+An :class:`ExportSession` holds the run's Pardot client and export runner, the time-zone
+policy for the CSVs' datetimes, the run's end, the queue of the run's exports, the stdout
+writer and the run's totals. The tap builds it at the first export (discovery builds none)
+and hands it to each stream: streams never reach into the tap, nor into each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import threading
+import time
+import typing as t
+
+from tap_pardot_export.engine.windows import api_time
+from tap_pardot_export.pardot.cancel import cancel_now
+from tap_pardot_export.redact import host_of
+
+if t.TYPE_CHECKING:
+    import datetime as dt
+    import logging
+    from collections.abc import Callable
+
+    from tap_pardot_export.engine.plan import SyncedStream
+    from tap_pardot_export.engine.zones import ZonePolicy
+    from tap_pardot_export.pardot.client import PardotClient
+    from tap_pardot_export.pardot.exports import ExportInfo, ExportSpec, InFlight
+    from tap_pardot_export.pardot.runner import ExportRunner
+
+
+class LineWriter(t.Protocol):
+    """Writes whole lines to stdout (see :class:`~tap_pardot_export.signals.StdoutLines`)."""
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` (whole lines)."""
+
+    def flush(self) -> None:
+        """Flush stdout."""
+
+
+@dataclasses.dataclass
+class AheadExport:
+    """An export created ahead for a stream that has not started yet (kept in that stream's state too)."""
+
+    stream: SyncedStream
+    info: ExportInfo
+    spec: ExportSpec  # as created: the account's refusals healed (its fields are what the files hold)
+
+
+class ExportQueue:
+    """The run's exports in Pardot's queue: how many may be created ahead, and those created for a later stream."""
+
+    def __init__(
+        self, in_flight: InFlight, max_ahead: int, next_stream: Callable[[str], SyncedStream | None] | None = None
+    ) -> None:
+        """``next_stream(name)``: the selected export stream synced after ``name`` (None: it is the last)."""
+        self.in_flight = in_flight
+        self.max_ahead = max_ahead
+        self.next_stream = next_stream
+        #: exports created ahead for a stream that has not started yet, by their query
+        self.ahead: dict[str, AheadExport] = {}
+
+    def room(self) -> bool:
+        """True when another export of ours may be created now (``max_ahead`` beyond the first)."""
+        return len(self.in_flight) < 1 + self.max_ahead
+
+    def after(self, name: str) -> SyncedStream | None:
+        """The selected export stream synced after ``name``, if any."""
+        return self.next_stream(name) if self.next_stream is not None else None
+
+
+@dataclasses.dataclass
+class ExportSession:
+    """Everything a stream needs to run its exports, for one run."""
+
+    client: PardotClient
+    runner: ExportRunner
+    zones: ZonePolicy
+    run_end: dt.datetime
+    logger: logging.Logger
+    queue: ExportQueue
+    out: LineWriter
+    #: the folder of this run's downloaded result files, removed at exit (even a forced one)
+    spool_dir: str | None = None
+    #: windows finished in this run, all streams together (the call budget's progress rule)
+    windows_done: int = 0
+    announced: bool = False
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    reused: int = 0
+
+    def calls_left(self) -> int | None:
+        """Calls left under ``max_api_calls`` (even inside a window finished past it); None without a cap."""
+        return self.client.budget.left()
+
+    def announce(self) -> None:
+        """Log the target once, at the first export of the run."""
+        if self.announced:
+            return
+        self.announced = True
+        self.logger.info(
+            "Syncing from %s (API version %s, business unit %s), up to %s",
+            host_of(self.client.api_url),
+            self.client.api_version,
+            self.client.business_unit_id,
+            api_time(self.run_end),
+        )
+
+    def cleanup(self) -> None:
+        """Remove the run's result files folder (its files may still be open: unlinking is fine)."""
+        if self.spool_dir:
+            shutil.rmtree(self.spool_dir, ignore_errors=True)
+
+    def cancel_in_flight(self, timeout: float) -> str:
+        """Cancel every export of ours in flight, without any lock or slot; a line for the log.
+
+        Called on the shutdown watchdog thread while the main thread may hold the client's
+        slots or token lock. The cancels run in parallel, so all return within ``timeout``.
+        An export already Complete cannot be canceled (nor needs to be).
+        """
+        self.runner.stop()
+        todo, complete = self.queue.in_flight.snapshot()
+        if not todo and not complete:
+            return "no export in flight"
+        notes = [f"export {export_id} is Complete (nothing to cancel)" for export_id in complete]
+        outcome: dict[int, bool] = {}
+
+        def cancel(export_id: int) -> None:
+            outcome[export_id] = cancel_now(self.client, export_id, timeout=timeout)
+
+        workers = [threading.Thread(target=cancel, args=(i,), daemon=True) for i in todo]
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + timeout + 0.5
+        for w in workers:
+            w.join(max(0.0, deadline - time.monotonic()))
+        for export_id in todo:
+            if outcome.get(export_id):
+                notes.append(f"canceling export {export_id}, which this run cannot finish: canceled")
+            else:
+                notes.append(f"canceling export {export_id}: no answer within {timeout:g}s (Pardot ends it on its own)")
+        return "; ".join(notes)
+
+    def totals(self) -> str:
+        """The run's totals, for its last log line."""
+        budget = self.client.budget
+        return (
+            f"run summary: {self.runner.created} export(s) created, {self.reused} reused, {budget.spent} API "
+            f"call(s) {budget.by_kind()}, {self.runner.waited:.1f}s waiting on exports, "
+            f"{time.monotonic() - self.started:.1f}s in all"
+        )

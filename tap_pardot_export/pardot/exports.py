@@ -1,0 +1,166 @@
+"""Exports as Pardot describes them: what to export, what the run learned of each, the answers' shapes.
+
+An export object arrives wrapped (``{"export": {...}}``, with or without ``@attributes``) or
+bare, its result links under ``resultRefs`` or the old spelling ``resultsRef``, as one URL or
+a list. :func:`unwrap_export` and :func:`result_refs` accept every shape seen and refuse
+anything else with a message naming the call. :class:`InFlight` is the one record of the
+run's exports not yet read to the end: the signal path cancels what it lists.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import typing as t
+from dataclasses import dataclass, field
+
+from tap_pardot_export.errors import ResultFormatError
+
+STATES = ("Waiting", "Processing", "Complete", "Failed", "Canceled")
+EXPORT_ID = re.compile(r"[0-9]{1,18}")
+
+
+@dataclass
+class ExportSpec:
+    """What to export: the API object, fields and procedure with its arguments."""
+
+    object: str
+    fields: list[str]
+    procedure: str
+    arguments: dict[str, t.Any]
+    label: str = ""
+    #: fields the sync cannot do without (never dropped when Pardot refuses them)
+    protected: frozenset[str] = frozenset({"id"})
+
+    def body(self) -> dict[str, t.Any]:
+        """The create call's JSON body."""
+        return {
+            "object": self.object,
+            "fields": self.fields,
+            "procedure": {"name": self.procedure, "arguments": self.arguments},
+        }
+
+
+@dataclass
+class ExportInfo:
+    """What a run learned about one export."""
+
+    id: int
+    created_at: str | None = None  # as Pardot wrote it, in the API user's zone
+    requested_at: float = 0.0  # our clock when the create call was sent
+    created_mono: float = 0.0  # the monotonic clock at its creation (or reuse) in this run
+    waited: float = 0.0
+    files: int = 0
+    rows: int = 0
+    states: list[str] = field(default_factory=list)
+    #: a result file of it cannot be read (a malformed row or header, stored so in Pardot): a rerun must
+    #: create the export again rather than reuse it until it expires
+    spoiled: bool = False
+
+
+def export_id(value: t.Any, what: str) -> int:
+    """An export id from an answer: a positive integer (or its decimal string), else ResultFormatError."""
+    if isinstance(value, str) and EXPORT_ID.fullmatch(value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        msg = (
+            f"{what}: Pardot's answer has an export id that is not a positive integer ({str(value)[:40]!r}). "
+            "Pardot may have changed its API; please report this."
+        )
+        raise ResultFormatError(msg)
+    return value
+
+
+def unwrap_export(body: t.Any, what: str, expect_id: int | None = None) -> dict[str, t.Any]:
+    """The export object from any of the answer shapes seen in the wild, its id, state and shape checked.
+
+    Args:
+        body: the decoded JSON answer.
+        what: the call, for messages.
+        expect_id: the export asked about, when the call named one.
+
+    Raises:
+        ResultFormatError: no export object, an id that is not a positive integer, an unknown
+            state, or another export than the one asked about.
+    """
+    export = body.get("export", body) if isinstance(body, dict) else None
+    if isinstance(export, list) and len(export) == 1:
+        export = export[0]
+    if not isinstance(export, dict) or "id" not in export or "state" not in export:
+        msg = f"{what}: Pardot's answer has no export object with an id and a state: {str(body)[:200]!r}"
+        raise ResultFormatError(msg)
+    export = {**export, "id": export_id(export["id"], what)}
+    if export["state"] not in STATES:
+        msg = (
+            f"{what}: export {export['id']} is in a state the tap does not know ({str(export['state'])[:40]!r}). "
+            "Pardot may have changed its API; please report this."
+        )
+        raise ResultFormatError(msg)
+    if expect_id is not None and export["id"] != expect_id:
+        msg = f"{what}: Pardot answered about export {export['id']}, not the one asked for. Please report this."
+        raise ResultFormatError(msg)
+    if not isinstance(export.get("createdAt"), str):
+        export["createdAt"] = None  # an unknown form: the offset is not inferred from it
+    return export
+
+
+def result_refs(export: dict[str, t.Any]) -> list[str]:
+    """``resultRefs`` (or the old spelling ``resultsRef``): absent, one URL, or a list."""
+    refs = export.get("resultRefs", export.get("resultsRef"))
+    if refs is None or refs == "":
+        return []
+    if isinstance(refs, str):
+        return [refs]
+    if isinstance(refs, list) and all(isinstance(r, str) for r in refs):
+        return list(dict.fromkeys(refs))  # a link listed twice is one file: read once
+    msg = f"Export {export.get('id')}: resultRefs is neither a URL nor a list of URLs: {str(refs)[:200]!r}"
+    raise ResultFormatError(msg)
+
+
+def is_true(value: t.Any) -> bool:
+    """Whether an answer's flag is true (``true``, ``"true"``, ``1``, ``"1"``)."""
+    return value is True or str(value).lower() in ("true", "1")
+
+
+class InFlight:
+    """The run's exports in flight (created or reused, not yet read to the end), by id.
+
+    Written by the main thread and the download threads, read by the signal watchdog: every
+    access holds a lock that is never held while anything else is awaited.
+    """
+
+    def __init__(self) -> None:
+        """Nothing in flight yet."""
+        self._lock = threading.Lock()
+        self._labels: dict[int, str] = {}
+        self._complete: set[int] = set()
+
+    def add(self, export_id: int, label: str) -> None:
+        """``export_id`` is ours and not read to the end yet."""
+        with self._lock:
+            self._labels[export_id] = label
+
+    def complete(self, export_id: int) -> None:
+        """``export_id`` is Complete: it cannot be canceled (nor needs to be)."""
+        with self._lock:
+            self._complete.add(export_id)
+
+    def discard(self, export_id: int) -> None:
+        """``export_id`` is read to the end, canceled or given up."""
+        with self._lock:
+            self._labels.pop(export_id, None)
+            self._complete.discard(export_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._labels)
+
+    def __contains__(self, export_id: object) -> bool:
+        with self._lock:
+            return export_id in self._labels
+
+    def snapshot(self) -> tuple[list[int], list[int]]:
+        """``(cancelable, complete)``: the ids in flight, in the order they were added."""
+        with self._lock:
+            ids = list(self._labels)
+            return [i for i in ids if i not in self._complete], [i for i in ids if i in self._complete]

@@ -1,0 +1,172 @@
+"""The one place that keeps secrets out of what the tap prints: log lines, errors, URLs.
+
+Every line the tap's process logs passes :data:`REDACTION`, a logging filter that knows every
+configured secret and every token issued in the run (its sources are called at each record,
+so tokens issued later are covered). Messages built from server text call
+:meth:`RedactionFilter.scrub` themselves, and URLs are shown through :func:`redact_url` (no
+user info, query or fragment) or :func:`host_of`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import re
+import typing as t
+import urllib.parse
+import weakref
+
+from typing_extensions import override
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+#: settings whose values are secrets, never printed (the schema marks them secret)
+SECRET_SETTINGS = ("access_token", "client_id", "client_secret", "refresh_token")
+#: the user and password part of a URL (``scheme://user:password@host``)
+USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+#: a bearer token after its keyword, whatever it holds
+BEARER = re.compile(r"(?i)\b(bearer)(\s+)[^\s\"',;]+")
+#: in text a server wrote: anything that looks like a token or an authorization value after its keyword
+ECHOED = re.compile(r"(?i)(bearer|token|authorization)(\W{1,4})[\w.!/+=-]{8,}")
+#: shorter values are not redacted: they would blank out ordinary words and numbers
+MIN_SECRET_LEN = 4
+#: loggers whose own records are scrubbed before they propagate, whatever handler shows them
+REDACTED_LOGGERS = ("tap-pardot-export", "singer_sdk", "backoff", "urllib3", "requests", "py.warnings")
+T = t.TypeVar("T")
+
+
+# -- URLs ---------------------------------------------------------------------------------------
+
+
+def _netloc(parts: urllib.parse.SplitResult) -> str:
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port else host
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs: scheme, host, port and path; no user info, query or fragment."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, _netloc(parts), parts.path, "", ""))
+
+
+def host_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, lower case, without user info."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{_netloc(parts)}".lower()
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without ``user:password@`` (it would replace the bearer token with Basic auth)."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, _netloc(parts), parts.path, parts.query, parts.fragment))
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+def _same(value: T) -> T:
+    return value
+
+
+def secrets_from_config(config: Mapping[str, t.Any]) -> list[str]:
+    """The configured secrets as text, numbers included (unquoted YAML makes digits numbers)."""
+    values = [config.get(key) for key in SECRET_SETTINGS]
+    return [str(v) for v in values if v is not None and not isinstance(v, bool) and str(v)]
+
+
+class RedactionFilter(logging.Filter):
+    """Replaces every known secret, bearer-like values and user info in URLs with ``***``."""
+
+    def __init__(self) -> None:
+        """Start with no secret source; :func:`install_redaction` adds them."""
+        super().__init__("redaction")
+        #: weak references to bound methods (a finished tap's secrets go with it), plain functions kept
+        self.sources: list[Callable[[], Callable[[], Iterable[str]] | None]] = []
+
+    def secrets(self) -> list[str]:
+        """Every secret the sources know, with its URL-encoded forms, longest first."""
+        found: set[str] = set()
+        for ref in list(self.sources):
+            source = ref()
+            if source is None:
+                with contextlib.suppress(ValueError):
+                    self.sources.remove(ref)
+                continue
+            for value in source():
+                text = str(value)
+                if len(text) >= MIN_SECRET_LEN:
+                    found.update({text, urllib.parse.quote(text, safe=""), urllib.parse.quote_plus(text)})
+        return sorted(found, key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret, bearer-like value and URL user info replaced by ``***``."""
+        for secret in self.secrets():
+            text = text.replace(secret, "***")
+        return BEARER.sub(r"\1\2***", USERINFO.sub("***@", text))
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message (args merged in) and exception text; never drops it."""
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg = self.scrub(message)
+        record.args = ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
+        return True
+
+
+REDACTION = RedactionFilter()
+
+
+def scrub(text: str) -> str:
+    """``text`` fit for a message or a log line (see :meth:`RedactionFilter.scrub`)."""
+    return REDACTION.scrub(text)
+
+
+def scrub_answer(text: str) -> str:
+    """Text a server wrote (it may echo the request), fit for a message: also token-like values."""
+    return ECHOED.sub(r"\1\2***", REDACTION.scrub(text))
+
+
+def install_redaction(source: Callable[[], Iterable[str]]) -> RedactionFilter:
+    """Scrub ``source()``'s secrets from every line the tap's process logs.
+
+    The filter goes on every handler of the root logger and of the tap's, the SDK's and the
+    HTTP libraries' loggers, and on those loggers themselves. Idempotent; call it again after
+    handlers are added (the client does, when it is built).
+
+    Args:
+        source: returns the secrets known now (called at each log record, so tokens issued
+            later are covered).
+
+    Returns:
+        The one process-wide filter.
+    """
+    ref: Callable[[], Callable[[], Iterable[str]] | None]
+    ref = weakref.WeakMethod(source) if inspect.ismethod(source) else functools.partial(_same, source)
+    if all(r() != source for r in REDACTION.sources):
+        REDACTION.sources.append(ref)
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in REDACTED_LOGGERS)]
+    for logger in loggers:
+        if logger.name != "root" and REDACTION not in logger.filters:
+            logger.addFilter(REDACTION)
+        for handler in logger.handlers:
+            if REDACTION not in handler.filters:
+                handler.addFilter(REDACTION)
+    return REDACTION
