@@ -22,7 +22,7 @@ HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 HTML_ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"")
 CODE_SPAN = re.compile(r"`+[^`]*`+")
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-REF_DEF = re.compile(r"^\s*\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+\"[^\"]*\")?\s*$")
+REF_DEF = re.compile(r"^[ \t]*\[[^\]]+\]:[ \t]*<?(\S+?)>?(?:[ \t]+\"[^\"]*\")?[ \t]*$", re.MULTILINE)
 SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 REPO_PATH = re.compile(r"(?<![\w/.-])((?:tests|benchmarks|scripts|docs|sandbox|meltano-hub|\.ci|\.github)/[\w./-]+)")
 
@@ -60,14 +60,9 @@ def anchors(path: Path) -> set[str]:
 
 
 def links(path: Path) -> list[str]:
-    out = []
-    for line in prose_lines(path):
-        m = REF_DEF.match(line)
-        if m:
-            out.append(m.group(1))
-            continue
-        out.extend(LINK.findall(CODE_SPAN.sub("", line)))
-    return out
+    """Link targets outside code, a link's text may run over two lines; reference definitions too."""
+    text = "\n".join(prose_lines(path))
+    return [*REF_DEF.findall(text), *LINK.findall(CODE_SPAN.sub("", text))]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
