@@ -34,6 +34,9 @@ from tap_pardot_export.streams import ExportStream
 if t.TYPE_CHECKING:
     from tap_pardot_export.engine.session import ExportSession
 
+#: the stream class of each kind of spec
+STREAM_KINDS = {"export": ExportStream}
+
 
 class TapPardotExport(TapHooks):
     """Singer tap for the Account Engagement (Pardot) Export API."""
@@ -148,7 +151,7 @@ class TapPardotExport(TapHooks):
 
     @override
     def discover_streams(self) -> list[ExportStream]:
-        """A stream per spec, with the account's own fields when credentials allow (see discovery.py)."""
+        """A stream per spec, of its kind's class, with the account's own fields when credentials allow."""
         settings = self.settings
         streams = [
             ExportStream(self, spec, settings, self.sessions) for spec in SPECS.values() if spec.kind == "export"

@@ -50,8 +50,65 @@ def test_state_manager_keeps_the_members_the_tap_uses():
         assert hasattr(StreamStateManager, name), f"singer-sdk StreamStateManager.{name} is gone"
         have = list(inspect.signature(getattr(StreamStateManager, name)).parameters)
         assert all(p in have for p in params), f"StreamStateManager.{name} is now {have}"
-    src = inspect.getsource(StreamStateManager)
-    assert "is_flushed" in src, "StreamStateManager.is_flushed is gone: sdk_compat relies on it"
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.states: list[dict] = []
+
+    def write_state(self, state: dict) -> None:
+        self.states.append(state)
+
+
+def test_a_stream_marked_flushed_is_not_written_again_by_the_sdk():
+    """mark_state_flushed is what the SDK reads before it writes a stream's STATE (its end-of-stream write)."""
+    from tap_pardot_export.tap import TapPardotExport
+
+    tap = TapPardotExport(config={"start_date": "2024-01-01"}, parse_env_config=False, validate_config=False)
+    writer = _Writer()
+    tap._state_writer = writer  # the SDK's writer, observed
+    stream = tap.streams["prospect"]
+    sdk_compat.mark_state_flushed(stream, flushed=True)
+    stream._write_state_message()
+    assert writer.states == [], "the SDK wrote a STATE the tap said was written"
+    sdk_compat.mark_state_flushed(stream, flushed=False)
+    stream._write_state_message()
+    assert len(writer.states) == 1, "the SDK no longer writes a STATE the tap says is not written"
+
+
+def test_the_sdk_uses_its_own_session_only_where_the_authenticator_overrides_it():
+    """The SDK's OAuth session follows redirects; the tap's authenticator never lets it send a request."""
+    from singer_sdk.authenticators import OAuthAuthenticator
+
+    from tap_pardot_export.pardot.auth import PardotAuthenticator
+
+    users = {
+        name
+        for name, member in vars(OAuthAuthenticator).items()
+        if callable(member) and "self._session" in inspect.getsource(member)
+    }
+    assert users <= {"__init__", "update_access_token"}, f"singer-sdk sends with its own session in {users}"
+    assert "update_access_token" in vars(PardotAuthenticator)
+
+
+def test_the_tap_replaces_the_sdks_signal_handlers():
+    """The SDK installs its handlers while the tap is built; the tap's own, installed after, must win."""
+    import signal
+
+    from singer_sdk.plugin_base import PluginBase
+
+    from tap_pardot_export.signals import SHUTDOWN
+    from tap_pardot_export.tap import TapPardotExport
+
+    assert "_setup_signal_handlers()" in inspect.getsource(PluginBase.__init__), "singer-sdk moved its signal set-up"
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        TapPardotExport(config={"start_date": "2024-01-01"}, parse_env_config=False, validate_config=False)
+        assert signal.getsignal(signal.SIGTERM) == SHUTDOWN.handle
+        assert signal.getsignal(signal.SIGINT) == SHUTDOWN.handle
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
 
 
 def test_state_writer_writes_state():
@@ -94,7 +151,7 @@ PRIVATE_USE = re.compile(
 
 def test_no_other_module_reaches_sdk_internals():
     offenders = []
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         if path.name == "sdk_compat.py":
             continue
         for n, line in enumerate(path.read_text().splitlines(), 1):

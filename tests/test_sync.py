@@ -237,3 +237,19 @@ def test_deselected_fields_are_not_requested(sandbox):
     recs = run.records("visitor")
     assert recs and all("hostname" not in r for r in recs)
     assert all("ip_address" in r for r in recs)
+
+
+def test_the_sdks_metrics_time_every_api_call_and_every_export_wait(sandbox):
+    """Meltano users see http_request_duration and job_duration, as for other SDK taps."""
+    cfg = sandbox.tap_config(window_days=365, end_date="2024-03-01T00:00:00+00:00")
+    run = run_tap(cfg, catalog=select_streams(discover(cfg), ["prospect_account"]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    points = [json.loads(line.split("METRIC: ", 1)[1]) for line in run.stderr.splitlines() if "METRIC: " in line]
+    requests = [p for p in points if p["metric"] == "http_request_duration"]
+    assert {p["tags"]["endpoint"] for p in requests} >= {"create", "read", "download"}
+    assert all(p["tags"]["http_status_code"] == 200 and p["value"] >= 0 for p in requests)
+    waits = [p for p in points if p["metric"] == "job_duration"]
+    assert waits, "no export wait was timed"
+    assert all(
+        p["tags"] == {"stream": "prospect_account", "job_type": "export_wait", "status": "succeeded"} for p in waits
+    )

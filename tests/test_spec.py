@@ -1,0 +1,56 @@
+"""The stream specs: what is derived from them, and the sandbox (the oracle, which imports nothing
+from the tap) agreeing with them object by object."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pardot_export_sandbox import DataConfig
+from pardot_export_sandbox.data import Dataset
+
+from tap_pardot_export.settings.schema import settings_schema
+from tap_pardot_export.spec import ARGUMENTS, SPECS, SPELLINGS
+from tap_pardot_export.streams import load_schema
+
+UTC = dt.timezone.utc
+DATASET = Dataset(DataConfig(start=dt.datetime(2024, 1, 1, tzinfo=UTC), end=dt.datetime(2024, 2, 1, tzinfo=UTC)))
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_the_sandbox_serves_each_object_as_the_spec_declares_it(name):
+    spec, obj = SPECS[name], DATASET.objects[name]
+    assert obj.name == spec.api_object
+    assert set(obj.procedures) == {p.name for p in spec.procedures}
+    for procedure in spec.procedures:
+        served = obj.procedures[procedure.name]
+        assert (served.after, served.before) == (procedure.after, procedure.before), procedure.name
+        assert served.time_field == procedure.filters, procedure.name
+        assert set(served.extra) == set(procedure.arguments), procedure.name
+    assert spec.replication_key in obj.field_names
+    schema = load_schema(name)["properties"]
+    assert set(schema) <= set(obj.field_names), f"{name}: schema fields the sandbox does not export"
+    assert spec.protected_fields <= set(schema), f"{name}: a protected field is not in the schema"
+
+
+def test_the_streams_that_capture_deletes_are_those_with_a_recycle_bin():
+    assert {n for n, s in SPECS.items() if s.captures_deletes} == {
+        n for n, o in DATASET.objects.items() if o.is_deleted
+    }
+
+
+def test_every_argument_a_spec_names_has_a_schema_and_spellings_pair_up():
+    named = {a for s in SPECS.values() for p in s.procedures for a in p.arguments}
+    assert named == set(ARGUMENTS)
+    assert all(SPELLINGS[SPELLINGS[a]] == a for a in SPELLINGS)
+
+
+def test_the_settings_schema_is_derived_from_the_specs():
+    options = settings_schema()["properties"]["stream_options"]["properties"]
+    assert set(options) == {n for n, s in SPECS.items() if s.kind == "export"}
+    for name, spec in SPECS.items():
+        procedure = options[name]["properties"]["procedure"]
+        assert procedure["enum"] == [p.name for p in spec.procedures]
+        assert procedure["default"] == spec.default_procedure
+    custom = settings_schema()["properties"]["custom_fields"]["properties"]
+    assert set(custom) == set(SPECS)
