@@ -9,6 +9,7 @@ user info, query or fragment) or :func:`host_of`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import inspect
@@ -83,17 +84,70 @@ def secrets_from_config(config: Mapping[str, t.Any]) -> list[str]:
     return [str(v) for v in values if v is not None and not isinstance(v, bool) and str(v)]
 
 
+def _char_forms(ch: str) -> str:
+    """A regex for one character of a secret: itself in either case, percent-encoded, or JSON-escaped."""
+    forms = {ch.lower(), ch.upper()} if ch.isalpha() else {ch}
+    alternatives = [re.escape(c) for c in sorted(forms)]
+    for c in sorted(forms):
+        # percent-encoding matched in any case (the pattern is case-insensitive); a JSON \uXXXX escape
+        alternatives.append("".join(f"%{byte:02x}" for byte in c.encode()))
+        if ord(c) < 0x10000:
+            alternatives.append(rf"\\u{ord(c):04x}")
+    if ch == "/":
+        alternatives.append(r"\\/")
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+def _base64_cores(secret: str) -> set[str]:
+    """The base64 text (standard and URL-safe) that encodes ``secret`` wherever it sits in encoded data.
+
+    Base64 turns each 3 bytes into 4 characters, so a secret inside encoded data is encoded in
+    one of three alignments; the characters that depend on the secret's bytes alone are the
+    same whatever surrounds it, with or without padding.
+    """
+    data = secret.encode()
+    cores: set[str] = set()
+    for skip in range(3):
+        whole = data[skip:]
+        whole = whole[: len(whole) - len(whole) % 3]
+        if not whole:
+            continue
+        text = base64.b64encode(whole).decode()
+        cores.update({text, text.replace("+", "-").replace("/", "_")})
+    return cores
+
+
+def _pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
+    """One regex matching every form of every secret, longest first."""
+    parts = ["".join(_char_forms(c) for c in secret) for secret in sorted(secrets, key=len, reverse=True)]
+    cores = {core for secret in secrets for core in _base64_cores(secret)}
+    # the characters around a core encode a byte or two of the secret with its neighbours: taken too
+    edge = "[A-Za-z0-9+/_-]{0,3}"
+    plain = [f"{edge}{re.escape(core)}{edge}={{0,2}}" for core in sorted(cores, key=len, reverse=True)]
+    if not parts and not plain:
+        return None
+    # base64 cores are case-sensitive: matched by a separate, exact alternative
+    insensitive = f"(?i:{'|'.join(parts)})" if parts else ""
+    exact = "|".join(plain)
+    return re.compile("|".join(p for p in (insensitive, exact) if p))
+
+
 class RedactionFilter(logging.Filter):
-    """Replaces every known secret, bearer-like values and user info in URLs with ``***``."""
+    """Replaces every known secret, in any form a server may echo it, bearer values and URL user info with ``***``.
+
+    A secret is found in any letter case, fully or partly percent-encoded, with JSON string
+    escapes, and base64-encoded (standard or URL-safe, at any alignment, padded or not).
+    """
 
     def __init__(self) -> None:
         """Start with no secret source; :func:`install_redaction` adds them."""
         super().__init__("redaction")
         #: weak references to bound methods (a finished tap's secrets go with it), plain functions kept
         self.sources: list[Callable[[], Callable[[], Iterable[str]] | None]] = []
+        self._compiled: tuple[frozenset[str], re.Pattern[str] | None] = (frozenset(), None)
 
     def secrets(self) -> list[str]:
-        """Every secret the sources know, with its URL-encoded forms, longest first."""
+        """Every secret the sources know, longest first."""
         found: set[str] = set()
         for ref in list(self.sources):
             source = ref()
@@ -104,13 +158,20 @@ class RedactionFilter(logging.Filter):
             for value in source():
                 text = str(value)
                 if len(text) >= MIN_SECRET_LEN:
-                    found.update({text, urllib.parse.quote(text, safe=""), urllib.parse.quote_plus(text)})
+                    found.add(text)
         return sorted(found, key=len, reverse=True)
 
+    def _pattern(self) -> re.Pattern[str] | None:
+        secrets = frozenset(self.secrets())
+        if secrets != self._compiled[0]:
+            self._compiled = (secrets, _pattern(secrets))
+        return self._compiled[1]
+
     def scrub(self, text: str) -> str:
-        """``text`` with every secret, bearer-like value and URL user info replaced by ``***``."""
-        for secret in self.secrets():
-            text = text.replace(secret, "***")
+        """``text`` with every secret (in any form), bearer value and URL user info replaced by ``***``."""
+        pattern = self._pattern()
+        if pattern is not None:
+            text = pattern.sub("***", text)
         return BEARER.sub(r"\1\2***", USERINFO.sub("***@", text))
 
     @override

@@ -32,6 +32,8 @@ if t.TYPE_CHECKING:
 LOGGER = logging.getLogger("tap-pardot-export")
 #: what an access token may hold to travel in an HTTP header (visible ASCII, no spaces)
 TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+#: servers refuse request headers past 8 KiB (HTTP 431); Salesforce's access tokens are about 100 characters
+MAX_TOKEN_CHARS = 8192
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +65,15 @@ class TokenTransport(t.Protocol):
 def check_token(token: object, origin: str) -> str:
     """A token fit for an ``Authorization`` header, or a clear error at once (never a retry)."""
     text = str(token)
+    if not text:
+        msg = f"The access token from {origin} is empty; check the credentials (and login_url)."
+        raise PardotAuthError(msg)
+    if len(text) > MAX_TOKEN_CHARS:
+        msg = (
+            f"The access token from {origin} is {len(text)} characters long, more than an HTTP header takes "
+            f"({MAX_TOKEN_CHARS}): it is not a Salesforce access token. Check login_url and the credentials."
+        )
+        raise PardotAuthError(msg)
     if not TOKEN_CHARS.fullmatch(text):
         msg = (
             f"The access token from {origin} holds a newline, a space or another character that "
@@ -204,15 +215,22 @@ class PardotAuthenticator(OAuthAuthenticator):
         where = _endpoint(self.auth_endpoint)
         if isinstance(body, dict):
             self.transport.proven("login_url")
-            if status == 200 and isinstance(body.get("access_token"), str):
-                return check_token(body["access_token"], f"the token endpoint {where}")
-            if status in (400, 401) and body.get("error"):
+            if body.get("error") and (status < 500 or status in (400, 401)):  # an OAuth error, whatever the status
                 raise self._refused(body, status)
+            if status == 200 and "access_token" in body:
+                token = body["access_token"]
+                if not isinstance(token, str):
+                    msg = f"The token endpoint {where} answered an access_token that is not a string; check login_url."
+                    raise PardotAuthError(msg, status=status)
+                return check_token(token, f"the token endpoint {where}")
         kind = Body.JSON if isinstance(body, dict) else Body.OTHER if resp.content.strip() else Body.EMPTY
         glitch = status >= 500 or status in TRANSIENT_STATUS or self.transport.is_proven("login_url")
         if classify(status, None, kind) is Verdict.TRANSIENT and glitch:
             raise TransientError(f"the token endpoint answered HTTP {status}", retry_after(resp))
-        what = "JSON that is not an object" if body is not None else (resp.headers.get("Content-Type") or "no JSON")
+        if isinstance(body, dict):
+            what = "JSON without an access_token"
+        else:
+            what = "JSON that is not an object" if body is not None else (resp.headers.get("Content-Type") or "no JSON")
         msg = (
             f"login_url {where} is not a Salesforce token endpoint: it answered HTTP {status} with {what}. "
             "Set login_url to https://login.salesforce.com, https://test.salesforce.com for Salesforce "

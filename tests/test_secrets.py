@@ -1,0 +1,106 @@
+"""Secrets never printed, in any form a server may echo them; token answers named by their real cause."""
+
+from __future__ import annotations
+
+import base64
+import json
+import typing as t
+import urllib.parse
+
+import pytest
+
+from tap_pardot_export.errors import PardotAuthError
+from tap_pardot_export.redact import REDACTION, install_redaction
+from tests.helpers import client_for
+from tests.test_http_hostile import API, SECRET, TOKEN, TOKEN_PATH, config, hostile, no_sleep, send, token_ok
+
+__all__ = ["hostile", "no_sleep"]  # the hostile server and instant retries, as fixtures here too
+
+if t.TYPE_CHECKING:
+    from http.server import BaseHTTPRequestHandler
+
+KEY = "00Dsome!Secret-Value_0123456789/xyz"
+
+
+def _b64(data: str, *, urlsafe: bool = False, pad: bool = True) -> str:
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    text = encode(data.encode()).decode()
+    return text if pad else text.rstrip("=")
+
+
+def encodings(secret: str) -> dict[str, str]:
+    """Every form of ``secret`` a gateway or server has been seen to echo."""
+    forms = {
+        "as is": secret,
+        "lower case": secret.lower(),
+        "upper case": secret.upper(),
+        "swapped case": secret.swapcase(),
+        "percent-encoded": urllib.parse.quote(secret, safe=""),
+        "fully percent-encoded": "".join(f"%{b:02X}" for b in secret.encode()),
+        "fully percent-encoded, lower hex": "".join(f"%{b:02x}" for b in secret.encode()),
+        "partly percent-encoded": "".join(f"%{b:02x}" if k % 3 == 0 else chr(b) for k, b in enumerate(secret.encode())),
+        "form-encoded": urllib.parse.quote_plus(secret),
+        "JSON-escaped": json.dumps(secret)[1:-1].replace("/", "\\/"),
+        "JSON unicode escapes": "".join(f"\\u{ord(c):04x}" for c in secret),
+    }
+    for prefix in ("", "x", "xy", "Bearer ", "user:"):
+        for urlsafe in (False, True):
+            for pad in (False, True):
+                name = f"base64{'url' if urlsafe else ''} of {prefix!r}+secret{'' if pad else ', unpadded'}"
+                forms[name] = _b64(prefix + secret, urlsafe=urlsafe, pad=pad)
+    return forms
+
+
+@pytest.mark.parametrize(("form", "text"), sorted(encodings(KEY).items()))
+def test_every_encoding_of_a_secret_is_redacted(form, text):
+    install_redaction(lambda: [KEY])
+    out = REDACTION.scrub(f"the server said: {text}; done")
+    assert out.startswith("the server said: ") and out.endswith("; done")
+    for other in encodings(KEY).values():
+        core = other[4:-4] if len(other) > 12 else other
+        assert core not in out, f"{form}: {out!r}"
+
+
+def test_the_bearer_value_is_redacted_whatever_it_holds():
+    assert REDACTION.scrub("Authorization: Bearer not-a-known-token") == "Authorization: Bearer ***"
+    assert "plain text" in REDACTION.scrub("token refreshed; plain text stays")
+
+
+def echoing(h: BaseHTTPRequestHandler) -> None:
+    """An error that echoes the request's bearer token in every form at once."""
+    token = h.headers["Authorization"].split(" ", 1)[1]
+    echoes = " | ".join(encodings(token).values()) + " | " + " | ".join(encodings(SECRET).values())
+    send(h, 400, {"@attributes": {"stat": "fail", "err_code": 15}, "err": f"Bad request: {echoes}"})
+
+
+def test_an_api_error_echoing_the_token_in_every_encoding_prints_none_of_them(hostile, caplog):
+    server = hostile({TOKEN_PATH: token_ok, API + "create": echoing})
+    client = client_for(config(server))
+    with pytest.raises(Exception) as info:
+        client.json("POST", "create", "create", json_body={})
+    text = str(info.value) + caplog.text
+    assert "error 15" in text
+    for secret in (TOKEN, SECRET):
+        for form, encoded in encodings(secret).items():
+            core = encoded[4:-4] if len(encoded) > 12 else encoded
+            assert core not in text, f"{form} of a secret printed"
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        ((200, {"error": "invalid_grant", "error_description": "expired access/refresh token"}), "refused the OAuth"),
+        ((200, {"access_token": "", "token_type": "Bearer"}), "is empty"),
+        ((200, {"access_token": "x" * 200_000}), "200000 characters long, more than an HTTP header takes"),
+        ((200, {"access_token": 12345}), "not a string"),
+        ((200, {"token_type": "Bearer"}), "JSON without an access_token"),
+        ((200, ["not", "an", "object"]), "JSON that is not an object"),
+    ],
+)
+def test_a_token_answer_is_named_by_its_real_cause(hostile, answer, words):
+    status, body = answer
+    server = hostile({TOKEN_PATH: lambda h: send(h, status, body)})
+    with pytest.raises(PardotAuthError) as info:
+        client_for(config(server)).tokens.token()
+    assert words in str(info.value)
+    assert server.hits(TOKEN_PATH) == 1, "a dead answer is not retried"
