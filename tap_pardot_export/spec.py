@@ -12,8 +12,12 @@ route in the sandbox.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 from dataclasses import dataclass
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping
 
 #: the arguments that select Pardot's recycle bin, as a procedure names them
 DELETES_ARGUMENTS = ("deleted", "prospect_deleted")
@@ -51,6 +55,9 @@ class StreamSpec:
     #: the procedures that filter it by time; the first is the default
     procedures: tuple[Procedure, ...]
     description: str
+    #: fields a source says are never null, with that source (besides ``id`` and the replication key):
+    #: every other field is nullable, and an empty cell is null
+    never_null: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def default_procedure(self) -> str:
@@ -63,6 +70,15 @@ class StreamSpec:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+    @property
+    def never_null_fields(self) -> dict[str, str]:
+        """Every field that is never null, with the evidence for it."""
+        return {
+            "id": "the key: every record has one",
+            self.replication_key: "the replication key: the export filters on it",
+            **self.never_null,
+        }
 
     @property
     def protected_fields(self) -> frozenset[str]:
@@ -154,6 +170,10 @@ SPECS: dict[str, StreamSpec] = {
                 Procedure("filter_by_activity_date", "activity_after", "activity_before", "activityDate"),
             ),
             "External activities, by creation or activity date.",
+            never_null=dict.fromkeys(
+                ("extension", "extensionSalesforceId", "type", "typeSalesforceId", "prospectId", "activityDate"),
+                "the Export API's external activity field table: Nullable No",
+            ),
         ),
     )
 }

@@ -390,12 +390,20 @@ def test_several_files_in_other_orders_and_cases(serve):
 # -- values -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("column", ["id", "updated_at", "list_id"])
+@pytest.mark.parametrize("column", ["id", "updated_at"])
 def test_empty_cell_in_a_never_null_column_is_refused(serve, column):
     rows = [ROWS[0], {**ROWS[1], column: ""}, ROWS[2]]
     _, run = serve(lambda s, n: csv_body(s.fields, rows))
     ident = "?" if column == "id" else "12"
     assert_refused(run, *WHERE, "row 2", f"(id {ident})", f"column '{column}' is empty")
+
+
+@pytest.mark.parametrize("column", ["list_id", "prospect_id", "opted_out", "created_at"])
+def test_an_empty_cell_where_no_source_says_never_null_is_null(serve, column):
+    """Nullability from evidence: only id and the replication key (and the seed's 'Nullable: No') are never null."""
+    rows = [ROWS[0], {**ROWS[1], column: ""}, ROWS[2]]
+    _, run = serve(lambda s, n: csv_body(s.fields, rows))
+    assert_exact(run, {**TYPED, 12: {**TYPED[12], column: None}})
 
 
 @pytest.mark.parametrize(
@@ -411,7 +419,7 @@ def test_booleans_as_1_0_in_any_case_and_empty(serve):
     spellings = ["1", "0", "TRUE", "False", ""]
     rows = [{**ROWS[0], "id": str(20 + k), "opted_out": v} for k, v in enumerate(spellings)]
     _, run = serve(lambda s, n: csv_body(s.fields, rows))
-    expected = [True, False, True, False, False]  # opted_out is never null: Pardot writes false as empty
+    expected = [True, False, True, False, None]  # no source says opted_out is never null: empty is null
     typed = {20 + k: {**TYPED[11], "id": 20 + k, "opted_out": v} for k, v in enumerate(expected)}
     assert_exact(run, typed)
 

@@ -54,3 +54,12 @@ def test_the_settings_schema_is_derived_from_the_specs():
         assert procedure["default"] == spec.default_procedure
     custom = settings_schema()["properties"]["custom_fields"]["properties"]
     assert set(custom) == set(SPECS)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_a_field_is_never_null_only_where_a_source_says_so(name):
+    """Nullability from evidence: the schema's never-null fields are the spec's, each with its source."""
+    properties = load_schema(name)["properties"]
+    never_null = {f for f, p in properties.items() if "null" not in p["type"]}
+    assert never_null == set(SPECS[name].never_null_fields)
+    assert all(SPECS[name].never_null_fields.values())
