@@ -66,10 +66,19 @@ class FileRows:
 
     @classmethod
     def of(
-        cls, stream: str, file: ResultFile, properties: dict[str, t.Any], datetime_conv: t.Callable[[str], str]
+        cls,
+        stream: str,
+        file: ResultFile,
+        properties: dict[str, t.Any],
+        datetime_conv: t.Callable[[str], str],
+        out_of_range: t.Callable[[str, str], None] | None = None,
     ) -> FileRows:
-        """The rows of a checked result file, keyed by the requested field names (see ``ResultFile.check``)."""
-        return cls(stream, file, file.names, file.rows(), row_typer(file.columns, properties, datetime_conv))
+        """The rows of a checked result file, keyed by the requested field names (see ``ResultFile.check``).
+
+        ``out_of_range(column, value)`` is told of each datetime outside years 1 to 9999 in UTC (emitted as null).
+        """
+        typer = row_typer(file.columns, properties, datetime_conv, out_of_range)
+        return cls(stream, file, file.names, file.rows(), typer)
 
     def records(self, drop: t.Sequence[str] = ()) -> Iterator[dict[str, t.Any]]:
         """The file's typed records, without the ``drop`` fields; ``count`` follows along."""

@@ -71,6 +71,7 @@ class ExportStream(ExportStreamHooks):
         self.primary_keys = ["id"]
         self.replication_key = spec.replication_key
         self.spec, self.settings, self.sessions = spec, settings, sessions
+        self._out_of_range: set[str] = set()
         sessions.preflights.append(self.check_export)
 
     # -- what the engine needs (engine.plan.SyncedStream) ------------------------------------
@@ -128,10 +129,23 @@ class ExportStream(ExportStreamHooks):
         With capture_deletes, each record gets ``_sdc_deleted_at``: ``deleted_at`` (a recycle-bin
         pass's rows), else null.
         """
-        part = FileRows.of(self.name, rf, self.schema["properties"], conv)
+        part = FileRows.of(self.name, rf, self.schema["properties"], conv, self.out_of_range)
         if DELETED_AT in self.schema["properties"] and self.mask.get(("properties", DELETED_AT), True):
             part.stamp = {DELETED_AT: deleted_at}
         return part
+
+    def out_of_range(self, column: str, value: str) -> None:
+        """A datetime outside years 1 to 9999 in UTC (a sentinel such as 9999-12-31) was emitted as null."""
+        if column in self._out_of_range:
+            return
+        self._out_of_range.add(column)
+        self.logger.warning(
+            "%s: column %r holds %r, a local time whose UTC instant falls outside years 1 to 9999: emitted as "
+            "null (and so is every other such value of this column in this run, without another warning)",
+            self.name,
+            column,
+            value[:40],
+        )
 
     # -- the catalog ---------------------------------------------------------------------
 

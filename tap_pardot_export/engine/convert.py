@@ -31,6 +31,15 @@ class CellError(ValueError):
     """A cell that does not fit its column's type."""
 
 
+class OutOfRange(CellError):
+    """A local datetime whose UTC instant falls outside years 1 to 9999 (a sentinel date such as 9999-12-31)."""
+
+
+def _rfc3339(utc: dt.datetime) -> str:
+    """A UTC instant as RFC 3339, its year on four digits (``strftime`` may not pad years before 1000)."""
+    return f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}+00:00"
+
+
 class LocalDateTimeConverter:
     """``'2024-03-10 01:59:59'`` in ``zone`` -> ``'2024-03-10T06:59:59+00:00'``."""
 
@@ -67,30 +76,33 @@ class LocalDateTimeConverter:
             local = dt.datetime.strptime(s, fmt).replace(tzinfo=self.zone)
         except ValueError:
             raise CellError(f"not a valid date and time: {s!r}") from None
-        utc = local.astimezone(UTC)
+        try:
+            utc = local.astimezone(UTC)
+        except OverflowError:
+            raise OutOfRange(f"{s!r} in {self.zone} falls outside years 1 to 9999 in UTC") from None
+        text = _rfc3339(utc)
         if len(s) == 19 and len(self._hours) < 200_000:
             off = local.utcoffset()
             whole = off is not None and off.total_seconds() % 3600 == 0
-            self._hours[s[:13]] = utc.strftime("%Y-%m-%dT%H") if whole else None
-        return utc.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+            self._hours[s[:13]] = text[:13] if whole else None
+        return text
 
 
 #: JSON writers (orjson) take integers of at most 64 bits
 INT_RANGE = (-(1 << 63), (1 << 64) - 1)
+#: how Pardot writes an integer: an optional minus and ASCII digits
+INTEGER = re.compile(r"-?[0-9]+")
 
 
 def to_int(s: str) -> int:
-    """An integer cell (``5.0`` included) that fits 64 bits; raises :class:`CellError` otherwise."""
-    try:
-        value = int(s)
-    except ValueError:
-        try:
-            f = float(s)
-        except (ValueError, OverflowError):
-            raise CellError(f"not an integer: {s[:40]!r}") from None
-        if not f.is_integer():
-            raise CellError(f"not an integer: {s[:40]!r}") from None
-        value = int(f)
+    """An integer cell as Pardot writes it (an optional ``-`` and ASCII digits) that fits 64 bits.
+
+    Raises:
+        CellError: anything else (``1_000``, ``1e3``, ``5.0``, ``+5``, spaces, other digits).
+    """
+    if INTEGER.fullmatch(s) is None:
+        raise CellError(f"not an integer: {s[:40]!r}")
+    value = int(s)
     if not INT_RANGE[0] <= value <= INT_RANGE[1]:
         raise CellError(f"an integer past 64 bits: {s[:40]!r}")
     return value
@@ -155,16 +167,21 @@ def _cell_source(k: int, cast: t.Callable[[str], t.Any] | None, *, required: boo
         return f"({cell} or _empty())" if required else f"({cell} or None)"
     if cast is to_bool:  # other spellings fall back to general; a never-null empty boolean is false
         return f"(_bools[{cell}] if {cell} else {'False' if required else 'None'})"
-    # "5.0" and the like fall back; a cell of 19 characters or more may not fit 64 bits: to_int checks it
+    # ASCII digits under 19 characters are an integer that fits 64 bits; anything else goes through to_int,
+    # which refuses what int() would take and Pardot never writes ("1_000", " 5", "+5", other scripts' digits)
     fn = "_int" if cast is to_int else "_dt" if is_dt else f"_casts[{k}]"
     if cast is to_int:
-        value = f"(_int({cell}) if len({cell}) < 19 else _casts[{k}]({cell}))"
+        plain = f"{cell}.isdigit() and {cell}.isascii() and len({cell}) < 19"
+        value = f"(_int({cell}) if {plain} else _casts[{k}]({cell}))"
         return value if required else f"({value} if {cell} else None)"
     return f"{fn}({cell})" if required else f"({fn}({cell}) if {cell} else None)"
 
 
 def row_typer(
-    header: t.Sequence[str | None], properties: dict[str, dict[str, t.Any]], datetime_conv: t.Callable[[str], str]
+    header: t.Sequence[str | None],
+    properties: dict[str, dict[str, t.Any]],
+    datetime_conv: t.Callable[[str], str],
+    out_of_range: t.Callable[[str, str], None] | None = None,
 ) -> t.Callable[[list[str]], dict[str, t.Any]]:
     """Build ``type_row(cells) -> record`` for a result file's header.
 
@@ -178,7 +195,7 @@ def row_typer(
     generated source only as ``repr`` string literals. On any failure the general version
     re-types the row to name the column at fault.
     """
-    general = _general_row_typer(header, properties, datetime_conv)
+    general = _general_row_typer(header, properties, datetime_conv, out_of_range)
     casts = [caster_for(properties.get(name, {}), datetime_conv) if name else None for name in header]
     items = []
     for k, name in enumerate(header):
@@ -210,7 +227,10 @@ def row_typer(
 
 
 def _general_row_typer(
-    header: t.Sequence[str | None], properties: dict[str, dict[str, t.Any]], datetime_conv: t.Callable[[str], str]
+    header: t.Sequence[str | None],
+    properties: dict[str, dict[str, t.Any]],
+    datetime_conv: t.Callable[[str], str],
+    out_of_range: t.Callable[[str, str], None] | None = None,
 ) -> t.Callable[[list[str]], dict[str, t.Any]]:
     columns = [
         (k, name, caster_for(properties.get(name, {}), datetime_conv), not nullable(properties.get(name, {})))
@@ -234,6 +254,11 @@ def _general_row_typer(
             else:
                 try:
                     rec[name] = cast(v)
+                except OutOfRange as exc:
+                    if required or out_of_range is None:
+                        raise CellError(f"column {name!r}: {exc}") from None
+                    out_of_range(name, v)  # a sentinel date: null, said once per stream and column
+                    rec[name] = None
                 except CellError as exc:
                     raise CellError(f"column {name!r}: {exc}") from None
         return rec

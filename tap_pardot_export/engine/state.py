@@ -35,6 +35,8 @@ LEARNED_KEY = "rows_per_year"
 DELETES_KEY = "deletes_pass"
 DELETES_AT_KEY = "deletes_pass_at"
 YEAR_DAYS = 365
+#: the rows a year a learned rate may hold: fewer is written as one (an empty stream), more is corrupted state
+LEARNED_RANGE = (1, 10**10)
 #: clocks differ a little; a bookmark further ahead than this was written for a future end_date
 CLOCK_SKEW = dt.timedelta(minutes=5)
 START_OVER = (
@@ -98,13 +100,13 @@ class StreamState:
 
     def learned_rate(self) -> float | None:
         """The rows per day a former run learned (from its rows per year; numbers may be Decimal)."""
-        value = self.data.get(LEARNED_KEY)
-        rate = _finite(value)
-        return rate / YEAR_DAYS if rate is not None and rate >= 0 else None
+        rate = _finite(self.data.get(LEARNED_KEY))
+        return rate / YEAR_DAYS if rate is not None and LEARNED_RANGE[0] <= rate <= LEARNED_RANGE[1] else None
 
     def set_learned_rate(self, rows_per_day: float) -> None:
-        """Keep the rate learned for the next run."""
-        self.data[LEARNED_KEY] = round(rows_per_day * YEAR_DAYS)
+        """Keep the rate learned for the next run (within :data:`LEARNED_RANGE`)."""
+        low, high = LEARNED_RANGE
+        self.data[LEARNED_KEY] = min(high, max(low, round(rows_per_day * YEAR_DAYS)))
 
     # -- the recycle-bin pass -------------------------------------------------------------------
 
@@ -228,7 +230,7 @@ def _export_errors(stream: str, bookmark: dict[str, t.Any]) -> Iterable[str]:
         yield f"the exports queued ahead recorded for {stream} are not a list of exports with valid ids"
 
 
-def _bookmark_errors(stream: str, bookmark: object, now: dt.datetime | None) -> Iterable[str]:
+def _bookmark_errors(stream: str, bookmark: object, now: dt.datetime | None, *, nested: bool = False) -> Iterable[str]:
     if not isinstance(bookmark, dict):
         yield f"the bookmark of {stream} is not an object"
         return
@@ -237,12 +239,18 @@ def _bookmark_errors(stream: str, bookmark: object, now: dt.datetime | None) -> 
     yield from _export_errors(stream, bookmark)
     learned = bookmark.get(LEARNED_KEY)
     rate = _finite(learned)
-    if learned is not None and (rate is None or rate < 0):
-        yield f"the rows_per_year learned for {stream} ({str(learned)[:40]!r}) is not a number of rows"
+    if learned is not None and (rate is None or not LEARNED_RANGE[0] <= rate <= LEARNED_RANGE[1]):
+        yield (
+            f"the rows_per_year learned for {stream} ({str(learned)[:40]!r}) is not a number of rows from "
+            f"{LEARNED_RANGE[0]} to {LEARNED_RANGE[1]:.0e}"
+        )
     if bookmark.get(DELETES_AT_KEY) is not None:
-        yield from _date_errors(stream, "last recycle-bin pass", bookmark[DELETES_AT_KEY], now)
-    if bookmark.get(DELETES_KEY) is not None:
-        yield from _bookmark_errors(f"{stream}'s recycle-bin pass", bookmark[DELETES_KEY], now)
+        yield from _date_errors(stream, "last recycle-bin pass (deletes_pass_at)", bookmark[DELETES_AT_KEY], now)
+    inner = bookmark.get(DELETES_KEY)
+    if inner is not None and not nested:
+        yield from _bookmark_errors(f"{stream}'s recycle-bin pass (deletes_pass)", inner, now, nested=True)
+    elif inner is not None:
+        yield f"the {stream} holds a recycle-bin pass (deletes_pass) of its own, which a pass never has"
 
 
 def state_errors(state: object, now: dt.datetime | None = None) -> list[str]:
@@ -263,6 +271,11 @@ def corrupted(errors: list[str]) -> PardotConfigError:
     return PardotConfigError(f"The state is corrupted: {'; '.join(errors)}. {START_OVER}")
 
 
+def _no_constant(name: str) -> t.NoReturn:
+    msg = f"{name} is not JSON"
+    raise ValueError(msg)
+
+
 def parse_state(text: str) -> dict[str, t.Any]:
     """The state file's content, checked.
 
@@ -271,9 +284,12 @@ def parse_state(text: str) -> dict[str, t.Any]:
             to start over.
     """
     try:
-        state = json.loads(text) if text.strip() else {}
+        state = json.loads(text, parse_constant=_no_constant) if text.strip() else {}
     except ValueError as exc:
         msg = f"The state is not valid JSON ({exc}); it was probably cut short. {START_OVER}"
+        raise PardotConfigError(msg) from None
+    except RecursionError:
+        msg = f"The state is not a state the tap writes: it is nested deeper than JSON parsers go. {START_OVER}"
         raise PardotConfigError(msg) from None
     errors = state_errors(state, dt.datetime.now(dt.timezone.utc))
     if errors:

@@ -10,6 +10,7 @@ one-second overlap may arrive twice; Singer targets deduplicate on the primary k
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 UTC = dt.timezone.utc
@@ -61,13 +62,37 @@ def api_time(value: dt.datetime) -> str:
     return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
+#: the date and time forms settings and state take: RFC 3339 (``T`` or a space, an offset or ``Z``),
+#: a date-time without an offset (UTC), or a date (midnight UTC)
+SETTING_DATETIME = re.compile(
+    r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})"
+    r"(?:[Tt ](?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,9}))?"
+    r"(?P<offset>[Zz]|(?P<sign>[+-])(?P<oh>\d{2}):(?P<om>\d{2}))?)?"
+)
+DATETIME_FORMS = (
+    "a date (2024-01-01, midnight UTC), an RFC 3339 date-time (2024-01-01T00:00:00Z, 2024-01-01 00:00:00+02:00) "
+    "or a date-time without an offset (2024-01-01T00:00:00, read as UTC)"
+)
+
+
 def parse_setting_datetime(value: str) -> dt.datetime:
-    """A date or datetime setting; naive values are UTC. Raises ValueError."""
-    v = value.strip()
-    if v.endswith("Z"):
-        v = v[:-1] + "+00:00"
-    d = dt.datetime.fromisoformat(v)
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
+    """A date or datetime setting or bookmark in one of :data:`DATETIME_FORMS`; naive values are UTC.
+
+    Raises:
+        ValueError: any other form (a date with an offset but no time, another separator, a day
+            that does not exist, ...).
+    """
+    m = SETTING_DATETIME.fullmatch(value.strip())
+    if m is None:
+        msg = f"{value[:40]!r} is not {DATETIME_FORMS}"
+        raise ValueError(msg)
+    zone = UTC
+    if m.group("sign"):
+        minutes = int(m.group("oh")) * 60 + int(m.group("om"))
+        zone = dt.timezone(dt.timedelta(minutes=minutes if m.group("sign") == "+" else -minutes))
+    micro = int((m.group("f") or "0")[:6].ljust(6, "0"))
+    y, mo, d, h, mi, sec = (int(m.group(k) or 0) for k in ("y", "mo", "d", "h", "mi", "s"))
+    return dt.datetime(y, mo, d, h, mi, sec, micro, tzinfo=zone)  # ValueError for a day that does not exist
 
 
 #: the narrowest window the data can ask for (a denser hour is one large export)

@@ -8,9 +8,12 @@ this object, never from the config dict.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import typing as t
+from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tap_pardot_export.engine.windows import parse_setting_datetime
@@ -23,6 +26,9 @@ if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
     from tap_pardot_export.spec import StreamSpec
+
+#: in tzdata's list, but not a place's zone: "Factory" means "the local time zone must be set"
+NOT_ZONES = frozenset({"Factory"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,19 +111,28 @@ def _datetime(value: t.Any) -> dt.datetime | None:
     return parse_setting_datetime(str(value)) if value else None
 
 
+@functools.cache
+def iana_zones() -> frozenset[str]:
+    """The IANA time zone names (tzdata's list: the machine's zone files also hold ``localtime``, ``posixrules``...)."""
+    names = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    return frozenset(names) - NOT_ZONES
+
+
 def zone(name: t.Any) -> dt.tzinfo | None:
     """The IANA zone ``name`` names (None when unset).
 
     Raises:
-        PardotConfigError: it names no IANA zone.
+        PardotConfigError: it names no IANA zone (names that resolve on this machine only, such as
+            ``localtime``, would read Pardot's times in the runner's zone).
     """
     if not name:
         return None
-    try:
-        return ZoneInfo(str(name))
-    except (ZoneInfoNotFoundError, ValueError):
-        msg = f"timezone {name!r} is not an IANA time zone name (e.g. America/New_York, Europe/Paris)"
-        raise PardotConfigError(msg) from None
+    text = str(name)
+    if text in iana_zones():
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(text)
+    msg = f"timezone {text!r} is not an IANA time zone name (e.g. America/New_York, Europe/Paris, UTC)"
+    raise PardotConfigError(msg)
 
 
 def connection(config: Mapping[str, t.Any]) -> Connection:

@@ -9,7 +9,7 @@ import typing as t
 from jsonschema import FormatChecker
 from singer_sdk.typing import DEFAULT_JSONSCHEMA_VALIDATOR, extend_validator_with_defaults
 
-from tap_pardot_export.engine.windows import parse_setting_datetime
+from tap_pardot_export.engine.windows import DATETIME_FORMS, parse_setting_datetime
 from tap_pardot_export.redact import SECRET_SETTINGS
 from tap_pardot_export.spec import SPECS
 
@@ -171,7 +171,8 @@ _EXPLAIN: dict[str, t.Callable[[str, list[str], ValidationError], str | None]] =
     "const": _enum_error,
     "pattern": _pattern_error,
     "format": lambda where, _path, error: (
-        f"{where} {_shown(where, error.instance)} is not an ISO 8601 date or datetime (e.g. 2024-01-01)"
+        f"{where} {_shown(where, error.instance)} is not an ISO 8601 date or datetime of the forms the tap takes: "
+        f"{DATETIME_FORMS}"
     ),
 }
 
