@@ -35,6 +35,7 @@ from tap_pardot_export.discovery import (
 from tap_pardot_export.engine.convert import infer_offset
 from tap_pardot_export.engine.join import MAX_FIELDS, field_groups
 from tap_pardot_export.engine.windows import api_time
+from tap_pardot_export.engine.zones import utc_offset
 from tap_pardot_export.errors import (
     FirstContactError,
     PardotAPIError,
@@ -91,12 +92,6 @@ class Report:
         failed = sum(kind == "FAIL" for kind, _ in self.lines)
         verdict = "all checks passed" if not failed else f"{failed} check(s) failed: fix the FAIL lines"
         return f"{body}\nResult: {verdict}"
-
-
-def _utc_offset(offset: dt.timedelta) -> str:
-    minutes = int(offset.total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def check_token(client: PardotClient, report: Report) -> bool:
@@ -265,17 +260,17 @@ def check_timezone(settings: Settings, info: ExportInfo | None, report: Report) 
     name = settings.timezone
     if name is None:
         report.fail(
-            f"timezone is not set; Pardot writes times at {_utc_offset(seen)} now: set timezone to the API "
+            f"timezone is not set; Pardot writes times at {utc_offset(seen)} now: set timezone to the API "
             "user's IANA zone (Salesforce user settings > Time Zone), e.g. America/New_York"
         )
         return
     at = dt.datetime.fromtimestamp(info.requested_at, name)
     mine = at.utcoffset() or dt.timedelta(0)
     if mine == seen:
-        report.ok(f"timezone {name} agrees with the times Pardot writes ({_utc_offset(seen)} now)")
+        report.ok(f"timezone {name} agrees with the times Pardot writes ({utc_offset(seen)} now)")
     else:
         report.fail(
-            f"timezone {name} is {_utc_offset(mine)} now, but Pardot writes times at {_utc_offset(seen)}: set "
+            f"timezone {name} is {utc_offset(mine)} now, but Pardot writes times at {utc_offset(seen)}: set "
             "timezone to the API user's IANA zone (Salesforce user settings > Time Zone)"
         )
 
@@ -304,7 +299,7 @@ def run_check(tap: TapPardotExport) -> Report:
     for spec in SPECS.values():
         if spec.kind != "export":  # other kinds are probed by their own reads
             continue
-        stream = ExportStream(tap, spec, settings, tap.sessions)
+        stream = ExportStream(tap, spec, settings, tap.sessions, tap.failures)
         for name, schema in learned.get(spec.name, {}).items():
             stream.schema["properties"].setdefault(name, schema)
         info = check_stream(runner, stream, report)

@@ -56,6 +56,14 @@ class FirstContactError(PardotAPIError):
     """The first call of the run to a configured host failed: the setting is likely wrong."""
 
 
+class StdoutClosed(PardotAPIError):
+    """The target stopped reading: stdout is closed, so no record or state can reach it."""
+
+
+class StreamsFailed(PardotAPIError):
+    """One or more streams failed while the others synced."""
+
+
 class TransientError(RetriableAPIError):
     """A failure a retry may fix (5xx, error 66, network, a download past its deadline)."""
 

@@ -57,6 +57,7 @@ CONTRACT: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (Tap, "append_builtin_config", ("config_jsonschema",)),
     (Tap, "load_state", ("state",)),
     (Tap, "sync_all", ()),  # marked final in the SDK: extended (see TapHooks), never replaced
+    (Stream, "sync", ("context",)),  # marked final in the SDK: extended (see ExportStreamHooks), never replaced
     (SingerCommand, "excepthook", ("exc_type", "exc_value", "exc_traceback")),
     # public names the tap builds on, checked too
     (Tap, "write_message", ("message",)),
@@ -85,6 +86,18 @@ class ExportStreamHooks(Stream):
     def emit_state(self) -> None:
         """Write the tap's STATE message (subclasses use the tap's public state writer)."""
         raise NotImplementedError
+
+    def isolate_failure(self, exc: Exception) -> bool:  # noqa: ARG002 - a hook
+        """After this stream failed: True when the run goes on without it (the failure is recorded)."""
+        return False
+
+    def sync(self, context: Context | None = None) -> None:  # type: ignore[misc]  # final in the SDK: extended
+        """The SDK's sync of the stream; a failure the stream isolates does not end the run."""
+        try:
+            super().sync(context)
+        except Exception as exc:
+            if not self.isolate_failure(exc):
+                raise
 
     @override
     def _sync_records(

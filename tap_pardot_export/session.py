@@ -19,6 +19,16 @@ from singer_sdk import metrics
 
 from tap_pardot_export.engine.session import ExportQueue, ExportSession
 from tap_pardot_export.engine.zones import ZonePolicy
+from tap_pardot_export.errors import (
+    CallBudgetSpent,
+    DailyLimitReached,
+    FirstContactError,
+    PardotAuthError,
+    PardotConfigError,
+    RefusedURLError,
+    StdoutClosed,
+    StreamsFailed,
+)
 from tap_pardot_export.pardot.client import build_client
 from tap_pardot_export.pardot.exports import InFlight
 from tap_pardot_export.pardot.runner import ExportRunner
@@ -116,3 +126,50 @@ class SessionProvider:
     def current(self) -> ExportSession | None:
         """The session if one was opened."""
         return self._session
+
+
+#: failures that end the whole run: every other stream would meet them too (the daily limit, the call
+#: budget, dead credentials, a wrong setting or host), or nothing can reach the target any more
+ENDS_THE_RUN = (
+    DailyLimitReached,
+    CallBudgetSpent,
+    PardotAuthError,
+    PardotConfigError,
+    FirstContactError,
+    RefusedURLError,
+    StdoutClosed,
+)
+
+
+class StreamFailures:
+    """The streams that failed in this run while the others went on (see the fail_fast setting)."""
+
+    def __init__(self) -> None:
+        """No stream failed yet."""
+        self.causes: dict[str, str] = {}
+
+    def add(self, stream: str, exc: BaseException, logger: logging.Logger) -> None:
+        """Record ``stream``'s failure and say that the run goes on."""
+        cause = (str(exc).split("\n", 1)[0] or type(exc).__name__).removeprefix(f"{stream}: ").rstrip(".")
+        self.causes[stream] = cause
+        logger.error(
+            "%s failed: %s. Its bookmark stays where its emitted rows allow and its exports in flight stay in its "
+            "state for the next run; the other selected streams go on (fail_fast: true stops at the first failure).",
+            stream,
+            cause,
+        )
+
+    def raise_if_any(self) -> None:
+        """Once every stream ran: fail the run, naming every failed stream.
+
+        Raises:
+            StreamsFailed: some streams failed.
+        """
+        if not self.causes:
+            return
+        names = ", ".join(self.causes)
+        msg = (
+            f"{len(self.causes)} stream(s) failed: {names}. The other streams synced; rerun to retry the failed ones "
+            f"from their state. Causes: {'; '.join(f'{n}: {c[:300]}' for n, c in self.causes.items())}"
+        )
+        raise StreamsFailed(msg)

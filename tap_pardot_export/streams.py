@@ -15,6 +15,7 @@ import typing as t
 from importlib import resources
 
 from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.singerlib import Metadata, MetadataMapping
 from typing_extensions import override
 
 from tap_pardot_export.engine.plan import ExportPlan, RecycleBin
@@ -28,6 +29,7 @@ from tap_pardot_export.sdk_compat import (
     mark_state_flushed,
     write_starting_replication_value,
 )
+from tap_pardot_export.session import ENDS_THE_RUN
 
 if t.TYPE_CHECKING:
     import datetime as dt
@@ -39,7 +41,7 @@ if t.TYPE_CHECKING:
     from tap_pardot_export.engine.convert import LocalDateTimeConverter
     from tap_pardot_export.pardot.results import ResultFile
     from tap_pardot_export.sdk_compat import BaseBatchFileEncoding, BatchConfig
-    from tap_pardot_export.session import SessionProvider
+    from tap_pardot_export.session import SessionProvider, StreamFailures
     from tap_pardot_export.settings.config import Settings
     from tap_pardot_export.spec import StreamSpec
 
@@ -60,8 +62,10 @@ class ExportStream(ExportStreamHooks):
     #: rows are typed once, from the schema, by the engine's row typer
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
-    def __init__(self, tap: Tap, spec: StreamSpec, settings: Settings, sessions: SessionProvider) -> None:
-        """The stream of ``spec``; ``sessions`` opens the run's exports at the first one."""
+    def __init__(
+        self, tap: Tap, spec: StreamSpec, settings: Settings, sessions: SessionProvider, failures: StreamFailures
+    ) -> None:
+        """The stream of ``spec``; ``sessions`` opens the run's exports at its first, ``failures`` keeps its failure."""
         schema = load_schema(spec.name)
         for name in settings.custom_fields.get(spec.name, ()):
             schema["properties"].setdefault(name, {"type": ["string", "null"]})
@@ -70,7 +74,7 @@ class ExportStream(ExportStreamHooks):
         super().__init__(tap=tap, schema=schema, name=spec.name)
         self.primary_keys = ["id"]
         self.replication_key = spec.replication_key
-        self.spec, self.settings, self.sessions = spec, settings, sessions
+        self.spec, self.settings, self.sessions, self.failures = spec, settings, sessions, failures
         self._out_of_range: set[str] = set()
         sessions.preflights.append(self.check_export)
 
@@ -149,6 +153,20 @@ class ExportStream(ExportStreamHooks):
 
     # -- the catalog ---------------------------------------------------------------------
 
+    @property
+    @override
+    def metadata(self) -> MetadataMapping:
+        """The SDK's metadata; with capture_deletes, ``_sdc_deleted_at`` is included automatically.
+
+        A catalog that leaves it out (``meltano select`` of other fields) would load deleted records as
+        live ones without a word: the column that says a row is deleted cannot be deselected.
+        """
+        md = super().metadata
+        entry = md.get(("properties", DELETED_AT)) if DELETED_AT in self.schema["properties"] else None
+        if entry is not None:
+            entry.inclusion = Metadata.InclusionType.AUTOMATIC
+        return md
+
     def requested_fields(self) -> list[str]:
         """The selected properties, id and the replication key always included."""
         fields = [name for name in self.selected_properties() if name != DELETED_AT]
@@ -178,6 +196,15 @@ class ExportStream(ExportStreamHooks):
             raise PardotConfigError(msg)
 
     # -- records -------------------------------------------------------------------------
+
+    @override
+    def isolate_failure(self, exc: Exception) -> bool:
+        """Record this stream's failure and let the run go on, unless it ends the run (or fail_fast is on)."""
+        if isinstance(exc, ENDS_THE_RUN) or self.settings.fail_fast:
+            return False
+        self.failures.add(self.name, exc, self.logger)
+        self.emit_state()  # what the failure left: its exports in flight, its bookmark
+        return True
 
     def _files(self) -> t.Generator[FileRows, None, None]:
         """The result files' rows, to be closed explicitly (``contextlib.closing``).

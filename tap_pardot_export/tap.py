@@ -23,7 +23,7 @@ from tap_pardot_export.engine.state import corrupted, parse_state, state_errors
 from tap_pardot_export.errors import PardotConfigError
 from tap_pardot_export.redact import install_redaction, secrets_from_config
 from tap_pardot_export.sdk_compat import StateMessage, TapHooks, install_excepthook, raw_config
-from tap_pardot_export.session import SessionProvider, open_session
+from tap_pardot_export.session import SessionProvider, StreamFailures, open_session
 from tap_pardot_export.settings.checks import run_end, validate
 from tap_pardot_export.settings.config import Settings
 from tap_pardot_export.settings.schema import settings_schema
@@ -48,6 +48,7 @@ class TapPardotExport(TapHooks):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """The SDK's tap, with secrets redacted from every log line and signals handled (signals.py)."""
         self.sessions = SessionProvider(self._open_session, self._write_state)
+        self.failures = StreamFailures()
         self._run_end: dt.datetime | None = None
         install_redaction(self._known_secrets)  # before the SDK validates (and may print) the config
         super().__init__(*args, **kwargs)
@@ -122,10 +123,11 @@ class TapPardotExport(TapHooks):
 
     @override
     def after_sync_all(self) -> None:
-        """The run's totals as its last log line."""
+        """The run's totals; then, if streams failed, the error naming them (the run's last line, exit 1)."""
         session = self.sessions.current
         if session is not None:
             self.logger.info("%s", session.totals())
+        self.failures.raise_if_any()
 
     def _next_export(self, name: str) -> ExportStream | None:
         """The selected export stream the SDK syncs after ``name`` (it syncs them in this order), if any."""
@@ -152,10 +154,8 @@ class TapPardotExport(TapHooks):
     @override
     def discover_streams(self) -> list[ExportStream]:
         """A stream per spec, of its kind's class, with the account's own fields when credentials allow."""
-        settings = self.settings
-        streams = [
-            ExportStream(self, spec, settings, self.sessions) for spec in SPECS.values() if spec.kind == "export"
-        ]
+        settings, kinds, sessions, failures = self.settings, STREAM_KINDS, self.sessions, self.failures
+        streams = [kinds[spec.kind](self, spec, settings, sessions, failures) for spec in SPECS.values()]
         learn_account_fields(self, settings, streams)
         return streams
 

@@ -228,3 +228,39 @@ def test_catalog_without_the_deleted_column_is_refused(sandbox):
     assert "capture_deletes is on but the catalog has no _sdc_deleted_at" in run.everything
     assert "Traceback" not in run.everything
     assert sandbox.stats() == calls, "refused before any API call"
+
+
+def only_fields(
+    cat: dict[str, t.Any], stream: str, keep: set[str], *, inclusion: str | None = None
+) -> dict[str, t.Any]:
+    """As ``meltano select tap prospect id email updated_at`` leaves a catalog: every other field deselected.
+
+    ``inclusion`` rewrites ``_sdc_deleted_at``'s inclusion too (a hand-edited catalog).
+    """
+    for entry in cat["streams"]:
+        if entry["tap_stream_id"] != stream:
+            continue
+        for md in entry["metadata"]:
+            crumb = md["breadcrumb"]
+            if len(crumb) == 2 and crumb[1] not in keep:
+                md["metadata"]["selected"] = False
+                if inclusion and crumb[1] == "_sdc_deleted_at":
+                    md["metadata"]["inclusion"] = inclusion
+    return cat
+
+
+@pytest.mark.parametrize("inclusion", [None, "available"])
+def test_the_deleted_marker_cannot_be_deselected_while_capture_deletes_is_on(fresh_sandbox, inclusion):
+    """Found: selecting fields (id email updated_at) left out _sdc_deleted_at: deleted prospects loaded as live."""
+    sb = fresh_sandbox()
+    cfg = config(sb, end_date=iso(dt.datetime(2024, 7, 1, tzinfo=UTC)))
+    discovered = catalog(cfg)
+    md = next(e for e in discovered["streams"] if e["tap_stream_id"] == STREAM)["metadata"]
+    entry = next(m["metadata"] for m in md if m["breadcrumb"] == ["properties", "_sdc_deleted_at"])
+    assert entry["inclusion"] == "automatic"
+    cat = only_fields(discovered, STREAM, {"id", "email", "updated_at"}, inclusion=inclusion)
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode == 0, run.stderr[-2000:]
+    records = run.records(STREAM)
+    assert records and all(set(r) == {"id", "email", "updated_at", "_sdc_deleted_at"} for r in records)
+    assert set(marked(records)) == deleted_ids(sb, STREAM, START, dt.datetime(2024, 7, 1, tzinfo=UTC))

@@ -217,7 +217,7 @@ def test_sigterm_cancels_every_export_of_ours_in_flight(fresh_sandbox):
 def test_an_export_created_ahead_for_a_stream_that_never_uses_it_is_canceled(fresh_sandbox):
     sb = fresh_sandbox(processing_seconds=0.3)
     sb.inject("bad_value", count=1, op="download")
-    config = sb.tap_config(end_date="2024-12-01T00:00:00+00:00")
+    config = sb.tap_config(end_date="2024-12-01T00:00:00+00:00", fail_fast=True)  # visitor never starts
     cat = select_streams(discover(config), ["prospect", "visitor"])
     run = run_tap(config, catalog=cat)
     assert run.returncode != 0

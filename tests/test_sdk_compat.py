@@ -133,7 +133,7 @@ def test_private_modules_still_import(module):
 def test_the_hooks_override_sdk_names():
     """A hook whose SDK name changed would silently never be called."""
     for cls, names in (
-        (sdk_compat.ExportStreamHooks, ("_sync_records", "_increment_stream_state")),
+        (sdk_compat.ExportStreamHooks, ("_sync_records", "_increment_stream_state", "sync")),
         (sdk_compat.TapHooks, ("_validate_config",)),
     ):
         for name in names:

@@ -266,13 +266,13 @@ def _general_row_typer(
     return type_row
 
 
-def infer_offset(created_at: t.Any, requested_at: float) -> dt.timedelta | None:
-    """The API user's UTC offset, from an export's ``createdAt`` and our clock; None if unknown.
+def implied_offset(created_at: t.Any, requested_at: float) -> tuple[dt.timedelta, bool] | None:
+    """The UTC offset an export's ``createdAt`` implies against our clock at its create, and whether it is exact.
 
-    ``createdAt`` is usually local time without an offset: the offset is its distance from
-    our clock when the export was requested, rounded to 15 minutes (which absorbs network
-    delay and clock skew). When it carries an offset, that offset is the answer. Any other
-    form, or an offset no zone has, gives None.
+    ``createdAt`` is usually local time without an offset: the offset is its distance from our
+    clock when the export was requested (network delay and clock skew included: not exact).
+    When it carries an offset, that offset is the answer (exact). Any other form, or an offset
+    no zone has, gives None.
     """
     if not isinstance(created_at, str):
         return None
@@ -284,11 +284,25 @@ def infer_offset(created_at: t.Any, requested_at: float) -> dt.timedelta | None:
     except ValueError:
         return None
     if local.tzinfo is not None:
-        offset = local.utcoffset()
+        offset, exact = local.utcoffset(), True
     else:
         utc_naive = dt.datetime.fromtimestamp(requested_at, UTC).replace(tzinfo=None)
-        minutes = (local - utc_naive).total_seconds() / 60
-        offset = dt.timedelta(minutes=round(minutes / 15) * 15)
-    if offset is None or abs(offset) > MAX_OFFSET:
+        offset, exact = local - utc_naive, False
+    if offset is None or abs(offset) > MAX_OFFSET + dt.timedelta(minutes=30):
         return None
-    return offset
+    return offset, exact
+
+
+def infer_offset(created_at: t.Any, requested_at: float) -> dt.timedelta | None:
+    """The API user's UTC offset, from an export's ``createdAt`` and our clock; None if unknown.
+
+    The distance :func:`implied_offset` gives is rounded to 15 minutes (every zone's offset is a
+    multiple of 15 minutes), which absorbs network delay and clock skew.
+    """
+    found = implied_offset(created_at, requested_at)
+    if found is None:
+        return None
+    offset, exact = found
+    if not exact:
+        offset = dt.timedelta(minutes=round(offset.total_seconds() / 60 / 15) * 15)
+    return offset if abs(offset) <= MAX_OFFSET else None

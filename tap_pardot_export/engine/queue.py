@@ -14,7 +14,9 @@ import typing as t
 from tap_pardot_export.engine.plan import make_job, make_planner
 from tap_pardot_export.engine.session import AheadExport
 from tap_pardot_export.engine.state import export_entry
+from tap_pardot_export.errors import PardotAPIError
 from tap_pardot_export.pardot.cancel import cancel_now
+from tap_pardot_export.pardot.runner import MUST_PROPAGATE
 
 if t.TYPE_CHECKING:
     from tap_pardot_export.engine.session import ExportSession
@@ -39,8 +41,14 @@ def prefetch_next(name: str, session: ExportSession, cost: int) -> None:
     if w is None:
         return
     job = make_job(plan, w, groups[0], [], (0, len(groups)))
-    with session.client.budget.exempt():
-        info = session.runner.create(job.spec)
+    try:
+        with session.client.budget.exempt():
+            info = session.runner.create(job.spec)
+    except MUST_PROPAGATE:
+        raise
+    except PardotAPIError as exc:  # a courtesy: that stream meets the refusal on its own turn, not this one
+        nxt.logger.info("%s: its first export was not created ahead (%s); it is created in its turn", nxt.name, exc)
+        return
     queue.ahead[job.query] = AheadExport(nxt, info, job.spec)
     state.record_prefetched(
         export_entry(

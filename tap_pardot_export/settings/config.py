@@ -57,6 +57,7 @@ class Settings:
     capture_deletes: bool
     deletes_pass_every: dt.timedelta
     max_queued_exports: int
+    fail_fast: bool
     custom_fields: Mapping[str, tuple[str, ...]]
     stream_options: Mapping[str, Mapping[str, t.Any]]
 
@@ -98,6 +99,7 @@ class Settings:
             capture_deletes=config["capture_deletes"] is True,
             deletes_pass_every=dt.timedelta(days=float(config["deletes_pass_days"])),
             max_queued_exports=int(config["max_queued_exports"]),
+            fail_fast=config["fail_fast"] is True,
             custom_fields={k: tuple(map(str, v or ())) for k, v in (config.get("custom_fields") or {}).items()},
             stream_options={k: dict(v or {}) for k, v in (config.get("stream_options") or {}).items()},
         )

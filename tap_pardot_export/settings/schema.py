@@ -306,6 +306,19 @@ def _request_settings() -> dict[str, dict[str, t.Any]]:
     }
 
 
+def _run_settings() -> dict[str, dict[str, t.Any]]:
+    return {
+        "fail_fast": {
+            "type": "boolean",
+            "default": False,
+            "title": "Fail fast",
+            "description": "Stop the run at the first stream that fails. Default: a failed stream keeps its bookmark "
+            "where its emitted rows allow and the other selected streams still sync; the run then exits non-zero "
+            "naming every failed stream.",
+        },
+    }
+
+
 def _stream_settings() -> dict[str, dict[str, t.Any]]:
     return {
         "custom_fields": {
@@ -343,6 +356,7 @@ def settings_schema() -> dict[str, t.Any]:
         **_window_settings(),
         **_polling_settings(),
         **_request_settings(),
+        **_run_settings(),
         **_stream_settings(),
     }
     return {

@@ -1,0 +1,116 @@
+"""A stream's failure is that stream's: the other selected streams still sync (issue 18.1).
+
+The failed stream keeps its bookmark where its emitted rows allow and its exports in flight in its
+state; the run exits non-zero naming every failed stream in its last line. ``fail_fast: true``
+restores stopping at the first failed stream. A failure every stream would meet (the daily limit,
+dead credentials) still ends the run at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tests.helpers import assert_rows_match, discover, expected_rows, run_tap, select_streams
+
+UTC = dt.timezone.utc
+START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
+#: the SDK syncs streams in this order
+STREAMS = ["list_membership", "prospect_account", "visitor"]
+
+
+def last_line(stderr: str) -> str:
+    return [line for line in stderr.splitlines() if line.strip()][-1]
+
+
+def assert_synced(sb, run, stream: str) -> None:
+    assert_rows_match(sb, stream, run.records(stream), expected_rows(sb, stream, START, END), sb.config.data.timezone)
+    assert run.final_state["bookmarks"][stream]["replication_key_value"] == END.isoformat()
+
+
+def test_a_stream_whose_field_the_account_refuses_fails_alone(fresh_sandbox):
+    sb = fresh_sandbox(missing_fields={"prospect_account": ["updated_at"]})  # the replication key: cannot be dropped
+    cfg = sb.tap_config(window_days=365)
+    run = run_tap(cfg, catalog=select_streams(discover(cfg), STREAMS))
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    line = last_line(run.stderr)
+    assert "1 stream(s) failed: prospect_account." in line and "updated_at" in line, line
+    assert "prospect_account failed: " in run.stderr and "the other selected streams go on" in run.stderr
+    assert run.records("prospect_account") == []
+    assert "replication_key_value" not in run.final_state["bookmarks"].get("prospect_account", {})
+    for stream in ("list_membership", "visitor"):
+        assert_synced(sb, run, stream)
+
+
+def test_the_first_stream_failing_again_and_again_does_not_stop_the_later_ones(fresh_sandbox):
+    sb = fresh_sandbox()
+    sb.inject("fail_export", count=3, op="create")  # list_membership's export Fails three times: it gives up
+    cfg = sb.tap_config(window_days=365)
+    run = run_tap(cfg, catalog=select_streams(discover(cfg), STREAMS))
+    assert run.returncode == 1
+    assert "1 stream(s) failed: list_membership." in last_line(run.stderr)
+    assert "Failed 3 times" in run.stderr
+    for stream in ("prospect_account", "visitor"):
+        assert_synced(sb, run, stream)
+
+
+def test_several_failed_streams_are_all_named(fresh_sandbox):
+    sb = fresh_sandbox(missing_fields={"prospect_account": ["updated_at"], "visitor": ["id"]})
+    cfg = sb.tap_config(window_days=365)
+    run = run_tap(cfg, catalog=select_streams(discover(cfg), STREAMS))
+    assert run.returncode == 1
+    assert "2 stream(s) failed: prospect_account, visitor." in last_line(run.stderr)
+    assert_synced(sb, run, "list_membership")
+
+
+def test_fail_fast_stops_at_the_first_failed_stream(fresh_sandbox):
+    sb = fresh_sandbox(missing_fields={"prospect_account": ["updated_at"]})
+    cfg = sb.tap_config(window_days=365, fail_fast=True)
+    run = run_tap(cfg, catalog=select_streams(discover(cfg), STREAMS))
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "stream(s) failed" not in run.stderr
+    assert_synced(sb, run, "list_membership")
+    assert run.records("visitor") == [], "fail_fast: the streams after the failed one are not synced"
+
+
+def test_a_failure_every_stream_would_meet_ends_the_run_at_once(fresh_sandbox):
+    sb = fresh_sandbox(daily_limit=3)  # the token, a create, a read: then error 122 for everyone
+    cfg = sb.tap_config(window_days=365)
+    run = run_tap(cfg, catalog=select_streams(discover(cfg), STREAMS))
+    assert run.returncode == 1
+    assert "daily API call limit" in last_line(run.stderr)
+    assert "stream(s) failed" not in run.stderr
+    assert run.records("visitor") == []
+
+
+# -- a valid but wrong timezone (issue 18.2) ----------------------------------------------------------
+
+
+def zoned_sandbox(fresh_sandbox, zone: str):
+    from pardot_export_sandbox import DataConfig
+
+    return fresh_sandbox(data=DataConfig(start=START, end=END, timezone=zone))
+
+
+def test_a_timezone_at_another_offset_than_pardot_writes_is_refused_before_any_row(fresh_sandbox):
+    """Found: timezone UTC for an API user in Tokyo: exit 0, every datetime nine hours off."""
+    sb = zoned_sandbox(fresh_sandbox, "Asia/Tokyo")  # UTC+09:00 all year
+    cfg = sb.tap_config(window_days=365, timezone="UTC")
+    run = run_tap(cfg, catalog=select_streams(discover(cfg), STREAMS))
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "timezone UTC is UTC+00:00 at export" in run.stderr and "at UTC+09:00" in run.stderr
+    assert "stream(s) failed" not in run.stderr, "a wrong setting ends the run: every stream would read wrong"
+    assert run.records() == []
+    for stream in STREAMS:
+        assert "replication_key_value" not in run.final_state.get("bookmarks", {}).get(stream, {})
+
+
+def test_a_zone_with_the_same_offset_at_that_instant_cannot_be_told_apart(fresh_sandbox):
+    """Documented: only --check tells Asia/Colombo from Asia/Kolkata (both UTC+05:30): the sync reads right anyway."""
+    sb = zoned_sandbox(fresh_sandbox, "Asia/Kolkata")
+    cfg = sb.tap_config(window_days=365, timezone="Asia/Colombo")
+    run = run_tap(cfg, catalog=select_streams(discover(cfg), ["list_membership"]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert_synced(sb, run, "list_membership")
