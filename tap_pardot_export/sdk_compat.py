@@ -57,6 +57,7 @@ CONTRACT: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (Tap, "append_builtin_config", ("config_jsonschema",)),
     (Tap, "load_state", ("state",)),
     (Tap, "sync_all", ()),  # marked final in the SDK: extended (see TapHooks), never replaced
+    (Tap, "_setup_signal_handlers", ()),
     (Stream, "sync", ("context",)),  # marked final in the SDK: extended (see ExportStreamHooks), never replaced
     (SingerCommand, "excepthook", ("exc_type", "exc_value", "exc_traceback")),
     # public names the tap builds on, checked too
@@ -139,13 +140,26 @@ def finalize_stream_state(stream: Stream) -> None:
 class TapHooks(Tap):
     """A tap whose settings are checked by :meth:`validate_settings` instead of the SDK's check."""
 
+    def before_sync_all(self) -> None:
+        """Called once before the first stream is synced; subclasses override."""
+
     def after_sync_all(self) -> None:
         """Called once every selected stream is synced; subclasses override."""
 
     def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK: extended, not replaced
-        """The SDK's sync of every selected stream, then :meth:`after_sync_all`."""
+        """:meth:`before_sync_all`, the SDK's sync of every selected stream, then :meth:`after_sync_all`."""
+        self.before_sync_all()
         super().sync_all()
         self.after_sync_all()
+
+    def install_signal_handlers(self) -> None:
+        """Handle SIGINT and SIGTERM (default: the SDK's handlers); subclasses override."""
+        super()._setup_signal_handlers()
+
+    @override
+    def _setup_signal_handlers(self) -> None:
+        """Where the SDK installs its handlers, early in the tap's construction: before discovery runs."""
+        self.install_signal_handlers()
 
     def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:  # noqa: ARG002 - a hook
         """Every problem with ``config`` (may fill in defaults in place); subclasses override."""

@@ -31,6 +31,8 @@ import typing as t
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from typing_extensions import override
 
+from tap_pardot_export.errors import StdoutClosed
+
 if t.TYPE_CHECKING:
     import logging
     from collections.abc import Iterator
@@ -65,8 +67,11 @@ class RunHooks(t.Protocol):
     def cancel_in_flight(self, timeout: float) -> str:
         """Cancel the export in flight (called on the watchdog thread); a line for the log."""
 
-    def emit_state(self) -> None:
-        """Write the STATE message (called in the main thread, at a line boundary)."""
+    def emit_state(self) -> bool:
+        """Write the STATE message (called in the main thread, at a line boundary); False when there is none yet.
+
+        Before the sync began (during discovery, say) the last state the run was given stands.
+        """
 
     def cleanup(self) -> None:
         """Remove the run's temporary files (called before a forced exit; never raises)."""
@@ -140,17 +145,22 @@ class Shutdown:
         self.stopping = True
         signum = self.signum or signal.SIGTERM
         run = self.run
-        problem = ""
+        problem, begun = "", True
         if run is not None:
             try:
-                run.emit_state()
-                self.state_emitted = True
+                begun = run.emit_state()
+                self.state_emitted = begun
             except Exception as exc:  # noqa: BLE001 - whatever failed, the exit below must still happen
                 problem = f" ({type(exc).__name__})"
             end = time.monotonic() + CANCEL_TIMEOUT + 1
             while self.cancel_note is None and time.monotonic() < end:
                 time.sleep(0.02)
-            emitted = "state emitted, rerun to resume" if self.state_emitted else f"state NOT emitted{problem}"
+            if not begun:
+                emitted = "before the sync began: no state to emit, the last state the run was given stands"
+            elif self.state_emitted:
+                emitted = "state emitted, rerun to resume"
+            else:
+                emitted = f"state NOT emitted{problem}"
             run.logger.warning(
                 "Interrupted by signal %s: %s; %s", signum, self.cancel_note or "no export canceled", emitted
             )
@@ -210,12 +220,12 @@ class StdoutLines:
 
     def write(self, data: bytes) -> None:
         """Write ``data`` (whole lines) to stdout."""
-        with self.shutdown.line():
+        with self.shutdown.line(), stdout_open():
             write_all(data)
 
     def flush(self) -> None:
         """Flush stdout."""
-        with self.shutdown.line():
+        with self.shutdown.line(), stdout_open():
             sys.stdout.flush()
 
 
@@ -228,12 +238,46 @@ def write_all(data: bytes | bytearray) -> None:
         view = view[n if n is not None else len(view) :]
 
 
+#: set once the target stopped reading: nothing more is written to stdout
+STDOUT_CLOSED = threading.Event()
+
+
+@contextlib.contextmanager
+def stdout_open() -> Iterator[None]:
+    """Turn a closed stdout (the target exited: ``| head``, a crashed loader) into one clear error.
+
+    stdout is pointed at the null device at once, so nothing the process still holds for it
+    (Python's own flush at exit) fails again with "Exception ignored ... BrokenPipeError".
+
+    Raises:
+        StdoutClosed: the target stopped reading.
+    """
+    if STDOUT_CLOSED.is_set():
+        raise StdoutClosed(CLOSED_MESSAGE)
+    try:
+        yield
+    except (BrokenPipeError, ConnectionResetError) as exc:
+        STDOUT_CLOSED.set()
+        with contextlib.suppress(OSError, ValueError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+        raise StdoutClosed(CLOSED_MESSAGE) from exc
+
+
+CLOSED_MESSAGE = (
+    "The target stopped reading: stdout was closed (the loader exited or was stopped). Nothing more can reach it, "
+    "state included: the exports this run created were canceled, and the next run resumes from the last state "
+    "the target saved."
+)
+
+
 class LineSafeWriter(MsgSpecWriter):
     """The SDK's fast message writer; each line is written whole, under :meth:`Shutdown.line`."""
 
     @override
     def write_message(self, message: Message) -> None:
         """Write one message line; a signal meanwhile stops the run after it."""
-        with SHUTDOWN.line():
+        with SHUTDOWN.line(), stdout_open():
             write_all(self.format_message(message))
             sys.stdout.flush()

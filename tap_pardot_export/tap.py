@@ -50,8 +50,13 @@ class TapPardotExport(TapHooks):
         self.sessions = SessionProvider(self._open_session, self._write_state)
         self.failures = StreamFailures()
         self._run_end: dt.datetime | None = None
+        self._sync_begun = False
         install_redaction(self._known_secrets)  # before the SDK validates (and may print) the config
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # installs the signal handlers first (install_signal_handlers)
+
+    @override
+    def install_signal_handlers(self) -> None:
+        """The tap's own shutdown, for every phase of the process: discovery included (signals.py)."""
         SHUTDOWN.install(self)
 
     def _known_secrets(self) -> list[str]:
@@ -141,9 +146,17 @@ class TapPardotExport(TapHooks):
         session = self.sessions.current
         return session.cancel_in_flight(timeout) if session is not None else "no export in flight"
 
-    def emit_state(self) -> None:
-        """On a signal (main thread, at a line boundary): write the whole state."""
+    def emit_state(self) -> bool:
+        """On a signal (main thread, at a line boundary): write the whole state; False before the sync began."""
+        if not self._sync_begun:
+            return False
         self.write_message(StateMessage(value=self.state))
+        return True
+
+    @override
+    def before_sync_all(self) -> None:
+        """From now on a signal writes the state (before, the state the run was given stands)."""
+        self._sync_begun = True
 
     def cleanup(self) -> None:
         """Before a forced exit: remove the run's downloaded files."""

@@ -14,6 +14,7 @@ import typing as t
 from tap_pardot_export.engine.queue import release_ahead
 from tap_pardot_export.engine.recyclebin import finish_recycle_bin, recycle_bin_run
 from tap_pardot_export.engine.sync import StreamSync
+from tap_pardot_export.errors import StdoutClosed
 from tap_pardot_export.pardot.runner import MUST_PROPAGATE
 
 if t.TYPE_CHECKING:
@@ -45,7 +46,8 @@ def stream_files(stream: SyncedStream, session: ExportSession) -> Iterator[FileR
             run.rows, run.exports = run.rows + bin_run.rows, run.exports + bin_run.exports
     except BaseException as exc:
         courtesy = not isinstance(exc, MUST_PROPAGATE)
-        spoiled = current.abandon(courtesy=courtesy)
+        # stdout closed: no state can carry the window's exports to a rerun, so they are canceled too
+        spoiled = current.abandon(courtesy=courtesy, keep_head=not isinstance(exc, StdoutClosed))
         release_ahead(session, failed=True, courtesy=courtesy)
         if spoiled:  # the last STATE, once the exports created ahead are gone from it too
             stream.emit_state()

@@ -304,7 +304,7 @@ class StreamSync:
         planner.cursor = windows[first].start
         self.planned_all = False
 
-    def abandon(self, *, courtesy: bool) -> bool:
+    def abandon(self, *, courtesy: bool, keep_head: bool = True) -> bool:
         """After an error: drop the exports created ahead (not the window being read's: a rerun reuses them).
 
         With ``courtesy`` they are canceled too (one try each): not after the daily limit, the
@@ -313,7 +313,7 @@ class StreamSync:
         when an export was left out for its unreadable file (the caller then writes a last STATE).
         """
         session = self.session
-        head = self.slots[0].job.window if self.slots else None
+        head = self.slots[0].job.window if self.slots and keep_head else None
         ahead: list[Slot] = []
         while self.slots and self.slots[-1].job.window != head:
             ahead.append(self.slots.pop())
