@@ -1472,12 +1472,13 @@ class _Builder:
         p = self.pick
         created = self.created()
         base = self.obj.base_id
+        campaign = self.ref(11, "campaign", 3)
         return [
             V5Field("id", INT, lambda i: base + i),
             V5Field("domain", STR, lambda i: "go.example.com" if i == 0 else f"go{i + 1}.example.com"),
             V5Field("isPrimary", BOOL, lambda i: i == 0),
             V5Field("isDeleted", BOOL, lambda i: i != 0 and i % DELETED_EVERY == DELETED_EVERY - 1),
-            V5Field("defaultCampaignId", INT, self.ref(11, "campaign", 3)),
+            V5Field("defaultCampaignId", INT, lambda i: campaign(i) if i else V5_OBJECTS["campaign"][1]),
             V5Field("httpsStatus", STR, p(12, ("enabled", "disabled"))),
             V5Field("sslStatus", STR, p(13, ("active", "pending", "none"))),
             V5Field("sslStatusDetails", STR, p(14, ("", "Certificate issued"))),
