@@ -146,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pardot-export-sandbox",
         description=(
             "A local server that behaves like the Account Engagement (Pardot) Export API, versions 3 "
-            "and 4, with a Salesforce-style OAuth token endpoint. Prints its base URL on the first "
-            "line, then serves until SIGINT or SIGTERM. Point the tap's api_url and login_url at it."
+            "and 4, and the v5 query API, with a Salesforce-style OAuth token endpoint. Prints its base "
+            "URL on the first line, then serves until SIGINT or SIGTERM. Point the tap's api_url and "
+            "login_url at it."
         ),
     )
     p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s)")

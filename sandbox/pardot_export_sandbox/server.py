@@ -1,4 +1,4 @@
-"""The sandbox's HTTP server: OAuth token endpoint, Export API versions 3 and 4, and controls."""
+"""The sandbox's HTTP server: OAuth token endpoint, Export API versions 3 and 4, the v5 query API, controls."""
 
 from __future__ import annotations
 
@@ -560,7 +560,7 @@ class SandboxState:
 
 
 class Handler(BaseHTTPRequestHandler):
-    """One request: the token endpoint, the Export API, or the sandbox's own controls."""
+    """One request: the token endpoint, the Export API, the v5 query API, or the sandbox's own controls."""
 
     protocol_version = "HTTP/1.1"
     # headers and body go out in separate writes: with Nagle's algorithm the body waits for the
