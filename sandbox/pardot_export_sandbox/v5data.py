@@ -253,6 +253,10 @@ class V5Dataset:
                 msg = f"{name}: no field {obj.date_field} to filter on"
                 raise ValueError(msg)
         self.by_collection = {o.collection: o for o in self.objects.values()}
+        for name, size in self.config.mass_updates.items():
+            if size and (name not in self.objects or "updatedAt" not in self.objects[name].fields):
+                msg = f"a mass update needs a v5 object with updatedAt, not {name!r}"
+                raise ValueError(msg)
 
     # -- reading -----------------------------------------------------------------------
 

@@ -370,6 +370,10 @@ def test_sizes_follow_the_rows_setting_and_export_ids_follow_the_sizes():
         Dataset(DataConfig(rows={"campaigns": 5}))
     with pytest.raises(ValueError, match="at least one record"):
         Dataset(DataConfig(rows={"tag": 0}))
+    with pytest.raises(ValueError, match="mass update"):
+        V5Dataset(Dataset(DataConfig(mass_updates={"email": 10})))
+    with pytest.raises(ValueError, match="mass update"):
+        V5Dataset(Dataset(DataConfig(mass_updates={"visits": 10})))
 
 
 def test_defaults_are_tens_for_dimensions_and_thousands_for_events(sb: Sandbox):
