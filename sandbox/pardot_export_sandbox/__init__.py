@@ -1,4 +1,4 @@
-"""A local server that behaves like the Account Engagement (Pardot) Export API.
+"""A local server that behaves like the Account Engagement (Pardot) Export API and v5 query API.
 
 Only tests, the README demo and the benchmark use it; the tap never imports it.
 """

@@ -11,7 +11,7 @@ import threading
 import typing as t
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pardot_export_sandbox.data import DEFAULT_ROWS, DataConfig
+from pardot_export_sandbox.data import DEFAULT_ROWS, V5_OBJECTS, DataConfig
 from pardot_export_sandbox.engine import BOOL_STYLES, NEWLINES
 from pardot_export_sandbox.server import (
     FAULT_KINDS,
@@ -33,10 +33,29 @@ def _date(value: str) -> dt.datetime:
 
 def _rows(value: str) -> tuple[str, int]:
     name, _, n = value.partition("=")
-    if name not in DEFAULT_ROWS or not n.isdigit():
-        msg = f"expected OBJECT=N with OBJECT one of {', '.join(DEFAULT_ROWS)}, got {value!r}"
+    if (name not in DEFAULT_ROWS and name not in V5_OBJECTS) or name == "custom_field" or not n.isdigit():
+        msg = (
+            f"expected OBJECT=N with OBJECT an export object ({', '.join(DEFAULT_ROWS)}) or a v5 object "
+            f"({', '.join(k for k in V5_OBJECTS if k != 'custom_field')}), got {value!r}"
+        )
         raise argparse.ArgumentTypeError(msg)
     return name, int(n)
+
+
+def _mass_update(value: str) -> tuple[str, int]:
+    name, _, n = value.partition("=")
+    if name not in V5_OBJECTS or not n.isdigit():
+        msg = f"expected OBJECT=N with OBJECT a v5 object with updatedAt (e.g. visit=500), got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return name, int(n)
+
+
+def _v5_field(value: str) -> tuple[str, str]:
+    name, _, field = value.partition(".")
+    if name not in V5_OBJECTS or not field:
+        msg = f"expected OBJECT.FIELD with OBJECT a v5 object (e.g. form.salesforceCmsId), got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return name, field
 
 
 def _zone(value: str) -> str:
@@ -127,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pardot-export-sandbox",
         description=(
             "A local server that behaves like the Account Engagement (Pardot) Export API, versions 3 "
-            "and 4, with a Salesforce-style OAuth token endpoint. Prints its base URL on the first "
-            "line, then serves until SIGINT or SIGTERM. Point the tap's api_url and login_url at it."
+            "and 4, and the v5 query API, with a Salesforce-style OAuth token endpoint. Prints its base "
+            "URL on the first line, then serves until SIGINT or SIGTERM. Point the tap's api_url and "
+            "login_url at it."
         ),
     )
     p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s)")
@@ -137,7 +157,69 @@ def build_parser() -> argparse.ArgumentParser:
     _add_variant_args(p, d)
     _add_account_args(p, d)
     _add_behaviour_args(p, d)
+    _add_v5_args(p, d, DataConfig())
     return p
+
+
+def _add_v5_args(p: argparse.ArgumentParser, d: SandboxConfig, dd: DataConfig) -> None:
+    v = p.add_argument_group("the v5 query API (GET /api/v5/objects/...; sizes: --rows, e.g. visitor_page_view=300000)")
+    v.add_argument(
+        "--email-send-size",
+        type=int,
+        default=dd.email_send_size,
+        metavar="N",
+        help="emails of one list email send, sharing one sentAt (default %(default)s)",
+    )
+    v.add_argument(
+        "--email-send-gap",
+        type=int,
+        default=dd.email_send_gap,
+        metavar="N",
+        help="one-to-one emails, each with its own sentAt, after each send (default %(default)s)",
+    )
+    v.add_argument(
+        "--mass-update",
+        type=_mass_update,
+        action="append",
+        default=[],
+        metavar="OBJECT=N",
+        help="N records in the middle of OBJECT share one updatedAt, repeatable; OBJECT=0 removes one "
+        f"(default {', '.join(f'{k}={n}' for k, n in dd.mass_updates.items())})",
+    )
+    v.add_argument(
+        "--v5-chain-cap",
+        type=int,
+        default=d.v5_chain_cap,
+        metavar="N",
+        help="records one page-token chain serves before 'Pardot-Warning: 203' and no token (default %(default)s)",
+    )
+    v.add_argument(
+        "--v5-token-ttl",
+        type=float,
+        default=d.v5_token_ttl,
+        metavar="SECONDS",
+        help="life of a page token on the sandbox clock; error 210 after (default %(default)s)",
+    )
+    v.add_argument(
+        "--v5-page-latency",
+        type=float,
+        default=d.v5_page_latency,
+        metavar="SECONDS",
+        help="time each query page takes (Pardot's take about 1 s) (default %(default)s)",
+    )
+    v.add_argument(
+        "--v5-refused-field",
+        type=_v5_field,
+        action="append",
+        default=[],
+        metavar="OBJECT.FIELD",
+        help="a field this account refuses on queries, repeatable (error 51 naming it), e.g. form.salesforceCmsId",
+    )
+    v.add_argument(
+        "--v5-delete-touches-updated-at",
+        action="store_true",
+        help="moving a v5 record to the recycle bin also moves its updatedAt to the sandbox clock",
+    )
 
 
 def _add_data_args(p: argparse.ArgumentParser, d: SandboxConfig, dd: DataConfig) -> None:
@@ -233,9 +315,9 @@ def _add_behaviour_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
         default=[],
         metavar="JSON",
         help='a fault to inject at start, repeatable, e.g. \'{"kind": "http_503", "count": 3, "op": "read"}\'; '
-        f"kinds: {', '.join(FAULT_KINDS)}. op (create, read, query, cancel, download, token, custom_field, describe) "
-        "limits a fault to one kind of call (the custom field query and the describe take only faults naming "
-        "them); "
+        f"kinds: {', '.join(FAULT_KINDS)}. op (create, read, query, cancel, download, token, custom_field, describe, "
+        "query_v5, account_v5) limits a fault to one kind of call (the custom field query, the describe and the "
+        "v5 calls take only faults naming them); "
         "slow takes seconds, cut takes after_bytes. Faults can also be POSTed to "
         "/_sandbox/faults while running; /_sandbox/stats counts calls.",
     )
@@ -251,11 +333,18 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         timezone=args.timezone,
         typed_custom_fields=args.typed_custom_fields,
         custom_account_fields=args.custom_account_fields,
-        **({"custom_fields": tuple(args.custom_field)} if args.custom_field else {}),
+        email_send_size=args.email_send_size,
+        email_send_gap=args.email_send_gap,
     )
+    if args.custom_field:
+        data.custom_fields = tuple(args.custom_field)
+    data.mass_updates.update(dict(args.mass_update))
     missing: dict[str, list[str]] = {}
     for stream, name in args.missing_field:
         missing.setdefault(stream, []).append(name)
+    refused: dict[str, list[str]] = {}
+    for name, fld in args.v5_refused_field:
+        refused.setdefault(name, []).append(fld)
     return SandboxConfig(
         host=args.host,
         port=args.port,
@@ -282,6 +371,11 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         visibility_lag=args.visibility_lag,
         custom_field_query=not args.no_custom_field_query,
         account_describe=not args.no_account_describe,
+        v5_chain_cap=args.v5_chain_cap,
+        v5_token_ttl=args.v5_token_ttl,
+        v5_page_latency=args.v5_page_latency,
+        v5_refused_fields=refused,
+        v5_delete_touches_updated_at=args.v5_delete_touches_updated_at,
     )
 
 

@@ -301,6 +301,12 @@ class DataConfig:
     typed_custom_fields: bool = False
     #: add custom prospect account fields (a text, a number, a date; see CUSTOM_ACCOUNT_FIELD_TYPES)
     custom_account_fields: bool = False
+    #: v5 emails: the sends of one list email, which share one sentAt, hold this many emails ...
+    email_send_size: int = 2_000
+    #: ... and this many one-to-one emails, each with its own sentAt, follow each send
+    email_send_gap: int = 400
+    #: v5 objects with a mass update: this many records in the middle of the object share one updatedAt
+    mass_updates: dict[str, int] = field(default_factory=lambda: {"visit": 500})
 
 
 DEFAULT_ROWS = {
@@ -319,6 +325,41 @@ OBJECT_NAMES = {
     "list_membership": "listMembership",
     "prospect_account": "prospectAccount",
     "external_activity": "externalActivity",
+}
+
+#: the v5 query API's objects: stream name -> (collection, first id, default number of records).
+#: The first ids and sizes of the objects the export data points at make the export data's ids
+#: resolve (visitor activity's form_id is a form the v5 API serves, and so on); custom_field's
+#: records are the custom prospect fields (``DataConfig.custom_fields``), whatever its size says.
+V5_OBJECTS: dict[str, tuple[str, int, int]] = {
+    "campaign": ("campaigns", 1000, 31),
+    "list": ("lists", 2000, 41),
+    "list_email": ("list-emails", 7000, 51),
+    "email": ("emails", 5000, 6000),
+    "email_template": ("email-templates", 600, 41),
+    "user": ("users", 100, 21),
+    "form": ("forms", 800, 21),
+    "form_handler": ("form-handlers", 900, 11),
+    "landing_page": ("landing-pages", 300, 31),
+    "custom_field": ("custom-fields", 7000, 0),
+    "custom_redirect": ("custom-redirects", 1200, 31),
+    "file": ("files", 1100, 21),
+    "opportunity": ("opportunities", 80_000, 501),
+    "lifecycle_stage": ("lifecycle-stages", 30, 8),
+    "lifecycle_history": ("lifecycle-histories", 3_000_000, 2000),
+    "tag": ("tags", 9000, 25),
+    "tagged_object": ("tagged-objects", 9_100_000, 400),
+    "folder": ("folders", 4000, 40),
+    "visit": ("visits", 70_000_000, 3000),
+    "visitor_page_view": ("visitor-page-views", 1_000_000, 12_000),
+    "dynamic_content": ("dynamic-contents", 6500, 12),
+    "dynamic_content_variation": ("dynamic-content-variations", 6600, 36),
+    "engagement_studio_program": ("engagement-studio-programs", 9500, 15),
+    "form_field": ("form-fields", 810_000, 120),
+    "form_handler_field": ("form-handler-fields", 910_000, 60),
+    "folder_content": ("folder-contents", 4_100_000, 300),
+    "tracker_domain": ("tracker-domains", 20, 3),
+    "layout_template": ("layout-templates", 60, 10),
 }
 
 BASE_IDS = {
@@ -342,6 +383,19 @@ class Dataset:
         self.end = int(config.end.timestamp())
         if self.end <= self.start:
             msg = "the data set's end must be after its start"
+            raise ValueError(msg)
+        #: records of each v5 object before any change (the export data's ids point into them)
+        self.v5_rows = {name: int(rows.get(name, default)) for name, (_, _, default) in V5_OBJECTS.items()}
+        self.v5_rows["custom_field"] = len(config.custom_fields) + (
+            len(CUSTOM_FIELD_TYPES) if config.typed_custom_fields else 0
+        )
+        unknown = sorted(set(rows) - set(DEFAULT_ROWS) - set(V5_OBJECTS))
+        if unknown:
+            msg = f"unknown object(s) in rows: {', '.join(unknown)}"
+            raise ValueError(msg)
+        small = sorted(k for k, v in self.v5_rows.items() if v < 1 and k != "custom_field")
+        if small:
+            msg = f"every v5 object needs at least one record: {', '.join(small)}"
             raise ValueError(msg)
         self.objects: dict[str, ObjectData] = {}
         for stream in OBJECT_NAMES:
@@ -499,6 +553,24 @@ class Dataset:
 
         return g
 
+    def _v5_ref(self, stream: str, salt: int, target: str, width: int, null_every: int = 0) -> Gen:
+        """An id of the v5 object ``target``: one of its first ``width`` records (fewer when it has fewer).
+
+        With the v5 object's default size, the values are the ones the export data had before the
+        v5 objects existed (``lo + r % width``): the ids resolve without changing the exports.
+        """
+        h = self._h(stream, salt)
+        base = V5_OBJECTS[target][1]
+        n = max(1, min(width, self.v5_rows[target]))
+
+        def g(i: int) -> int | None:
+            r = h(i)
+            if null_every and r % null_every == 0:
+                return None
+            return base + (r >> 5) % n
+
+        return g
+
     def _choice(self, stream: str, salt: int, pool: t.Sequence[t.Any], *, null_if_empty: bool = True) -> Gen:
         h = self._h(stream, salt)
         n = len(pool)
@@ -577,9 +649,10 @@ class Dataset:
 
     def _prospect_fields(self, s: str, created: Stamp, updated: Stamp) -> list[Field]:
         c, ch, b, i_, ref, tm = self._int, self._choice, self._bool, self._id, self._ref, self._time_of
+        v5 = self._v5_ref
         return [
             Field("id", INT, i_(s), False),
-            Field("campaign_id", INT, c(s, 3, 1000, 1030, 9)),
+            Field("campaign_id", INT, v5(s, 3, "campaign", 31, 9)),
             Field("salutation", STR, ch(s, 4, ("Mr.", "Ms.", "Dr.", "", "Mx."))),
             Field("first_name", STR, lambda i: FIRST_NAMES[i % len(FIRST_NAMES)]),
             Field("last_name", STR, lambda i: LAST_NAMES[(i // 3) % len(LAST_NAMES)]),
@@ -621,7 +694,7 @@ class Dataset:
             Field("opted_out", BOOL, b(s, 37, 2), False),
             Field("is_reviewed", BOOL, b(s, 38, 5), False),
             Field("is_starred", BOOL, b(s, 39, 1), False),
-            Field("user_id", INT, c(s, 40, 100, 120, 3)),
+            Field("user_id", INT, v5(s, 40, "user", 21, 3)),
             Field("created_at", DATETIME, created, False),
             Field("updated_at", DATETIME, updated, False),
         ]
@@ -668,7 +741,7 @@ class Dataset:
         obj.is_deleted = None
 
     def _visitor_activity_fields(self, s: str, created: Stamp, updated: Stamp) -> list[Field]:
-        c, ch, i_, ref = self._int, self._choice, self._id, self._ref
+        c, ch, i_, ref, v5 = self._int, self._choice, self._id, self._ref, self._v5_ref
         types = self._h(s, 3)
 
         def va_type(i: int) -> int:
@@ -684,30 +757,30 @@ class Dataset:
             Field("type", INT, va_type, False),
             Field("type_name", STR, va_name, False),
             Field("details", STR, ch(s, 6, DETAILS)),
-            Field("email_id", INT, c(s, 7, 5000, 5100, 2)),
-            Field("email_template_id", INT, c(s, 8, 600, 640, 2)),
-            Field("list_email_id", INT, c(s, 9, 7000, 7050, 2)),
-            Field("form_id", INT, c(s, 10, 800, 820, 2)),
-            Field("form_handler_id", INT, c(s, 11, 900, 910, 2)),
+            Field("email_id", INT, v5(s, 7, "email", 101, 2)),
+            Field("email_template_id", INT, v5(s, 8, "email_template", 41, 2)),
+            Field("list_email_id", INT, v5(s, 9, "list_email", 51, 2)),
+            Field("form_id", INT, v5(s, 10, "form", 21, 2)),
+            Field("form_handler_id", INT, v5(s, 11, "form_handler", 11, 2)),
             Field("site_search_query_id", INT, c(s, 12, 100, 110, 2)),
-            Field("landing_page_id", INT, c(s, 13, 300, 330, 2)),
+            Field("landing_page_id", INT, v5(s, 13, "landing_page", 31, 2)),
             Field("paid_search_ad_id", INT, c(s, 14, 400, 410, 2)),
             Field("multivariate_test_variation_id", INT, c(s, 15, 500, 505, 2)),
-            Field("visitor_page_view_id", INT, c(s, 16, 1_000_000, 9_999_999, 2)),
-            Field("file_id", INT, c(s, 17, 1100, 1120, 2)),
-            Field("custom_redirect_id", INT, c(s, 18, 1200, 1230, 2)),
-            Field("campaign_id", INT, c(s, 19, 1000, 1030, 5)),
-            Field("visit_id", INT, c(s, 20, 70_000_000, 70_999_999, 3)),
-            Field("opportunity_id", INT, c(s, 21, 80_000, 80_500, 12)),
+            Field("visitor_page_view_id", INT, v5(s, 16, "visitor_page_view", 9_000_000, 2)),
+            Field("file_id", INT, v5(s, 17, "file", 21, 2)),
+            Field("custom_redirect_id", INT, v5(s, 18, "custom_redirect", 31, 2)),
+            Field("campaign_id", INT, v5(s, 19, "campaign", 31, 5)),
+            Field("visit_id", INT, v5(s, 20, "visit", 1_000_000, 3)),
+            Field("opportunity_id", INT, v5(s, 21, "opportunity", 501, 12)),
             Field("created_at", DATETIME, created, False),
             Field("updated_at", DATETIME, updated, False),
         ]
 
     def _build_list_membership(self, obj: ObjectData, created: Stamp, updated: Stamp) -> None:
-        s, c, b, i_, ref = obj.stream, self._int, self._bool, self._id, self._ref
+        s, v5, b, i_, ref = obj.stream, self._v5_ref, self._bool, self._id, self._ref
         obj.fields = [
             Field("id", INT, i_(s), False),
-            Field("list_id", INT, c(s, 3, 2000, 2040), False),
+            Field("list_id", INT, v5(s, 3, "list", 41), False),
             Field("prospect_id", INT, ref(s, 4, "prospect"), False),
             Field("opted_out", BOOL, b(s, 5, 1), False),
             Field("created_at", DATETIME, created, False),
@@ -726,7 +799,7 @@ class Dataset:
         }
 
     def _prospect_account_fields(self, s: str, created: Stamp, updated: Stamp) -> list[Field]:
-        c, ch, i_ = self._int, self._choice, self._id
+        v5, ch, i_ = self._v5_ref, self._choice, self._id
         return [
             Field("id", INT, i_(s), False),
             Field("name", STR, ch(s, 3, tuple(c for c in COMPANIES if c)), False),
@@ -756,14 +829,14 @@ class Dataset:
             Field("shipping_state", STR, ch(s, 27, ("CA", ""))),
             Field("shipping_zip", STR, ch(s, 28, ("94105", ""))),
             Field("shipping_country", STR, ch(s, 29, COUNTRIES)),
-            Field("assigned_to_id", INT, c(s, 30, 100, 120, 3)),
+            Field("assigned_to_id", INT, v5(s, 30, "user", 21, 3)),
             Field("created_at", DATETIME, created, False),
             Field("updated_at", DATETIME, updated, False),
         ]
 
     def _build_external_activity(self, obj: ObjectData, created: Stamp, updated: Stamp) -> None:
         del updated  # external activities are never updated
-        s, c, ch, i_, ref = obj.stream, self._int, self._choice, self._id, self._ref
+        s, v5, ch, i_, ref = obj.stream, self._v5_ref, self._choice, self._id, self._ref
         hb = self._h(s, 3)
 
         def activity(i: int) -> int:
@@ -780,7 +853,7 @@ class Dataset:
             Field("value", STR, ch(s, 9, ("", "Session A", "Score: 9/10", 'Ünïcödé, "quoted"'))),
             Field("activityDate", DATETIME, activity, False),
             Field("createdAt", DATETIME, created, False),
-            Field("createdById", INT, c(s, 10, 100, 120, 4)),
+            Field("createdById", INT, v5(s, 10, "user", 21, 4)),
         ]
         obj.times = {
             "createdAt": (created, -SLACK, 0),

@@ -1,4 +1,4 @@
-"""The sandbox's HTTP server: OAuth token endpoint, Export API versions 3 and 4, and controls."""
+"""The sandbox's HTTP server: OAuth token endpoint, Export API versions 3 and 4, the v5 query API, controls."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ from pardot_export_sandbox.engine import (
     render_csv,
     validate_create,
 )
+from pardot_export_sandbox.v5data import V5Dataset, account_record
+from pardot_export_sandbox.v5query import (
+    DEFAULT_CHAIN_CAP,
+    DEFAULT_TOKEN_TTL,
+    Paging,
+    account_answer,
+    run_query,
+)
 
 if t.TYPE_CHECKING:
     from typing_extensions import Self
@@ -48,6 +56,13 @@ BU_PATTERN = re.compile(r"^0Uv[0-9A-Za-z]{15}$")
 API_PATH = re.compile(r"^/api/export/version/(?P<v>\d+)/do/(?P<rest>.*?)/?$")
 CUSTOM_FIELD_PATH = re.compile(r"^/api/customField/version/(?P<v>\d+)/do/query/?$")
 DESCRIBE_PATH = re.compile(r"^/api/prospectAccount/version/(?P<v>\d+)/do/describe/?$")
+V5_PATH = re.compile(r"^/api/v5/(?P<rest>.*?)/?$")
+V5_OBJECT_PATH = re.compile(r"^objects/(?P<collection>[a-z-]+)$")
+#: v5 error messages where the public evidence gives the text
+V5_MESSAGES = {
+    122: "Daily API rate limit met.",
+    181: "A required header is missing: Pardot-Business-Unit-Id header not found on request.",
+}
 #: the custom field query's page size: its default and its maximum
 CUSTOM_FIELD_PAGE = 200
 PROSPECT_ONLY_SPELLINGS = ("seed", "camel")
@@ -68,8 +83,11 @@ FAULT_KINDS = (
     "weird_state",
     "bad_row",
     "bad_value",
+    "http_504",
+    "code_202",
+    "code_214",
 )
-OPS = ("create", "read", "query", "cancel", "download", "token", "custom_field", "describe")
+OPS = ("create", "read", "query", "cancel", "download", "token", "custom_field", "describe", "query_v5", "account_v5")
 
 
 @dataclass
@@ -115,6 +133,17 @@ class SandboxConfig:
     account_describe: bool = True
     #: keep rendered result files here and serve repeats of an export from disk (benchmarks)
     cache_dir: str | None = None
+    #: v5: records one page-token chain may serve; the page reaching it has no token and a
+    #: ``Pardot-Warning: 203`` header (when more records match)
+    v5_chain_cap: int = DEFAULT_CHAIN_CAP
+    #: v5: seconds of the sandbox clock a page token lives (error 210 after)
+    v5_token_ttl: float = DEFAULT_TOKEN_TTL
+    #: v5: seconds each query page takes (Pardot's pages take about a second; for benchmarks)
+    v5_page_latency: float = 0.0
+    #: v5: per object (stream name), fields this account refuses (error 51 naming the field)
+    v5_refused_fields: dict[str, list[str]] = field(default_factory=dict)
+    #: v5: whether moving a record to the recycle bin moves its updatedAt to the sandbox clock
+    v5_delete_touches_updated_at: bool = False
 
 
 @dataclass
@@ -184,6 +213,12 @@ class SandboxState:
         self.config = config
         self.zone = ZoneInfo(config.data.timezone)
         self.dataset = Dataset(config.data)
+        self.v5 = V5Dataset(self.dataset)
+        self.v5_secret = secrets.token_bytes(16)
+        #: v5 pages and records served, and chains stopped by the cap, per object
+        self.v5_pages: collections.Counter[str] = collections.Counter()
+        self.v5_records: collections.Counter[str] = collections.Counter()
+        self.v5_capped: collections.Counter[str] = collections.Counter()
         #: records moved to the recycle bin by a test so far (part of the result cache key)
         self.deletions = 0
         #: called by the worker with each export once it is Complete (tests change the data between exports)
@@ -456,6 +491,51 @@ class SandboxState:
         while self.running and time.monotonic() < end:
             time.sleep(min(0.05, end - time.monotonic()))
 
+    # -- v5 changes --------------------------------------------------------------------
+
+    def v5_change(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
+        """One change of ``POST /_sandbox/v5/changes``: add, update or delete v5 records.
+
+        ``{"op": "add", "object": "campaign", "count": 2, "values": {...}}``,
+        ``{"op": "update", "object": ..., "ids": [...], "values": {...}}``,
+        ``{"op": "delete", "object": ..., "ids": [...], "purge": false}``; each may carry ``at``
+        (ISO 8601 with an offset; default: the sandbox clock). Answers the records as the API
+        serves them (every field), or the ids deleted.
+        """
+        op, name = data.get("op"), str(data.get("object"))
+        at = data.get("at") or self.clock.now()
+        obj = self.v5.obj(name)
+        if op == "add":
+            recs = self.v5.add(name, int(data.get("count", 1)), data.get("values"), at)
+        elif op == "update":
+            recs = self.v5.update(name, list(data["ids"]), data.get("values"), at)
+        elif op == "delete":
+            ids = self.v5.delete(
+                name,
+                list(data["ids"]),
+                purge=bool(data.get("purge")),
+                at=at,
+                touch=self.config.v5_delete_touches_updated_at,
+            )
+            return {"ids": ids}
+        else:
+            msg = f"op must be add, update or delete, not {op!r}"
+            raise ValueError(msg)
+        return {"records": [self.v5.render(obj, r, list(obj.fields)) for r in recs]}
+
+    def v5_settings(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Change v5 knobs while running: ``chain_cap``, ``token_ttl``, ``page_latency``."""
+        known = {"chain_cap": int, "token_ttl": float, "page_latency": float}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            msg = f"unknown v5 setting(s) {', '.join(unknown)}; known: {', '.join(known)}"
+            raise ValueError(msg)
+        for k, kind in known.items():
+            if k in data:
+                setattr(self.config, f"v5_{k}", kind(data[k]))
+        cfg = self.config
+        return {"chain_cap": cfg.v5_chain_cap, "token_ttl": cfg.v5_token_ttl, "page_latency": cfg.v5_page_latency}
+
     # -- views for tests ---------------------------------------------------------------
 
     def stats(self) -> dict[str, t.Any]:
@@ -471,11 +551,16 @@ class SandboxState:
                     e.id: {"state": e.state, "object": e.object_name, "rows": e.total, "files": len(e.ranges)}
                     for e in self.exports.values()
                 },
+                "v5": {
+                    "pages": dict(self.v5_pages),
+                    "records": dict(self.v5_records),
+                    "capped": dict(self.v5_capped),
+                },
             }
 
 
 class Handler(BaseHTTPRequestHandler):
-    """One request: the token endpoint, the Export API, or the sandbox's own controls."""
+    """One request: the token endpoint, the Export API, the v5 query API, or the sandbox's own controls."""
 
     protocol_version = "HTTP/1.1"
     # headers and body go out in separate writes: with Nagle's algorithm the body waits for the
@@ -610,6 +695,16 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/_sandbox/clock" and method == "POST":
             st.clock.advance(float(data.get("advance_seconds", 0)))
             self._send(200, {"now": st.clock.now()})
+        elif path == "/_sandbox/v5/changes" and method == "POST":
+            try:
+                self._send(200, st.v5_change(data))
+            except (TypeError, ValueError, KeyError) as exc:
+                self._send(400, {"error": str(exc)})
+        elif path == "/_sandbox/v5/settings" and method == "POST":
+            try:
+                self._send(200, st.v5_settings(data))
+            except (TypeError, ValueError) as exc:
+                self._send(400, {"error": str(exc)})
         else:
             self._send(404, {"error": f"unknown control {path}"})
 
@@ -625,6 +720,9 @@ class Handler(BaseHTTPRequestHandler):
         describe = DESCRIBE_PATH.match(path) if m is None else None
         if describe is not None:
             op = "describe"
+        v5 = V5_PATH.match(path) if m is None else None
+        if v5 is not None:
+            op = "account_v5" if v5.group("rest") == "objects/account" else "query_v5"
         with st.lock:
             st.inflight += 1
             st.max_inflight_seen = max(st.max_inflight_seen, st.inflight)
@@ -633,7 +731,9 @@ class Handler(BaseHTTPRequestHandler):
                 st.calls[op] += 1
         try:
             self._admit(op, too_many=too_many)
-            if cf is not None:
+            if v5 is not None:
+                self._v5(method, v5.group("rest"), t.cast("str", op), query)
+            elif cf is not None:
                 self._custom_fields(int(cf.group("v")), method, query)
             elif describe is not None:
                 self._describe(int(describe.group("v")), method, json_format=query.get("format") == "json")
@@ -641,7 +741,10 @@ class Handler(BaseHTTPRequestHandler):
                 self._operation(method, path, m, op, query, body)
         except ApiError as err:
             headers = {"Retry-After": "1"} if err.code == 66 else None
-            self._error(err, json_format=query.get("format") == "json", headers=headers)
+            if v5 is not None:
+                self._v5_error(err, headers)
+            else:
+                self._error(err, json_format=query.get("format") == "json", headers=headers)
         finally:
             with st.lock:
                 st.inflight -= 1
@@ -714,6 +817,10 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(
                 400, 66, "You have exceeded your concurrent request limit. Please wait, before trying again."
             )
+        if fault.kind == "code_202":
+            raise ApiError(429, 202, "Minute rate limit met. Please wait before trying again.")
+        if fault.kind == "code_214":
+            raise ApiError(400, 214, "API request timed out. Please narrow the request and try again.")
         if fault.kind == "reset":  # the connection drops before any answer
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -736,6 +843,48 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
         return True
+
+    # -- the v5 query API ---------------------------------------------------------------
+
+    def _v5(self, method: str, rest: str, op: str, query: dict[str, str]) -> None:
+        """A v5 call: ``GET /api/v5/objects/{collection}`` or the account singleton.
+
+        Faults apply to it only when injected with ``op="query_v5"`` or ``op="account_v5"``.
+        """
+        st = self.st
+        fault = st.take_fault(op, _fault_kinds(op), exact=True)
+        if fault is not None and self._apply_fault(fault):
+            return
+        m = V5_OBJECT_PATH.match(rest)
+        if m is None or (m.group("collection") != "account" and m.group("collection") not in st.v5.by_collection):
+            raise ApiError(404, 2, f"Invalid action: /api/v5/{rest} is not an object this API serves")
+        if method != "GET":
+            raise ApiError(405, 2, f"Invalid action: {method} /api/v5/{rest} (the sandbox serves queries only)")
+        if m.group("collection") == "account":
+            with st.lock:
+                used = st.daily_calls
+            answer = account_answer(st.v5, account_record(st.v5, st.config.daily_limit, used), query)
+            self._send(200, answer)
+            return
+        obj = st.v5.by_collection[m.group("collection")]
+        cfg = st.config
+        paging = Paging(st.base_url, st.v5_secret, st.clock.now(), cfg.v5_chain_cap, cfg.v5_token_ttl)
+        result = run_query(st.v5, obj, query, cfg.v5_refused_fields.get(obj.name, ()), paging)
+        if cfg.v5_page_latency > 0:
+            time.sleep(cfg.v5_page_latency)
+        with st.lock:
+            st.v5_pages[obj.name] += 1
+            st.v5_records[obj.name] += result.count
+            if result.capped:
+                st.v5_capped[obj.name] += 1
+        self._send(200, result.answer, headers=result.headers)
+
+    def _v5_error(self, err: ApiError, headers: dict[str, str] | None) -> None:
+        """An error in the v5 shape: ``{"code": n, "message": "..."}``."""
+        with self.st.lock:
+            self.st.errors[err.code] += 1
+        payload = {"code": err.code, "message": V5_MESSAGES.get(err.code, err.message)}
+        self._send(err.status, payload, headers=headers)
 
     def _check_version(self, version: int) -> None:
         if version not in (3, 4):
@@ -986,9 +1135,13 @@ def _spoil(chunks: t.Iterator[bytes], kind: str, width: int) -> t.Iterator[bytes
     yield from chunks
 
 
+#: fault kinds added with the v5 API (they reach the other calls too)
+V5_FAULTS = ("http_504", "code_202", "code_214")
+
+
 def _fault_kinds(op: str) -> tuple[str, ...]:
     """The faults a call of ``op`` can receive."""
-    kinds: tuple[str, ...] = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json", "reset")
+    kinds: tuple[str, ...] = ("http_500", "http_502", "http_503", "code_66", "slow", "not_json", "reset", *V5_FAULTS)
     if op == "download":
         return (*kinds, "cut", "expire_export", "bad_row", "bad_value")
     if op == "read":
@@ -1076,6 +1229,49 @@ class Sandbox:
         """
         self.state.dataset.objects[stream].delete(ids)
         self.state.deletions += 1
+
+    @property
+    def v5(self) -> V5Dataset:
+        """The v5 query API's objects (records, bursts, the oracle :meth:`V5Dataset.expected`)."""
+        return self.state.v5
+
+    def v5_add(
+        self, name: str, count: int = 1, values: dict[str, t.Any] | None = None, *, at: t.Any = None
+    ) -> list[dict[str, t.Any]]:
+        """Add ``count`` records to the v5 object ``name``, created at ``at`` (default: the sandbox clock).
+
+        Returns them typed as :meth:`V5Dataset.expected` does (datetimes in UTC).
+        """
+        st = self.state
+        recs = st.v5.add(name, count, values, st.clock.now() if at is None else at)
+        return [st.v5.typed(st.v5.obj(name), r) for r in recs]
+
+    def v5_update(
+        self, name: str, ids: t.Iterable[int], values: dict[str, t.Any] | None = None, *, at: t.Any = None
+    ) -> list[dict[str, t.Any]]:
+        """Set ``values`` on records of ``name`` and move their updatedAt (where they have one) to ``at``."""
+        st = self.state
+        recs = st.v5.update(name, ids, values, st.clock.now() if at is None else at)
+        return [st.v5.typed(st.v5.obj(name), r) for r in recs]
+
+    def v5_delete(self, name: str, ids: t.Iterable[int], *, purge: bool = False, at: t.Any = None) -> list[int]:
+        """Move records of ``name`` to the recycle bin (``isDeleted: true``), or delete them for good.
+
+        Objects without a recycle bin (and ``purge=True``) lose the records. updatedAt moves to
+        ``at`` only when ``v5_delete_touches_updated_at`` is set.
+        """
+        st = self.state
+        return st.v5.delete(
+            name,
+            ids,
+            purge=purge,
+            at=st.clock.now() if at is None else at,
+            touch=self.config.v5_delete_touches_updated_at,
+        )
+
+    def v5_expected(self, name: str, **kw: t.Any) -> dict[int, dict[str, t.Any]]:
+        """What a correct client emits for the v5 object ``name`` (see :meth:`V5Dataset.expected`)."""
+        return self.state.v5.expected(name, **kw)
 
     def after_export(self, hook: t.Callable[[Export], None]) -> None:
         """Call ``hook(export)`` each time an export is Complete, before the next one is processed.
