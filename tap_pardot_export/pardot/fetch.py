@@ -145,7 +145,7 @@ class ResultFetcher:
 
         def give_up(exc: TransientError, tries: int) -> Exception:
             if not isinstance(exc, _Refetch):
-                return RetryPolicy.giving_up("download", rf.url)(exc, tries)
+                return RetryPolicy.giving_up(f"download of {rf.where}", rf.url)(exc, tries)
             rf.export.spoiled = rf.export.spoiled or refusals.stored(retry=True)
             finals.append(final_error(exc.bad, tries))
             return finals[-1]
@@ -153,7 +153,7 @@ class ResultFetcher:
         fd, rf.path = tempfile.mkstemp(prefix=f"pardot-{rf.export.id}-{rf.index}-", suffix=".csv", dir=self.spool_dir)
         try:
             with os.fdopen(fd, "wb", buffering=0) as fh:  # unbuffered: no bytes reach the disk at close, unchecked
-                self.client.download(rf.url, fh, check=check, cancel=cancel, give_up=give_up)
+                self.client.download(rf.url, fh, name=rf.where, check=check, cancel=cancel, give_up=give_up)
         except BadResultFile as exc:
             Path(rf.path).unlink()
             if exc in finals:  # the retries ran out: already the final error
