@@ -203,6 +203,8 @@ class ExportRunner:
                 if on_created is not None:
                     on_created(info)
             export = self.wait(info, spec.label, on_working)
+            if export["state"] == "Complete" and not result_refs(export):
+                export = self._complete_again(info, spec.label)
             state, expired = export["state"], is_true(export.get("isExpired"))
             if state == "Complete" and not expired:
                 self.in_flight.complete(info.id)
@@ -220,6 +222,23 @@ class ExportRunner:
             self.in_flight.discard(info.id)
             recreates.after(info, state, expired=expired)
             info = None
+
+    def _complete_again(self, info: ExportInfo, label: str) -> dict[str, t.Any]:
+        """A ``Complete`` export listed no result file: its answer read once more, a poll interval later.
+
+        Pardot has been seen to list the links only in a later read: taken at its first word,
+        the window would count as empty and its rows be lost.
+        """
+        wait = self.poller.poll_interval
+        self.logger.info(
+            "%s: export %s is Complete without result files; reading it once more in %.1fs to be sure",
+            label,
+            info.id,
+            wait,
+        )
+        if self._stop.wait(wait):
+            raise ExportError(f"{label}: interrupted while waiting for export {info.id}")
+        return self.read(info.id, label)
 
     def _files(self, info: ExportInfo, export: dict[str, t.Any], spec: ExportSpec) -> Iterator[ResultFile]:
         refs = result_refs(export)
