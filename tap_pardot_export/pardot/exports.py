@@ -3,8 +3,9 @@
 An export object arrives wrapped (``{"export": {...}}``, with or without ``@attributes``) or
 bare, its result links under ``resultRefs`` or the old spelling ``resultsRef``, as one URL or
 a list. :func:`unwrap_export` and :func:`result_refs` accept every shape seen and refuse
-anything else with a message naming the call. :class:`InFlight` is the one record of the
-run's exports not yet read to the end: the signal path cancels what it lists.
+anything else with a message naming the call; a file listed under several spellings of its
+link is listed once. :class:`InFlight` is the one record of the run's exports not yet read to
+the end: the signal path cancels what it lists.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from tap_pardot_export.errors import ResultFormatError
+from tap_pardot_export.pardot.urls import link_key
 
 STATES = ("Waiting", "Processing", "Complete", "Failed", "Canceled")
 EXPORT_ID = re.compile(r"[0-9]{1,18}")
@@ -105,14 +107,23 @@ def unwrap_export(body: t.Any, what: str, expect_id: int | None = None) -> dict[
 
 
 def result_refs(export: dict[str, t.Any]) -> list[str]:
-    """``resultRefs`` (or the old spelling ``resultsRef``): absent, one URL, or a list."""
+    """``resultRefs`` (or the old spelling ``resultsRef``): absent, one URL, or a list; each file once.
+
+    Links are opaque: each is kept as given, but two that RFC 3986 normalization makes
+    equivalent (:func:`~tap_pardot_export.pardot.urls.link_key`) are one file, listed once
+    (the first spelling). An empty link names no file.
+    """
     refs = export.get("resultRefs", export.get("resultsRef"))
-    if refs is None or refs == "":
-        return []
     if isinstance(refs, str):
-        return [refs]
+        refs = [refs]
+    if refs is None:
+        return []
     if isinstance(refs, list) and all(isinstance(r, str) for r in refs):
-        return list(dict.fromkeys(refs))  # a link listed twice is one file: read once
+        files: dict[str, str] = {}
+        for ref in refs:
+            if ref.strip():
+                files.setdefault(link_key(ref), ref)
+        return list(files.values())
     msg = f"Export {export.get('id')}: resultRefs is neither a URL nor a list of URLs: {str(refs)[:200]!r}"
     raise ResultFormatError(msg)
 
