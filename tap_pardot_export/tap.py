@@ -115,7 +115,9 @@ class TapPardotExport(TapHooks):
 
     def _open_session(self) -> ExportSession:
         """The run's export session, opened at the first export (discovery opens none)."""
-        return open_session(self.settings, run_end=self.run_end, logger=self.logger, next_stream=self._next_export)
+        return open_session(
+            self.settings, run_end=self.run_end, logger=self.logger, next_stream=self._next_export, state=self.state
+        )
 
     def _write_state(self, state: t.Any) -> None:
         self.state_writer.write_state(state)

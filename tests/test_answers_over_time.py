@@ -22,11 +22,25 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from tap_pardot_export.engine.state import state_errors
 from tap_pardot_export.errors import PardotAPIError
 from tap_pardot_export.pardot.encodings import BodyDecoder, CutStream, Inflated, UnknownEncoding
+from tap_pardot_export.pardot.exports import result_refs
+from tap_pardot_export.pardot.urls import link_key, remove_dot_segments
 from tests import test_answers, test_breaker, test_http_hostile, test_signals
 from tests.helpers import client_for, run_tap, run_with_file_limit
-from tests.test_answers import STREAM, WHERE, Hostile, assert_exact, assert_refused, csv_body
+from tests.test_answers import (
+    END,
+    START,
+    STREAM,
+    WHERE,
+    Hostile,
+    assert_exact,
+    assert_no_secret,
+    assert_refused,
+    bookmarks,
+    csv_body,
+)
 from tests.test_breaker import FakePardot, assert_clean_failure
 from tests.test_http_hostile import API, TOKEN_PATH, config, send, token_ok
 from tests.test_signals import BOUND, SIGTERM_EXIT, Tap, pending, whole_lines
@@ -45,12 +59,11 @@ _taps_closed = test_signals._taps_closed  # tap processes of the signal tests cl
 
 
 def many(n: int = 300, first: int = 1000) -> tuple[list[dict[str, str]], dict[int, dict[str, t.Any]]]:
-    """``n`` list memberships as Pardot writes them (New York time), and as the tap must emit them."""
+    """``n`` list memberships updated through the day, as Pardot writes them (New York time), as the tap emits them."""
     rows, typed = [], {}
     for k in range(n):
         rid = first + k
-        local = dt.datetime(2024, 1, 1, 0, 0, 5, tzinfo=UTC) + dt.timedelta(seconds=k * 280)  # all within the day
-        utc = local + dt.timedelta(hours=5)
+        utc = START + dt.timedelta(seconds=5 + k * (86_000 // n))
         rows.append(
             {
                 "id": str(rid),
@@ -58,7 +71,7 @@ def many(n: int = 300, first: int = 1000) -> tuple[list[dict[str, str]], dict[in
                 "prospect_id": str(700 + k),
                 "opted_out": "true" if k % 4 == 0 else "false",
                 "created_at": "2023-12-31 22:00:00",
-                "updated_at": f"{local:%Y-%m-%d %H:%M:%S}",
+                "updated_at": f"{utc - dt.timedelta(hours=5):%Y-%m-%d %H:%M:%S}",  # New York's wall clock
             }
         )
         typed[rid] = {
@@ -267,6 +280,202 @@ def test_an_api_answer_compressed_as_the_tap_cannot_check_is_refused(hostile):
     assert server.hits(API + "read/id/1") == 1
     requests_sent = [r for r in server.requests if r["path"] == API + "read/id/1"]
     assert requests_sent[0]["headers"]["Accept-Encoding"] == "gzip, deflate"
+
+
+# -- 2. answers inconsistent over time --------------------------------------------------------------------
+
+ABSENT = object()
+QUARTER = dt.timedelta(hours=6)  # window_days 0.25: four windows in the day
+
+
+class Script(Hostile):
+    """The server of ``tests/test_answers.py``, its reads scripted: ``links(server)`` are the result links,
+    ``complete(server, n, links)`` the ``resultRefs`` of the n-th read (ABSENT: none), ``ids(server)`` each
+    create's export id.
+    """
+
+    def __init__(
+        self,
+        body: t.Callable[[Hostile, int], t.Any],
+        *,
+        links: t.Callable[[Script], list[str]] | None = None,
+        complete: t.Callable[[Script, int, list[str]], t.Any] | None = None,
+        **kw: t.Any,
+    ) -> None:
+        super().__init__(body, **kw)
+        self.links = links or (lambda s: [f"{s.base}/dl/1"])
+        self.complete = complete
+        self.reads = 0
+
+    def export(self, state: str) -> dict[str, t.Any]:
+        out = super().export(state)
+        if state == "Complete":
+            self.reads += 1
+            refs = self.links(self)
+            refs = self.complete(self, self.reads, refs) if self.complete is not None else refs
+            if refs is ABSENT:
+                del out["export"]["resultRefs"]
+            else:
+                out["export"]["resultRefs"] = refs
+        return out
+
+
+@pytest.fixture
+def script(catalog, instant_retries) -> t.Iterator[t.Callable[..., tuple[Script, t.Any]]]:
+    """``script(body, config=..., state=..., **server_kw)``: a :class:`Script` server and the tap run against it."""
+    servers: list[Script] = []
+
+    def run(body: t.Any, *, config: dict[str, t.Any] | None = None, state: t.Any = None, **kw: t.Any) -> t.Any:
+        server = Script(body, **kw).start()
+        servers.append(server)
+        return server, run_tap(server.config(**(config or {})), catalog=catalog, state=state, timeout=120)
+
+    yield run
+    for server in servers:
+        server.stop()
+
+
+def in_window(rows: list[dict[str, str]], start: dt.datetime, end: dt.datetime) -> list[dict[str, str]]:
+    """The rows whose updated_at (New York's wall clock) falls in ``[start, end)``."""
+
+    def utc(row: dict[str, str]) -> dt.datetime:
+        local = dt.datetime.strptime(row["updated_at"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        return local + dt.timedelta(hours=5)
+
+    return [r for r in rows if start <= utc(r) < end]
+
+
+def first_window_file(s: Hostile, n: int) -> bytes:
+    """Export 1's file: the rows of the window its first create asked for (every create answers export 1)."""
+    return data(s, in_window(ROWS, START, START + QUARTER))
+
+
+@pytest.mark.parametrize("ahead", [0, 1], ids=["one at a time", "created ahead"])
+def test_an_export_id_answering_for_another_window_is_refused(script, ahead):
+    """Found: every create answered export 1: window 1's file was read four times, 225 of 300 rows lost, exit 0."""
+    server, run = script(first_window_file, config={"window_days": 0.25, "max_queued_exports": ahead})
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert "export 1, which this run already reads for another request" in run.stderr, run.stderr[-3000:]
+    assert "list_membership [2024-01-01T06:00:00+00:00 .. 2024-01-01T12:00:00+00:00)" in run.stderr
+    assert_no_secret(run)
+    ids = [r["id"] for r in run.records(STREAM)]
+    assert len(ids) == len(set(ids)), "a file was read twice"
+    assert set(ids) <= {int(r["id"]) for r in in_window(ROWS, START, START + QUARTER)}
+    marks = [dt.datetime.fromisoformat(m) for m in bookmarks(run)]
+    assert all(m <= START + QUARTER for m in marks), marks
+    assert server.downloads <= 1
+
+
+def test_an_export_id_a_state_records_for_another_request_is_never_read_for_this_one(script):
+    """A state's export (here of a query this run no longer asks: other fields) is bound before any call."""
+    entry = {"id": 1, "after": "2023-12-31T23:59:59+00:00", "before": "2024-01-02T00:00:00+00:00", "query": "0" * 16}
+    state = {"bookmarks": {STREAM: {"replication_key": "updated_at", "pending_export": entry}}}
+    server, run = script(lambda s, n: data(s), state=state)
+    assert_refused(run, "export 1, which this run already reads for another request", "from state")
+    assert server.downloads == 0 and not run.records(STREAM)
+
+
+def test_a_state_naming_one_export_for_two_windows_is_corrupted(script):
+    entry = {"after": "2023-12-31T23:59:59+00:00", "before": "2024-01-01T12:00:00+00:00", "query": "a" * 16}
+    later = {**entry, "after": "2024-01-01T11:59:59+00:00", "before": "2024-01-02T00:00:00+00:00", "query": "b" * 16}
+    state = {"bookmarks": {STREAM: {"pending_export": {**entry, "id": 7}, "queued_exports": [{**later, "id": 7}]}}}
+    server, run = script(lambda s, n: data(s), state=state)
+    assert_refused(run, "The state is corrupted", "export 7 is recorded for two windows", "meltano state clear")
+    assert server.creates == 0 and server.downloads == 0
+    other = {
+        "bookmarks": {STREAM: {"pending_export": {**entry, "id": 7}}, "visitor": {"pending_export": {**later, "id": 7}}}
+    }
+    assert state_errors(other) == [
+        "export 7 is recorded for two windows (list_membership [2023-12-31T23:59:59+00:00 .. "
+        "2024-01-01T12:00:00+00:00] and visitor [2024-01-01T11:59:59+00:00 .. 2024-01-02T00:00:00+00:00])"
+    ]
+
+
+@pytest.mark.parametrize("empty", [ABSENT, "", [], [""]], ids=["absent", "empty string", "empty list", "[''"])
+def test_a_complete_export_whose_links_come_in_a_later_read_is_read_whole(script, empty):
+    """Found: the first Complete listed no link, the next did: 0 of 300 rows, bookmark moved."""
+    server, run = script(lambda s, n: data(s), complete=lambda s, n, links: empty if n == 1 else links)
+    assert_exact(run, TYPED)
+    assert server.reads == 2 and server.downloads == 1
+
+
+def test_a_complete_export_without_links_twice_is_an_empty_window(script):
+    server, run = script(lambda s, n: data(s), complete=lambda s, n, links: ABSENT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not run.records(STREAM)
+    assert bookmarks(run)[-1] == END.isoformat()
+    assert server.reads == 2, "read once more, not more"
+    assert "Complete without result files; reading it once more" in run.stderr
+
+
+def spellings(s: Script) -> list[str]:
+    """One file's link in spellings RFC 3986 makes equivalent."""
+    port = s.server.server_address[1]
+    return [
+        f"{s.base}/dl/1",
+        f"{s.base}/dl/1#part-2",
+        f"HTTP://127.0.0.1:{port}/dl/1",
+        f"{s.base}/dl/x/../1",
+        f"{s.base}/dl/./1",
+        f"{s.base}/%64l/%31",
+    ]
+
+
+def test_one_file_under_equivalent_spellings_of_its_link_is_downloaded_once(script):
+    """Found: the same file under three spellings of its link: every row emitted three times."""
+    server, run = script(lambda s, n: data(s), links=spellings)
+    assert_exact(run, TYPED)
+    assert server.downloads == 1
+
+
+def test_one_file_under_links_that_differ_is_read_once_by_its_content(script):
+    """``//`` is not an RFC 3986 equivalence (nor ``/dl/2``): both are fetched, and the repeat is read once."""
+    links = lambda s: [f"{s.base}/dl/1", f"{s.base}//dl/1", f"{s.base}/dl/2"]  # noqa: E731
+    server, run = script(lambda s, n: data(s), links=links)
+    assert_exact(run, TYPED)
+    assert server.downloads == 3
+    assert run.stderr.count("has the same bytes as result file") == 2
+
+
+def test_links_that_differ_in_their_query_are_other_files(script):
+    """``?x=1`` may name another file: both are downloaded and read, each its own rows."""
+    half = len(ROWS) // 2
+
+    def body(s: Hostile, n: int) -> bytes:
+        return data(s, ROWS[half:] if "x=1" in s.path else ROWS[:half])
+
+    server, run = script(body, links=lambda s: [f"{s.base}/dl/1", f"{s.base}/dl/1?x=1"])
+    assert_exact(run, TYPED)
+    assert server.downloads == 2
+
+
+def test_link_keys_follow_rfc_3986():
+    base = "https://pi.pardot.com/dl/1"
+    same = [
+        "https://pi.pardot.com/dl/1#frag",
+        "HTTPS://PI.Pardot.COM:443/dl/1",
+        "https://pi.pardot.com/x/../dl/1",
+        "https://pi.pardot.com/dl/./1",
+        "https://pi.pardot.com/%64l/%31",
+        "https://pi.pardot.com/dl/%2E/1",
+        " https://pi.pardot.com/dl/1",
+    ]
+    other = [
+        "https://pi.pardot.com/dl/1?x=1",
+        "https://pi.pardot.com//dl/1",
+        "https://pi.pardot.com:8443/dl/1",
+        "http://pi.pardot.com/dl/1",
+        "https://pi.pardot.com/dl/1/",
+        "https://pi.pardot.com/DL/1",
+        "https://pi.pardot.com/dl/1%2F",
+    ]
+    assert {link_key(u) for u in same} == {link_key(base)}
+    assert all(link_key(u) != link_key(base) for u in other)
+    assert link_key("http://h/a%2fb?q=%7e") == "http://h/a%2Fb?q=~"
+    assert link_key("HTTP://[::1]:80") == "http://[::1]/"
+    assert remove_dot_segments("/a/b/c/./../../g") == "/a/g" and remove_dot_segments("mid/content=5/../6") == "mid/6"
+    refs = result_refs({"id": 1, "resultRefs": [base, "", "https://pi.pardot.com:443/dl/1", base + "?x=1"]})
+    assert refs == [base, base + "?x=1"], "the first spelling, as given"
 
 
 # -- 3. whole-request deadlines -------------------------------------------------------------------------------
