@@ -169,7 +169,7 @@ class PardotClient:
             written[0] = read_body(resp, dest, url, deadline, name)
 
         call = Call("GET", "", "download", url=url, stream=True)
-        self._call(call, read, after=check, cancel=cancel, give_up=give_up, name=name)
+        self._call(call, read, after=check, cancel=cancel, give_up=give_up)
         return written[0]
 
     def _call(
@@ -180,7 +180,6 @@ class PardotClient:
         after: Callable[[], None] | None = None,
         cancel: threading.Event | None = None,
         give_up: Callable[[TransientError, int], Exception] | None = None,
-        name: str | None = None,
     ) -> requests.Response:
         """One logical call: the retry policy around tries; between them a token refresh or a version switch."""
         fresh: set[str] = set()
@@ -188,10 +187,11 @@ class PardotClient:
         working = per_try * (self.transport.policy.max_retries + 1)
         for _ in range(6):  # bounded: each pass refreshes a token or switches the version once
             target = call.url or self.url(call.op)
-            what = f"{call.kind} of {name}" if name else call.kind
             try:
                 attempt = functools.partial(self._try, call, target, reader, after)
-                return self.transport.retry(attempt, what, target, extra_time=working, give_up=give_up, cancel=cancel)
+                return self.transport.retry(
+                    attempt, call.kind, target, extra_time=working, give_up=give_up, cancel=cancel
+                )
             except _TokenRejected as rej:
                 if rej.token in fresh:
                     raise self._rejected_again(rej) from None

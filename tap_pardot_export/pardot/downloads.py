@@ -32,7 +32,7 @@ class RefusedBody(PardotAPIError):
 
 def file_name(url: str, name: str | None) -> str:
     """A result file for messages: its name (stream, window, export, file) and its link."""
-    return f"{name} ({redact_url(url)})" if name else redact_url(url)
+    return f"{name} from {redact_url(url)}" if name else redact_url(url)
 
 
 def read_body(resp: requests.Response, dest: t.BinaryIO, url: str, deadline: Deadline, name: str | None = None) -> int:
