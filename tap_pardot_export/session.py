@@ -18,6 +18,7 @@ import typing as t
 from singer_sdk import metrics
 
 from tap_pardot_export.engine.session import ExportQueue, ExportSession
+from tap_pardot_export.engine.state import recorded_exports
 from tap_pardot_export.engine.zones import ZonePolicy
 from tap_pardot_export.errors import (
     CallBudgetSpent,
@@ -73,8 +74,9 @@ def open_session(
     run_end: dt.datetime,
     logger: logging.Logger,
     next_stream: Callable[[str], SyncedStream | None],
+    state: object = None,
 ) -> ExportSession:
-    """The run's export session, from its settings."""
+    """The run's export session, from its settings; the exports ``state`` records are bound to their queries."""
     client = build_client(settings.connection, logger)
     client.on_request = request_metric
     spool = tempfile.mkdtemp(prefix="tap-pardot-export-")
@@ -84,6 +86,8 @@ def open_session(
         client, polling=settings.polling, in_flight=in_flight, spellings=SPELLINGS, spool_dir=spool, logger=logger
     )
     runner.poller.on_waited = wait_metric
+    for export_id, query, where in recorded_exports(state):  # before any create: none may answer with them
+        runner.bindings.bind(export_id, query or f"state: {where}", f"{where}, from state")
     return ExportSession(
         client=client,
         runner=runner,

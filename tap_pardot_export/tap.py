@@ -121,7 +121,9 @@ class TapPardotExport(TapHooks):
 
     def _open_session(self) -> ExportSession:
         """The run's export session, opened at the first export (discovery opens none)."""
-        return open_session(self.settings, run_end=self.run_end, logger=self.logger, next_stream=self._next_export)
+        return open_session(
+            self.settings, run_end=self.run_end, logger=self.logger, next_stream=self._next_export, state=self.state
+        )
 
     def _write_state(self, state: t.Any) -> None:
         self.state_writer.write_state(state)
@@ -194,6 +196,9 @@ class TapPardotExport(TapHooks):
 
 
 logging.getLogger("urllib3").setLevel(logging.WARNING)
+# a head cut short (by a deadline, or a broken server) is logged there as a warning with a traceback;
+# the tap reports the request's failure itself
+logging.getLogger("urllib3.connection").setLevel(logging.ERROR)
 
 if __name__ == "__main__":
     TapPardotExport.cli()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import json
+import re
 import threading
 import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,7 +77,9 @@ class Hostile:
         self.created_at = created_at
         self.files = files
         self.file = 0  # the file being downloaded (1-based)
+        self.path = ""  # the path (and query) of the last download
         self.fields: list[str] = []
+        self.created: list[dict[str, t.Any]] = []  # each create's body
         self.downloads = 0
         self.creates = 0
         self.seen_auth: list[str] = []
@@ -145,7 +148,8 @@ class Hostile:
                 if self.path.startswith("/services/oauth2/token"):
                     self._json({"access_token": TOKEN})
                 elif "/do/create" in self.path:
-                    hostile.fields = list(json.loads(raw)["fields"])
+                    hostile.created.append(json.loads(raw))
+                    hostile.fields = list(hostile.created[-1]["fields"])
                     hostile.creates += 1
                     self._json(hostile.export("Waiting"))
                 else:  # cancel
@@ -157,9 +161,9 @@ class Hostile:
                     self._json({"result": {"total_results": 0}})
                 elif "/do/read/id/" in self.path:
                     self._json(hostile.export("Complete"))
-                elif self.path.startswith("/dl/"):
+                elif (link := re.search(r"/dl/(?:.*/)?(\d+)", self.path)) is not None:  # a link in any spelling
                     hostile.downloads += 1
-                    hostile.file = int(self.path.rsplit("/", 1)[1])
+                    hostile.file, hostile.path = int(link.group(1)), self.path
                     answer = hostile.body(hostile, hostile.downloads)
                     payload, headers = answer if isinstance(answer, tuple) else (answer, {})
                     self._send(payload, headers)

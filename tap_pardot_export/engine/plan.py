@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import typing as t
-
-import orjson
 
 from tap_pardot_export.engine.join import field_groups
 from tap_pardot_export.engine.state import entry_window, resume_clock
@@ -157,7 +154,7 @@ def make_job(
     if group[1] > 1:
         label += f" field group {group[0] + 1}/{group[1]}"
     spec = ExportSpec(plan.api_object, fields, p.name, arguments, label, plan.protected)
-    query = hashlib.sha256(orjson.dumps(spec.body(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    query = spec.request
     for entry in entries:
         export_id = entry.get("id")
         if entry.get("query") == query and isinstance(export_id, int) and not isinstance(export_id, bool):

@@ -27,7 +27,7 @@ from tap_pardot_export.engine.windows import EARLIEST, OVERLAP, Window, api_time
 from tap_pardot_export.errors import PardotConfigError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 PENDING_KEY = "pending_export"
 QUEUED_KEY = "queued_exports"
@@ -253,6 +253,37 @@ def _bookmark_errors(stream: str, bookmark: object, now: dt.datetime | None, *, 
         yield f"the {stream} holds a recycle-bin pass (deletes_pass) of its own, which a pass never has"
 
 
+def recorded_exports(state: object) -> Iterator[tuple[int, str, str]]:
+    """Every export a state records in flight, recycle-bin passes included: ``(id, query, where)``.
+
+    ``where`` names the stream and window for messages; ``query`` is empty when the entry has none.
+    """
+    bookmarks = state.get("bookmarks") if isinstance(state, dict) else None
+    if not isinstance(bookmarks, dict):
+        return
+    for stream, bookmark in bookmarks.items():
+        passes = [(str(stream), bookmark)]
+        if isinstance(bookmark, dict) and isinstance(bookmark.get(DELETES_KEY), dict):
+            passes.append((f"{stream} recycle-bin pass", bookmark[DELETES_KEY]))
+        for name, data in passes:
+            if not isinstance(data, dict):
+                continue
+            for entry in StreamState(data).entries():
+                export_id = str(entry.get("id", ""))
+                if export_id.isdigit():
+                    where = f"{name} [{entry.get('after')} .. {entry.get('before')}]"
+                    yield int(export_id), str(entry.get("query") or ""), where
+
+
+def _duplicate_errors(state: object) -> Iterable[str]:
+    """An export recorded for two windows (or groups, or streams): an export answers one query."""
+    first: dict[int, str] = {}
+    for export_id, _, where in recorded_exports(state):
+        if export_id in first:
+            yield f"export {export_id} is recorded for two windows ({first[export_id]} and {where})"
+        first.setdefault(export_id, where)
+
+
 def state_errors(state: object, now: dt.datetime | None = None) -> list[str]:
     """What is wrong with a state object, if anything (one line each).
 
@@ -263,7 +294,8 @@ def state_errors(state: object, now: dt.datetime | None = None) -> list[str]:
     bookmarks = state.get("bookmarks", {})
     if not isinstance(bookmarks, dict):
         return ["its bookmarks are not an object"]
-    return [e for stream, b in bookmarks.items() for e in _bookmark_errors(str(stream), b, now)]
+    errors = [e for stream, b in bookmarks.items() for e in _bookmark_errors(str(stream), b, now)]
+    return errors or list(_duplicate_errors(state))
 
 
 def corrupted(errors: list[str]) -> PardotConfigError:

@@ -28,9 +28,10 @@ from tap_pardot_export.errors import (
 from tap_pardot_export.pardot.answers import TRANSIENT_STATUS, VERSION_CODES, Answer, Body, Verdict, read_answer
 from tap_pardot_export.pardot.auth import Credentials, PardotAuthenticator
 from tap_pardot_export.pardot.budget import CallBudget
+from tap_pardot_export.pardot.deadline import Deadline
 from tap_pardot_export.pardot.downloads import read_body
 from tap_pardot_export.pardot.retry import RetryPolicy
-from tap_pardot_export.pardot.transport import Transport, make_session, read_all, retry_after
+from tap_pardot_export.pardot.transport import Transport, make_session, read_whole, retry_after
 from tap_pardot_export.pardot.urls import check_result_link, check_url
 from tap_pardot_export.redact import install_redaction, scrub_answer, strip_userinfo
 
@@ -42,6 +43,8 @@ if t.TYPE_CHECKING:
 LOGGER = logging.getLogger("tap-pardot-export")
 #: the longest a token request may take (the token endpoint answers in a second or two)
 TOKEN_TIMEOUT = 60.0
+#: reads a streamed body within the request's deadline
+Reader = t.Callable[["requests.Response", Deadline], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,32 +150,34 @@ class PardotClient:
         url: str,
         dest: t.BinaryIO,
         *,
+        name: str | None = None,
         check: Callable[[], None] | None = None,
         cancel: threading.Event | None = None,
         give_up: Callable[[TransientError, int], Exception] | None = None,
     ) -> int:
         """Stream a result file into ``dest``, fetched again whole when it fails; the bytes written.
 
-        A body cut off midway, or one that takes longer than ``download_timeout`` in all, and
-        a body ``check`` refuses with a :class:`TransientError` are fetched again under the
-        run's one retry policy (``cancel`` ends its waits; ``give_up`` makes its last error).
+        A body cut off midway (a compressed one that did not end too), one that takes longer
+        than ``download_timeout`` from its first byte sent, and a body ``check`` refuses with a
+        :class:`TransientError` are fetched again under the run's one retry policy (``cancel``
+        ends its waits; ``give_up`` makes its last error). ``name`` names the file in messages.
         """
         self.check_host(url)
         written = [0]
 
-        def read(resp: requests.Response) -> None:
-            written[0] = read_body(resp, dest, url, self.connection.download_timeout, self.slots)
-            if check is not None:
-                check()
+        def read(resp: requests.Response, deadline: Deadline) -> None:
+            written[0] = read_body(resp, dest, url, deadline, name)
 
-        self._call(Call("GET", "", "download", url=url, stream=True), read, cancel=cancel, give_up=give_up)
+        call = Call("GET", "", "download", url=url, stream=True)
+        self._call(call, read, after=check, cancel=cancel, give_up=give_up)
         return written[0]
 
     def _call(
         self,
         call: Call,
-        reader: Callable[[requests.Response], None] | None,
+        reader: Reader | None,
         *,
+        after: Callable[[], None] | None = None,
         cancel: threading.Event | None = None,
         give_up: Callable[[TransientError, int], Exception] | None = None,
     ) -> requests.Response:
@@ -183,7 +188,7 @@ class PardotClient:
         for _ in range(6):  # bounded: each pass refreshes a token or switches the version once
             target = call.url or self.url(call.op)
             try:
-                attempt = functools.partial(self._try, call, target, reader)
+                attempt = functools.partial(self._try, call, target, reader, after)
                 return self.transport.retry(
                     attempt, call.kind, target, extra_time=working, give_up=give_up, cancel=cancel
                 )
@@ -197,22 +202,37 @@ class PardotClient:
         msg = f"{call.kind}: Pardot kept rejecting tokens and versions; check the credentials and api_version."
         raise PardotAPIError(msg)
 
-    def _try(self, call: Call, target: str, reader: Callable[[requests.Response], None] | None) -> requests.Response:
-        """One try: budget, token, a slot, the request, the answer checked."""
+    def _try(
+        self, call: Call, target: str, reader: Reader | None, after: Callable[[], None] | None
+    ) -> requests.Response:
+        """One try: budget, token, a slot, the request and its answer within one deadline; then ``after``.
+
+        The deadline runs from the request's first byte to its body's last (``download_timeout``
+        for a streamed body read by ``reader``, else ``request_timeout``), all under one slot.
+        """
         self.budget.check()
         token = self.tokens.token()
         headers = {"Authorization": f"Bearer {token}", "Pardot-Business-Unit-Id": self.business_unit_id}
         # only downloads follow a link from an answer; any other call (the custom field query) is api_url's
         setting = "result link" if call.kind == "download" else "api_url"
-        with self.slots:
+        seconds, limit = (
+            (self.connection.download_timeout, "download_timeout")
+            if call.stream
+            else (self.connection.request_timeout, "request_timeout")
+        )
+        with self.slots, Deadline(seconds, limit) as deadline:
             self.budget.count(call.kind)
-            resp = self._send(call, target, setting, headers)
-        resp = self._check(resp, call, token)
-        if reader is not None:
-            reader(resp)
+            resp = self._send(call, target, setting, headers, deadline)
+            resp = self._check(resp, call, token)
+            if reader is not None:
+                reader(resp, deadline)
+        if after is not None:
+            after()
         return resp
 
-    def _send(self, call: Call, target: str, setting: str, headers: dict[str, str]) -> requests.Response:
+    def _send(
+        self, call: Call, target: str, setting: str, headers: dict[str, str], deadline: Deadline
+    ) -> requests.Response:
         """Send the request and read a small answer whole; its duration goes to :attr:`on_request`."""
         started, status = time.monotonic(), None
         try:
@@ -220,6 +240,7 @@ class PardotClient:
                 call.method,
                 target,
                 setting=setting,
+                deadline=deadline,
                 params=None if call.url else {"format": "json", **(call.params or {})},
                 json=call.json_body,
                 headers=headers,
@@ -227,8 +248,8 @@ class PardotClient:
                 stream=call.stream,
             )
             status = resp.status_code
-            if not (call.stream and status == 200):
-                read_all(resp, target)
+            if call.stream and status != 200:
+                read_whole(resp, target, deadline)
         finally:
             if self.on_request is not None:
                 self.on_request(call.kind, time.monotonic() - started, status)

@@ -1,8 +1,11 @@
-"""Downloading a result file to disk: framed, bounded in time, checked as it is written.
+"""Downloading a result file to disk: framed, decoded whole, bounded in time, checked as it is written.
 
-A body is read under one of the client's concurrency slots, stopped at ``download_timeout``
-however slowly it trickles, and written to disk with every failure of the disk told apart
-from the network's (no retry fixes a full disk).
+A body is read as sent, under the request's deadline (``download_timeout`` from its first
+byte sent, however slowly it trickles), its ``Content-Encoding`` undone here with each
+compressed stream checked to have ended (a cut one is fetched again like any cut body) and
+its inflation bounded while it is read (:mod:`~tap_pardot_export.pardot.encodings`). It is
+written to disk with every failure of the disk told apart from the network's (no retry fixes
+a full disk).
 """
 
 from __future__ import annotations
@@ -12,51 +15,89 @@ import os
 import typing as t
 
 import requests
+import urllib3
 
 from tap_pardot_export.errors import PardotAPIError, TransientError
-from tap_pardot_export.pardot.transport import shut_at
+from tap_pardot_export.pardot.encodings import MAX_RATIO, BodyDecoder, CutStream, Inflated, UnknownEncoding
+from tap_pardot_export.pardot.transport import raw_chunks
 from tap_pardot_export.redact import redact_url
 
 if t.TYPE_CHECKING:
-    import threading
+    from tap_pardot_export.pardot.deadline import Deadline
 
 
-def read_body(
-    resp: requests.Response, dest: t.BinaryIO, url: str, deadline: float, slots: threading.BoundedSemaphore
-) -> int:
-    """Read a result file's whole body into ``dest`` under a slot, aborted at ``deadline`` seconds (even a trickle).
+class RefusedBody(PardotAPIError):
+    """A result file's body the tap will not read: unframed, compressed as it cannot check, or a bomb."""
 
-    A body with neither ``Content-Length`` nor chunked encoding ends when the connection
-    closes, so a cut at a line end would look whole: such a body is refused, not guessed at.
+
+def file_name(url: str, name: str | None) -> str:
+    """A result file for messages: its name (stream, window, export, file) and its link."""
+    return f"{name} from {redact_url(url)}" if name else redact_url(url)
+
+
+def read_body(resp: requests.Response, dest: t.BinaryIO, url: str, deadline: Deadline, name: str | None = None) -> int:
+    """Read a result file's whole body into ``dest``, decoded; the bytes written.
+
+    The caller runs the request under ``deadline`` (a download's, from its first byte sent),
+    which bounds this reading too. A body with neither ``Content-Length`` nor chunked
+    encoding ends when the connection closes, so a cut at a line end would look whole: such
+    a body is refused, not guessed at. ``name`` names the file in messages.
+
+    Raises:
+        TransientError: the body was cut (a compressed stream that did not end too), or passed the deadline.
+        RefusedBody: unframed, compressed as the tap cannot check, or inflating past :data:`MAX_RATIO`.
     """
-    if not framed(resp):
+    what = file_name(url, name)
+    try:
+        decoder = _decoder(resp, what)
+    except RefusedBody:
         resp.close()
-        msg = (
-            f"Download of {redact_url(url)}: the server sent the file without a length (no Content-Length, "
-            "not chunked), so a body cut short could not be told from a whole one. The tap refuses it rather "
-            "than risk losing rows; if a proxy between the tap and Pardot strips the framing, fix the proxy."
-        )
-        raise PardotAPIError(msg)
+        raise
     dest.seek(0)
     dest.truncate()
     written = 0
-    with (
-        slots,
-        resp,
-        shut_at(resp, deadline) as expired,
-    ):  # the deadline runs once a slot is held
+    with resp:
         try:
-            for chunk in resp.iter_content(chunk_size=1 << 16):
-                _write(dest, chunk, url)
+            for raw in raw_chunks(resp):
+                chunk = decoder.feed(raw)
+                _write(dest, chunk, what)
                 written += len(chunk)
-        except (requests.RequestException, OSError) as exc:
-            if not expired.is_set():
-                msg = f"Download of {redact_url(url)} cut off after {written} bytes ({type(exc).__name__})"
+            decoder.end()
+        except Inflated as exc:
+            msg = (
+                f"Download of {what} refused: {exc}. A body that inflates so much is not a result file (a "
+                "compression bomb?); it was stopped before it filled the disk. Report it if the link is Pardot's."
+            )
+            raise RefusedBody(msg) from None
+        except CutStream as exc:
+            raise TransientError(f"Download of {what} is cut: {exc}") from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if not deadline.expired:
+                msg = f"Download of {what} cut off after {written} bytes ({type(exc).__name__})"
                 raise TransientError(msg) from None
-    if expired.is_set():
-        msg = f"download of {redact_url(url)} passed download_timeout ({deadline:g}s) after {written} bytes"
+    if deadline.expired:  # the end may have been the deadline's shutdown, not the server's
+        msg = f"download of {what} passed {deadline.describe()} after {written} bytes"
         raise TransientError(msg)
     return written
+
+
+def _decoder(resp: requests.Response, what: str) -> BodyDecoder:
+    """The decoder of a framed body's encoding; what cannot be read whole is refused."""
+    if not framed(resp):
+        msg = (
+            f"Download of {what}: the server sent the file without a length (no Content-Length, not chunked), "
+            "so a body cut short could not be told from a whole one. The tap refuses it rather than risk losing "
+            "rows; if a proxy between the tap and Pardot strips the framing, fix the proxy."
+        )
+        raise RefusedBody(msg)
+    try:
+        return BodyDecoder(resp.headers.get("Content-Encoding"), ratio=MAX_RATIO)
+    except UnknownEncoding as exc:
+        msg = (
+            f"Download of {what} refused: {exc}, so a body cut short could not be told from a whole one. A proxy "
+            "between the tap and Pardot compresses it: have it pass result files uncompressed or as gzip."
+        )
+        raise RefusedBody(msg) from None
 
 
 class DiskError(PardotAPIError):
@@ -68,7 +109,7 @@ def _nothing_taken() -> t.NoReturn:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def _write(dest: t.BinaryIO, chunk: bytes, url: str) -> None:
+def _write(dest: t.BinaryIO, chunk: bytes, what: str) -> None:
     """Write a downloaded chunk; a failure of the disk is not the network's, and no retry fixes it."""
     view = memoryview(chunk)
     try:
@@ -77,7 +118,7 @@ def _write(dest: t.BinaryIO, chunk: bytes, url: str) -> None:
             view = view[n if n is not None else len(view) :] if n != 0 else _nothing_taken()
     except OSError as exc:
         msg = (
-            f"Download of {redact_url(url)}: writing it to disk failed ({exc.strerror or exc}). Result files are "
+            f"Download of {what}: writing it to disk failed ({exc.strerror or exc}). Result files are "
             "written to the temporary folder (TMPDIR) before their rows are read: free disk space or point TMPDIR "
             "at a larger disk."
         )

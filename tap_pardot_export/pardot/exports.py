@@ -3,18 +3,24 @@
 An export object arrives wrapped (``{"export": {...}}``, with or without ``@attributes``) or
 bare, its result links under ``resultRefs`` or the old spelling ``resultsRef``, as one URL or
 a list. :func:`unwrap_export` and :func:`result_refs` accept every shape seen and refuse
-anything else with a message naming the call. :class:`InFlight` is the one record of the
-run's exports not yet read to the end: the signal path cancels what it lists.
+anything else with a message naming the call; a file listed under several spellings of its
+link is listed once. :class:`InFlight` is the one record of the run's exports not yet read to
+the end: the signal path cancels what it lists. :class:`Bindings` binds each export id of the
+run to the one request (query) it answers: an id answering for another request is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import typing as t
 from dataclasses import dataclass, field
 
-from tap_pardot_export.errors import ResultFormatError
+import orjson
+
+from tap_pardot_export.errors import ExportError, ResultFormatError
+from tap_pardot_export.pardot.urls import link_key
 
 STATES = ("Waiting", "Processing", "Complete", "Failed", "Canceled")
 EXPORT_ID = re.compile(r"[0-9]{1,18}")
@@ -31,6 +37,13 @@ class ExportSpec:
     label: str = ""
     #: fields the sync cannot do without (never dropped when Pardot refuses them)
     protected: frozenset[str] = frozenset({"id"})
+    #: the request it is: a digest of the create's body as first asked (healing drops fields, respells
+    #: arguments, but the export answers the same request)
+    request: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        """Fix the request's digest before any healing."""
+        self.request = request_digest(self.body())
 
     def body(self) -> dict[str, t.Any]:
         """The create call's JSON body."""
@@ -56,6 +69,11 @@ class ExportInfo:
     #: a result file of it cannot be read (a malformed row or header, stored so in Pardot): a rerun must
     #: create the export again rather than reuse it until it expires
     spoiled: bool = False
+
+
+def request_digest(body: dict[str, t.Any]) -> str:
+    """The digest naming a create's body (state keeps it as an export's ``query``)."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 def export_id(value: t.Any, what: str) -> int:
@@ -105,14 +123,23 @@ def unwrap_export(body: t.Any, what: str, expect_id: int | None = None) -> dict[
 
 
 def result_refs(export: dict[str, t.Any]) -> list[str]:
-    """``resultRefs`` (or the old spelling ``resultsRef``): absent, one URL, or a list."""
+    """``resultRefs`` (or the old spelling ``resultsRef``): absent, one URL, or a list; each file once.
+
+    Links are opaque: each is kept as given, but two that RFC 3986 normalization makes
+    equivalent (:func:`~tap_pardot_export.pardot.urls.link_key`) are one file, listed once
+    (the first spelling). An empty link names no file.
+    """
     refs = export.get("resultRefs", export.get("resultsRef"))
-    if refs is None or refs == "":
-        return []
     if isinstance(refs, str):
-        return [refs]
+        refs = [refs]
+    if refs is None:
+        return []
     if isinstance(refs, list) and all(isinstance(r, str) for r in refs):
-        return list(dict.fromkeys(refs))  # a link listed twice is one file: read once
+        files: dict[str, str] = {}
+        for ref in refs:
+            if ref.strip():
+                files.setdefault(link_key(ref), ref)
+        return list(files.values())
     msg = f"Export {export.get('id')}: resultRefs is neither a URL nor a list of URLs: {str(refs)[:200]!r}"
     raise ResultFormatError(msg)
 
@@ -164,3 +191,41 @@ class InFlight:
         with self._lock:
             ids = list(self._labels)
             return [i for i in ids if i not in self._complete], [i for i in ids if i in self._complete]
+
+
+class Bindings:
+    """Each export id of the run, bound to the one request (the digest of its create) it answers.
+
+    An export answers one query: an id that a create (or a state) gives for another request
+    than the one it is bound to would have the tap read one window's rows as another's, and
+    lose the other's. Ids recorded in the run's state are bound before any call.
+    """
+
+    def __init__(self) -> None:
+        """No id bound yet."""
+        self._lock = threading.Lock()
+        self._bound: dict[int, tuple[str, str]] = {}
+
+    def other(self, export_id: int, request: str) -> str | None:
+        """Where ``export_id`` is bound when that is another request than ``request``, else None."""
+        with self._lock:
+            bound = self._bound.get(export_id)
+        return bound[1] if bound is not None and bound[0] != request else None
+
+    def bind(self, export_id: int, request: str, where: str) -> None:
+        """Bind ``export_id`` to ``request`` (used at ``where``), unless it is bound to another one.
+
+        Raises:
+            ExportError: the id is bound to another request of this run.
+        """
+        with self._lock:
+            bound = self._bound.setdefault(export_id, (request, where))
+        if bound[0] != request:
+            msg = (
+                f"{where}: Pardot answered the create with export {export_id}, which this run already reads for "
+                f"another request ({bound[1]}). An export answers one query: reading it here would emit the "
+                "other window's rows as this one's and lose this one's. None of its rows was read for this "
+                "window and its bookmark did not move; rerun, and report it if it persists (something between "
+                "the tap and Pardot, such as a proxy caching POST answers, may replay answers)."
+            )
+            raise ExportError(msg)

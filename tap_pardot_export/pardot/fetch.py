@@ -4,7 +4,9 @@ Files download in parallel (at most the client's concurrency), into temporary fi
 run's download folder, and are handed over in the order they complete; at most one more file
 than there are workers waits on disk. A file that is not the CSV requested, or is cut, is
 fetched again under the run's one retry policy (:meth:`PardotClient.download`); on failure no
-file is left behind, and the error names stream, export, file and what was received.
+file is left behind, and the error names stream, export, file and what was received. A file
+whose bytes repeat another file of the export (one file under two links that do not look
+alike) is read once: Pardot never writes the same rows twice.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tap_pardot_export.errors import DailyLimitReached, ExportError, PardotAPIEr
 from tap_pardot_export.pardot.answers import Verdict, sniff
 from tap_pardot_export.pardot.results import CHUNK_BYTES, HEAD_BYTES, BadResultFile, ResultFile
 from tap_pardot_export.pardot.retry import RetryPolicy
-from tap_pardot_export.redact import scrub_answer
+from tap_pardot_export.redact import redact_url, scrub_answer
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -41,17 +43,21 @@ class _Refetch(TransientError):
         self.bad = bad
 
 
-def csv_digest(path: str) -> str | None:
-    """A digest of a refused body that is CSV (None for a page, an error envelope or an empty body)."""
+def file_digest(path: str) -> str:
+    """A digest of a downloaded file's bytes."""
     digest = hashlib.blake2b(digest_size=16)
     with Path(path).open("rb") as fh:
-        head = fh.read(HEAD_BYTES)
-        if sniff(head) is not None:
-            return None
-        digest.update(head)
         while chunk := fh.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def csv_digest(path: str) -> str | None:
+    """A digest of a refused body that is CSV (None for a page, an error envelope or an empty body)."""
+    with Path(path).open("rb") as fh:
+        if sniff(fh.read(HEAD_BYTES)) is not None:
+            return None
+    return file_digest(path)
 
 
 class _Refusals:
@@ -109,11 +115,13 @@ class ResultFetcher:
 
         pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pardot-download")
         futures = [pool.submit(fetch, k, url) for k, url in enumerate(refs)]
+        read: dict[str, ResultFile] = {}  # by digest
         try:
             for fut in cf.as_completed(futures):
                 rf = fut.result()
                 try:
-                    yield rf
+                    if not self._repeats(rf, read):
+                        yield rf
                 finally:
                     Path(rf.path).unlink()
                     ahead.release()
@@ -145,7 +153,7 @@ class ResultFetcher:
 
         def give_up(exc: TransientError, tries: int) -> Exception:
             if not isinstance(exc, _Refetch):
-                return RetryPolicy.giving_up("download", rf.url)(exc, tries)
+                return RetryPolicy.giving_up(f"download of {rf.where}", rf.url)(exc, tries)
             rf.export.spoiled = rf.export.spoiled or refusals.stored(retry=True)
             finals.append(final_error(exc.bad, tries))
             return finals[-1]
@@ -153,7 +161,7 @@ class ResultFetcher:
         fd, rf.path = tempfile.mkstemp(prefix=f"pardot-{rf.export.id}-{rf.index}-", suffix=".csv", dir=self.spool_dir)
         try:
             with os.fdopen(fd, "wb", buffering=0) as fh:  # unbuffered: no bytes reach the disk at close, unchecked
-                self.client.download(rf.url, fh, check=check, cancel=cancel, give_up=give_up)
+                self.client.download(rf.url, fh, name=rf.where, check=check, cancel=cancel, give_up=give_up)
         except BadResultFile as exc:
             Path(rf.path).unlink()
             if exc in finals:  # the retries ran out: already the final error
@@ -163,8 +171,24 @@ class ResultFetcher:
         except BaseException:
             Path(rf.path).unlink()
             raise
+        rf.digest = file_digest(rf.path)
         if extra:
             self._warn_extra(rf, extra)
+
+    def _repeats(self, rf: ResultFile, read: dict[str, ResultFile]) -> bool:
+        """True (with a warning) when ``rf``'s bytes repeat a file of the export already read."""
+        first = read.setdefault(rf.digest, rf)
+        if first is rf:
+            return False
+        self.logger.warning(
+            "%s has the same bytes as result file %d (links %s and %s): read once. Pardot never writes the same "
+            "rows to two files, so both links name one file.",
+            rf.where,
+            first.index + 1,
+            redact_url(first.url),
+            redact_url(rf.url),
+        )
+        return True
 
     def _warn_extra(self, rf: ResultFile, extra: list[str]) -> None:
         key = (rf.label.split(" ", 1)[0], tuple(extra))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import codecs
 import collections
 import csv
-import hashlib
 import io
 import typing as t
 from dataclasses import dataclass, field
@@ -86,19 +85,6 @@ def _last_record(tail: bytes) -> list[str] | None:
     return rows[0] if len(rows) == 1 else None
 
 
-def _csv_digest(path: str) -> str | None:
-    """A digest of a refused body that is CSV (None for a page, an error envelope or an empty body)."""
-    digest = hashlib.blake2b(digest_size=16)
-    with Path(path).open("rb") as fh:
-        head = fh.read(HEAD_BYTES)
-        if sniff(head) is not None:
-            return None
-        digest.update(head)
-        while chunk := fh.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def match_header(header: Sequence[str], fields: Sequence[str]) -> tuple[list[str | None], list[str], list[str]]:
     """Name each column by the requested field it holds.
 
@@ -139,6 +125,7 @@ class ResultFile:
     label: str
     fields: list[str] = field(default_factory=list)  # as requested
     columns: list[str | None] = field(default_factory=list)  # per column: the requested field, or None
+    digest: str = ""  # of its bytes, once checked
 
     @property
     def where(self) -> str:

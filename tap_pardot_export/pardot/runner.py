@@ -14,7 +14,7 @@ import time
 import typing as t
 
 from tap_pardot_export.errors import CallBudgetSpent, DailyLimitReached, ExportError, PardotAPIError, PardotAuthError
-from tap_pardot_export.pardot.exports import ExportInfo, InFlight, is_true, result_refs, unwrap_export
+from tap_pardot_export.pardot.exports import Bindings, ExportInfo, InFlight, is_true, result_refs, unwrap_export
 from tap_pardot_export.pardot.fetch import ResultFetcher
 from tap_pardot_export.pardot.healer import MAX_HEALS, CreateHealer
 from tap_pardot_export.pardot.polling import ExportTimedOut, Poller
@@ -102,6 +102,8 @@ class ExportRunner:
         self.poller = Poller(polling, self._stop, self.logger)
         self.fetcher = ResultFetcher(client, spool_dir, self.logger)
         self.healer = CreateHealer(spellings, self.logger)
+        #: each export id of the run bound to the one request it answers (those in state too)
+        self.bindings = Bindings()
         self.created = 0
 
     # -- API calls -----------------------------------------------------------------------
@@ -121,6 +123,7 @@ class ExportRunner:
             msg = f"{spec.label}: Pardot refused the export {MAX_HEALS} times, each time for another field"
             raise ExportError(msg)
         export = unwrap_export(body, f"{spec.label}: create")
+        self.bindings.bind(export["id"], spec.request, spec.label)  # before anything records or reads it
         info = ExportInfo(
             id=export["id"], created_at=export["createdAt"], requested_at=requested, created_mono=time.monotonic()
         )
@@ -159,7 +162,7 @@ class ExportRunner:
 
     def start(self, spec: ExportSpec, resume_id: int | None = None) -> tuple[ExportInfo, bool]:
         """The export for ``spec``: the one from state while usable, else a new one; True when new."""
-        info = self._resume(resume_id, spec.label) if resume_id is not None else None
+        info = self._resume(resume_id, spec.label, spec.request) if resume_id is not None else None
         if info is not None:
             self.healer.apply(spec)  # the fields it holds, as a create would have sent them
             info.created_mono = time.monotonic()
@@ -203,6 +206,8 @@ class ExportRunner:
                 if on_created is not None:
                     on_created(info)
             export = self.wait(info, spec.label, on_working)
+            if export["state"] == "Complete" and not result_refs(export):
+                export = self._complete_again(info, spec.label)
             state, expired = export["state"], is_true(export.get("isExpired"))
             if state == "Complete" and not expired:
                 self.in_flight.complete(info.id)
@@ -221,6 +226,23 @@ class ExportRunner:
             recreates.after(info, state, expired=expired)
             info = None
 
+    def _complete_again(self, info: ExportInfo, label: str) -> dict[str, t.Any]:
+        """A ``Complete`` export listed no result file: its answer read once more, a poll interval later.
+
+        Pardot has been seen to list the links only in a later read: taken at its first word,
+        the window would count as empty and its rows be lost.
+        """
+        wait = self.poller.poll_interval
+        self.logger.info(
+            "%s: export %s is Complete without result files; reading it once more in %.1fs to be sure",
+            label,
+            info.id,
+            wait,
+        )
+        if self._stop.wait(wait):
+            raise ExportError(f"{label}: interrupted while waiting for export {info.id}")
+        return self.read(info.id, label)
+
     def _files(self, info: ExportInfo, export: dict[str, t.Any], spec: ExportSpec) -> Iterator[ResultFile]:
         refs = result_refs(export)
         info.files = len(refs)
@@ -229,13 +251,22 @@ class ExportRunner:
             return
         yield from self.fetcher.files(info, refs, spec.label, spec.fields)
 
-    def _resume(self, resume_id: t.Any, label: str) -> ExportInfo | None:
-        """The export from state when it can still be used, else None (a new one is created).
+    def _resume(self, resume_id: t.Any, label: str, request: str = "") -> ExportInfo | None:
+        """The export from state when it can still be used for ``request``, else None (a new one is created).
 
         Errors that end the run (daily limit, call budget, dead credentials) propagate.
         """
         if isinstance(resume_id, bool) or not isinstance(resume_id, int):
             self.logger.info("%s: ignoring a pending export id in state that is not an integer", label)
+            return None
+        other = self.bindings.other(resume_id, request)
+        if other is not None:
+            self.logger.warning(
+                "%s: export %s from state is the export of another request of this run (%s); creating a new one",
+                label,
+                resume_id,
+                other,
+            )
             return None
         try:
             export = self.read(resume_id, label)
@@ -247,6 +278,7 @@ class ExportRunner:
         state, expired = export["state"], is_true(export.get("isExpired"))
         if state in ("Waiting", "Processing") or (state == "Complete" and not expired):
             self.logger.info("%s: resuming export %s from state (%s)", label, resume_id, state)
+            self.bindings.bind(resume_id, request, label)
             return ExportInfo(id=resume_id, created_at=export["createdAt"])
         self.logger.info(
             "%s: export %s from state is %s%s; creating a new one",

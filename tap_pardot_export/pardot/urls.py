@@ -8,6 +8,7 @@ user trusts (``download_hosts``).
 from __future__ import annotations
 
 import ipaddress
+import re
 import urllib.parse
 
 import requests
@@ -95,3 +96,66 @@ def check_result_link(url: str, api_url: str, download_hosts: frozenset[str]) ->
 def env_proxies(url: str) -> dict[str, str]:
     """The proxy for ``url`` from HTTP(S)_PROXY / ALL_PROXY, honouring NO_PROXY."""
     return dict(requests.utils.get_environ_proxies(url))
+
+
+# -- one file, several spellings of its link -------------------------------------------------------------
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _percent(text: str) -> str:
+    """Percent-encodings normalized (RFC 3986 6.2.2.2): unreserved characters decoded, the others' hex in capitals."""
+
+    def one(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else f"%{match.group(1).upper()}"
+
+    return _PERCENT.sub(one, text)
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4: ``/a/./b/../c`` is ``/a/c``."""
+    out: list[str] = []
+    while path:
+        if path.startswith(("../", "./")):
+            path = path[path.index("/") + 1 :]
+        elif path.startswith("/./") or path == "/.":
+            path = "/" + path[3:]
+        elif path.startswith("/../") or path == "/..":
+            path = "/" + path[4:]
+            if out:
+                out.pop()
+        elif path in (".", ".."):
+            path = ""
+        else:
+            end = path.find("/", 1)
+            end = len(path) if end < 0 else end
+            out.append(path[:end])
+            path = path[end:]
+    return "".join(out)
+
+
+def link_key(url: str) -> str:
+    """What two spellings of one result link share: RFC 3986's syntax- and scheme-based normalization (6.2.2, 6.2.3).
+
+    Scheme and host in lower case, the scheme's default port and the fragment dropped, an
+    empty path as ``/``, percent-encodings normalized, dot segments removed. The query is kept
+    (``?x=1`` may name another file), and so are empty path segments (``a//b``): RFC 3986 does
+    not make them equivalent, and a store keyed by path (S3, for one) holds ``a//b`` and ``a/b``
+    apart; a repeat they hide is caught by its content instead. The link itself is never
+    rewritten: this key only compares links.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    user = parts.netloc.rpartition("@")[0]
+    netloc = (f"{user}@" if user else "") + host + (f":{port}" if port not in (None, DEFAULT_PORTS.get(scheme)) else "")
+    path = remove_dot_segments(_percent(parts.path)) or "/"
+    return urllib.parse.urlunsplit((scheme, netloc, path, _percent(parts.query), ""))

@@ -286,13 +286,15 @@ def _request_settings() -> dict[str, dict[str, t.Any]]:
         "request_timeout": _num(
             "number",
             "Request timeout (seconds)",
-            "Timeout of one HTTP request (connect and each read).",
+            "The overall deadline of one API call or token request, from its first byte sent to the last byte "
+            "of its answer (connect, status line, headers and body), however slowly the server sends it.",
             (300, 0.1, 3600),
         ),
         "download_timeout": _num(
             "number",
             "Download timeout (seconds)",
-            "The overall deadline of one result file's download.",
+            "The overall deadline of one result file's download, from its first byte sent to its last byte "
+            "received (connect, status line, headers and body).",
             (3600, 0.1, 86400),
         ),
         "max_api_calls": _num(
