@@ -257,10 +257,9 @@ class ExportRecord:
         data = {"format": FORMAT, "business_unit_id": self.business_unit_id, "exports": entries}
         tmp = self.folder / f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
-            with tmp.open("wb") as fh:
-                fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-                fh.flush()
-                os.fsync(fh.fileno())
+            # no fsync: the rename is atomic for every process (a SIGKILL, a crash, a killed container keep the
+            # page cache); after a power cut a cut file is ignored as unreadable, as the cache it is
+            tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
             tmp.replace(self.path)
         finally:
             with contextlib.suppress(OSError):
