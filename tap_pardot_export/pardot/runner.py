@@ -17,6 +17,7 @@ from tap_pardot_export.errors import CallBudgetSpent, DailyLimitReached, ExportE
 from tap_pardot_export.pardot.exports import ExportInfo, InFlight, is_true, result_refs, unwrap_export
 from tap_pardot_export.pardot.fetch import ResultFetcher
 from tap_pardot_export.pardot.healer import MAX_HEALS, CreateHealer
+from tap_pardot_export.pardot.listing import QueueWatch
 from tap_pardot_export.pardot.polling import ExportTimedOut, Poller
 
 if t.TYPE_CHECKING:
@@ -100,6 +101,7 @@ class ExportRunner:
         self.in_flight = in_flight
         self._stop = threading.Event()
         self.poller = Poller(polling, self._stop, self.logger)
+        self.poller.queue_note = QueueWatch(client).note
         self.fetcher = ResultFetcher(client, spool_dir, self.logger)
         self.healer = CreateHealer(spellings, self.logger)
         self.created = 0
