@@ -197,7 +197,8 @@ def run_queue_command(cls: type[TapPardotExport], ctx: click.Context, given: dic
     if listing and cancel is not None:
         fail(ctx, "--list-exports and --cancel-exports go one at a time")
     try:
-        ids = None if cancel == FROM_RECORD and not extra else parse_ids([cancel or "", *extra])
+        named = [v for v in (cancel, *extra) if v and v != FROM_RECORD]
+        ids = parse_ids(named) if named else None
     except ValueError as exc:
         fail(ctx, str(exc))
     settings = command_settings(cls, ctx)

@@ -191,6 +191,9 @@ def parse_ids(values: t.Iterable[str]) -> list[int]:
                 msg = f"--cancel-exports: {text[:40]!r} is not an export id (a positive integer): see --list-exports"
                 raise ValueError(msg)
             out.append(int(text))
+    if not out:
+        msg = "--cancel-exports: no export id given (ID ID ... or ID,ID; none: the exports in the record)"
+        raise ValueError(msg)
     return list(dict.fromkeys(out))
 
 
