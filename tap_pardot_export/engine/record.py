@@ -51,6 +51,10 @@ LOCK_TIMEOUT = 10.0
 #: the scope of a recycle-bin pass's exports: the end of the last whole pass (a pass reuses only its own exports)
 BIN_SCOPE = "recycle-bin pass after {}"
 REQUIRED_TEXT = ("stream", "object", "procedure", "after", "before", "host")
+NO_HOME = (
+    "record_dir is not set, and its default (~/.local/state/tap-pardot-export) needs a home folder, which this "
+    "process has none of (no HOME): set record_dir to a folder the tap may write."
+)
 
 
 def _canonical(value: t.Any) -> bytes:
@@ -108,12 +112,14 @@ class ExportRecord:
         self._entries: list[dict[str, t.Any]] = []
 
     @classmethod
-    def open(cls, folder: Path, business_unit_id: str, host: str, logger: logging.Logger) -> ExportRecord:
+    def open(cls, folder: Path | None, business_unit_id: str, host: str, logger: logging.Logger) -> ExportRecord:
         """The record, read; its folder created.
 
         Raises:
-            PardotConfigError: the folder cannot be created or written (naming record_dir).
+            PardotConfigError: the folder cannot be created or written, or is unknown (naming record_dir).
         """
+        if folder is None:
+            raise PardotConfigError(NO_HOME)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             probe = folder / f".{business_unit_id}.probe.{os.getpid()}"
@@ -271,8 +277,14 @@ class ExportRecord:
             self.logger.warning("%s", text)
 
 
-def read_record(folder: Path, business_unit_id: str, host: str, logger: logging.Logger) -> ExportRecord:
-    """The record as it is on disk, for the operator's commands (nothing is created)."""
+def read_record(folder: Path | None, business_unit_id: str, host: str, logger: logging.Logger) -> ExportRecord:
+    """The record as it is on disk, for the operator's commands (nothing is created).
+
+    Raises:
+        PardotConfigError: record_dir is not set and there is no home folder for its default.
+    """
+    if folder is None:
+        raise PardotConfigError(NO_HOME)
     record = ExportRecord(folder, business_unit_id, host, logger)
     record.reload()
     return record

@@ -60,8 +60,8 @@ class Settings:
     deletes_pass_every: dt.timedelta
     max_queued_exports: int
     fail_fast: bool
-    #: the folder of the export record (record_dir, or the per-user state folder)
-    record_dir: Path
+    #: the folder of the export record (record_dir, or the per-user state folder; None: no home to put it in)
+    record_dir: Path | None
     custom_fields: Mapping[str, tuple[str, ...]]
     stream_options: Mapping[str, Mapping[str, t.Any]]
 
@@ -110,16 +110,19 @@ class Settings:
         )
 
 
-def record_folder(value: t.Any, environ: Mapping[str, str] = os.environ) -> Path:
+def record_folder(value: t.Any, environ: Mapping[str, str] = os.environ) -> Path | None:
     """The export record's folder: ``record_dir`` (``~`` expanded), else the per-user state folder.
 
     That is ``$XDG_STATE_HOME/tap-pardot-export`` (an absolute XDG_STATE_HOME: the XDG base directory
-    rule), else ``~/.local/state/tap-pardot-export``.
+    rule), else ``~/.local/state/tap-pardot-export``; None when the home folder it needs is unknown.
     """
-    if value:
-        return Path(str(value)).expanduser()
-    state_home = environ.get("XDG_STATE_HOME") or ""
-    base = Path(state_home) if Path(state_home).is_absolute() else Path("~/.local/state").expanduser()
+    try:
+        if value:
+            return Path(str(value)).expanduser()
+        state_home = environ.get("XDG_STATE_HOME") or ""
+        base = Path(state_home) if Path(state_home).is_absolute() else Path("~/.local/state").expanduser()
+    except RuntimeError:  # no HOME and no user entry: the default has nowhere to go
+        return None
     return base / "tap-pardot-export"
 
 
