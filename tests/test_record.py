@@ -106,6 +106,30 @@ def test_a_rerun_without_state_after_sigkill_reuses_every_recorded_export(fresh_
     complete(sb, [run])
 
 
+def test_a_rerun_after_the_target_stopped_reading_reuses_the_recorded_exports(fresh_sandbox, record_dir, tmp_path):
+    """``| head -n 1``: no state can reach anyone; the exports in flight stay in the record for the rerun."""
+    sb = fresh_sandbox(processing_seconds=1.0)
+    cfg, cat = one_stream(sb, window_days=100, max_queued_exports=2)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "catalog.json").write_text(json.dumps(cat))
+    command = [sys.executable, "-m", "tap_pardot_export", "--config", str(tmp_path / "config.json")]
+    proc = subprocess.Popen(
+        [*command, "--catalog", str(tmp_path / "catalog.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # the target is gone
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and b"The target stopped reading" in err, err[-2000:]
+    held = recorded_ids(record_dir, sb)
+    with sb.state.lock:
+        assert held and all(sb.state.exports[i].state != "Canceled" for i in held)
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"run summary: {4 - len(held)} export(s) created, {len(held)} reused" in run.stderr, run.stderr[-3000:]
+    complete(sb, [run])
+
+
 def test_the_record_holds_what_each_export_asked_for(fresh_sandbox, record_dir):
     sb = fresh_sandbox()
     cfg, cat = one_stream(sb, window_days=200)
