@@ -47,13 +47,24 @@ DESCRIPTION = "Salesforce Account Engagement (Pardot) data through the bulk Expo
 
 
 #: `meltano invoke tap-pardot-export:check`: Meltano hands commands the settings as environment
-#: variables only, hence ``--config ENV``
+#: variables only, hence ``--config ENV``; `meltano invoke tap-pardot-export:cancel-exports 1001 1002`
+#: appends the ids
 COMMANDS = {
     "check": {
         "args": "--check --config ENV",
         "description": "Check the settings against the account before a first sync (a handful of API calls, "
         "no long export)",
-    }
+    },
+    "list-exports": {
+        "args": "--list-exports --config ENV",
+        "description": "List the business unit's exports in flight (Waiting, Processing; Complete and not expired), "
+        "whoever created them, and whether this tap's export record holds them",
+    },
+    "cancel-exports": {
+        "args": "--cancel-exports --config ENV",
+        "description": "Cancel the Waiting and Processing exports in this tap's export record; with export ids "
+        "after it, those exports instead",
+    },
 }
 
 

@@ -10,7 +10,9 @@ It spends a handful of API calls and runs no long export:
    View", which says nothing about the object's own ability). Fields the account refuses
    are reported, as a sync would leave them out;
 4. the time zone: the first create's ``createdAt`` is written in the API user's zone, so
-   comparing it with the request time gives the zone's UTC offset now.
+   comparing it with the request time gives the zone's UTC offset now;
+5. the export record's folder (``record_dir``) can be written, and how many exports wait in the
+   business unit's queue (the export query, where the API user has "Admin > Exports > View").
 
 Every failure line says what to change. Exit status 0 when every check passes, 1 otherwise.
 Nothing secret is printed: lines are built from codes, hosts, ids and Pardot's messages.
@@ -34,6 +36,7 @@ from tap_pardot_export.discovery import (
 )
 from tap_pardot_export.engine.convert import infer_offset
 from tap_pardot_export.engine.join import MAX_FIELDS, field_groups
+from tap_pardot_export.engine.record import ExportRecord
 from tap_pardot_export.engine.windows import api_time
 from tap_pardot_export.engine.zones import utc_offset
 from tap_pardot_export.errors import (
@@ -45,12 +48,15 @@ from tap_pardot_export.errors import (
 )
 from tap_pardot_export.pardot.account import describe_prospect_account, query_custom_fields
 from tap_pardot_export.pardot.exports import ExportInfo, ExportSpec, InFlight
+from tap_pardot_export.pardot.listing import ABILITY, NoExportView, queue_ahead
 from tap_pardot_export.pardot.runner import ExportRunner
 from tap_pardot_export.redact import host_of
 from tap_pardot_export.spec import SPECS, SPELLINGS
 from tap_pardot_export.streams import ExportStream, load_schema
 
 if t.TYPE_CHECKING:
+    import logging
+
     from tap_pardot_export.pardot.client import PardotClient
     from tap_pardot_export.settings.config import Settings
     from tap_pardot_export.tap import TapPardotExport
@@ -248,6 +254,41 @@ def check_stream(runner: ExportRunner, stream: ExportStream, report: Report) -> 
     return first
 
 
+def check_record(client: PardotClient, settings: Settings, report: Report, logger: logging.Logger) -> set[int]:
+    """The export record's folder can be written; the ids it holds (empty when it cannot be)."""
+    try:
+        record = ExportRecord.open(settings.record_dir, client.business_unit_id, host_of(client.api_url), logger)
+    except PardotConfigError as exc:
+        report.fail(str(exc))
+        return set()
+    held = {e["id"] for e in record.live()}
+    report.ok(f"record_dir: {record.path} can be written ({len(held)} export(s) of this business unit recorded)")
+    return held
+
+
+def check_queue(client: PardotClient, report: Report, recorded: set[int]) -> None:
+    """How many exports wait in the business unit's queue: a sync's first export waits behind them."""
+    try:
+        ahead = queue_ahead(client)
+    except NoExportView as exc:
+        report.note(
+            f"queue: {exc}: the exports ahead of the tap's in Pardot's queue cannot be counted, and --list-exports "
+            f"lists only the exports in the tap's record. Grant {ABILITY} to the API user to see them."
+        )
+        return
+    except API_ERRORS as exc:
+        report.note(f"queue: the export query failed ({exc})")
+        return
+    if not ahead:
+        report.ok("queue: no export Waiting or Processing in the business unit: a sync's first export starts at once")
+        return
+    ours = sum(e.id in recorded for e in ahead)
+    report.ok(
+        f"queue: {len(ahead)} export(s) Waiting or Processing in the business unit ({ours} of them in the tap's "
+        "record): a sync's first export waits behind them (Pardot runs one at a time); --list-exports lists them"
+    )
+
+
 def check_timezone(settings: Settings, info: ExportInfo | None, report: Report) -> None:
     """Compare ``timezone`` with the zone Pardot wrote the export's createdAt in."""
     if info is None or not info.created_at:
@@ -288,6 +329,7 @@ def run_check(tap: TapPardotExport) -> Report:
     fields = check_account(client, settings, report)
     if fields is None:
         return report
+    check_queue(client, report, check_record(client, settings, report, tap.logger))
     learned = {
         CUSTOM_FIELD_STREAM: custom_field_properties(fields),
         DESCRIBE_STREAM: check_account_fields(client, report),

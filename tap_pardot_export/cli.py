@@ -1,9 +1,9 @@
-"""The command line's edges: files the user gives, settings from the environment, ``--check``, errors as messages.
+"""The command line's edges: files the user gives, settings from the environment, the commands, errors as messages.
 
 A ``--config``, ``--state`` or ``--catalog`` file that is not JSON is named, not a traceback;
-Meltano hands ``--check`` its settings as environment variables, typed here by the settings
-schema; and a user-facing error (a setting, an answer Pardot gave) is logged as its message,
-without a stack trace.
+Meltano hands ``--check``, ``--list-exports`` and ``--cancel-exports`` their settings as
+environment variables, typed here by the settings schema; and a user-facing error (a
+setting, an answer Pardot gave) is logged as its message, without a stack trace.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_pardot_export.check import Report, run_check
 from tap_pardot_export.errors import PardotAPIError, PardotConfigError
+from tap_pardot_export.queue_commands import Context, cancel_exports, list_exports, parse_ids
 
 if t.TYPE_CHECKING:
     from types import TracebackType
@@ -92,21 +93,27 @@ def env_config(schema: t.Mapping[str, t.Any], prefix: str) -> dict[str, t.Any]:
     return out
 
 
-def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option, *, value: bool) -> None:
-    """The ``--check`` option: run the check, print the report, exit 0 when everything passed."""
-    del param
-    if not value:
-        return
+def command_settings(cls: type[TapPardotExport], ctx: click.Context) -> dict[str, t.Any]:
+    """The settings a command option gets: ``--config`` files, and the environment with ``--config ENV`` (Meltano)."""
     config = ctx.params.get("config")
     logging.getLogger("tap-pardot-export").setLevel(logging.WARNING)
-    click.echo(f"tap-pardot-export check{'' if config else ' (no --config given)'}")
     settings = dict(getattr(config, "config", None) or {})
     if getattr(config, "parse_env", False):
         prefix = f"{cls.name.upper().replace('-', '_')}_"
         settings.update(env_config(cls.config_jsonschema, prefix))
     if not settings.get("timezone"):
-        # a sync refuses to run without it; the check goes on, to say which zone Pardot writes in
+        # a sync refuses to run without it; the commands go on (the check says which zone Pardot writes in)
         settings["infer_timezone"] = True
+    return settings
+
+
+def cb_check(cls: type[TapPardotExport], ctx: click.Context, param: click.Option, *, value: bool) -> None:
+    """The ``--check`` option: run the check, print the report, exit 0 when everything passed."""
+    del param
+    if not value:
+        return
+    click.echo(f"tap-pardot-export check{'' if ctx.params.get('config') else ' (no --config given)'}")
+    settings = command_settings(cls, ctx)
     try:
         tap = cls(config=settings, parse_env_config=False, validate_config=True, setup_mapper=False)
     except ConfigValidationError as exc:
@@ -135,3 +142,82 @@ def check_option(cls: type[TapPardotExport]) -> click.Option:
         help="Check the settings against the account with a handful of API calls (no long export), "
         "print a report and exit: 0 when every check passed.",
     )
+
+
+#: ``--cancel-exports`` without a value: the exports the record holds
+FROM_RECORD = "record"
+_META = "tap_pardot_export.queue"
+QUEUE_PARAMETERS = ("list", "cancel", "ids")
+
+
+def queue_options(cls: type[TapPardotExport]) -> list[click.Parameter]:
+    """``--list-exports``, ``--cancel-exports [ID,...]`` and the export ids after it."""
+
+    def keep(key: str) -> t.Callable[[click.Context, click.Parameter, t.Any], None]:
+        def callback(ctx: click.Context, param: click.Parameter, value: t.Any) -> None:
+            del param
+            seen = ctx.meta.setdefault(_META, {})
+            seen[key] = value
+            if len(seen) == len(QUEUE_PARAMETERS):  # click processes each once, in any order
+                run_queue_command(cls, ctx, seen)
+
+        return callback
+
+    return [
+        click.Option(
+            ["--list-exports"],
+            is_flag=True,
+            expose_value=False,
+            callback=keep("list"),
+            help="List the business unit's exports in flight (Waiting, Processing; Complete and not expired), with "
+            "state, age, object and whether this tap's export record holds them; then exit.",
+        ),
+        click.Option(
+            ["--cancel-exports"],
+            is_flag=False,
+            flag_value=FROM_RECORD,
+            default=None,
+            metavar="[ID[,ID...]]",
+            expose_value=False,
+            callback=keep("cancel"),
+            help="Cancel the Waiting and Processing exports in this tap's export record, or those named by id "
+            "(ID ID ... or ID,ID); then exit.",
+        ),
+        click.Argument(["export_ids"], nargs=-1, expose_value=False, callback=keep("ids")),
+    ]
+
+
+def run_queue_command(cls: type[TapPardotExport], ctx: click.Context, given: dict[str, t.Any]) -> None:
+    """Run ``--list-exports`` or ``--cancel-exports`` when one was given; print its table; exit 0 or 1."""
+    listing, cancel, extra = bool(given["list"]), given["cancel"], list(given["ids"] or ())
+    if not listing and cancel is None:
+        if extra:
+            fail(ctx, f"unexpected argument(s) {' '.join(extra)[:80]}: export ids go after --cancel-exports")
+        return
+    if listing and cancel is not None:
+        fail(ctx, "--list-exports and --cancel-exports go one at a time")
+    try:
+        named = [v for v in (cancel, *extra) if v and v != FROM_RECORD]
+        ids = parse_ids(named) if named else None
+    except ValueError as exc:
+        fail(ctx, str(exc))
+    settings = command_settings(cls, ctx)
+    settings.setdefault("start_date", "1970-01-01")  # a sync's setting: listing and canceling do not use it
+    try:
+        tap = cls(config=settings, parse_env_config=False, validate_config=True, setup_mapper=False)
+        context = Context.of(tap.settings, tap.logger)
+        text, code = list_exports(context) if listing else cancel_exports(context, ids)
+    except ConfigValidationError as exc:
+        fail(ctx, "; ".join(exc.errors or [str(exc)]) + ". Config validation failed")
+    except (PardotAPIError, OSError) as exc:
+        fail(ctx, str(exc))
+    click.echo(text)
+    sys.stdout.flush()
+    ctx.exit(code)
+
+
+def fail(ctx: click.Context, message: str) -> t.NoReturn:
+    """One line on stderr, exit 1 (no traceback)."""
+    click.echo(f"error: {message}", err=True)
+    ctx.exit(1)
+    raise AssertionError  # pragma: no cover - ctx.exit raises

@@ -2,8 +2,9 @@
 
 :class:`SessionProvider` builds the :class:`~tap_pardot_export.engine.session.ExportSession`
 from the settings: the Pardot client, the export runner, the time-zone policy, the queue,
-the download folder (removed at exit, even a forced one). Before it opens, every stream's
-preflight check runs, so a run that cannot finish fails before any API call. The client's
+the download folder (removed at exit, even a forced one), the business unit's export record.
+Before it opens, every stream's preflight check runs, so a run that cannot finish fails before
+any API call. The client's
 requests and the runner's waits are reported as the SDK's own metrics
 (``http_request_duration``, ``job_duration``), as Meltano users see them for other taps.
 """
@@ -17,6 +18,7 @@ import typing as t
 
 from singer_sdk import metrics
 
+from tap_pardot_export.engine.record import ExportRecord
 from tap_pardot_export.engine.session import ExportQueue, ExportSession
 from tap_pardot_export.engine.state import recorded_exports
 from tap_pardot_export.engine.zones import ZonePolicy
@@ -33,6 +35,7 @@ from tap_pardot_export.errors import (
 from tap_pardot_export.pardot.client import build_client
 from tap_pardot_export.pardot.exports import InFlight
 from tap_pardot_export.pardot.runner import ExportRunner
+from tap_pardot_export.redact import host_of
 from tap_pardot_export.signals import StdoutLines
 from tap_pardot_export.spec import SPELLINGS
 
@@ -88,7 +91,8 @@ def open_session(
     runner.poller.on_waited = wait_metric
     for export_id, query, where in recorded_exports(state):  # before any create: none may answer with them
         runner.bindings.bind(export_id, query or f"state: {where}", f"{where}, from state")
-    return ExportSession(
+    record = ExportRecord.open(settings.record_dir, client.business_unit_id, host_of(client.api_url), logger)
+    session = ExportSession(
         client=client,
         runner=runner,
         zones=ZonePolicy(settings.timezone, logger),
@@ -97,7 +101,10 @@ def open_session(
         queue=ExportQueue(in_flight, settings.max_queued_exports, next_stream),
         out=StdoutLines(),
         spool_dir=spool,
+        record=record,
     )
+    runner.on_gone = lambda export_id: session.forget([export_id])
+    return session
 
 
 class SessionProvider:

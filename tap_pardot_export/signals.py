@@ -218,6 +218,11 @@ class StdoutLines:
         """Write through ``shutdown``'s line marker."""
         self.shutdown = shutdown
 
+    @property
+    def closed(self) -> bool:
+        """True once the target stopped reading."""
+        return STDOUT_CLOSED.is_set()
+
     def write(self, data: bytes) -> None:
         """Write ``data`` (whole lines) to stdout."""
         with self.shutdown.line(), stdout_open():
@@ -267,8 +272,8 @@ def stdout_open() -> Iterator[None]:
 
 CLOSED_MESSAGE = (
     "The target stopped reading: stdout was closed (the loader exited or was stopped). Nothing more can reach it, "
-    "state included: the exports this run created were canceled, and the next run resumes from the last state "
-    "the target saved."
+    "state included: the next run resumes from the last state the target saved, and reuses the exports in the "
+    "tap's export record (record_dir) while Pardot keeps them; those not in it were canceled."
 )
 
 

@@ -17,7 +17,7 @@ import typing as t
 import click
 from typing_extensions import override
 
-from tap_pardot_export.cli import NOT_JSON_HINT, check_option, json_file, user_facing_excepthook
+from tap_pardot_export.cli import NOT_JSON_HINT, check_option, json_file, queue_options, user_facing_excepthook
 from tap_pardot_export.discovery import learn_account_fields
 from tap_pardot_export.engine.state import corrupted, parse_state, state_errors
 from tap_pardot_export.errors import PardotConfigError
@@ -189,9 +189,9 @@ class TapPardotExport(TapHooks):
     @classmethod
     @override
     def get_singer_command(cls) -> t.Any:
-        """The SDK's command with ``--check``, logging user-facing errors without a traceback."""
+        """The SDK's command with ``--check``, ``--list-exports`` and ``--cancel-exports``; errors as messages."""
         command = super().get_singer_command()
-        command.params.append(check_option(cls))
+        command.params += [check_option(cls), *queue_options(cls)]
         return install_excepthook(command, user_facing_excepthook(cls.logger))
 
 

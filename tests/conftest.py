@@ -13,6 +13,8 @@ from hypothesis import settings
 from tests.helpers import RecordedWaits, make_sandbox, skip_retry_waits
 
 if t.TYPE_CHECKING:
+    from pathlib import Path
+
     from pardot_export_sandbox import Sandbox
 
 # Property tests run on a shared 2-core machine: a slow example is load, not a defect.
@@ -56,6 +58,18 @@ def _offline() -> t.Iterator[None]:
         yield
     finally:
         socket.getaddrinfo = real
+
+
+@pytest.fixture(autouse=True)
+def record_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's taps keep their export record in a folder of the test's own (the default folder is per user).
+
+    Every sandbox has the same business unit and export ids, so a record shared between tests would
+    hand one test's exports to another's runs. Tests about the record set ``record_dir`` themselves.
+    """
+    folder = tmp_path_factory.mktemp("state") / "state-home"
+    monkeypatch.setenv("XDG_STATE_HOME", str(folder))
+    return folder / "tap-pardot-export"
 
 
 @pytest.fixture

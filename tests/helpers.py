@@ -393,6 +393,23 @@ def last_export_id(sb: Sandbox) -> int:
         return max(sb.state.exports, default=0)
 
 
+def record_file(folder: Path, sb: Sandbox) -> Path:
+    """The export record of ``sb``'s business unit in ``folder``."""
+    return folder / f"{sb.config.business_unit_id}.json"
+
+
+def recorded_ids(folder: Path, sb: Sandbox) -> set[int]:
+    """The export ids the record of ``sb``'s business unit in ``folder`` holds."""
+    path = record_file(folder, sb)
+    return {e["id"] for e in json.loads(path.read_text())["exports"]} if path.exists() else set()
+
+
+def block_record(folder: Path, sb: Sandbox) -> Path:
+    """A record folder whose file cannot be written: a folder (not empty) stands where it goes. Root too fails."""
+    (record_file(folder, sb) / "in-the-way").mkdir(parents=True)
+    return folder
+
+
 def iso(ts: dt.datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 

@@ -14,6 +14,7 @@ from tests.helpers import (
     BackgroundTap,
     TapRun,
     assert_rows_match,
+    block_record,
     created_fields,
     deselect_field,
     discover,
@@ -275,9 +276,10 @@ def test_rerun_after_a_crash_reuses_the_export_in_flight(fresh_sandbox):
     complete(sb, "list_membership", [crashed, run])
 
 
-def test_sigterm_cancels_the_export_in_flight(fresh_sandbox):
+def test_sigterm_cancels_the_export_in_flight_the_record_cannot_hold(fresh_sandbox, tmp_path):
+    """An export in the export record is kept for the rerun (tests/test_record.py); one it could not take goes."""
     sb = small(fresh_sandbox, waiting_seconds=30)
-    cfg, cat = one_stream(sb, "list_membership")
+    cfg, cat = one_stream(sb, "list_membership", record_dir=str(block_record(tmp_path / "record", sb)))
     tap = BackgroundTap(cfg, cat)
     assert tap.read_until(pending)
     tap.proc.send_signal(signal.SIGTERM)

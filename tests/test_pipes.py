@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.helpers import discover, select_streams
+from tests.helpers import discover, recorded_ids, select_streams
 from tests.test_signals import BOUND, SIGTERM_EXIT, Tap, sandboxes, until
 
 __all__ = ["sandboxes"]  # the fixture, from test_signals
@@ -39,8 +39,11 @@ def unfinished(sb) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("keep", [0, 2], ids=["true", "head-n-2"])
-def test_a_target_that_exits_early_gets_one_clear_line_and_no_export_is_left_queued(sandboxes, keep):
-    """``| true`` and ``| head -n 2``: stdout closes while the tap writes (and exports wait in Pardot's queue)."""
+def test_a_target_that_exits_early_gets_one_line_and_no_unknown_export_is_left_queued(sandboxes, keep, record_dir):
+    """``| true`` and ``| head -n 2``: stdout closes while the tap writes (and exports wait in Pardot's queue).
+
+    Exports the tap's record holds stay for the rerun; any other is canceled.
+    """
     sb = sandboxes(rows={"list_membership": 3000, "prospect": 2000}, processing_seconds=0.3)
     config = sb.tap_config(window_days=60, max_queued_exports=2)
     catalog = select_streams(discover(config), ["list_membership", "prospect"])
@@ -59,10 +62,17 @@ def test_a_target_that_exits_early_gets_one_clear_line_and_no_export_is_left_que
     assert proc.returncode not in (0, None)
     assert err.count("The target stopped reading") == 1, err[-3000:]
     assert "Traceback" not in err and "Exception ignored" not in err and "BrokenPipeError" not in err, err[-3000:]
+    recorded = recorded_ids(record_dir, sb)
+
+    def unknown() -> list[tuple[int, str]]:
+        return [(eid, state) for eid, state in unfinished(sb) if eid not in recorded]
+
     deadline = time.monotonic() + 10
-    while unfinished(sb) and time.monotonic() < deadline:  # a cancel may still be landing
+    while unknown() and time.monotonic() < deadline:  # a cancel may still be landing
         time.sleep(0.1)
-    assert unfinished(sb) == [], "an export was left in Pardot's queue, unknown to any state"
+    assert unknown() == [], "an export was left in Pardot's queue, unknown to any state or record"
+    canceled = {eid for eid, e in sb.stats()["exports"].items() if e["state"] == "Canceled"}
+    assert not canceled & recorded, "an export the record holds was canceled"
 
 
 def tap_files(config: dict, catalog: dict) -> tuple[str, str]:

@@ -20,8 +20,10 @@ from tests.helpers import (
     BackgroundTap,
     TapRun,
     assert_rows_match,
+    block_record,
     discover,
     expected_rows,
+    recorded_ids,
     run_tap,
     select_streams,
 )
@@ -201,7 +203,8 @@ def test_a_rerun_after_sigkill_reuses_every_export_in_flight(fresh_sandbox):
     complete(sb, "visitor_activity", [crashed, run])
 
 
-def test_sigterm_cancels_every_export_of_ours_in_flight(fresh_sandbox):
+def test_sigterm_keeps_the_recorded_exports_in_flight_for_the_rerun(fresh_sandbox, record_dir):
+    """Every export in flight is in the export record: a signal leaves them in Pardot's queue for the rerun."""
     sb = fresh_sandbox(processing_seconds=30)
     cfg, cat = one_stream(sb, "visitor_activity", window_days=100, max_queued_exports=2)
     tap = BackgroundTap(cfg, cat)
@@ -210,7 +213,25 @@ def test_sigterm_cancels_every_export_of_ours_in_flight(fresh_sandbox):
     run = tap.finish()
     assert run.returncode == 128 + signal.SIGTERM, run.stderr[-2000:]
     states = {eid: state for eid, state, *_ in exports_of(sb)}
+    assert len(states) == 3 and "Canceled" not in states.values(), states
+    assert f"kept export(s) {', '.join(map(str, states))} for the rerun to reuse" in run.stderr, run.stderr[-2000:]
+    assert recorded_ids(record_dir, sb) == set(states)
+    assert run.messages[-1]["type"] == "STATE"
+
+
+def test_sigterm_cancels_the_exports_the_record_could_not_hold(fresh_sandbox, tmp_path):
+    """The record cannot be written (a folder where its file should be): no rerun could find them, so they go."""
+    sb = fresh_sandbox(processing_seconds=30)
+    folder = block_record(tmp_path / "record", sb)
+    cfg, cat = one_stream(sb, "visitor_activity", window_days=100, max_queued_exports=2, record_dir=str(folder))
+    tap = BackgroundTap(cfg, cat)
+    assert tap.read_until(two_queued)
+    tap.proc.send_signal(signal.SIGTERM)
+    run = tap.finish()
+    assert run.returncode == 128 + signal.SIGTERM, run.stderr[-2000:]
+    states = {eid: state for eid, state, *_ in exports_of(sb)}
     assert len(states) == 3 and set(states.values()) == {"Canceled"}, states
+    assert run.stderr.count("could not be written") == 1, run.stderr[-3000:]
     assert run.messages[-1]["type"] == "STATE"
 
 

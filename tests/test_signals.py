@@ -25,7 +25,16 @@ from pathlib import Path
 import pytest
 from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
 
-from tests.helpers import TapRun, assert_rows_match, discover, expected_rows, run_tap, select_streams
+from tests.helpers import (
+    TapRun,
+    assert_rows_match,
+    block_record,
+    discover,
+    expected_rows,
+    recorded_ids,
+    run_tap,
+    select_streams,
+)
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
@@ -188,11 +197,15 @@ def one_stream(sb: Sandbox, stream: str, **cfg: t.Any) -> tuple[dict, dict]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_during_a_slow_status_read_holding_the_only_slot(sandboxes, signum):
-    """The cancel must not wait for the slot the interrupted main thread holds."""
+def test_a_signal_during_a_slow_status_read_holding_the_only_slot(sandboxes, signum, tmp_path):
+    """The cancel must not wait for the slot the interrupted main thread holds.
+
+    The export record cannot be written here, so the export in flight is one a signal cancels.
+    """
     sb = sandboxes(processing_seconds=60)
     sb.inject("slow", count=1, op="read", seconds=30)
-    cfg, cat = one_stream(sb, "list_membership", max_concurrency=1)
+    folder = block_record(tmp_path / "record", sb)
+    cfg, cat = one_stream(sb, "list_membership", max_concurrency=1, record_dir=str(folder))
     tap = Tap(cfg, cat)
     assert tap.read_until(pending)
     until(lambda: sb.stats()["calls"].get("read", 0) > 0, "the status read has begun")
@@ -205,6 +218,25 @@ def test_a_signal_during_a_slow_status_read_holding_the_only_slot(sandboxes, sig
     assert messages[-1]["type"] == "STATE"
     assert messages[-1]["value"]["bookmarks"]["list_membership"]["pending_export"]["id"] == eid
     assert f"canceling export {eid}, which this run cannot finish: canceled; state emitted" in run.stderr
+
+
+def test_a_signal_keeps_the_recorded_export_in_flight(sandboxes, record_dir):
+    """The export record holds the export waited on: the signal leaves it to the rerun, within the same bound."""
+    sb = sandboxes(processing_seconds=60)
+    sb.inject("slow", count=1, op="read", seconds=30)
+    cfg, cat = one_stream(sb, "list_membership", max_concurrency=1)
+    tap = Tap(cfg, cat)
+    assert tap.read_until(pending)
+    until(lambda: sb.stats()["calls"].get("read", 0) > 0, "the status read has begun")
+    run, took = tap.term_and_wait(after=0.1, signum=signal.SIGINT)
+    assert took < BOUND, f"the tap took {took:.1f}s to end after SIGINT"
+    assert run.returncode == 128 + signal.SIGINT, run.stderr[-2000:]
+    (eid,) = sb.stats()["exports"]
+    assert sb.stats()["exports"][eid]["state"] == "Processing"
+    assert recorded_ids(record_dir, sb) == {eid}
+    assert f"kept export(s) {eid} for the rerun to reuse" in run.stderr, run.stderr[-2000:]
+    assert "state emitted" in run.stderr
+    assert sb.stats()["calls"].get("cancel", 0) == 0
 
 
 def test_sigterm_during_a_slow_download_ends_in_bounded_time(sandboxes):

@@ -131,6 +131,9 @@ class SandboxConfig:
     custom_field_query: bool = True
     #: False: the prospect account describe answers 404 (an account or version without it)
     account_describe: bool = True
+    #: the API user lacks "Admin > Exports > View": the export query, and reading or canceling another user's
+    #: export, answer this error code (46 or 49) with HTTP 403; None: the user has the ability
+    export_view_refusal: int | None = None
     #: keep rendered result files here and serve repeats of an export from disk (benchmarks)
     cache_dir: str | None = None
     #: v5: records one page-token chain may serve; the page reaching it has no token and a
@@ -173,6 +176,10 @@ class Export:
     total: int = 0
     fail: bool = False
     file_ids: list[int] = field(default_factory=list)
+    #: created by another user of the account (Sandbox.add_foreign_exports): it holds the queue, has no files
+    foreign: bool = False
+    #: how long a foreign export stays Processing (seconds; inf: until released)
+    hold: float = 0.0
 
     @property
     def object_name(self) -> str:
@@ -274,6 +281,49 @@ class SandboxState:
     def new_export_id(self) -> int:
         """The id of the next export created."""
         return next(self._ids)
+
+    # -- other users' exports ----------------------------------------------------------
+
+    def add_foreign_exports(self, count: int, seconds: float | None = None, object_name: str = "prospect") -> list[int]:
+        """Queue ``count`` exports of ``object_name`` by another user of the account.
+
+        Each holds the queue ``seconds`` once Processing (None: until released). They are
+        processed oldest first with the others, appear in the export query, and end Complete
+        with no files.
+        """
+        obj = self.dataset.by_api_name(object_name)
+        if obj is None or count < 0:
+            msg = f"unknown object {object_name!r} or a negative count"
+            raise ValueError(msg)
+        procedure = next(iter(obj.procedures.values()))
+        arguments = {procedure.after: "yesterday"}
+        body = {"object": object_name, "procedure": {"name": procedure.name, "arguments": arguments}}
+        now = self.clock.now()
+        spec = validate_create(body, self.dataset, self.zone, now)
+        hold = float("inf") if seconds is None else float(seconds)
+        with self.work:
+            made = [
+                Export(id=self.new_export_id(), version=4, spec=spec, created=now, updated=now, foreign=True,
+                       hold=hold)
+                for _ in range(count)
+            ]  # fmt: skip
+            self.exports.update((e.id, e) for e in made)
+            self.work.notify_all()
+        return [e.id for e in made]
+
+    def release_foreign_exports(self) -> None:
+        """End every foreign export's hold now: they complete, and the queue moves on."""
+        with self.lock:
+            for e in self.exports.values():
+                if e.foreign:
+                    e.hold = 0.0
+
+    def _hold(self, e: Export) -> tuple[list[range], int, list[str]]:
+        """A foreign export's processing: it holds the queue for its time or until its release; no files."""
+        start = time.monotonic()
+        while self.running and e.state == "Processing" and time.monotonic() - start < e.hold:
+            time.sleep(0.02)
+        return [], 0, []
 
     def issue_token(self) -> str:
         """Issue a new access token and remember it."""
@@ -419,6 +469,8 @@ class SandboxState:
         Files go to the spool directory (the cache directory when one is set: an export with
         the same query then reuses them), so downloads stream from disk.
         """
+        if e.foreign:
+            return self._hold(e)
         key = self.cache_key(e)
         name = key or f"export-{e.id}-{secrets.token_hex(4)}"
         cached = self.range_cache.get(key) if key else None
@@ -705,6 +757,17 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, st.v5_settings(data))
             except (TypeError, ValueError) as exc:
                 self._send(400, {"error": str(exc)})
+        elif path == "/_sandbox/foreign" and method == "POST":
+            try:
+                count, seconds, name = int(data.get("count", 1)), data.get("seconds"), data.get("object", "prospect")
+                ids = st.add_foreign_exports(count, seconds, name)
+            except (TypeError, ValueError, ApiError) as exc:
+                self._send(400, {"error": str(exc)})
+                return
+            self._send(200, {"ids": ids})
+        elif path == "/_sandbox/foreign/release" and method == "POST":
+            st.release_foreign_exports()
+            self._send(200, {"ok": True})
         else:
             self._send(404, {"error": f"unknown control {path}"})
 
@@ -997,7 +1060,14 @@ class Handler(BaseHTTPRequestHandler):
         e = self.st.exports.get(int(m.group(1)))
         if e is None:
             raise ApiError(404, 16, f"Invalid ID: no export {m.group(1)}")
+        if e.foreign and self.st.config.export_view_refusal is not None:
+            self._refuse_export_view(f"export {e.id} was created by another user")
         return e
+
+    def _refuse_export_view(self, what: str) -> t.NoReturn:
+        """The answer to a user without "Admin > Exports > View" (SandboxConfig.export_view_refusal)."""
+        code = self.st.config.export_view_refusal or 49
+        raise ApiError(403, code, f"Access denied: {what}, and the API user lacks the Admin > Exports > View ability")
 
     def _read(self, rest: str, fault: Fault | None, *, json_format: bool) -> None:
         weird = fault is not None and fault.kind == "weird_state"
@@ -1016,6 +1086,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _query(self, query: dict[str, str], *, json_format: bool) -> None:
         st = self.st
+        if st.config.export_view_refusal is not None:
+            self._refuse_export_view("the export query lists every user's exports")
         items = self._exports_matching(query)
         sort_by = query.get("sort_by", "id")
         keys: dict[str, t.Callable[[Export], float]] = {
@@ -1333,6 +1405,14 @@ class Sandbox:
     def stats(self) -> dict[str, t.Any]:
         """Counters for tests (see :meth:`SandboxState.stats`)."""
         return self.state.stats()
+
+    def add_foreign_exports(self, count: int, seconds: float | None = None, object_name: str = "prospect") -> list[int]:
+        """Queue exports by another user ahead of the next ones (see :meth:`SandboxState.add_foreign_exports`)."""
+        return self.state.add_foreign_exports(count, seconds, object_name)
+
+    def release_foreign_exports(self) -> None:
+        """End the foreign exports' hold: they complete and the queue moves on."""
+        self.state.release_foreign_exports()
 
     def issue_token(self) -> str:
         """Issue an access token directly (as if a connected app had fetched one)."""

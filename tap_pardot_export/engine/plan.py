@@ -8,6 +8,7 @@ per field group.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import typing as t
@@ -130,6 +131,10 @@ class WindowJob:
     groups: int = 1
     #: the fields asked for (the spec's may be fewer: those Pardot refused are left out)
     asked: tuple[str, ...] = ()
+    #: the create's body as asked (before the account's refusals shaped it): what the export record keeps
+    body: dict[str, t.Any] = dataclasses.field(default_factory=dict)
+    #: where the export it may reuse was found: "state" or "the export record"
+    source: str = "state"
 
     @property
     def dropped(self) -> list[str]:
@@ -146,7 +151,7 @@ def make_job(
 ) -> WindowJob:
     """The export job of ``w``'s field group ``group`` (index, count).
 
-    An export in state is reused only for the very same query.
+    An export in state (or in the export record: ``source`` "record") is reused only for the very same query.
     """
     p = plan.procedure
     arguments = {p.after: api_time(w.after), p.before: api_time(w.before), **plan.arguments}
@@ -154,7 +159,9 @@ def make_job(
     if group[1] > 1:
         label += f" field group {group[0] + 1}/{group[1]}"
     spec = ExportSpec(plan.api_object, fields, p.name, arguments, label, plan.protected)
+    body = spec.body()
     query = spec.request
+    job = WindowJob(w, spec, query, None, None, *group, tuple(fields), body=copy.deepcopy(body))
     for entry in entries:
         export_id = entry.get("id")
         if entry.get("query") == query and isinstance(export_id, int) and not isinstance(export_id, bool):
@@ -162,8 +169,10 @@ def make_job(
             if isinstance(dropped, list):  # created without fields Pardot refused: its files lack them
                 keys = ("id", plan.replication_key)
                 spec.fields = [f for f in spec.fields if f in keys or f not in dropped]
-            return WindowJob(w, spec, query, export_id, resume_clock(entry), *group, tuple(fields))
-    return WindowJob(w, spec, query, None, None, *group, tuple(fields))
+            job.resume_id, job.resume_clock = export_id, resume_clock(entry)
+            job.source = "the export record" if entry.get("source") == "record" else "state"
+            break
+    return job
 
 
 def make_planner(
@@ -172,8 +181,13 @@ def make_planner(
     end: dt.datetime,
     state: StreamState,
     logger: logging.Logger,
+    recorded: list[dict[str, t.Any]] | None = None,
 ) -> Planner:
-    """The stream's window planner from ``start`` (its bookmark, or start_date) to the run's end."""
+    """The stream's window planner from ``start`` (its bookmark, or start_date) to the run's end.
+
+    It adopts the windows of the exports in flight in state, then those of ``recorded`` (exports of
+    the export record that a window starting where one of them does may reuse).
+    """
     if start.tzinfo is None:
         start = start.replace(tzinfo=dt.timezone.utc)
     size = plan.window_size
@@ -183,7 +197,7 @@ def make_planner(
         size=size,
         rows_per_export=plan.rows_per_export,
         rows_per_day=state.learned_rate(),
-        adopt=[w for w in map(entry_window, state.entries()) if w is not None],
+        adopt=[w for w in map(entry_window, [*state.entries(), *(recorded or [])]) if w is not None],
     )
     logger.info(
         "%s: windows from %s to %s, %s, procedure %s",

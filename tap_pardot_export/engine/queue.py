@@ -19,6 +19,8 @@ from tap_pardot_export.pardot.cancel import cancel_now
 from tap_pardot_export.pardot.runner import MUST_PROPAGATE
 
 if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tap_pardot_export.engine.session import ExportSession
 
 
@@ -37,10 +39,13 @@ def prefetch_next(name: str, session: ExportSession, cost: int) -> None:
     nxt.begin_windows()
     plan = nxt.plan()
     groups = plan.groups()
-    w = make_planner(plan, nxt.starting_timestamp(), session.run_end, state, nxt.logger).next()
+    recorded = session.recorded(plan, None)
+    w = make_planner(plan, nxt.starting_timestamp(), session.run_end, state, nxt.logger, recorded).next()
     if w is None:
         return
-    job = make_job(plan, w, groups[0], [], (0, len(groups)))
+    job = make_job(plan, w, groups[0], recorded, (0, len(groups)))
+    if job.resume_id is not None:  # the export record holds its export: it is reused in its turn
+        return
     try:
         with session.client.budget.exempt():
             info = session.runner.create(job.spec)
@@ -50,6 +55,7 @@ def prefetch_next(name: str, session: ExportSession, cost: int) -> None:
         nxt.logger.info("%s: its first export was not created ahead (%s); it is created in its turn", nxt.name, exc)
         return
     queue.ahead[job.query] = AheadExport(nxt, info, job.spec)
+    session.remember(nxt.name, job, info)
     state.record_prefetched(
         export_entry(
             export_id=info.id,
@@ -63,20 +69,24 @@ def prefetch_next(name: str, session: ExportSession, cost: int) -> None:
     nxt.emit_state()
 
 
-def release_ahead(session: ExportSession, *, failed: bool, courtesy: bool = True) -> None:
+def release_ahead(
+    session: ExportSession, *, failed: bool, courtesy: bool = True, keep: Callable[[int], bool] | None = None
+) -> None:
     """Cancel the exports created ahead that no stream took, and drop them from their stream's state.
 
-    After an error (``failed``) each gets one try without retries, none without ``courtesy``.
+    After an error (``failed``) each gets one try without retries, none without ``courtesy``,
+    nor those ``keep`` names (the export record holds them for the rerun).
     """
     queue = session.queue
     for query, ahead in list(queue.ahead.items()):
         del queue.ahead[query]
         mine = ahead.stream.sync_state().drop_prefetched(ahead.info.id)  # first: a signal meanwhile writes it
         queue.in_flight.discard(ahead.info.id)
-        if session.runner.stopping or not courtesy:
+        if session.runner.stopping or not courtesy or (keep is not None and keep(ahead.info.id)):
             continue
         if failed:
-            cancel_now(session.client, ahead.info.id, timeout=5.0)
+            if cancel_now(session.client, ahead.info.id, timeout=5.0):
+                session.forget([ahead.info.id])
         else:
             try:
                 with session.client.budget.exempt():

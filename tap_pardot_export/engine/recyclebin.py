@@ -4,7 +4,10 @@ After its windows, each stream whose procedure selects the recycle bin runs a pa
 with ``deleted=true`` (or ``prospect_deleted=true``) from start_date to the run's end, one per
 year, each record stamped ``_sdc_deleted_at`` with the run's end. The pass keeps its own
 progress in the stream's state (``deletes_pass``) and never moves the stream's bookmark;
-``deletes_pass_at`` moves only once every window of the pass was emitted.
+``deletes_pass_at`` moves only once every window of the pass was emitted. The export record
+marks a pass's exports with the last whole pass's end: a pass reuses only the exports of a pass
+that began from the same one (one interrupted before its state reached the runner), never a
+finished pass's, whose snapshot of the bin is older than the pass now due.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
+from tap_pardot_export.engine.record import BIN_SCOPE
 from tap_pardot_export.engine.sync import StreamSync
 from tap_pardot_export.engine.windows import api_time
 
@@ -46,6 +50,7 @@ def recycle_bin_run(stream: SyncedStream, session: ExportSession) -> StreamSync 
     stream.logger.info(
         "%s: recycle-bin pass (%s=true), deleted records stamped %s", stream.name, recycle_bin.argument, stamp
     )
+    last = stream.sync_state().last_pass()
     state = stream.sync_state().deletes_pass()
     return StreamSync(
         stream=stream,
@@ -54,6 +59,7 @@ def recycle_bin_run(stream: SyncedStream, session: ExportSession) -> StreamSync 
         state=state,
         start=state.bookmark() or recycle_bin.start,
         deleted_at=stamp,
+        scope=BIN_SCOPE.format(api_time(last) if last is not None else "none"),
     )
 
 

@@ -46,9 +46,13 @@ def stream_files(stream: SyncedStream, session: ExportSession) -> Iterator[FileR
             run.rows, run.exports = run.rows + bin_run.rows, run.exports + bin_run.exports
     except BaseException as exc:
         courtesy = not isinstance(exc, MUST_PROPAGATE)
-        # stdout closed: no state can carry the window's exports to a rerun, so they are canceled too
-        spoiled = current.abandon(courtesy=courtesy, keep_head=not isinstance(exc, StdoutClosed))
-        release_ahead(session, failed=True, courtesy=courtesy)
+        # the target is gone: no state can carry the window's exports to a rerun; those the export record
+        # holds are kept for the rerun, as on a signal, and the others are canceled
+        gone = isinstance(exc, StdoutClosed) or session.out.closed
+        stopping = gone or session.runner.stopping or isinstance(exc, (SystemExit, KeyboardInterrupt))
+        keep = session.kept if stopping else None
+        spoiled = current.abandon(courtesy=courtesy, keep_head=not gone, keep=keep)
+        release_ahead(session, failed=True, courtesy=courtesy, keep=keep)
         if spoiled:  # the last STATE, once the exports created ahead are gone from it too
             stream.emit_state()
         raise

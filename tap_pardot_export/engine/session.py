@@ -21,9 +21,10 @@ from tap_pardot_export.redact import host_of
 if t.TYPE_CHECKING:
     import datetime as dt
     import logging
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
-    from tap_pardot_export.engine.plan import SyncedStream
+    from tap_pardot_export.engine.plan import ExportPlan, SyncedStream, WindowJob
+    from tap_pardot_export.engine.record import ExportRecord
     from tap_pardot_export.engine.zones import ZonePolicy
     from tap_pardot_export.pardot.client import PardotClient
     from tap_pardot_export.pardot.exports import ExportInfo, ExportSpec, InFlight
@@ -32,6 +33,10 @@ if t.TYPE_CHECKING:
 
 class LineWriter(t.Protocol):
     """Writes whole lines to stdout (see :class:`~tap_pardot_export.signals.StdoutLines`)."""
+
+    @property
+    def closed(self) -> bool:
+        """True once the target stopped reading."""
 
     def write(self, data: bytes) -> None:
         """Write ``data`` (whole lines)."""
@@ -89,6 +94,37 @@ class ExportSession:
     announced: bool = False
     started: float = dataclasses.field(default_factory=time.monotonic)
     reused: int = 0
+    #: the business unit's export record on this machine (None: the run keeps none)
+    record: ExportRecord | None = None
+    #: the ids of the exports this run's windows use (two windows never share one)
+    claimed: set[int] = dataclasses.field(default_factory=set)
+
+    # -- the export record -----------------------------------------------------------------
+
+    def recorded(self, plan: ExportPlan, scope: str | None) -> list[dict[str, t.Any]]:
+        """The export record's exports of ``plan``'s queries that no window of the run uses, as state entries."""
+        return self.record.candidates(plan, scope, self.claimed) if self.record is not None else []
+
+    def claim(self, export_id: int) -> bool:
+        """Take ``export_id`` for one window; False when another window of the run has it."""
+        if export_id in self.claimed:
+            return False
+        self.claimed.add(export_id)
+        return True
+
+    def remember(self, stream: str, job: WindowJob, info: ExportInfo, scope: str | None = None) -> None:
+        """Record the export a window uses (created or reused) in the export record."""
+        if self.record is not None:
+            self.record.add(stream, job, info, scope)
+
+    def forget(self, ids: Iterable[int]) -> None:
+        """Drop exports that cannot be reused (canceled, spoiled) from the export record."""
+        if self.record is not None:
+            self.record.drop(ids)
+
+    def kept(self, export_id: int) -> bool:
+        """True when the export record holds ``export_id``: a rerun reuses it, so a stop does not cancel it."""
+        return self.record is not None and self.record.holds(export_id)
 
     def calls_left(self) -> int | None:
         """Calls left under ``max_api_calls`` (even inside a window finished past it); None without a cap."""
@@ -113,17 +149,23 @@ class ExportSession:
             shutil.rmtree(self.spool_dir, ignore_errors=True)
 
     def cancel_in_flight(self, timeout: float) -> str:
-        """Cancel every export of ours in flight, without any lock or slot; a line for the log.
+        """Cancel every export of ours in flight that the export record does not hold; a line for the log.
 
         Called on the shutdown watchdog thread while the main thread may hold the client's
-        slots or token lock. The cancels run in parallel, so all return within ``timeout``.
-        An export already Complete cannot be canceled (nor needs to be).
+        slots, token lock or the record's lock: nothing here waits on any of them. The cancels
+        run in parallel, so all return within ``timeout``. An export already Complete cannot be
+        canceled (nor needs to be); one in the record is kept for the rerun to reuse.
         """
         self.runner.stop()
         todo, complete = self.queue.in_flight.snapshot()
         if not todo and not complete:
             return "no export in flight"
+        kept = [i for i in todo + complete if self.kept(i)]
+        todo, complete = [i for i in todo if i not in kept], [i for i in complete if i not in kept]
         notes = [f"export {export_id} is Complete (nothing to cancel)" for export_id in complete]
+        if kept:
+            where = self.record.path if self.record is not None else "the export record"
+            notes.append(f"kept export(s) {', '.join(map(str, kept))} for the rerun to reuse (in {where})")
         outcome: dict[int, bool] = {}
 
         def cancel(export_id: int) -> None:

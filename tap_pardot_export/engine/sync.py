@@ -26,7 +26,7 @@ from tap_pardot_export.engine.windows import api_time
 from tap_pardot_export.pardot.cancel import cancel_now
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from tap_pardot_export.engine.plan import ExportPlan, FileRowsLike, SyncedStream
     from tap_pardot_export.engine.session import ExportSession
@@ -106,16 +106,19 @@ class StreamSync:
         state: StreamState,
         start: dt.datetime,
         deleted_at: str | None = None,
+        scope: str | None = None,
     ) -> None:
         """Plan ``plan``'s windows from ``start`` (its bookmark, or start_date) to the run's end.
 
-        ``state`` is where it keeps its progress; ``deleted_at`` stamps every row (a recycle-bin pass).
+        ``state`` is where it keeps its progress; ``deleted_at`` stamps every row (a recycle-bin pass);
+        ``scope`` marks the exports of a recycle-bin pass in the export record (None: the stream's windows).
         """
         self.stream, self.plan, self.session, self.state = stream, plan, session, state
-        self.deleted_at = deleted_at
+        self.deleted_at, self.scope = deleted_at, scope
         self.groups = plan.groups()
-        self.entries = state.entries()
-        self.planner = make_planner(plan, start, session.run_end, state, stream.logger)
+        recorded = session.recorded(plan, scope) if stream.incremental else []
+        self.entries = state.entries() + recorded
+        self.planner = make_planner(plan, start, session.run_end, state, stream.logger, recorded)
         self.slots: collections.deque[Slot] = collections.deque()
         #: the exports of windows planned but not started yet (the later field groups of a window)
         self.todo: collections.deque[WindowJob] = collections.deque()
@@ -197,13 +200,16 @@ class StreamSync:
     def start(self, job: WindowJob, info: ExportInfo | None) -> None:
         """Start ``job``'s export (``info``: one created ahead for it) and record it in state."""
         session = self.session
+        if job.resume_id is not None and not session.claim(job.resume_id):  # another window of the run has it
+            job.resume_id = job.resume_clock = None
         if info is None:
             with session.client.budget.exempt():
-                info, new = session.runner.start(job.spec, job.resume_id)
+                info, new = session.runner.start(job.spec, job.resume_id, job.source)
             if not new:
                 session.reused += 1
                 if not info.requested_at and job.resume_clock:
                     info.created_at, info.requested_at = job.resume_clock  # read its times in its zone
+        session.remember(self.stream.name, job, info, self.scope)
         session.queue.in_flight.add(info.id, job.spec.label)
         self.slots.append(Slot(job, info))
         self.exports += 1
@@ -247,6 +253,7 @@ class StreamSync:
 
         def created(new: ExportInfo) -> None:  # created again (it Failed, or was Canceled or expired)
             slot.info = new
+            session.remember(self.stream.name, job, new, self.scope)
             self.checkpoint()
 
         rows, conv = 0, None
@@ -304,13 +311,14 @@ class StreamSync:
         planner.cursor = windows[first].start
         self.planned_all = False
 
-    def abandon(self, *, courtesy: bool, keep_head: bool = True) -> bool:
+    def abandon(self, *, courtesy: bool, keep_head: bool = True, keep: Callable[[int], bool] | None = None) -> bool:
         """After an error: drop the exports created ahead (not the window being read's: a rerun reuses them).
 
         With ``courtesy`` they are canceled too (one try each): not after the daily limit, the
-        call budget or the credentials ended the run, which a cancel would only run into again.
-        State is rewritten before any cancel, so a signal meanwhile writes it right. Returns True
-        when an export was left out for its unreadable file (the caller then writes a last STATE).
+        call budget or the credentials ended the run, which a cancel would only run into again,
+        nor those ``keep`` names (the export record holds them for the rerun). State is rewritten
+        before any cancel, so a signal meanwhile writes it right. Returns True when an export was
+        left out for its unreadable file (the caller then writes a last STATE).
         """
         session = self.session
         head = self.slots[0].job.window if self.slots and keep_head else None
@@ -319,6 +327,7 @@ class StreamSync:
             ahead.append(self.slots.pop())
         self.todo.clear()
         spoiled = [s for s in self.slots if s.info.spoiled]
+        session.forget(s.info.id for s in spoiled)
         for slot in spoiled:  # its file is malformed as Pardot stores it: a rerun creates it again
             self.slots.remove(slot)
             session.queue.in_flight.discard(slot.info.id)
@@ -334,7 +343,8 @@ class StreamSync:
             else:  # nothing started: an export from state a rerun may still reuse stays
                 self.state.drop_queued()
         for slot in ahead:  # in flight until canceled: a signal meanwhile cancels it too
-            if courtesy and not session.runner.stopping:
-                cancel_now(session.client, slot.info.id, timeout=5.0)  # one try, no retries
+            kept = keep is not None and keep(slot.info.id)
+            if courtesy and not kept and not session.runner.stopping and cancel_now(session.client, slot.info.id, 5.0):
+                session.forget([slot.info.id])  # one try, no retries
             session.queue.in_flight.discard(slot.info.id)
         return bool(spoiled) and self.stream.incremental

@@ -3,7 +3,9 @@
 Pardot runs a business unit's exports one at a time. Once the run has seen exports finish,
 the first status read of the next one comes near when it should be done, and the reads after
 it come at a fraction of the typical duration, so Pardot's queue does not sit idle while the
-tap sleeps, and few status reads (each an API call) are spent.
+tap sleeps, and few status reads (each an API call) are spent. A long wait is said every
+:data:`HEARTBEAT_SECONDS`, with how many exports are ahead of it where the API user may see
+the queue (:class:`~tap_pardot_export.pardot.listing.QueueWatch`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Poller:
         self.waited = 0.0
         #: told of each finished wait: (label, seconds, the state it ended in)
         self.on_waited: Callable[[str, float, str], None] | None = None
+        #: what a long-wait line says of the queue ahead of an export in a state (listing.QueueWatch)
+        self.queue_note: Callable[[ExportInfo, str], str] | None = None
 
     def expected_ready(self, info: ExportInfo) -> float | None:
         """The earliest (monotonic clock) ``info`` is likely Complete, from this run's exports; None if unknown.
@@ -142,14 +146,10 @@ class Poller:
         now = time.monotonic()
         if now - beat < HEARTBEAT_SECONDS:
             return beat
-        self.logger.info(
-            "%s: still waiting for export %s: %s for %.0fs (Pardot runs one export at a time per account; "
-            "others may be ahead of it)",
-            label,
-            info.id,
-            state,
-            now - start,
-        )
+        note = "(Pardot runs one export at a time per account; others may be ahead of it)"
+        if self.queue_note is not None:
+            note = self.queue_note(info, state)
+        self.logger.info("%s: still waiting for export %s: %s for %.0fs %s", label, info.id, state, now - start, note)
         return now
 
 

@@ -17,6 +17,7 @@ from tap_pardot_export.errors import CallBudgetSpent, DailyLimitReached, ExportE
 from tap_pardot_export.pardot.exports import Bindings, ExportInfo, InFlight, is_true, result_refs, unwrap_export
 from tap_pardot_export.pardot.fetch import ResultFetcher
 from tap_pardot_export.pardot.healer import MAX_HEALS, CreateHealer
+from tap_pardot_export.pardot.listing import QueueWatch
 from tap_pardot_export.pardot.polling import ExportTimedOut, Poller
 
 if t.TYPE_CHECKING:
@@ -100,11 +101,18 @@ class ExportRunner:
         self.in_flight = in_flight
         self._stop = threading.Event()
         self.poller = Poller(polling, self._stop, self.logger)
+        self.poller.queue_note = QueueWatch(client).note
         self.fetcher = ResultFetcher(client, spool_dir, self.logger)
         self.healer = CreateHealer(spellings, self.logger)
         #: each export id of the run bound to the one request it answers (those in state too)
         self.bindings = Bindings()
         self.created = 0
+        #: told of each export that can no longer be reused: canceled, Failed, Canceled or expired, unreadable
+        self.on_gone: Callable[[int], None] | None = None
+
+    def _gone(self, export_id: int) -> None:
+        if self.on_gone is not None:
+            self.on_gone(export_id)
 
     # -- API calls -----------------------------------------------------------------------
 
@@ -155,14 +163,18 @@ class ExportRunner:
             return False
         finally:
             self.in_flight.discard(export_id)
+        self._gone(export_id)
         self.logger.info("%s: canceled export %s", label, export_id)
         return True
 
     # -- the job -------------------------------------------------------------------------
 
-    def start(self, spec: ExportSpec, resume_id: int | None = None) -> tuple[ExportInfo, bool]:
-        """The export for ``spec``: the one from state while usable, else a new one; True when new."""
-        info = self._resume(resume_id, spec.label, spec.request) if resume_id is not None else None
+    def start(self, spec: ExportSpec, resume_id: int | None = None, source: str = "state") -> tuple[ExportInfo, bool]:
+        """The export for ``spec``: the one from ``source`` (state, the export record) while usable, else a new one.
+
+        True when new.
+        """
+        info = self._resume(resume_id, spec.label, spec.request, source) if resume_id is not None else None
         if info is not None:
             self.healer.apply(spec)  # the fields it holds, as a create would have sent them
             info.created_mono = time.monotonic()
@@ -217,12 +229,14 @@ class ExportRunner:
                     if exc.code != EXPIRED_CODE:
                         raise
                     recreates.expired_while_read(info, exc)
+                    self._gone(info.id)
                     self.in_flight.discard(info.id)
                     info = None
                     continue
                 self.in_flight.discard(info.id)
                 return
             self.in_flight.discard(info.id)
+            self._gone(info.id)
             recreates.after(info, state, expired=expired)
             info = None
 
@@ -251,20 +265,21 @@ class ExportRunner:
             return
         yield from self.fetcher.files(info, refs, spec.label, spec.fields)
 
-    def _resume(self, resume_id: t.Any, label: str, request: str = "") -> ExportInfo | None:
-        """The export from state when it can still be used for ``request``, else None (a new one is created).
+    def _resume(self, resume_id: t.Any, label: str, request: str = "", source: str = "state") -> ExportInfo | None:
+        """The export from ``source`` (state, the export record) when it can still be used for ``request``, else None.
 
         Errors that end the run (daily limit, call budget, dead credentials) propagate.
         """
         if isinstance(resume_id, bool) or not isinstance(resume_id, int):
-            self.logger.info("%s: ignoring a pending export id in state that is not an integer", label)
+            self.logger.info("%s: ignoring a pending export id in %s that is not an integer", label, source)
             return None
         other = self.bindings.other(resume_id, request)
         if other is not None:
             self.logger.warning(
-                "%s: export %s from state is the export of another request of this run (%s); creating a new one",
+                "%s: export %s from %s is the export of another request of this run (%s); creating a new one",
                 label,
                 resume_id,
+                source,
                 other,
             )
             return None
@@ -273,17 +288,20 @@ class ExportRunner:
         except MUST_PROPAGATE:
             raise
         except PardotAPIError as exc:
-            self.logger.info("%s: export %s from state cannot be reused (%s)", label, resume_id, exc)
+            self.logger.info("%s: export %s from %s cannot be reused (%s)", label, resume_id, source, exc)
+            self._gone(resume_id)
             return None
         state, expired = export["state"], is_true(export.get("isExpired"))
         if state in ("Waiting", "Processing") or (state == "Complete" and not expired):
-            self.logger.info("%s: resuming export %s from state (%s)", label, resume_id, state)
+            self.logger.info("%s: resuming export %s from %s (%s)", label, resume_id, source, state)
             self.bindings.bind(resume_id, request, label)
             return ExportInfo(id=resume_id, created_at=export["createdAt"])
+        self._gone(resume_id)
         self.logger.info(
-            "%s: export %s from state is %s%s; creating a new one",
+            "%s: export %s from %s is %s%s; creating a new one",
             label,
             resume_id,
+            source,
             state,
             " and expired" if expired else "",
         )

@@ -12,8 +12,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import os
 import typing as t
 from importlib import resources
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tap_pardot_export.engine.windows import parse_setting_datetime
@@ -58,6 +60,8 @@ class Settings:
     deletes_pass_every: dt.timedelta
     max_queued_exports: int
     fail_fast: bool
+    #: the folder of the export record (record_dir, or the per-user state folder; None: no home to put it in)
+    record_dir: Path | None
     custom_fields: Mapping[str, tuple[str, ...]]
     stream_options: Mapping[str, Mapping[str, t.Any]]
 
@@ -100,9 +104,26 @@ class Settings:
             deletes_pass_every=dt.timedelta(days=float(config["deletes_pass_days"])),
             max_queued_exports=int(config["max_queued_exports"]),
             fail_fast=config["fail_fast"] is True,
+            record_dir=record_folder(config.get("record_dir")),
             custom_fields={k: tuple(map(str, v or ())) for k, v in (config.get("custom_fields") or {}).items()},
             stream_options={k: dict(v or {}) for k, v in (config.get("stream_options") or {}).items()},
         )
+
+
+def record_folder(value: t.Any, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The export record's folder: ``record_dir`` (``~`` expanded), else the per-user state folder.
+
+    That is ``$XDG_STATE_HOME/tap-pardot-export`` (an absolute XDG_STATE_HOME: the XDG base directory
+    rule), else ``~/.local/state/tap-pardot-export``; None when the home folder it needs is unknown.
+    """
+    try:
+        if value:
+            return Path(str(value)).expanduser()
+        state_home = environ.get("XDG_STATE_HOME") or ""
+        base = Path(state_home) if Path(state_home).is_absolute() else Path("~/.local/state").expanduser()
+    except RuntimeError:  # no HOME and no user entry: the default has nowhere to go
+        return None
+    return base / "tap-pardot-export"
 
 
 def _text(value: t.Any) -> str | None:

@@ -318,6 +318,15 @@ def _run_settings() -> dict[str, dict[str, t.Any]]:
             "where its emitted rows allow and the other selected streams still sync; the run then exits non-zero "
             "naming every failed stream.",
         },
+        "record_dir": _str(
+            "Export record folder",
+            "The folder of the tap's record of the exports it created, one file per business unit "
+            "(<business_unit_id>.json, with a lock file beside it): a rerun reuses an export still live in Pardot "
+            "even when no state reached the runner (Ctrl-C under meltano run, a crash), and a stop keeps the "
+            "recorded exports for it. Default: $XDG_STATE_HOME/tap-pardot-export, else "
+            "~/.local/state/tap-pardot-export. It must be writable.",
+            minLength=1,
+        ),
     }
 
 
