@@ -21,7 +21,7 @@ from typing_extensions import override
 from tap_pardot_export.engine.plan import ExportPlan, RecycleBin
 from tap_pardot_export.engine.run import stream_files
 from tap_pardot_export.engine.state import StreamState
-from tap_pardot_export.errors import PardotConfigError, ResultFormatError
+from tap_pardot_export.errors import PardotConfigError
 from tap_pardot_export.records import FileRows, write_batches, write_records
 from tap_pardot_export.sdk_compat import (
     ExportStreamHooks,
@@ -111,10 +111,11 @@ class ExportStream(ExportStreamHooks):
         return StreamState(self.get_context_state(None))
 
     def starting_timestamp(self) -> dt.datetime:
-        """Its bookmark, or start_date."""
-        start = self.get_starting_timestamp(None)
-        if start is None:  # pragma: no cover - start_date is required to sync
-            raise ResultFormatError(f"{self.name}: no start_date")
+        """Its bookmark, or start_date (a full-table sync, which the catalog may ask for, starts there)."""
+        start = self.get_starting_timestamp(None) if self.incremental else None
+        start = start or self.settings.start_date
+        if start is None:  # pragma: no cover - the settings check requires start_date to sync
+            raise PardotConfigError(f"{self.name}: start_date is required to sync")
         return start
 
     def begin_windows(self) -> None:

@@ -253,3 +253,18 @@ def test_the_sdks_metrics_time_every_api_call_and_every_export_wait(sandbox):
     assert all(
         p["tags"] == {"stream": "prospect_account", "job_type": "export_wait", "status": "succeeded"} for p in waits
     )
+
+
+def test_a_catalog_asking_for_a_full_table_sync_reads_the_whole_range_without_bookmarks(sandbox):
+    """Found: replication-method FULL_TABLE in the catalog failed with 'no start_date'."""
+    start, end = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
+    cfg = sandbox.tap_config(window_days=200)
+    cat = select_streams(discover(cfg), ["list_membership"])
+    entry = next(e for e in cat["streams"] if e["tap_stream_id"] == "list_membership")
+    entry["replication_method"] = "FULL_TABLE"  # as Meltano's `replication-method` extra writes it
+    state = {"bookmarks": {"list_membership": {"replication_key": "updated_at",
+                                               "replication_key_value": "2024-06-01T00:00:00+00:00"}}}  # fmt: skip
+    run = run_tap(cfg, catalog=cat, state=state)
+    assert run.returncode == 0, run.stderr[-3000:]
+    exp = expected_rows(sandbox, "list_membership", start, end)
+    assert_rows_match(sandbox, "list_membership", run.records("list_membership"), exp, sandbox.config.data.timezone)

@@ -726,50 +726,24 @@ class Handler(BaseHTTPRequestHandler):
     # -- controls ----------------------------------------------------------------------
 
     def _control(self, method: str, path: str, body: bytes) -> None:
-        st = self.st
         try:
             data = json.loads(body) if body else {}
         except ValueError:
             self._send(400, {"error": "body must be JSON"})
             return
         if path == "/_sandbox/stats":
-            self._send(200, st.stats())
-        elif path == "/_sandbox/faults" and method == "POST":
-            try:
-                st.inject(**data)
-            except (TypeError, ValueError) as exc:
-                self._send(400, {"error": str(exc)})
-                return
-            self._send(200, {"ok": True})
-        elif path == "/_sandbox/revoke" and method == "POST":
-            st.revoke_tokens()
-            self._send(200, {"ok": True})
-        elif path == "/_sandbox/clock" and method == "POST":
-            st.clock.advance(float(data.get("advance_seconds", 0)))
-            self._send(200, {"now": st.clock.now()})
-        elif path == "/_sandbox/v5/changes" and method == "POST":
-            try:
-                self._send(200, st.v5_change(data))
-            except (TypeError, ValueError, KeyError) as exc:
-                self._send(400, {"error": str(exc)})
-        elif path == "/_sandbox/v5/settings" and method == "POST":
-            try:
-                self._send(200, st.v5_settings(data))
-            except (TypeError, ValueError) as exc:
-                self._send(400, {"error": str(exc)})
-        elif path == "/_sandbox/foreign" and method == "POST":
-            try:
-                count, seconds, name = int(data.get("count", 1)), data.get("seconds"), data.get("object", "prospect")
-                ids = st.add_foreign_exports(count, seconds, name)
-            except (TypeError, ValueError, ApiError) as exc:
-                self._send(400, {"error": str(exc)})
-                return
-            self._send(200, {"ids": ids})
-        elif path == "/_sandbox/foreign/release" and method == "POST":
-            st.release_foreign_exports()
-            self._send(200, {"ok": True})
-        else:
+            self._send(200, self.st.stats())
+            return
+        route = CONTROLS.get(path) if method == "POST" else None
+        if route is None:
             self._send(404, {"error": f"unknown control {path}"})
+            return
+        try:
+            answer = route(self.st, data)
+        except (TypeError, ValueError, KeyError, ApiError) as exc:
+            self._send(400, {"error": str(exc)})
+            return
+        self._send(200, answer)
 
     # -- the Export API ----------------------------------------------------------------
 
@@ -1192,6 +1166,43 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _inject(st: SandboxState, data: dict[str, t.Any]) -> dict[str, t.Any]:
+    st.inject(**data)
+    return {"ok": True}
+
+
+def _revoke(st: SandboxState, _data: dict[str, t.Any]) -> dict[str, t.Any]:
+    st.revoke_tokens()
+    return {"ok": True}
+
+
+def _advance(st: SandboxState, data: dict[str, t.Any]) -> dict[str, t.Any]:
+    st.clock.advance(float(data.get("advance_seconds", 0)))
+    return {"now": st.clock.now()}
+
+
+def _foreign(st: SandboxState, data: dict[str, t.Any]) -> dict[str, t.Any]:
+    count, seconds, name = int(data.get("count", 1)), data.get("seconds"), data.get("object", "prospect")
+    return {"ids": st.add_foreign_exports(count, seconds, name)}
+
+
+def _release_foreign(st: SandboxState, _data: dict[str, t.Any]) -> dict[str, t.Any]:
+    st.release_foreign_exports()
+    return {"ok": True}
+
+
+#: the sandbox's control routes (POST): what each does to the sandbox's state, and its answer
+CONTROLS: dict[str, t.Callable[[SandboxState, dict[str, t.Any]], dict[str, t.Any]]] = {
+    "/_sandbox/faults": _inject,
+    "/_sandbox/revoke": _revoke,
+    "/_sandbox/clock": _advance,
+    "/_sandbox/v5/changes": lambda st, data: st.v5_change(data),
+    "/_sandbox/v5/settings": lambda st, data: st.v5_settings(data),
+    "/_sandbox/foreign": _foreign,
+    "/_sandbox/foreign/release": _release_foreign,
+}
 
 
 def _spoil(chunks: t.Iterator[bytes], kind: str, width: int) -> t.Iterator[bytes]:
