@@ -116,16 +116,3 @@ def instant_retries(monkeypatch: pytest.MonkeyPatch) -> _RecordedWaits:
     monkeypatch.setattr(client, "WAIT_SCALE", 0.0)
     monkeypatch.setattr(client.RetryPolicy, "waits", waits)
     return record
-
-
-def pytest_terminal_summary(terminalreporter: t.Any) -> None:
-    """Figures tests report with ``record_property`` (peak memory, ...), shown after every run."""
-    lines = [
-        f"{report.nodeid}: {name} = {value}"
-        for report in terminalreporter.stats.get("passed", [])
-        for name, value in getattr(report, "user_properties", ())
-    ]
-    if lines:
-        terminalreporter.write_sep("-", "figures reported by tests")
-        for line in lines:
-            terminalreporter.write_line(line)
