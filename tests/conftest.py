@@ -15,9 +15,14 @@ from tests.helpers import make_sandbox
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox
 
-# Property tests run on a shared 2-core machine: a slow example is load, not a defect.
-settings.register_profile("suite", deadline=None)
-settings.load_profile("suite")
+# Hypothesis profiles. Property tests run on a shared 2-core machine: a slow example is load, not a
+# defect (no deadline). "ci", the default: a bounded number of examples, the same ones each run
+# (derandomized, no example database), so a run's time and outcome repeat. "dev": new random
+# examples each run, failures remembered in .hypothesis/ (`scripts/test --hypothesis-profile=dev`).
+# A test that sets max_examples itself (each example a whole tap run) keeps its own, smaller count.
+settings.register_profile("ci", max_examples=300, deadline=None, derandomize=True, database=None)
+settings.register_profile("dev", max_examples=300, deadline=None)
+settings.load_profile("ci")  # pytest's --hypothesis-profile option, when given, loads another after this
 
 
 @pytest.fixture(scope="session")
