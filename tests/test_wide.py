@@ -357,7 +357,8 @@ def test_sigterm_between_field_groups_keeps_the_windows_exports_and_the_rerun_is
 def test_the_check_says_a_wide_prospect_stream_costs_more_exports(fresh_sandbox):
     from tests.test_account import run_check
 
-    sb = wide_sandbox(fresh_sandbox, waiting_seconds=0.5)
+    sb = wide_sandbox(fresh_sandbox)
+    sb.hold()  # the check's exports stay Waiting, so its cancels find them
     proc = run_check(sb.tap_config())
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert "OK    custom fields: 300 found" in proc.stdout
