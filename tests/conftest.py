@@ -17,9 +17,14 @@ if t.TYPE_CHECKING:
 
     from pardot_export_sandbox import Sandbox
 
-# Property tests run on a shared 2-core machine: a slow example is load, not a defect.
-settings.register_profile("suite", deadline=None)
-settings.load_profile("suite")
+# Hypothesis profiles. Property tests run on a shared 2-core machine: a slow example is load, not a
+# defect (no deadline). "ci", the default: a bounded number of examples, the same ones each run
+# (derandomized, no example database), so a run's time and outcome repeat. "dev": new random
+# examples each run, failures remembered in .hypothesis/ (`scripts/test --hypothesis-profile=dev`).
+# A test that sets max_examples itself (each example a whole tap run) keeps its own, smaller count.
+settings.register_profile("ci", max_examples=300, deadline=None, derandomize=True, database=None)
+settings.register_profile("dev", max_examples=300, deadline=None)
+settings.load_profile("ci")  # pytest's --hypothesis-profile option, when given, loads another after this
 
 
 @pytest.fixture(scope="session")
@@ -108,16 +113,3 @@ def instant_retries(monkeypatch: pytest.MonkeyPatch) -> RecordedWaits:
     Only for in-process runs: replaces the retry policy's pause.
     """
     return skip_retry_waits(monkeypatch)
-
-
-def pytest_terminal_summary(terminalreporter: t.Any) -> None:
-    """Figures tests report with ``record_property`` (peak memory, ...), shown after every run."""
-    lines = [
-        f"{report.nodeid}: {name} = {value}"
-        for report in terminalreporter.stats.get("passed", [])
-        for name, value in getattr(report, "user_properties", ())
-    ]
-    if lines:
-        terminalreporter.write_sep("-", "figures reported by tests")
-        for line in lines:
-            terminalreporter.write_line(line)

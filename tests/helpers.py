@@ -97,8 +97,6 @@ class TapRun:
     stdout: str
     stderr: str
     messages: list[dict[str, t.Any]] = field(default_factory=list)
-    #: the tap process's peak resident memory in MiB (``run_tap(..., peak_rss=True)``)
-    peak_rss_mib: float | None = None
 
     def records(self, stream: str | None = None) -> list[dict[str, t.Any]]:
         return [
@@ -127,13 +125,12 @@ def run_tap(
     timeout: float = 300,
     env: dict[str, str] | None = None,
     subprocess: bool = False,
-    peak_rss: bool = False,
 ) -> TapRun:
     """Run the tap's CLI with files for config, state and catalog.
 
     In this process by default; ``subprocess=True`` runs ``python -m tap_pardot_export``
     instead, for tests about the real process (its exit code, its stderr as a whole).
-    ``peak_rss=True`` (a subprocess) also reports the process's peak resident memory.
+    (The tap's peak memory is measured by benchmarks/peak_memory.py, not by the tests.)
     """
     with tempfile.TemporaryDirectory(prefix="tap-run-") as tmp:
         argv = ["--config", _dump(tmp, "config", config), *args]
@@ -141,10 +138,9 @@ def run_tap(
             argv += ["--state", _dump(tmp, "state", state)]
         if catalog is not None:
             argv += ["--catalog", _dump(tmp, "catalog", catalog)]
-        if subprocess or peak_rss:
-            command = [sys.executable, "-c", _PEAK_RSS] if peak_rss else [sys.executable, "-m", "tap_pardot_export"]
+        if subprocess:
             proc = sp.run(
-                [*command, *argv],
+                [sys.executable, "-m", "tap_pardot_export", *argv],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -152,30 +148,11 @@ def run_tap(
                 check=False,
             )
             run = TapRun(proc.returncode, proc.stdout, proc.stderr)
-            if peak_rss:
-                run.stderr, _, peak = run.stderr.rpartition(_PEAK_RSS_MARK)
-                run.peak_rss_mib = int(peak) / 1024
         else:
             run = _run_in_process(argv, timeout=timeout, env=env or {})
     if "--discover" not in args and "--about" not in args:
         run.messages = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
     return run
-
-
-_PEAK_RSS_MARK = "\npeak_rss_kib="
-#: ``python -m tap_pardot_export`` that writes its peak RSS (KiB) as stderr's last line at exit. It reads
-#: VmHWM, the high-water mark of this program's memory (Linux): ``ru_maxrss`` would also count the
-#: memory of the process it was forked from (pytest, hundreds of MiB late in a run) before the exec.
-_PEAK_RSS = (
-    "import atexit, runpy, sys\n"
-    "def peak():\n"
-    "    with open('/proc/self/status') as fh:\n"
-    "        kib = next(line.split()[1] for line in fh if line.startswith('VmHWM:'))\n"
-    f"    sys.stderr.write({_PEAK_RSS_MARK!r} + kib)\n"
-    "atexit.register(peak)\n"
-    "sys.argv[0] = 'tap-pardot-export'\n"
-    "runpy.run_module('tap_pardot_export', run_name='__main__', alter_sys=True)\n"
-)
 
 
 class BackgroundTap:
@@ -376,10 +353,23 @@ def deselect_field(catalog: dict[str, t.Any], stream: str, name: str) -> dict[st
     return catalog
 
 
+#: settings that let discovery read the account (without them it is offline: the catalog depends on the config only)
+_CREDENTIALS = ("access_token", "client_id", "client_secret", "refresh_token")
+#: offline catalogs by config, shared by the tests of a session (each gets its own copy)
+_OFFLINE_CATALOGS: dict[str, str] = {}
+
+
 def discover(config: dict[str, t.Any]) -> dict[str, t.Any]:
-    run = run_tap(config, args=["--discover"])
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout)
+    """The catalog ``--discover`` writes for ``config``; an offline one is computed once per session."""
+    offline = not any(config.get(k) for k in _CREDENTIALS)
+    key = json.dumps(config, sort_keys=True, default=str) if offline else None
+    if key is None or key not in _OFFLINE_CATALOGS:
+        run = run_tap(config, args=["--discover"])
+        assert run.returncode == 0, run.stderr
+        if key is None:
+            return t.cast("dict[str, t.Any]", json.loads(run.stdout))
+        _OFFLINE_CATALOGS[key] = run.stdout
+    return t.cast("dict[str, t.Any]", json.loads(_OFFLINE_CATALOGS[key]))
 
 
 def created_fields(sb: Sandbox, since: int = 0) -> dict[int, list[str]]:

@@ -260,7 +260,8 @@ def run_check(config: dict[str, t.Any]) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_check_reports_the_prospect_account_fields(sandboxes):
-    sb = sandboxes(waiting_seconds=0.5)
+    sb = sandboxes()
+    sb.hold()  # the check's exports stay Waiting, so its cancels find them
     proc = run_check(sb.tap_config())
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     described = len(BUILTIN) - 3 + len(CUSTOM)  # the describe leaves out id, created_at, updated_at
@@ -279,7 +280,8 @@ def test_the_check_reports_the_prospect_account_fields(sandboxes):
 
 
 def test_the_check_notes_a_failed_describe(sandboxes):
-    sb = sandboxes(account_describe=False, waiting_seconds=0.5)
+    sb = sandboxes(account_describe=False)
+    sb.hold()  # the check's exports stay Waiting, so its cancels find them
     proc = run_check(sb.tap_config())
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     notes = [ln for ln in proc.stdout.splitlines() if ln.startswith("  NOTE  prospect account fields:")]

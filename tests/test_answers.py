@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tap_pardot_export.engine.convert import CellError, LocalDateTimeConverter, infer_offset, row_typer, to_bool
@@ -758,7 +758,6 @@ csvish = st.lists(
 ).map(lambda parts: "".join(parts).encode())
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     data=st.one_of(
         st.binary(max_size=200),

@@ -258,12 +258,13 @@ def pending(msg: dict, stream: str = "list_membership") -> bool:
 
 
 def test_rerun_after_a_crash_reuses_the_export_in_flight(fresh_sandbox):
-    sb = small(fresh_sandbox, waiting_seconds=1.5)
+    sb = small(fresh_sandbox)
+    sb.hold()  # the export stays pending until the kill, however slow the machine
     cfg, cat = one_stream(sb, "list_membership", window_days=400 // 2)
     tap = BackgroundTap(cfg, cat)
     assert tap.read_until(pending)
     tap.proc.kill()
-    sb.config.waiting_seconds = 0  # the wait kept the export pending until the kill; the rerun need not wait
+    sb.release()  # the rerun need not wait
     crashed = tap.finish()
     state = crashed.final_state
     eid = state["bookmarks"]["list_membership"]["pending_export"]["id"]
@@ -405,12 +406,13 @@ def test_result_links_on_another_host_are_refused(fresh_sandbox):
 
 
 def test_an_export_in_state_is_not_reused_for_another_query(fresh_sandbox):
-    sb = small(fresh_sandbox, waiting_seconds=1.5)
+    sb = small(fresh_sandbox)
+    sb.hold()  # the export stays pending until the kill, however slow the machine
     cfg, cat = one_stream(sb, "list_membership", window_days=400 // 2)
     tap = BackgroundTap(cfg, cat)
     assert tap.read_until(pending)
     tap.proc.kill()
-    sb.config.waiting_seconds = 0  # the wait kept the export pending until the kill; the rerun need not wait
+    sb.release()  # the rerun need not wait
     state = tap.finish().final_state
     old = state["bookmarks"]["list_membership"]["pending_export"]["id"]
     deselect_field(cat, "list_membership", "opted_out")  # the user deselects a field before the rerun

@@ -601,7 +601,7 @@ def test_cancel_now_gives_up_at_its_timeout_and_never_raises(hostile):
     client.tokens.token()
     started = time.monotonic()
     assert cancel_now(client, 7, timeout=0.5) is False
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.5, "gave up at its timeout, not after the 3 s the server hangs"
     no_token = client_for(config(server))
     assert cancel_now(no_token, 7, timeout=0.5) is False  # no token yet: no request, no refresh
     closed = client_for(config(f"http://127.0.0.1:{closed_port()}", access_token=TOKEN))

@@ -29,7 +29,7 @@ BIN = Path(sys.executable).parent
 MELTANO = shutil.which("meltano", path=str(BIN))
 TAP = shutil.which("tap-pardot-export", path=str(BIN))
 needs_meltano = pytest.mark.skipif(
-    MELTANO is None or TAP is None, reason="meltano and the tap's script come with the dev extra (scripts/setup)"
+    MELTANO is None or TAP is None, reason="meltano and the tap's script come with the dev group (scripts/setup)"
 )
 UTC = dt.timezone.utc
 #: the one warning the tap is known to print; remove when tap_pardot_export imports

@@ -55,7 +55,7 @@ def _meltano_in(folder: Path) -> t.Callable[..., subprocess.CompletedProcess[str
 def added(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """A fresh Meltano project, then ``meltano add ... --from-ref`` in it: done once, copied by each test."""
     if MELTANO is None:
-        pytest.skip("meltano is installed by the dev extra (scripts/setup)")
+        pytest.skip("meltano is installed by the dev dependency group (scripts/setup)")
     folder = tmp_path_factory.mktemp("meltano-add")
     (folder / "meltano.yml").write_text(
         yaml.safe_dump(

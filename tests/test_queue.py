@@ -237,6 +237,7 @@ def test_sigterm_cancels_the_exports_the_record_could_not_hold(fresh_sandbox, tm
 
 def test_an_export_created_ahead_for_a_stream_that_never_uses_it_is_canceled(fresh_sandbox):
     sb = fresh_sandbox(processing_seconds=0.3)
+    sb.hold(lambda e: e.object_name == "visitor")  # Waiting, so cancelable, however slow the machine
     sb.inject("bad_value", count=1, op="download")
     config = sb.tap_config(end_date="2024-12-01T00:00:00+00:00", fail_fast=True)  # visitor never starts
     cat = select_streams(discover(config), ["prospect", "visitor"])
@@ -245,6 +246,7 @@ def test_an_export_created_ahead_for_a_stream_that_never_uses_it_is_canceled(fre
     made = exports_of(sb)
     assert len(made) == 2, made
     assert made[1][1] == "Canceled", f"the export created ahead for visitor was left {made[1][1]}"
+    sb.release()
     rerun = run_tap(config, catalog=cat, state=run.final_state)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     for stream in ("prospect", "visitor"):

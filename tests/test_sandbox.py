@@ -506,16 +506,44 @@ def test_exports_run_one_at_a_time_oldest_first(fresh_sandbox):
     assert sorted(finished, key=finished.get) == ids
 
 
-def test_cancel_fail_and_expiry(fresh_sandbox):
-    sb = fresh_sandbox(waiting_seconds=0.5)
+def test_held_exports_wait_until_released_and_hold_up_the_queue(fresh_sandbox):
+    sb = fresh_sandbox()
     api = Api(sb)
     args = {"updated_after": "2024-01-01", "updated_before": "2024-02-01"}
+
+    def create() -> int:
+        return export_of(api.create("prospect", "filter_by_updated_at", args).json())["id"]
+
+    def state(eid: int) -> str:
+        return export_of(api.read(eid).json())["state"]
+
+    sb.hold(lambda e: e.id == 1001)
+    first, second = create(), create()
+    assert first == 1001
+    time.sleep(0.3)
+    assert (state(first), state(second)) == ("Waiting", "Waiting"), "the second waits behind the held one"
+    r = requests.post(api.url(f"cancel/id/{first}"), headers=api.headers(), timeout=10)
+    assert export_of(r.json())["state"] == "Canceled"
+    assert api.wait(second)["state"] == "Complete", "a canceled export holds up nothing"
+    sb.hold()  # every export
+    third = create()
+    time.sleep(0.3)
+    assert state(third) == "Waiting"
+    sb.release()
+    assert api.wait(third)["state"] == "Complete"
+
+
+def test_cancel_fail_and_expiry(fresh_sandbox):
+    sb = fresh_sandbox()
+    api = Api(sb)
+    args = {"updated_after": "2024-01-01", "updated_before": "2024-02-01"}
+    sb.hold()  # Waiting, so cancelable, however slow the machine
     eid = export_of(api.create("prospect", "filter_by_updated_at", args).json())["id"]
     r = requests.post(api.url(f"cancel/id/{eid}"), headers=api.headers(), timeout=10)
     assert export_of(r.json())["state"] == "Canceled"
     r = requests.post(api.url(f"cancel/id/{eid}"), headers=api.headers(), timeout=10)
     assert err(r)[1] == 178
-    sb.config.waiting_seconds = 0  # the wait let the first export be canceled; the others need none
+    sb.release()
     sb.inject("fail_export")
     failed = api.wait(export_of(api.create("prospect", "filter_by_updated_at", args).json())["id"])
     assert failed["state"] == "Failed" and "resultRefs" not in failed

@@ -361,16 +361,16 @@ def test_a_budget_below_one_window_still_reaches_the_end(sandboxes):
 
 def test_a_resumed_export_reads_its_times_in_the_api_users_zone(sandboxes):
     """No timezone setting: the offset of an export reused from state is not taken for UTC."""
-    # UTC-5 all year; the wait keeps the export pending until the kill (the state read is the
-    # pending one either way: the test reads no further)
-    sb = sandboxes(zone="America/Bogota", waiting_seconds=0.5)
+    # UTC-5 all year; the export is held pending until the kill
+    sb = sandboxes(zone="America/Bogota")
+    sb.hold()
     cfg, cat = one_stream(sb, "list_membership", window_days=200)
     del cfg["timezone"]
     cfg["infer_timezone"] = True  # the opt-in to infer the offset (COMMON settings)
     tap = Tap(cfg, cat)
     assert tap.read_until(pending)
     tap.close()
-    sb.config.waiting_seconds = 0  # the wait kept the export pending until the kill; the rerun need not wait
+    sb.release()  # the rerun need not wait
     crashed = [json.loads(x) for x in tap.out.decode().splitlines()]
     state = [m["value"] for m in crashed if m["type"] == "STATE"][-1]
     eid = state["bookmarks"]["list_membership"]["pending_export"]["id"]

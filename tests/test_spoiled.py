@@ -64,13 +64,25 @@ def rewrite_stored(sb: Sandbox, fn: t.Callable[[int, t.Any, bytes], bytes]) -> d
 
 
 def spoil_on_complete(sb: Sandbox, when: t.Callable[[t.Any], bool]) -> None:
-    """A malformed row in the next download after each export ``when`` picks is Complete."""
-    sb.after_export(lambda e: sb.inject("bad_value", op="download") if when(e) else None)
+    """Each export ``when`` picks is stored with a malformed row after its files' header, as Pardot could store it.
+
+    Its own files, whatever else the tap downloads meanwhile: a fault injected for "the next
+    download" once the export is Complete could hit the file of an export read before it.
+    """
+
+    def spoil(nth: int, export: t.Any, data: bytes) -> bytes:
+        if not when(export):
+            return data
+        header, _, rest = data.partition(b"\n")
+        return header + b"\n" + ",".join(["not-a-number"] * len(export.spec.fields)).encode() + b"\r\n" + rest
+
+    rewrite_stored(sb, spoil)
 
 
 def heal(sb: Sandbox) -> None:
     """No more faults or hooks: exports created from now on render their files right."""
     sb.state.on_complete.clear()
+    sb.state.__dict__.pop("_process", None)  # rewrite_stored's
     with sb.state.lock:
         sb.state.faults.clear()
 
@@ -310,7 +322,9 @@ def test_the_last_state_of_a_spoiled_run_lists_no_export_canceled_for_the_next_s
     released, so it listed that export as its pending_export, canceled a moment later.
     """
     sb = fresh_sandbox(processing_seconds=0.2)
-    cfg = sb.tap_config(window_days=365, end_date="2024-07-01T00:00:00Z")
+    sb.hold(lambda e: e.object_name == "prospectAccount")  # Waiting, so cancelable, however slow the machine
+    # fail_fast: the run ends at the failure (else prospect_account syncs on, its held export Waiting for ever)
+    cfg = sb.tap_config(window_days=365, end_date="2024-07-01T00:00:00Z", fail_fast=True)
     cat = select_streams(discover(cfg), [LM, "prospect_account"])
     spoil_on_complete(sb, lambda e: e.object_name == "listMembership")
     run1 = run_tap(cfg, catalog=cat)

@@ -7,7 +7,7 @@ import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tap_pardot_export.engine.convert import (
@@ -56,7 +56,6 @@ def test_api_time_has_an_explicit_offset():
     assert api_time(dt.datetime(2024, 3, 10, 2, 30, tzinfo=ZoneInfo("Europe/Paris"))) == "2024-03-10T01:30:00+00:00"
 
 
-@settings(max_examples=300)
 @given(ts=instants, zone=st.sampled_from(ZONES))
 def test_local_rendering_converts_back_to_the_instant(ts, zone):
     z = ZoneInfo(zone)
@@ -158,7 +157,6 @@ def oracle_row(row: list[str], conv: LocalDateTimeConverter) -> dict:
     return out
 
 
-@settings(max_examples=400)
 @given(row=st.lists(cells, min_size=5, max_size=5))
 def test_compiled_and_general_typers_agree_with_an_oracle(row):
     """Both typers (the compiled one falls back on the general one) against typing written out by hand."""

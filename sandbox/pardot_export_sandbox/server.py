@@ -202,21 +202,24 @@ class Clock:
         self.offset += seconds
 
 
+def _check_styles(config: SandboxConfig) -> None:
+    """Refuse a rendering style the sandbox does not know."""
+    for name, value, allowed in (
+        ("response_style", config.response_style, RESPONSE_STYLES),
+        ("bool_style", config.bool_style, tuple(BOOL_STYLES)),
+        ("line_ending", config.line_ending, tuple(NEWLINES)),
+        ("prospect_only_spelling", config.prospect_only_spelling, PROSPECT_ONLY_SPELLINGS),
+    ):
+        if value not in allowed:
+            msg = f"{name} must be one of {', '.join(allowed)}"
+            raise ValueError(msg)
+
+
 class SandboxState:
     """Everything the server knows: tokens, exports, counters, faults."""
 
     def __init__(self, config: SandboxConfig) -> None:
-        if config.response_style not in RESPONSE_STYLES:
-            msg = f"response_style must be one of {', '.join(RESPONSE_STYLES)}"
-            raise ValueError(msg)
-        for name, value, allowed in (
-            ("bool_style", config.bool_style, tuple(BOOL_STYLES)),
-            ("line_ending", config.line_ending, tuple(NEWLINES)),
-            ("prospect_only_spelling", config.prospect_only_spelling, PROSPECT_ONLY_SPELLINGS),
-        ):
-            if value not in allowed:
-                msg = f"{name} must be one of {', '.join(allowed)}"
-                raise ValueError(msg)
+        _check_styles(config)
         self.config = config
         self.zone = ZoneInfo(config.data.timezone)
         self.dataset = Dataset(config.data)
@@ -230,6 +233,8 @@ class SandboxState:
         self.deletions = 0
         #: called by the worker with each export once it is Complete (tests change the data between exports)
         self.on_complete: list[t.Callable[[Export], None]] = []
+        #: exports these pick stay Waiting, and the queue behind them too, until released (Sandbox.hold)
+        self.holds: list[t.Callable[[Export], bool]] = []
         if config.prospect_only_spelling == "camel":
             va = self.dataset.objects["visitor_activity"].procedures["filter_by_created_at"]
             va.extra = {"type": "types", "prospectOnly": "bool"}
@@ -438,7 +443,7 @@ class SandboxState:
                     continue
             self._sleep(self.config.waiting_seconds)
             with self.lock:
-                if e.state != "Waiting":
+                if e.state != "Waiting" or self._held(e):
                     continue
                 e.state = "Processing"
                 e.updated = self.clock.now()
@@ -535,8 +540,11 @@ class SandboxState:
         for e in sorted(self.exports.values(), key=lambda x: x.id):
             self.refresh_expiry(e)
             if e.state == "Waiting":
-                return e
+                return None if self._held(e) else e  # one queue: a held export holds up those behind it
         return None
+
+    def _held(self, e: Export) -> bool:
+        return any(hold(e) for hold in self.holds)
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -1362,6 +1370,23 @@ class Sandbox:
         Tests use it to change the data between two exports of one run (e.g. delete records).
         """
         self.state.on_complete.append(hook)
+
+    def hold(self, when: t.Callable[[Export], bool] | None = None) -> None:
+        """Keep the exports ``when`` picks (every export when None) Waiting until :meth:`release`.
+
+        The queue stops at a held export, as Pardot's does behind a long export: those created
+        after it wait too. A held export can still be canceled (and then no longer holds up the
+        queue), and expires as any other. Tests use it to keep an export Waiting, and so
+        cancelable, for as long as they need, however slow the machine is.
+        """
+        with self.state.work:
+            self.state.holds.append(when or (lambda _e: True))
+
+    def release(self) -> None:
+        """Let the held exports be processed, oldest first."""
+        with self.state.work:
+            self.state.holds.clear()
+            self.state.work.notify_all()
 
     @property
     def clock(self) -> Clock:
