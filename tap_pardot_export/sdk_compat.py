@@ -161,23 +161,25 @@ class TapHooks(Tap):
         """Where the SDK installs its handlers, early in the tap's construction: before discovery runs."""
         self.install_signal_handlers()
 
-    def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:  # noqa: ARG002 - a hook
-        """Every problem with ``config`` (may fill in defaults in place); subclasses override."""
+    def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any], *, complete: bool) -> list[str]:  # noqa: ARG002 - a hook
+        """Every problem with ``config`` (may fill in defaults in place); subclasses override.
+
+        ``complete=False``: only the values that are wrong, not the settings that are missing.
+        """
         return []
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Replaces the SDK's check so that messages are clear and never echo a secret's value.
 
-        Discovery (``raise_errors=False``) needs no valid settings: it only logs at debug level.
+        Discovery (``raise_errors=False``) needs no setting, but a value that is wrong (a zone name
+        with a typo, a number out of range) is refused there too.
         """
         schema = self.config_jsonschema
         self.append_builtin_config(schema)
-        errors = self.validate_settings(raw_config(self), schema)
-        if errors and raise_errors:
+        errors = self.validate_settings(raw_config(self), schema, complete=raise_errors)
+        if errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
-        for error in errors:
-            self.logger.debug("Setting not valid for a sync: %s", error)
         return errors
 
 

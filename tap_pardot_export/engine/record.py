@@ -28,10 +28,10 @@ import typing as t
 
 import orjson
 
-from tap_pardot_export.pardot.exports import request_digest
 from tap_pardot_export.engine.windows import api_time
 from tap_pardot_export.errors import PardotConfigError
 from tap_pardot_export.locks import LockTimeout, held
+from tap_pardot_export.pardot.exports import request_digest
 
 if t.TYPE_CHECKING:
     import logging
