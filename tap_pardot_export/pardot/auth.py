@@ -30,6 +30,8 @@ if t.TYPE_CHECKING:
     import requests
 
 LOGGER = logging.getLogger("tap-pardot-export")
+#: tokens obtained by every authenticator of this process (discovery's client and the sync's each get one)
+_OBTAINED = [0]
 #: what an access token may hold to travel in an HTTP header (visible ASCII, no spaces)
 TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 #: servers refuse request headers past 8 KiB (HTTP 431); Salesforce's access tokens are about 100 characters
@@ -195,7 +197,17 @@ class PardotAuthenticator(OAuthAuthenticator):
         self.last_refreshed = dt.datetime.now(dt.timezone.utc)
         self.expires_in = None
         self.refreshes += 1
-        LOGGER.info("Obtained a Salesforce access token from %s", _endpoint(self.auth_endpoint))
+        _OBTAINED[0] += 1
+        where = _endpoint(self.auth_endpoint)
+        if self.refreshes > 1:
+            LOGGER.info("Refreshed the Salesforce access token at %s (%d this run)", where, self.refreshes)
+        elif _OBTAINED[0] > 1:
+            LOGGER.info(
+                "Obtained another Salesforce access token from %s (a new client: discovery and the sync each get one)",
+                where,
+            )
+        else:
+            LOGGER.info("Obtained a Salesforce access token from %s", where)
 
     def _request_token(self) -> str:
         if self.on_call:
