@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pardot_export_sandbox.changes import apply_change, window_counts
 from pardot_export_sandbox.data import DataConfig, Dataset
 from pardot_export_sandbox.engine import (
     BOOL_STYLES,
@@ -675,7 +676,7 @@ class Handler(BaseHTTPRequestHandler):
             if url.path == "/services/oauth2/token" and method == "POST":
                 self._token(body)
             elif url.path.startswith("/_sandbox/"):
-                self._control(method, url.path, body)
+                self._control(method, url.path, body, query)
             else:
                 self._api(method, url.path, query, body)
         except (BrokenPipeError, ConnectionResetError):
@@ -725,51 +726,20 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- controls ----------------------------------------------------------------------
 
-    def _control(self, method: str, path: str, body: bytes) -> None:
-        st = self.st
+    def _control(self, method: str, path: str, body: bytes, query: dict[str, str] | None = None) -> None:
         try:
             data = json.loads(body) if body else {}
         except ValueError:
             self._send(400, {"error": "body must be JSON"})
             return
-        if path == "/_sandbox/stats":
-            self._send(200, st.stats())
-        elif path == "/_sandbox/faults" and method == "POST":
-            try:
-                st.inject(**data)
-            except (TypeError, ValueError) as exc:
-                self._send(400, {"error": str(exc)})
-                return
-            self._send(200, {"ok": True})
-        elif path == "/_sandbox/revoke" and method == "POST":
-            st.revoke_tokens()
-            self._send(200, {"ok": True})
-        elif path == "/_sandbox/clock" and method == "POST":
-            st.clock.advance(float(data.get("advance_seconds", 0)))
-            self._send(200, {"now": st.clock.now()})
-        elif path == "/_sandbox/v5/changes" and method == "POST":
-            try:
-                self._send(200, st.v5_change(data))
-            except (TypeError, ValueError, KeyError) as exc:
-                self._send(400, {"error": str(exc)})
-        elif path == "/_sandbox/v5/settings" and method == "POST":
-            try:
-                self._send(200, st.v5_settings(data))
-            except (TypeError, ValueError) as exc:
-                self._send(400, {"error": str(exc)})
-        elif path == "/_sandbox/foreign" and method == "POST":
-            try:
-                count, seconds, name = int(data.get("count", 1)), data.get("seconds"), data.get("object", "prospect")
-                ids = st.add_foreign_exports(count, seconds, name)
-            except (TypeError, ValueError, ApiError) as exc:
-                self._send(400, {"error": str(exc)})
-                return
-            self._send(200, {"ids": ids})
-        elif path == "/_sandbox/foreign/release" and method == "POST":
-            st.release_foreign_exports()
-            self._send(200, {"ok": True})
-        else:
+        route = _CONTROLS.get((path, method)) or _CONTROLS.get((path, "*"))
+        if route is None:
             self._send(404, {"error": f"unknown control {path}"})
+            return
+        try:
+            self._send(200, route(self.st, data, query or {}))
+        except (TypeError, ValueError, KeyError, ApiError) as exc:
+            self._send(400, {"error": str(exc)})
 
     # -- the Export API ----------------------------------------------------------------
 
@@ -1436,3 +1406,53 @@ class Sandbox:
         }
         cfg.update(extra)
         return cfg
+
+
+def _foreign(st: SandboxState, data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    count, seconds, name = int(data.get("count", 1)), data.get("seconds"), data.get("object", "prospect")
+    return {"ids": st.add_foreign_exports(count, seconds, name)}
+
+
+def _faults(st: SandboxState, data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    st.inject(**data)
+    return {"ok": True}
+
+
+def _revoke(st: SandboxState, _data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    st.revoke_tokens()
+    return {"ok": True}
+
+
+def _clock(st: SandboxState, data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    st.clock.advance(float(data.get("advance_seconds", 0)))
+    return {"now": st.clock.now()}
+
+
+def _release(st: SandboxState, _data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    st.release_foreign_exports()
+    return {"ok": True}
+
+
+def _changes(st: SandboxState, data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    with st.lock:
+        return apply_change(st.dataset, data, st.clock.now())
+
+
+def _counts(st: SandboxState, _data: dict[str, t.Any], query: dict[str, str]) -> dict[str, t.Any]:
+    with st.lock:
+        return window_counts(st.dataset, query, st.clock.now())
+
+
+#: the control routes (``/_sandbox/...``): (path, method or "*") -> answer of (state, JSON body, query)
+_CONTROLS: dict[tuple[str, str], t.Callable[[SandboxState, dict[str, t.Any], dict[str, str]], t.Any]] = {
+    ("/_sandbox/stats", "*"): lambda st, _d, _q: st.stats(),
+    ("/_sandbox/faults", "POST"): _faults,
+    ("/_sandbox/revoke", "POST"): _revoke,
+    ("/_sandbox/clock", "POST"): _clock,
+    ("/_sandbox/v5/changes", "POST"): lambda st, d, _q: st.v5_change(d),
+    ("/_sandbox/v5/settings", "POST"): lambda st, d, _q: st.v5_settings(d),
+    ("/_sandbox/foreign", "POST"): _foreign,
+    ("/_sandbox/foreign/release", "POST"): _release,
+    ("/_sandbox/changes", "POST"): _changes,
+    ("/_sandbox/counts", "GET"): _counts,
+}
