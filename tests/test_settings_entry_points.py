@@ -11,6 +11,7 @@ needed: discovery and ``--about`` go on without it.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import typing as t
 
@@ -54,6 +55,15 @@ ENTRY_POINTS: dict[str, list[str]] = {
     "cancel-exports": ["--cancel-exports"],
     "about": ["--about"],
 }
+
+
+@pytest.fixture(autouse=True)
+def _log_level_restored() -> t.Iterator[None]:
+    """--check and the queue's commands quiet the tap's logger (a process of their own); this process goes on."""
+    logger = logging.getLogger("tap-pardot-export")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 def run_tap(config: dict[str, t.Any], args: list[str], env: dict[str, str] | None = None) -> TapRun:

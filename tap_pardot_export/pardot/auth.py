@@ -30,8 +30,6 @@ if t.TYPE_CHECKING:
     import requests
 
 LOGGER = logging.getLogger("tap-pardot-export")
-#: tokens obtained by every authenticator of this process (discovery's client and the sync's each get one)
-_OBTAINED = [0]
 #: what an access token may hold to travel in an HTTP header (visible ASCII, no spaces)
 TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 #: servers refuse request headers past 8 KiB (HTTP 431); Salesforce's access tokens are about 100 characters
@@ -117,6 +115,8 @@ class PardotAuthenticator(OAuthAuthenticator):
         self.on_call = on_call
         self._lock = threading.Lock()
         self.refreshes = 0
+        #: what the client's tokens are for, in its log lines (" for discovery", " for the sync")
+        self.purpose = ""
         self.issued: list[str] = []
         access_token = credentials.access_token
         self.access_token = check_token(access_token, "the access_token setting") if access_token else None
@@ -197,17 +197,11 @@ class PardotAuthenticator(OAuthAuthenticator):
         self.last_refreshed = dt.datetime.now(dt.timezone.utc)
         self.expires_in = None
         self.refreshes += 1
-        _OBTAINED[0] += 1
         where = _endpoint(self.auth_endpoint)
         if self.refreshes > 1:
-            LOGGER.info("Refreshed the Salesforce access token at %s (%d this run)", where, self.refreshes)
-        elif _OBTAINED[0] > 1:
-            LOGGER.info(
-                "Obtained another Salesforce access token from %s (a new client: discovery and the sync each get one)",
-                where,
-            )
-        else:
-            LOGGER.info("Obtained a Salesforce access token from %s", where)
+            LOGGER.info("Refreshed the access token%s at %s (%d so far)", self.purpose, where, self.refreshes)
+        else:  # discovery's client and the sync's each get one: the purpose tells the two lines apart
+            LOGGER.info("Obtained a Salesforce access token%s from %s", self.purpose, where)
 
     def _request_token(self) -> str:
         if self.on_call:

@@ -157,6 +157,9 @@ def validate(config: dict[str, t.Any], schema: dict[str, t.Any], *, complete: bo
     the tap reads ``config`` after.
     """
     config.update(_plain_numbers(config))
+    if not complete:  # null means unset where nothing is needed (discovery): the default then applies
+        for name in [k for k, v in config.items() if v is None and k in schema.get("properties", {})]:
+            del config[name]
     errors = schema_errors(config, schema, complete=complete)
     return errors or check_settings(config, complete=complete)
 
