@@ -49,8 +49,7 @@ def user_facing_excepthook(logger: logging.Logger) -> t.Callable[..., None]:
 
     def hook(exc_type: type[BaseException], exc_value: BaseException, exc_traceback: TracebackType | None) -> None:
         if isinstance(exc_value, ConfigValidationError):
-            for error in exc_value.errors or [str(exc_value)]:
-                logger.error("Config error: %s", error)
+            refuse_settings(logger, exc_value.errors or [str(exc_value)])
             return
         if isinstance(exc_value, (PardotAPIError, PardotConfigError)):
             logger.error("%s", exc_value)
@@ -62,6 +61,60 @@ def user_facing_excepthook(logger: logging.Logger) -> t.Callable[..., None]:
         )
 
     return hook
+
+
+#: the verdict after the lines of settings refused
+REFUSED = "Config validation failed: fix the setting(s) named above"
+#: discovery under Meltano with a wrong value: Meltano turns a failed discovery into a page of its own frames
+MELTANO_DISCOVERY_NOTE = (
+    "Config validation failed: fix the setting(s) named above. Meltano's discovery step goes on with the built-in "
+    "catalog (a failed discovery is a page of Meltano's own traceback); the sync after it refuses these settings"
+)
+
+
+def refuse_settings(logger: logging.Logger, errors: t.Sequence[str], verdict: str = REFUSED) -> None:
+    """The settings' errors, one line each, then the verdict: as every entry point says them."""
+    for error in errors:
+        logger.error("%s", error)
+    logger.error("%s", verdict)
+
+
+def discovery_before_a_sync() -> bool:
+    """True when Meltano runs the tap (it sets MELTANO_EXTRACTOR_NAME), so a discovery may be its step before a sync."""
+    return bool(os.environ.get("MELTANO_EXTRACTOR_NAME"))
+
+
+def guard_callbacks(command: click.Command, logger: logging.Logger) -> click.Command:
+    """Make every option's callback (``--discover``, ``--test``, ``--check``, ...) refuse settings as a sync does.
+
+    Click runs them while it parses the command line, before the command's own error handling:
+    a setting refused there is logged as its lines and the process exits 1, never a traceback.
+    """
+    for param in command.params:
+        if param.callback is not None:
+            param.callback = _guarded(param.callback, logger)
+    if command.callback is not None:  # the sync and --about: the same lines as the options'
+        run = command.callback
+
+        def invoke(**kwargs: t.Any) -> t.Any:
+            return _guarded(lambda _ctx, _param, _value: run(**kwargs), logger)(click.get_current_context(), None, None)
+
+        command.callback = invoke
+    return command
+
+
+def _guarded(callback: t.Callable[..., t.Any], logger: logging.Logger) -> t.Callable[..., t.Any]:
+    def run(ctx: click.Context, param: click.Parameter | None, value: t.Any) -> t.Any:
+        try:
+            return callback(ctx, param, value)
+        except ConfigValidationError as exc:
+            refuse_settings(logger, exc.errors or [str(exc)])
+        except (PardotAPIError, PardotConfigError) as exc:
+            logger.error("%s", exc)  # noqa: TRY400 - a message, no traceback
+        ctx.exit(1)
+        raise AssertionError  # pragma: no cover - ctx.exit raises
+
+    return run
 
 
 def env_config(schema: t.Mapping[str, t.Any], prefix: str) -> dict[str, t.Any]:
@@ -207,8 +260,6 @@ def run_queue_command(cls: type[TapPardotExport], ctx: click.Context, given: dic
         tap = cls(config=settings, parse_env_config=False, validate_config=True, setup_mapper=False)
         context = Context.of(tap.settings, tap.logger)
         text, code = list_exports(context) if listing else cancel_exports(context, ids)
-    except ConfigValidationError as exc:
-        fail(ctx, "; ".join(exc.errors or [str(exc)]) + ". Config validation failed")
     except (PardotAPIError, OSError) as exc:
         fail(ctx, str(exc))
     click.echo(text)

@@ -63,7 +63,9 @@ def make_client(connection: Connection, *, max_retries: int = 2) -> PardotClient
         max_concurrency=1,
         max_api_calls=None,
     )
-    return build_client(quick)
+    client = build_client(quick)
+    client.tokens.purpose = " for discovery"
+    return client
 
 
 def property_for(field: Mapping[str, t.Any]) -> dict[str, t.Any]:

@@ -22,6 +22,7 @@ import orjson
 
 from tap_pardot_export.engine.convert import CellError, row_typer
 from tap_pardot_export.errors import ResultFormatError
+from tap_pardot_export.pardot.progress import ROWS_PER_TICK
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -82,7 +83,7 @@ class FileRows:
 
     def records(self, drop: t.Sequence[str] = ()) -> Iterator[dict[str, t.Any]]:
         """The file's typed records, without the ``drop`` fields; ``count`` follows along."""
-        type_row, stamp = self.type_row, self.stamp
+        type_row, stamp, progress = self.type_row, self.stamp, self.file.progress
         try:
             for n, cells in enumerate(self.rows, 1):
                 try:
@@ -94,7 +95,11 @@ class FileRows:
                 if stamp:
                     rec.update(stamp)
                 self.count = n
+                if progress is not None and n % ROWS_PER_TICK == 0:
+                    progress.rows_emitted(ROWS_PER_TICK)  # a line every PROGRESS_SECONDS of a long emit
                 yield rec
+            if progress is not None:
+                progress.rows_emitted(self.count % ROWS_PER_TICK)
         except ResultFormatError:
             self.file.export.spoiled = True  # as stored in Pardot: reusing the export would fail the same way
             raise

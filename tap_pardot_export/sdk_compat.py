@@ -15,7 +15,12 @@ from __future__ import annotations
 import typing as t
 
 from singer_sdk import Stream, Tap
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import (
+    AbortedSyncFailedException,
+    AbortedSyncPausedException,
+    ConfigValidationError,
+    MaxRecordsLimitException,
+)
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig  # no public home in 0.54
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.plugin_base import SingerCommand
@@ -88,6 +93,14 @@ class ExportStreamHooks(Stream):
         """Write the tap's STATE message (subclasses use the tap's public state writer)."""
         raise NotImplementedError
 
+    def stopped_at_record_limit(self) -> None:
+        """The SDK's record limit (``ABORT_AT_RECORD_COUNT``, set by ``--test``) stopped the stream: log it."""
+        self.logger.info(
+            "%s: stopped after %s record(s), the record limit of --test (not an error)",
+            self.name,
+            self.ABORT_AT_RECORD_COUNT,
+        )
+
     def isolate_failure(self, exc: Exception) -> bool:  # noqa: ARG002 - a hook
         """After this stream failed: True when the run goes on without it (the failure is recorded)."""
         return False
@@ -106,7 +119,12 @@ class ExportStreamHooks(Stream):
     ) -> Generator[dict[str, t.Any], t.Any, t.Any]:
         """The fast path when nothing needs the SDK's per-record machinery, else the SDK's."""
         if not self.fast_path_ok(write_messages):
-            yield from super()._sync_records(context, write_messages=write_messages)
+            try:
+                yield from super()._sync_records(context, write_messages=write_messages)
+            except (AbortedSyncPausedException, AbortedSyncFailedException) as exc:
+                if not isinstance(exc.__cause__, MaxRecordsLimitException):
+                    raise
+                self.stopped_at_record_limit()  # --test: the SDK stops each stream with it, as asked
             return
         self.write_records_fast(context)
         if not context:
@@ -114,12 +132,19 @@ class ExportStreamHooks(Stream):
         self.emit_state()
 
     @override
+    def _write_starting_replication_value(self, context: Context | None) -> None:
+        """Record (and log) the starting bookmark once: a first export created ahead records it early."""
+        if not self.__dict__.get("_starting_value_written"):
+            self.__dict__["_starting_value_written"] = True
+            super()._write_starting_replication_value(context)
+
+    @override
     def _increment_stream_state(self, latest_record: dict[str, t.Any], *, context: Context | None = None) -> None:
         """Bookmarks move per finished window, not per record: rows come in no order."""
 
 
 def write_starting_replication_value(stream: Stream, context: Context | None) -> None:
-    """Record the starting bookmark (BATCH mode skips the SDK's own call)."""
+    """Record the starting bookmark (BATCH mode skips the SDK's own call); an ExportStreamHooks does it once."""
     stream._write_starting_replication_value(context)
 
 
@@ -161,23 +186,25 @@ class TapHooks(Tap):
         """Where the SDK installs its handlers, early in the tap's construction: before discovery runs."""
         self.install_signal_handlers()
 
-    def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:  # noqa: ARG002 - a hook
-        """Every problem with ``config`` (may fill in defaults in place); subclasses override."""
+    def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any], *, complete: bool) -> list[str]:  # noqa: ARG002 - a hook
+        """Every problem with ``config`` (may fill in defaults in place); subclasses override.
+
+        ``complete=False``: only the values that are wrong, not the settings that are missing.
+        """
         return []
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Replaces the SDK's check so that messages are clear and never echo a secret's value.
 
-        Discovery (``raise_errors=False``) needs no valid settings: it only logs at debug level.
+        Discovery (``raise_errors=False``) needs no setting, but a value that is wrong (a zone name
+        with a typo, a number out of range) is refused there too.
         """
         schema = self.config_jsonschema
         self.append_builtin_config(schema)
-        errors = self.validate_settings(raw_config(self), schema)
-        if errors and raise_errors:
+        errors = self.validate_settings(raw_config(self), schema, complete=raise_errors)
+        if errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
-        for error in errors:
-            self.logger.debug("Setting not valid for a sync: %s", error)
         return errors
 
 

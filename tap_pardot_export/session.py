@@ -81,6 +81,7 @@ def open_session(
 ) -> ExportSession:
     """The run's export session, from its settings; the exports ``state`` records are bound to their queries."""
     client = build_client(settings.connection, logger)
+    client.tokens.purpose = " for the sync"
     client.on_request = request_metric
     spool = tempfile.mkdtemp(prefix="tap-pardot-export-")
     atexit.register(shutil.rmtree, spool, ignore_errors=True)

@@ -119,7 +119,7 @@ class ExportStream(ExportStreamHooks):
         return start
 
     def begin_windows(self) -> None:
-        """Record the starting bookmark (BATCH mode skips the SDK's own call)."""
+        """Record the starting bookmark (the fast path and BATCH mode skip the SDK's own call); once a run."""
         write_starting_replication_value(self, None)
 
     @override

@@ -15,9 +15,20 @@ import logging
 import typing as t
 
 import click
+from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
-from tap_pardot_export.cli import NOT_JSON_HINT, check_option, json_file, queue_options, user_facing_excepthook
+from tap_pardot_export.cli import (
+    MELTANO_DISCOVERY_NOTE,
+    NOT_JSON_HINT,
+    check_option,
+    discovery_before_a_sync,
+    guard_callbacks,
+    json_file,
+    queue_options,
+    refuse_settings,
+    user_facing_excepthook,
+)
 from tap_pardot_export.discovery import learn_account_fields
 from tap_pardot_export.engine.state import corrupted, parse_state, state_errors
 from tap_pardot_export.errors import PardotConfigError
@@ -68,9 +79,9 @@ class TapPardotExport(TapHooks):
     # -- settings ------------------------------------------------------------------------
 
     @override
-    def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:
+    def validate_settings(self, config: dict[str, t.Any], schema: dict[str, t.Any], *, complete: bool) -> list[str]:
         """The schema's checks, then the cross-field ones: one line each, naming the setting."""
-        return validate(config, schema)
+        return validate(config, schema, complete=complete)
 
     @functools.cached_property
     def settings(self) -> Settings:
@@ -104,7 +115,12 @@ class TapPardotExport(TapHooks):
         state: t.IO[str] | None = None,
         catalog: t.IO[str] | None = None,
     ) -> None:
-        """The SDK's CLI entry, with a state or catalog file that is not JSON refused clearly."""
+        """The SDK's CLI entry, with a state or catalog file that is not JSON refused clearly.
+
+        ``--about`` with a config refuses a wrong value as discovery does (alone it needs none).
+        """
+        if about and config is not None and (config.config or config.parse_env):
+            cls(config=config.config, parse_env_config=config.parse_env, validate_config=False, setup_mapper=False)
         if state is not None:
             text = state.read()
             try:
@@ -176,6 +192,28 @@ class TapPardotExport(TapHooks):
 
     @classmethod
     @override
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """Discovery, its settings refused as every entry point refuses them (the SDK's own catch words it otherwise).
+
+        It needs no setting: only a value that is wrong stops it (``validate_config=False``).
+        """
+        del param
+        if not value:
+            return
+        config = ctx.params.get("config")
+        settings, parse_env = getattr(config, "config", None) or {}, bool(getattr(config, "parse_env", False))
+        try:
+            tap = cls(config=settings, parse_env_config=parse_env, validate_config=False, setup_mapper=False)
+        except ConfigValidationError as exc:
+            if not discovery_before_a_sync():
+                raise
+            refuse_settings(cls.logger, exc.errors or [str(exc)], MELTANO_DISCOVERY_NOTE)
+            tap = cls(config={}, parse_env_config=False, validate_config=False, setup_mapper=False)
+        tap.run_discovery()
+        ctx.exit()
+
+    @classmethod
+    @override
     def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
         """The SDK's reading of ``--config`` files, with a file that is not JSON named, not a traceback."""
         try:
@@ -192,6 +230,7 @@ class TapPardotExport(TapHooks):
         """The SDK's command with ``--check``, ``--list-exports`` and ``--cancel-exports``; errors as messages."""
         command = super().get_singer_command()
         command.params += [check_option(cls), *queue_options(cls)]
+        guard_callbacks(command, cls.logger)
         return install_excepthook(command, user_facing_excepthook(cls.logger))
 
 

@@ -14,7 +14,7 @@ import json
 import re
 import threading
 import typing as t
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -36,7 +36,7 @@ from tap_pardot_export.pardot.results import BadResultFile, ResultFile, _incompl
 from tap_pardot_export.pardot.retry import RetryPolicy
 from tap_pardot_export.pardot.runner import ExportRunner
 from tap_pardot_export.redact import install_redaction, scrub_answer
-from tests.helpers import TapRun, discover, run_tap, select_streams
+from tests.helpers import LoopbackServer, TapRun, discover, run_tap, select_streams
 
 UTC = dt.timezone.utc
 START = dt.datetime(2024, 1, 1, tzinfo=UTC)
@@ -83,8 +83,7 @@ class Hostile:
         self.downloads = 0
         self.creates = 0
         self.seen_auth: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = LoopbackServer(self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property

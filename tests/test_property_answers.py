@@ -15,13 +15,13 @@ import json
 import socket
 import threading
 import typing as t
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import discover, run_tap, select_streams
+from tests.helpers import LoopbackServer, discover, run_tap, select_streams
 
 SECRET = "s3cr3t-client-secret"
 REFRESH = "r3fr3sh-token-value"
@@ -249,9 +249,9 @@ class Servers:
     """The scripted Pardot and the other host, on loopback for the whole module."""
 
     def __init__(self) -> None:
-        self.other = ThreadingHTTPServer(("127.0.0.1", 0), OtherHost)
+        self.other = LoopbackServer(OtherHost)
         self.other.seen = []  # type: ignore[attr-defined]
-        self.main = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedHandler)
+        self.main = LoopbackServer(ScriptedHandler)
         self.main.script = Script({}, self.other.server_address[1])  # type: ignore[attr-defined]
         self.threads = [
             threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -220,6 +220,26 @@ def test_a_signal_during_a_slow_status_read_holding_the_only_slot(sandboxes, sig
     assert f"canceling export {eid}, which this run cannot finish: canceled; state emitted" in run.stderr
 
 
+def test_a_signal_after_the_export_completed_says_so_not_no_answer(sandboxes, tmp_path):
+    """Issue 19.5: Pardot refused the cancel because the export was already Complete; the log said "no answer"."""
+    sb = sandboxes(processing_seconds=0.5)
+    sb.inject("slow", count=1, op="read", seconds=30)  # the tap's view stays Waiting while Pardot completes it
+    folder = block_record(tmp_path / "record", sb)
+    cfg, cat = one_stream(sb, "list_membership", max_concurrency=1, record_dir=str(folder))
+    tap = Tap(cfg, cat)
+    assert tap.read_until(pending)
+    until(lambda: sb.stats()["calls"].get("read", 0) > 0, "the status read has begun")
+    (eid,) = sb.stats()["exports"]
+    until(lambda: sb.stats()["exports"][eid]["state"] == "Complete", "the export is Complete on the server")
+    run, took = tap.term_and_wait(after=0.0, signum=signal.SIGINT)
+    assert took < BOUND
+    assert run.returncode == 128 + signal.SIGINT, run.stderr[-2000:]
+    assert sb.stats()["calls"].get("cancel", 0) == 1
+    assert f"canceling export {eid}: already Complete: nothing to cancel" in run.stderr, run.stderr[-2000:]
+    assert "no answer" not in run.stderr
+    assert "Cancel of export" not in run.stderr  # the note says it once
+
+
 def test_a_signal_keeps_the_recorded_export_in_flight(sandboxes, record_dir):
     """The export record holds the export waited on: the signal leaves it to the rerun, within the same bound."""
     sb = sandboxes(processing_seconds=60)

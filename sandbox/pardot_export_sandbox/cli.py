@@ -1,4 +1,4 @@
-"""``pardot-export-sandbox``: run the local Export API sandbox until SIGINT/SIGTERM."""
+"""``pardot-export-sandbox``: run the local Export API sandbox until SIGINT/SIGTERM; ``counts`` and ``records``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import threading
 import typing as t
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pardot_export_sandbox import commands
+from pardot_export_sandbox.commands import COMMANDS
 from pardot_export_sandbox.data import DEFAULT_ROWS, V5_OBJECTS, DataConfig
 from pardot_export_sandbox.engine import BOOL_STYLES, NEWLINES
 from pardot_export_sandbox.server import (
@@ -150,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
             "URL on the first line, then serves until SIGINT or SIGTERM. Point the tap's api_url and "
             "login_url at it."
         ),
+        epilog="Commands for a running sandbox: 'pardot-export-sandbox counts --url URL ...' (rows per export "
+        "object in a range, as an export counts them) and 'pardot-export-sandbox records --url URL "
+        "add|update|delete|v5 ...' (change its records); each has --help.",
     )
     p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=d.port, help="port; 0 picks a free one (default %(default)s)")
@@ -381,6 +386,9 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     """Run the sandbox until SIGINT or SIGTERM; the base URL is the first line on stdout."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:  # counts, records: talk to a running sandbox
+        return commands.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.end <= args.start:

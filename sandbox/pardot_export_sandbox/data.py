@@ -208,6 +208,11 @@ class ObjectData:
     start: int = 0
     span: int = 1
     slot: t.Callable[[int], int] = lambda _i: 0
+    #: records added while running (row indexes from ``count`` on) and rows whose times changed
+    #: (row index -> time field -> epoch seconds): see changes.py
+    added: int = 0
+    changed: dict[int, dict[str, int]] = field(default_factory=dict)
+    overlaid: bool = False
 
     def delete(self, ids: t.Iterable[int]) -> None:
         """Move the records with these ids to the recycle bin (their updated_at does not move)."""

@@ -230,6 +230,29 @@ def _apply_argument(spec: ExportSpec, name: str, kind: str, value: t.Any) -> Non
             raise ApiError(400, 5, f"Parameter {name} must be activity type codes, not {value!r}") from exc
 
 
+def _candidates(
+    obj: ObjectData, p: Procedure, after: int, before: int, rng: range | None
+) -> tuple[t.Callable[[int], int | None], t.Iterable[int]]:
+    """The procedure's time function and the row indexes that may match (in order), within ``rng``."""
+    fn: t.Callable[[int], int | None]
+    if p.time_field is not None:
+        fn, lo, hi = obj.times[p.time_field]
+        candidates = obj.candidate_range(lo, hi, after, before)
+    elif p.derived_time is not None:
+        fn = p.derived_time
+        candidates = range(obj.count + obj.added)
+    else:
+        msg = f"procedure {p.name} has neither a time field nor a derived time"
+        raise ValueError(msg)
+    if rng is not None:
+        candidates = range(max(candidates.start, rng.start), min(candidates.stop, rng.stop))
+    if not obj.changed:
+        return fn, candidates
+    # rows added or changed while running (changes.py) lie outside the generated order
+    moved = (i for i in obj.changed if rng is None or i in rng)
+    return fn, sorted(set(candidates).union(moved))
+
+
 def matching_indexes(
     dataset: Dataset, spec: ExportSpec, cutoff: int, rng: range | None = None, lag: float = 0.0
 ) -> t.Iterator[int]:
@@ -243,18 +266,7 @@ def matching_indexes(
     before = spec.before if spec.before is not None else cutoff + 1
     if lag > 0:
         before = min(before, int(cutoff - lag) + 1)
-    fn: t.Callable[[int], int | None]
-    if p.time_field is not None:
-        fn, lo, hi = obj.times[p.time_field]
-        candidates = obj.candidate_range(lo, hi, after, before)
-    elif p.derived_time is not None:
-        fn = p.derived_time
-        candidates = range(obj.count)
-    else:
-        msg = f"procedure {p.name} has neither a time field nor a derived time"
-        raise ValueError(msg)
-    if rng is not None:
-        candidates = range(max(candidates.start, rng.start), min(candidates.stop, rng.stop))
+    fn, indexes = _candidates(obj, p, after, before, rng)
     is_deleted = obj.is_deleted
     want_deleted = spec.deleted
     want_pdel = spec.prospect_deleted
@@ -263,7 +275,7 @@ def matching_indexes(
     va_prospect = obj.field("prospect_id").gen if "prospect_id" in names else None
     va_type = obj.field("type").gen if types is not None else None
     check_extra = types is not None or spec.prospect_only or (p.time_field is None and want_pdel != "all")
-    for i in candidates:
+    for i in indexes:
         ts = fn(i)
         if ts is None or not (after < ts < before):
             continue

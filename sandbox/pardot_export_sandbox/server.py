@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pardot_export_sandbox.changes import apply_change, window_counts
 from pardot_export_sandbox.data import DataConfig, Dataset
 from pardot_export_sandbox.engine import (
     BOOL_STYLES,
@@ -683,7 +684,7 @@ class Handler(BaseHTTPRequestHandler):
             if url.path == "/services/oauth2/token" and method == "POST":
                 self._token(body)
             elif url.path.startswith("/_sandbox/"):
-                self._control(method, url.path, body)
+                self._control(method, url.path, body, query)
             else:
                 self._api(method, url.path, query, body)
         except (BrokenPipeError, ConnectionResetError):
@@ -733,25 +734,20 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- controls ----------------------------------------------------------------------
 
-    def _control(self, method: str, path: str, body: bytes) -> None:
+    def _control(self, method: str, path: str, body: bytes, query: dict[str, str] | None = None) -> None:
         try:
             data = json.loads(body) if body else {}
         except ValueError:
             self._send(400, {"error": "body must be JSON"})
             return
-        if path == "/_sandbox/stats":
-            self._send(200, self.st.stats())
-            return
-        route = CONTROLS.get(path) if method == "POST" else None
+        route = _CONTROLS.get((path, method)) or _CONTROLS.get((path, "*"))
         if route is None:
             self._send(404, {"error": f"unknown control {path}"})
             return
         try:
-            answer = route(self.st, data)
+            self._send(200, route(self.st, data, query or {}))
         except (TypeError, ValueError, KeyError, ApiError) as exc:
             self._send(400, {"error": str(exc)})
-            return
-        self._send(200, answer)
 
     # -- the Export API ----------------------------------------------------------------
 
@@ -1176,43 +1172,6 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-def _inject(st: SandboxState, data: dict[str, t.Any]) -> dict[str, t.Any]:
-    st.inject(**data)
-    return {"ok": True}
-
-
-def _revoke(st: SandboxState, _data: dict[str, t.Any]) -> dict[str, t.Any]:
-    st.revoke_tokens()
-    return {"ok": True}
-
-
-def _advance(st: SandboxState, data: dict[str, t.Any]) -> dict[str, t.Any]:
-    st.clock.advance(float(data.get("advance_seconds", 0)))
-    return {"now": st.clock.now()}
-
-
-def _foreign(st: SandboxState, data: dict[str, t.Any]) -> dict[str, t.Any]:
-    count, seconds, name = int(data.get("count", 1)), data.get("seconds"), data.get("object", "prospect")
-    return {"ids": st.add_foreign_exports(count, seconds, name)}
-
-
-def _release_foreign(st: SandboxState, _data: dict[str, t.Any]) -> dict[str, t.Any]:
-    st.release_foreign_exports()
-    return {"ok": True}
-
-
-#: the sandbox's control routes (POST): what each does to the sandbox's state, and its answer
-CONTROLS: dict[str, t.Callable[[SandboxState, dict[str, t.Any]], dict[str, t.Any]]] = {
-    "/_sandbox/faults": _inject,
-    "/_sandbox/revoke": _revoke,
-    "/_sandbox/clock": _advance,
-    "/_sandbox/v5/changes": lambda st, data: st.v5_change(data),
-    "/_sandbox/v5/settings": lambda st, data: st.v5_settings(data),
-    "/_sandbox/foreign": _foreign,
-    "/_sandbox/foreign/release": _release_foreign,
-}
-
-
 def _spoil(chunks: t.Iterator[bytes], kind: str, width: int) -> t.Iterator[bytes]:
     """A result file with one malformed row after the header."""
     first = next(chunks)
@@ -1472,3 +1431,53 @@ class Sandbox:
         }
         cfg.update(extra)
         return cfg
+
+
+def _foreign(st: SandboxState, data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    count, seconds, name = int(data.get("count", 1)), data.get("seconds"), data.get("object", "prospect")
+    return {"ids": st.add_foreign_exports(count, seconds, name)}
+
+
+def _faults(st: SandboxState, data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    st.inject(**data)
+    return {"ok": True}
+
+
+def _revoke(st: SandboxState, _data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    st.revoke_tokens()
+    return {"ok": True}
+
+
+def _clock(st: SandboxState, data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    st.clock.advance(float(data.get("advance_seconds", 0)))
+    return {"now": st.clock.now()}
+
+
+def _release(st: SandboxState, _data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    st.release_foreign_exports()
+    return {"ok": True}
+
+
+def _changes(st: SandboxState, data: dict[str, t.Any], _query: dict[str, str]) -> dict[str, t.Any]:
+    with st.lock:
+        return apply_change(st.dataset, data, st.clock.now())
+
+
+def _counts(st: SandboxState, _data: dict[str, t.Any], query: dict[str, str]) -> dict[str, t.Any]:
+    with st.lock:
+        return window_counts(st.dataset, query, st.clock.now())
+
+
+#: the control routes (``/_sandbox/...``): (path, method or "*") -> answer of (state, JSON body, query)
+_CONTROLS: dict[tuple[str, str], t.Callable[[SandboxState, dict[str, t.Any], dict[str, str]], t.Any]] = {
+    ("/_sandbox/stats", "*"): lambda st, _d, _q: st.stats(),
+    ("/_sandbox/faults", "POST"): _faults,
+    ("/_sandbox/revoke", "POST"): _revoke,
+    ("/_sandbox/clock", "POST"): _clock,
+    ("/_sandbox/v5/changes", "POST"): lambda st, d, _q: st.v5_change(d),
+    ("/_sandbox/v5/settings", "POST"): lambda st, d, _q: st.v5_settings(d),
+    ("/_sandbox/foreign", "POST"): _foreign,
+    ("/_sandbox/foreign/release", "POST"): _release,
+    ("/_sandbox/changes", "POST"): _changes,
+    ("/_sandbox/counts", "GET"): _counts,
+}

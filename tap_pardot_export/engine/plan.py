@@ -107,7 +107,7 @@ class SyncedStream(t.Protocol):
         """Its bookmark, or start_date."""
 
     def begin_windows(self) -> None:
-        """Called once before its first window."""
+        """Called before its first window (and before a first export created ahead): does its work once."""
 
     def emit_state(self) -> None:
         """Write a STATE message."""
@@ -180,13 +180,14 @@ def make_planner(
     start: dt.datetime,
     end: dt.datetime,
     state: StreamState,
-    logger: logging.Logger,
+    logger: logging.Logger | None,
     recorded: list[dict[str, t.Any]] | None = None,
 ) -> Planner:
     """The stream's window planner from ``start`` (its bookmark, or start_date) to the run's end.
 
     It adopts the windows of the exports in flight in state, then those of ``recorded`` (exports of
-    the export record that a window starting where one of them does may reuse).
+    the export record that a window starting where one of them does may reuse). ``logger``: where the
+    plan's line goes (None: nowhere, for a first export created ahead; the stream says it in its turn).
     """
     if start.tzinfo is None:
         start = start.replace(tzinfo=dt.timezone.utc)
@@ -199,6 +200,8 @@ def make_planner(
         rows_per_day=state.learned_rate(),
         adopt=[w for w in map(entry_window, [*state.entries(), *(recorded or [])]) if w is not None],
     )
+    if logger is None:
+        return planner
     logger.info(
         "%s: windows from %s to %s, %s, procedure %s",
         plan.stream,

@@ -40,7 +40,7 @@ def prefetch_next(name: str, session: ExportSession, cost: int) -> None:
     plan = nxt.plan()
     groups = plan.groups()
     recorded = session.recorded(plan, None)
-    w = make_planner(plan, nxt.starting_timestamp(), session.run_end, state, nxt.logger, recorded).next()
+    w = make_planner(plan, nxt.starting_timestamp(), session.run_end, state, None, recorded).next()
     if w is None:
         return
     job = make_job(plan, w, groups[0], recorded, (0, len(groups)))
@@ -85,7 +85,14 @@ def release_ahead(
         if session.runner.stopping or not courtesy or (keep is not None and keep(ahead.info.id)):
             continue
         if failed:
-            if cancel_now(session.client, ahead.info.id, timeout=5.0):
+            outcome = cancel_now(session.client, ahead.info.id, timeout=5.0)
+            session.logger.info(
+                "%s: export %s, created ahead for it, is not needed now that the run stops: %s",
+                ahead.spec.label,
+                ahead.info.id,
+                outcome.says,
+            )
+            if outcome.canceled:
                 session.forget([ahead.info.id])
         else:
             try:

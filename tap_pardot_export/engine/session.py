@@ -15,7 +15,7 @@ import time
 import typing as t
 
 from tap_pardot_export.engine.windows import api_time
-from tap_pardot_export.pardot.cancel import cancel_now
+from tap_pardot_export.pardot.cancel import CancelOutcome, cancel_now
 from tap_pardot_export.redact import host_of
 
 if t.TYPE_CHECKING:
@@ -166,7 +166,7 @@ class ExportSession:
         if kept:
             where = self.record.path if self.record is not None else "the export record"
             notes.append(f"kept export(s) {', '.join(map(str, kept))} for the rerun to reuse (in {where})")
-        outcome: dict[int, bool] = {}
+        outcome: dict[int, CancelOutcome] = {}
 
         def cancel(export_id: int) -> None:
             outcome[export_id] = cancel_now(self.client, export_id, timeout=timeout)
@@ -178,10 +178,13 @@ class ExportSession:
         for w in workers:
             w.join(max(0.0, deadline - time.monotonic()))
         for export_id in todo:
-            if outcome.get(export_id):
+            done = outcome.get(export_id) or CancelOutcome(False, f"no answer within {timeout:g}s", answered=False)
+            if done.canceled:
                 notes.append(f"canceling export {export_id}, which this run cannot finish: canceled")
+            elif not done.answered:
+                notes.append(f"canceling export {export_id}: {done.says} (Pardot ends it on its own)")
             else:
-                notes.append(f"canceling export {export_id}: no answer within {timeout:g}s (Pardot ends it on its own)")
+                notes.append(f"canceling export {export_id}: {done.says}")
         return "; ".join(notes)
 
     def totals(self) -> str:

@@ -344,7 +344,15 @@ class StreamSync:
                 self.state.drop_queued()
         for slot in ahead:  # in flight until canceled: a signal meanwhile cancels it too
             kept = keep is not None and keep(slot.info.id)
-            if courtesy and not kept and not session.runner.stopping and cancel_now(session.client, slot.info.id, 5.0):
-                session.forget([slot.info.id])  # one try, no retries
+            if courtesy and not kept and not session.runner.stopping:
+                outcome = cancel_now(session.client, slot.info.id, 5.0)  # one try, no retries
+                self.stream.logger.info(
+                    "%s: export %s, created ahead, is not needed now that the stream stops: %s",
+                    slot.job.spec.label,
+                    slot.info.id,
+                    outcome.says,
+                )
+                if outcome.canceled:
+                    session.forget([slot.info.id])
             session.queue.in_flight.discard(slot.info.id)
         return bool(spoiled) and self.stream.incremental

@@ -115,6 +115,8 @@ class PardotAuthenticator(OAuthAuthenticator):
         self.on_call = on_call
         self._lock = threading.Lock()
         self.refreshes = 0
+        #: what the client's tokens are for, in its log lines (" for discovery", " for the sync")
+        self.purpose = ""
         self.issued: list[str] = []
         access_token = credentials.access_token
         self.access_token = check_token(access_token, "the access_token setting") if access_token else None
@@ -195,7 +197,11 @@ class PardotAuthenticator(OAuthAuthenticator):
         self.last_refreshed = dt.datetime.now(dt.timezone.utc)
         self.expires_in = None
         self.refreshes += 1
-        LOGGER.info("Obtained a Salesforce access token from %s", _endpoint(self.auth_endpoint))
+        where = _endpoint(self.auth_endpoint)
+        if self.refreshes > 1:
+            LOGGER.info("Refreshed the access token%s at %s (%d so far)", self.purpose, where, self.refreshes)
+        else:  # discovery's client and the sync's each get one: the purpose tells the two lines apart
+            LOGGER.info("Obtained a Salesforce access token%s from %s", self.purpose, where)
 
     def _request_token(self) -> str:
         if self.on_call:

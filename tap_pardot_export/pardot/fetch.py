@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tap_pardot_export.errors import DailyLimitReached, ExportError, PardotAPIError, TransientError
 from tap_pardot_export.pardot.answers import Verdict, sniff
+from tap_pardot_export.pardot.progress import ExportProgress
 from tap_pardot_export.pardot.results import CHUNK_BYTES, HEAD_BYTES, BadResultFile, ResultFile
 from tap_pardot_export.pardot.retry import RetryPolicy
 from tap_pardot_export.redact import redact_url, scrub_answer
@@ -82,6 +83,15 @@ def final_error(exc: BadResultFile, fetched: int) -> PardotAPIError:
     return BadResultFile(msg, code=exc.code)
 
 
+def _as_completed(futures: list[cf.Future[ResultFile]], progress: ExportProgress) -> Iterator[cf.Future[ResultFile]]:
+    """``futures`` as they complete; while none does, a progress line every PROGRESS_SECONDS."""
+    pending = set(futures)
+    while pending:
+        done, pending = cf.wait(pending, timeout=progress.wait_seconds(), return_when=cf.FIRST_COMPLETED)
+        progress.tick()
+        yield from (f for f in futures if f in done)
+
+
 class ResultFetcher:
     """Downloads and checks result files for the runner."""
 
@@ -99,29 +109,32 @@ class ResultFetcher:
         workers = max(1, min(self.client.max_concurrency, len(refs)))
         ahead = threading.Semaphore(workers + 1)  # bounds the files waiting on disk
         cancel = threading.Event()
+        progress = ExportProgress(label, info.id, len(refs), self.logger)
 
         def fetch(k: int, url: str) -> ResultFile:
             ahead.acquire()
             if cancel.is_set():
                 ahead.release()
                 raise ExportError("canceled")
-            rf = ResultFile(export=info, index=k, url=url, path="", label=label, fields=fields)
+            rf = ResultFile(export=info, index=k, url=url, path="", label=label, fields=fields, progress=progress)
             try:
                 self.fetch_checked(rf, cancel)
             except BaseException:
                 ahead.release()
                 raise
+            progress.file_downloaded(Path(rf.path).stat().st_size)
             return rf
 
         pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pardot-download")
         futures = [pool.submit(fetch, k, url) for k, url in enumerate(refs)]
         read: dict[str, ResultFile] = {}  # by digest
         try:
-            for fut in cf.as_completed(futures):
+            for fut in _as_completed(futures, progress):
                 rf = fut.result()
                 try:
                     if not self._repeats(rf, read):
                         yield rf
+                    progress.file_emitted()
                 finally:
                     Path(rf.path).unlink()
                     ahead.release()

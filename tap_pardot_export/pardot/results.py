@@ -24,6 +24,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from tap_pardot_export.pardot.exports import ExportInfo
+    from tap_pardot_export.pardot.progress import ExportProgress
 
 #: how much of a body's start tells what it is, and how much of its end holds its last record
 HEAD_BYTES = 64 * 1024
@@ -126,6 +127,8 @@ class ResultFile:
     fields: list[str] = field(default_factory=list)  # as requested
     columns: list[str | None] = field(default_factory=list)  # per column: the requested field, or None
     digest: str = ""  # of its bytes, once checked
+    #: the progress of its export's read (told of the rows emitted), if any
+    progress: ExportProgress | None = None
 
     @property
     def where(self) -> str:

@@ -84,13 +84,13 @@ def _credential_errors(config: Mapping[str, t.Any]) -> list[str]:
     return ["credentials are missing: set access_token, or client_id + client_secret + refresh_token"]
 
 
-def _timezone_errors(config: Mapping[str, t.Any]) -> list[str]:
+def _timezone_errors(config: Mapping[str, t.Any], *, complete: bool) -> list[str]:
     """The zone must be an IANA name, and set to sync unless infer_timezone is on."""
     try:
         found = zone(config.get("timezone"))
     except PardotConfigError as exc:
         return list(exc.errors)
-    return [TIMEZONE_HELP] if found is None and config["infer_timezone"] is not True else []
+    return [TIMEZONE_HELP] if complete and found is None and config["infer_timezone"] is not True else []
 
 
 def _deletes_errors(config: Mapping[str, t.Any]) -> list[str]:
@@ -117,14 +117,18 @@ def _nan_errors(value: object, where: str) -> Iterable[str]:
             yield from _nan_errors(sub, f"{where}.{key}" if where else str(key))
 
 
-def check_settings(config: Mapping[str, t.Any]) -> list[str]:
-    """The checks a schema cannot express: each error names the setting and the fix."""
+def check_settings(config: Mapping[str, t.Any], *, complete: bool = True) -> list[str]:
+    """The checks a schema cannot express: each error names the setting and the fix.
+
+    ``complete=False`` leaves out what is missing (credentials, the time zone): only what a value
+    says wrong is an error then.
+    """
     return [
         *_nan_errors(dict(config), ""),
         *_date_errors(config),
         *_poll_errors(config),
-        *_credential_errors(config),
-        *_timezone_errors(config),
+        *(_credential_errors(config) if complete else []),
+        *_timezone_errors(config, complete=complete),
         *_deletes_errors(config),
     ]
 
@@ -144,14 +148,20 @@ def _plain_numbers(value: t.Any) -> t.Any:
     return value
 
 
-def validate(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:
+def validate(config: dict[str, t.Any], schema: dict[str, t.Any], *, complete: bool = True) -> list[str]:
     """All problems with ``config``: the schema's, then the cross-field ones (only if the schema passed).
 
-    Fills in defaults and turns Decimals into floats, in place, as the tap reads ``config`` after.
+    ``complete=False`` (discovery, ``--about``): only what a value says wrong (a type, a range, a
+    zone name, a malformed date...); what is missing matters only where it is needed (a sync, the
+    check, the queue's commands). Fills in defaults and turns Decimals into floats, in place, as
+    the tap reads ``config`` after.
     """
     config.update(_plain_numbers(config))
-    errors = schema_errors(config, schema)
-    return errors or check_settings(config)
+    if not complete:  # null means unset where nothing is needed (discovery): the default then applies
+        for name in [k for k, v in config.items() if v is None and k in schema.get("properties", {})]:
+            del config[name]
+    errors = schema_errors(config, schema, complete=complete)
+    return errors or check_settings(config, complete=complete)
 
 
 # -- the run's end -------------------------------------------------------------------------------

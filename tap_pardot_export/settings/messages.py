@@ -201,9 +201,14 @@ def _unit(path: list[str]) -> str:
     return ""
 
 
-def schema_errors(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:
-    """Validate ``config`` against ``schema`` (filling in defaults, as the SDK does); one line per error."""
+def schema_errors(config: dict[str, t.Any], schema: dict[str, t.Any], *, complete: bool = True) -> list[str]:
+    """Validate ``config`` against ``schema`` (filling in defaults, as the SDK does); one line per error.
+
+    ``complete=False`` leaves out the settings that are missing (a top-level ``required``): only
+    what a value says wrong is an error then.
+    """
     validator_class = extend_validator_with_defaults(DEFAULT_JSONSCHEMA_VALIDATOR)
     validator = validator_class(schema, format_checker=_format_checker())
-    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    found = (e for e in validator.iter_errors(config) if complete or e.validator != "required" or e.absolute_path)
+    errors = sorted(found, key=lambda e: [str(p) for p in e.absolute_path])
     return list(dict.fromkeys(_format_error(e, config) for e in errors))
