@@ -300,8 +300,7 @@ def run_check(tap: TapPardotExport) -> Report:
         if spec.kind != "export":  # other kinds are probed by their own reads
             continue
         stream = ExportStream(tap, spec, settings, tap.sessions, tap.failures)
-        for name, schema in learned.get(spec.name, {}).items():
-            stream.schema["properties"].setdefault(name, schema)
+        stream.add_account_fields(learned.get(spec.name, {}))
         info = check_stream(runner, stream, report)
         first = first or info
     check_timezone(settings, first, report)
