@@ -146,10 +146,7 @@ class QueryReader:
             if task.span.index != 0:
                 return False  # the first window reads the whole range
             task.span = whole
-        task.by_id, task.resume = True, None
-        Path(task.path).unlink(missing_ok=True)
-        with self.cond:
-            task.marks.clear()
+        task.by_id, task.resume = True, None  # refused at its first query: nothing was spooled yet
         return True
 
     def _read(self, task: Task) -> None:
@@ -186,6 +183,7 @@ class QueryReader:
         line = plan.to_line(record)
         with Path(task.path).open("ab") as fh:
             fh.write(line)
+            fh.flush()  # before the mark: the stream reads up to it at once
             with self.cond:
                 task.marks.append(Mark(fh.tell(), 1, None))
                 self.cond.notify_all()

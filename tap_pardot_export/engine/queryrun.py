@@ -124,22 +124,27 @@ class QuerySync:
         plan = self.read.plan
         if task.kind == "range" and task.span.end is not None:
             self._move(task.span.end, None)
-        elif task.kind == "whole" and plan.mode == "incremental" and plan.end is not None:
-            self._move(plan.end, None)  # the first run read the dimension whole
+        elif task.kind == "whole" and plan.mode == "incremental":
+            self._move(plan.end, None)  # the first run read the dimension whole, its recycle bin included
+            if plan.chain.deleted and self.stream.incremental:
+                self._keep_bin(self.deleted)
         elif task.kind == "bin" and self.stream.incremental:
-            if len(self.bin_seen) > MAX_BIN_IDS:
-                self.stream.logger.info(
-                    "%s: %d records in the recycle bin, more than the state keeps (%d): the next run emits them "
-                    "all again",
-                    self.stream.name,
-                    len(self.bin_seen),
-                    MAX_BIN_IDS,
-                )
-                self.state.set_bin_ids(None)
-            else:
-                self.state.set_bin_ids(self.bin_seen)
-            self.stream.emit_state()
+            self._keep_bin(self.bin_seen)
         return False
+
+    def _keep_bin(self, ids: set[int] | list[int]) -> None:
+        """Remember the ids in the recycle bin now: the next run emits only the others it finds there."""
+        if len(ids) > MAX_BIN_IDS:
+            self.stream.logger.info(
+                "%s: %d records in the recycle bin, more than the state keeps (%d): the next run emits them all again",
+                self.stream.name,
+                len(ids),
+                MAX_BIN_IDS,
+            )
+            self.state.set_bin_ids(None)
+        else:
+            self.state.set_bin_ids(ids)
+        self.stream.emit_state()
 
     def _stopped(self, exc: BaseException) -> None:
         """The read stopped before its end: a clean stop for the call budget where a bookmark holds, else raise."""

@@ -78,11 +78,13 @@ class SpanPlanner:
             self.cursor = stop
             return span
 
-    def _length(self) -> dt.timedelta:
+    def _length(self, start: dt.datetime | None = None) -> dt.timedelta:
+        """The next window's length: about ``remaining / (2 x chains)`` records at the density learned."""
+        start = start or self.cursor
         density = self.density or 0.0
         if density <= 0:
-            return self.end - self.cursor
-        remaining = density * (self.end - self.cursor).total_seconds()
+            return self.end - start
+        remaining = density * (self.end - start).total_seconds()
         rows = min(self.max_rows, max(self.min_rows, remaining / (2 * self.chains)))
         return max(SECOND, dt.timedelta(seconds=rows / density))
 
@@ -95,8 +97,7 @@ class SpanPlanner:
             if self.density is not None or span.index != 0 or seconds <= 0:
                 return
             self.density = rows / seconds
-            length = max(SECOND, dt.timedelta(seconds=self.max_rows / self.density))
-            kept = span.cut(min(self.end, span.start + length), last + SECOND)
+            kept = span.cut(min(self.end, span.start + self._length(span.start)), last + SECOND)
             self.cursor = kept if kept is not None else self.end
 
     def finished(self, span: Span) -> None:
