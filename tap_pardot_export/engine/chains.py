@@ -184,26 +184,49 @@ class ChainRead:
     def _accept(self, page: Page) -> tuple[list[dict[str, t.Any]], bool]:
         """The page's records in the span, and whether one was at or past its end (keyset order).
 
-        A read by id of a span with bounds (an object that refused its date filter) keeps the
-        records whose date field falls in the span, and goes on to the last id.
+        In keyset order only the last record's date needs reading unless the page reaches the
+        end. A read by id of a span with bounds (an object that refused its date filter) keeps
+        the records whose date field falls in the span, and goes on to the last id.
         """
-        spec, start, end = self.spec, self.span.start, self.span.end
-        key = spec.date_field
-        bounded = key is not None and (not self.by_id or start is not None or end is not None)
+        records = page.records
+        if not records:
+            return [], False
+        for rec in (records[0], records[-1]):
+            self._id(rec)
+        if self.by_id:
+            return self._accept_by_id(records), False
+        key, end = t.cast("str", self.spec.date_field), self.span.end
+        last = self._when(records[-1], key)
+        if end is None or last < end:
+            self.last = (last, records[-1]["id"])
+            return records, False
         out: list[dict[str, t.Any]] = []
-        for rec in page.records:
-            rid = rec.get("id")
-            if not isinstance(rid, int) or isinstance(rid, bool):
-                msg = f"{spec.stream}: a record of {spec.collection} has no integer id: {str(rec)[:200]!r}"
-                raise ResultFormatError(msg)
-            when = instant(rec.get(key), spec.stream, key, rid) if bounded and key is not None else None
-            if self.by_id:
-                self.last = (None, rid)
-                if when is None or ((start is None or when >= start) and (end is None or when < end)):
-                    out.append(rec)
-                continue
-            if when is not None and end is not None and when >= end:
+        for rec in records:
+            when = self._when(rec, key)
+            if when >= end:
                 return out, True
             out.append(rec)
-            self.last = (when, rid)
-        return out, False
+            self.last = (when, self._id(rec))
+        return out, True  # pragma: no cover - the last record is at or past the end
+
+    def _accept_by_id(self, records: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        start, end, key = self.span.start, self.span.end, self.spec.date_field
+        self.last = (None, self._id(records[-1]))
+        if key is None or (start is None and end is None):
+            return records
+        out = []
+        for rec in records:
+            when = self._when(rec, key)
+            if (start is None or when >= start) and (end is None or when < end):
+                out.append(rec)
+        return out
+
+    def _when(self, rec: dict[str, t.Any], key: str) -> dt.datetime:
+        return instant(rec.get(key), self.spec.stream, key, rec.get("id"))
+
+    def _id(self, rec: dict[str, t.Any]) -> int:
+        rid = rec.get("id")
+        if not isinstance(rid, int) or isinstance(rid, bool):
+            msg = f"{self.spec.stream}: a record of {self.spec.collection} has no integer id: {str(rec)[:200]!r}"
+            raise ResultFormatError(msg)
+        return rid

@@ -25,6 +25,11 @@ MIN_ROWS = 3_000
 MAX_ROWS = 25_000
 
 
+def whole_second(when: dt.datetime) -> dt.datetime:
+    """``when`` rounded up to a whole second: windows meet where the API's filters can (they take seconds)."""
+    return when if not when.microsecond else when.replace(microsecond=0) + SECOND
+
+
 class Wait:
     """The planner cannot size the next window yet: the first window's first page is not read."""
 
@@ -68,11 +73,11 @@ class SpanPlanner:
             if self.cursor >= self.end:
                 return None
             if self.size is not None:
-                stop = min(self.cursor + self.size, self.end)
+                stop = min(whole_second(self.cursor + self.size), self.end)
             elif not self.spans:
                 stop = self.end  # cut once its first page is read
             else:
-                stop = min(self.end, self.cursor + self._length())
+                stop = min(self.end, whole_second(self.cursor + self._length()))
             span = Span(len(self.spans), self.cursor, stop)
             self.spans.append(span)
             self.cursor = stop
@@ -97,7 +102,7 @@ class SpanPlanner:
             if self.density is not None or span.index != 0 or seconds <= 0:
                 return
             self.density = rows / seconds
-            kept = span.cut(min(self.end, span.start + self._length(span.start)), last + SECOND)
+            kept = span.cut(min(self.end, whole_second(span.start + self._length(span.start))), last + SECOND)
             self.cursor = kept if kept is not None else self.end
 
     def finished(self, span: Span) -> None:

@@ -24,6 +24,8 @@ import threading
 import typing as t
 import urllib.parse
 
+import orjson
+
 from tap_pardot_export.errors import PardotAPIError, ResultFormatError
 from tap_pardot_export.pardot.client import Call
 
@@ -209,9 +211,9 @@ class V5Reader:
     def _get(self, query: Query, url: str, stream: str) -> Page:
         resp = self.client.request(Call("GET", "", KIND, url=url))
         try:
+            body = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:  # pragma: no cover - classified as JSON already (beyond orjson's ints: retry)
             body = resp.json()
-        except ValueError:  # pragma: no cover - classified as JSON already
-            body = None
         values = body.get("values") if isinstance(body, dict) else None
         token = body.get("nextPageToken") if isinstance(body, dict) else None
         if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
