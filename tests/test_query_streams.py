@@ -9,6 +9,10 @@ a delete does not move its ``updatedAt``.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
+import tempfile
 
 import pytest
 
@@ -28,6 +32,14 @@ from tests.query_helpers import (
     expected,
     run_query_streams,
 )
+
+
+def write_config(sb) -> str:
+    path = tempfile.mkstemp(suffix=".json")[1]
+    with open(path, "w") as fh:
+        json.dump(sb.tap_config(), fh)
+    return path
+
 
 #: the second run's end, a month after the first's; changes between the two are stamped inside it
 END2 = dt.datetime(2025, 2, 1, tzinfo=UTC)
@@ -196,3 +208,26 @@ def test_a_corrupted_query_state_is_refused_with_a_clear_message(fresh_sandbox):
         }
         run = run_tap(cfg, state=state)
         assert run.returncode != 0 and words in run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]
+
+
+def test_the_check_reads_one_page_of_each_query_stream(fresh_sandbox):
+    """--check: one page of one record per query stream; refusals are reported as a sync would meet them."""
+    sb = fresh_sandbox(v5_refused_fields={"form": ["url"], "tag": ["id"]}, waiting_seconds=0.5)
+    sb.v5.obj("visit").date_field = None
+    proc = subprocess.run(
+        [sys.executable, "-m", "tap_pardot_export", "--check", "--config", write_config(sb)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr[-2000:]
+    for name in QUERY:
+        if name != "tag":
+            assert f"OK    {name}: may read (v5 " in out, name
+    assert "FAIL  tag: cannot read v5 tags" in out and "Marketing > Tags > View" in out
+    assert "NOTE  form: this account refuses field(s) url" in out
+    assert "NOTE  visit: Pardot refuses visits's updatedAt filter or sort: syncs read it whole by id" in out
+    calls = sb.stats()["calls"]
+    assert calls["query_v5"] == 28 + 1 and calls["account_v5"] == 1  # one each; form again without url
