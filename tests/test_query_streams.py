@@ -231,3 +231,14 @@ def test_the_check_reads_one_page_of_each_query_stream(fresh_sandbox):
     assert "NOTE  visit: Pardot refuses visits's updatedAt filter or sort: syncs read it whole by id" in out
     calls = sb.stats()["calls"]
     assert calls["query_v5"] == 28 + 1 and calls["account_v5"] == 1  # one each; form again without url
+
+
+def test_the_user_stream_renamed_by_a_stream_map_alias(fresh_sandbox):
+    """`user` is reserved in PostgreSQL: a stream map's __alias__ renames it (the SDK's general path)."""
+    sb = fresh_sandbox()
+    run = run_query_streams(sb, ["user", "tag"], stream_maps={"user": {"__alias__": "pardot_user"}})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not run.records("user")
+    assert_exact("user", run.records("pardot_user"), expected(sb, "user"))
+    assert_exact("tag", run.records("tag"), expected(sb, "tag"))
+    assert {m["stream"] for m in run.messages if m["type"] == "SCHEMA"} == {"pardot_user", "tag"}
