@@ -126,8 +126,9 @@ def test_answers_a_retry_fixes_are_retried(fresh_sandbox, instant_retries, kind)
 
 def test_requests_stay_within_max_concurrency_with_exports_and_windows_side_by_side(fresh_sandbox):
     """Exports' calls, downloads and query pages together never pass max_concurrency (no error 66)."""
-    sb = fresh_sandbox(max_concurrent=3, v5_page_latency=0.02, processing_seconds=0.2, rows_per_file=100)
-    run = run_query_streams(sb, ["visitor_page_view", "email", "prospect", "visitor"], max_concurrency=3)
+    sb = fresh_sandbox(max_concurrent=3, v5_page_latency=0.1, processing_seconds=0.2, rows_per_file=40)
+    names = ["visitor_page_view", "email", "prospect", "visitor", "visitor_activity", "list_membership"]
+    run = run_query_streams(sb, names, max_concurrency=3, window_days=120)
     assert run.returncode == 0, run.stderr[-3000:]
     assert sb.state.errors[66] == 0
     assert sb.state.max_inflight_seen <= 3
