@@ -162,10 +162,14 @@ class TapPardotExport(TapHooks):
         self.state_writer.write_state(state)
 
     @override
-    def after_sync_all(self) -> None:
-        """The run's totals; then, if streams failed, the error naming them (the run's last line, exit 1)."""
+    def sync_ended(self) -> None:
+        """Stop the query reads, whether the sync returned or raised (nothing is left to read for)."""
         if self.queries is not None:
             self.queries.stop()
+
+    @override
+    def after_sync_all(self) -> None:
+        """The run's totals; then, if streams failed, the error naming them (the run's last line, exit 1)."""
         session = self.sessions.current
         if session is not None:
             self.logger.info("%s", session.totals())

@@ -18,6 +18,7 @@ from pardot_export_sandbox import DataConfig
 
 from tests.helpers import BackgroundTap, discover, drain, select_streams
 from tests.query_helpers import END, START, UTC, assert_exact, by_id, expected, run_query_streams
+from tests.test_signals import BOUND, SIGTERM_EXIT, Tap, whole_lines
 
 #: the email stream's first list email send: 2,000 emails sharing one sentAt
 BURST = 2_000
@@ -225,3 +226,29 @@ def test_query_pages_are_read_while_pardot_processes_the_exports(fresh_sandbox):
     assert seen and any(0 < a < b for a, b in itertools.pairwise(seen)), (seen, total)
     for name in ("email", "visitor_page_view", "campaign"):
         assert_exact(name, run.records(name), expected(sb, name))
+
+
+def test_sigterm_mid_stream_writes_the_state_whole_and_a_rerun_resumes(fresh_sandbox):
+    """SIGTERM while query pages are read in the background: the workers stop, the last STATE is whole."""
+    sb = fresh_sandbox(v5_page_latency=0.05)
+    cfg = sb.tap_config(max_concurrency=2)
+    names = ["email", "visitor_page_view"]
+    tap = Tap(cfg, select_streams(discover(cfg), names))
+    count = [0]
+
+    def enough(msg) -> bool:
+        count[0] += msg["type"] == "RECORD"
+        return count[0] >= 3_000
+
+    assert tap.read_until(enough)
+    run, took = tap.term_and_wait()
+    assert took < BOUND and run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
+    messages = whole_lines(run)
+    assert messages[-1]["type"] == "STATE" and "Traceback" not in run.stderr
+    first = [m for m in messages if m["type"] == "RECORD"]
+    assert tap.left == [], "no spool file is left behind"
+    run2 = run_query_streams(sb, names, messages[-1]["value"])
+    assert run2.returncode == 0, run2.stderr[-3000:]
+    for name in names:
+        got = [m["record"] for m in first if m["stream"] == name] + run2.records(name)
+        assert_exact(name, got, expected(sb, name))
