@@ -13,7 +13,8 @@ queued ahead). Prints the exports created, the API calls, the wall time and the 
 before (30-day windows, one export at a time: ``window_days: 30, max_queued_exports: 0``).
 
 ``--queries`` adds the scenario of issue 20: the six export streams and the twenty query streams
-(``--page-seconds`` per v5 page, 100 ms by default) in one sync, against each part run alone
+(``--page-seconds`` per v5 page, 100 ms by default; ``--page-views N`` makes the query part as
+long as the exports) in one sync, against each part run alone
 (the exports, then the query streams), with the wall time's ratio to the export lower bound, to
 the larger part and to the sum of the parts: the query streams are read while Pardot processes
 the exports, so the sync should take about as long as the larger part.
@@ -63,7 +64,9 @@ QUERIES = (
 )
 
 
-def start_sandbox(rows: int, seconds: float, page_seconds: float = 0.0) -> tuple[subprocess.Popen[str], str]:
+def start_sandbox(
+    rows: int, seconds: float, page_seconds: float = 0.0, page_views: int | None = None
+) -> tuple[subprocess.Popen[str], str]:
     """The sandbox process and its URL."""
     proc = subprocess.Popen(
         [
@@ -71,6 +74,7 @@ def start_sandbox(rows: int, seconds: float, page_seconds: float = 0.0) -> tuple
             "-m",
             "pardot_export_sandbox.cli",
             *[arg for name in OBJECTS for arg in ("--rows", f"{name}={rows}")],
+            *(["--rows", f"visitor_page_view={page_views}"] if page_views else []),
             "--start",
             "2025-01-01",
             "--end",
@@ -172,8 +176,11 @@ def main() -> int:
         "--queries", action="store_true", help="also the twenty query streams: alone, then with the exports"
     )
     ap.add_argument("--page-seconds", type=float, default=0.1, help="seconds per v5 page with --queries (default 0.1)")
+    ap.add_argument("--page-views", type=int, help="visitor page views (default: the sandbox's 12,000)")
     args = ap.parse_args()
-    sandbox, url = start_sandbox(args.rows, args.export_seconds, args.page_seconds if args.queries else 0.0)
+    sandbox, url = start_sandbox(
+        args.rows, args.export_seconds, args.page_seconds if args.queries else 0.0, args.page_views
+    )
     try:
         results = [sync(url, args.export_seconds, {})]
         if args.compare:

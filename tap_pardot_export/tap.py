@@ -138,8 +138,7 @@ class TapPardotExport(TapHooks):
         queries = [s for s in selected if isinstance(s, QueryStream)]
         if not queries:
             return
-        exports = any(isinstance(s, ExportStream) for s in selected)
-        chains = chain_count(self.settings.connection.max_concurrency, exports=exports)
+        chains = chain_count(self.settings.connection.max_concurrency)
         reader = QueryReader(
             V5Reader(session.client, self.logger),
             session.spool_dir or ".",

@@ -5,10 +5,11 @@ run's exports. At the run's first stream the reader gets every selected query st
 the order the streams are synced, and its workers read their tasks (windows, whole objects,
 recycle bins) page by page, each into its own spool file: earlier streams first, the windows of
 an event stream side by side. Each request holds one of the client's concurrency slots, shared
-with the exports' calls and downloads (``max_concurrency`` in all); with export streams selected,
-one slot is left to them. Nothing is emitted here: each stream takes its pages in order when the
-run syncs it (:meth:`~tap_pardot_export.engine.querytasks.StreamRead.pages`), and its bookmark
-moves only over what it emitted.
+with the exports' calls and downloads (``max_concurrency`` in all): an export's create, status
+read or download waits at most for a page in flight. Nothing is emitted here: each stream takes
+its pages in order when the run syncs it
+(:meth:`~tap_pardot_export.engine.querytasks.StreamRead.pages`), and its bookmark moves only
+over what it emitted.
 
 A task that fails fails its stream only (its later tasks are not read); an error that would end
 the run (the daily limit, dead credentials) or the call budget halts every worker.
@@ -189,6 +190,6 @@ class QueryReader:
                 self.cond.notify_all()
 
 
-def chain_count(max_concurrency: int, *, exports: bool) -> int:
-    """How many chains read at once: every slot, less one left to the exports when export streams run."""
-    return max(1, max_concurrency - 1) if exports and max_concurrency > 1 else max(1, max_concurrency)
+def chain_count(max_concurrency: int) -> int:
+    """How many chains read at once: one per request slot (the exports' calls take their turn for a slot)."""
+    return max(1, max_concurrency)
