@@ -242,3 +242,34 @@ def test_the_user_stream_renamed_by_a_stream_map_alias(fresh_sandbox):
     assert_exact("user", run.records("pardot_user"), expected(sb, "user"))
     assert_exact("tag", run.records("tag"), expected(sb, "tag"))
     assert {m["stream"] for m in run.messages if m["type"] == "SCHEMA"} == {"pardot_user", "tag"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"stream_options": {"email": {"window_days": 0.001}}}, "stream_options.email.window_days"),
+        (
+            {"stream_options": {"email": {"procedure": "x"}}},
+            "stream_options.email: unknown option 'procedure'; options: window_days",
+        ),
+        ({"stream_options": {"campaign": {"window_days": 7}}}, "stream_options: unknown stream 'campaign'"),
+        ({"custom_fields": {"campaign": ["x"]}}, "custom_fields: unknown stream 'campaign'"),
+    ],
+)
+def test_query_stream_settings_are_checked_with_a_clear_line(changes, words):
+    """Only the event-like query streams take an option (window_days); custom_fields are for export streams."""
+    from tests.test_settings import config, errors_of
+
+    errors = errors_of(config(**changes))
+    assert any(words in e for e in errors), errors
+
+
+def test_fixed_windows_of_an_event_stream(fresh_sandbox):
+    sb = fresh_sandbox()
+    run = run_query_streams(
+        sb, ["visitor_page_view", "visit"], stream_options={"visitor_page_view": {"window_days": 30}}
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    for name in ("visitor_page_view", "visit"):
+        assert_exact(name, run.records(name), expected(sb, name))
+    assert "ERROR" not in run.stderr
