@@ -30,6 +30,7 @@ from tap_pardot_export.engine.queue import prefetch_next
 from tap_pardot_export.engine.state import StreamState
 from tap_pardot_export.engine.sync import FIRST_WINDOW_COST
 from tap_pardot_export.errors import PardotConfigError
+from tap_pardot_export.records import write_page_batches
 from tap_pardot_export.sdk_compat import ExportStreamHooks, TypeConformanceLevel, mark_state_flushed
 from tap_pardot_export.session import ENDS_THE_RUN
 from tap_pardot_export.streams import DELETED_AT
@@ -40,8 +41,10 @@ if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
+    from tap_pardot_export.engine.queryrun import PageOut
     from tap_pardot_export.engine.querytasks import StreamRead
     from tap_pardot_export.engine.session import ExportSession
+    from tap_pardot_export.sdk_compat import BaseBatchFileEncoding, BatchConfig
     from tap_pardot_export.session import SessionProvider, StreamFailures
     from tap_pardot_export.settings.config import Settings
     from tap_pardot_export.spec import QueryDetails, StreamSpec
@@ -220,8 +223,8 @@ class QueryStream(ExportStreamHooks):
         self.emit_state()
         return True
 
-    def _pages(self) -> Iterator[list[bytes]]:
-        """The stream's pages as JSON lines, in order, its state moving between them."""
+    def _pages(self) -> Iterator[PageOut]:
+        """The stream's pages as JSON lines, in order; each page's ``commit`` moves the state once it is out."""
         session = self.sessions.open()
         session.announce()
         if self.read is None:  # pragma: no cover - the reader registers every selected stream
@@ -230,22 +233,23 @@ class QueryStream(ExportStreamHooks):
         with contextlib.suppress(Exception):  # a courtesy: the next export stream's first export queued now
             prefetch_next(self.name, session, FIRST_WINDOW_COST)
         sync, t0 = QuerySync(self, self.read), time.monotonic()
-        yield from sync.lines()
+        yield from sync.pages()
         self.logger.info(
             "%s: summary: %d row(s) in %d page(s), %.1fs emitting (read beside the other streams)",
             self.name,
             sync.rows,
-            sync.pages,
+            sync.pages_written,
             time.monotonic() - t0,
         )
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        """Typed records (the SDK's general path)."""
+        """Typed records (the SDK's general path); a page's state moves once its last record was taken."""
         loads = orjson.loads
-        for lines in self._pages():
-            for line in lines:
+        for page in self._pages():
+            for line in page.lines:
                 yield loads(line)
+            page.commit()
 
     @override
     def fast_path_ok(self, write_messages: bool) -> bool:
@@ -264,15 +268,26 @@ class QueryStream(ExportStreamHooks):
 
     @override
     def write_records_fast(self, context: Context | None) -> None:
-        """Write RECORD messages straight from the typed lines."""
+        """Write RECORD messages straight from the typed lines, each page's state after it."""
         out = self.sessions.open().out
         prefix = b'{"type":"RECORD","stream":' + orjson.dumps(self.name) + b',"record":'
         with self.get_record_counter() as counter, self.get_sync_timer():
-            for lines in self._pages():
-                stamp = dt.datetime.now(dt.timezone.utc).isoformat()
-                suffix = b',"time_extracted":"' + stamp.encode() + b'"}\n'
-                if lines:
-                    out.write(b"".join(prefix + line + suffix for line in lines))
+            for page in self._pages():
+                if page.lines:
+                    stamp = dt.datetime.now(dt.timezone.utc).isoformat()
+                    suffix = b',"time_extracted":"' + stamp.encode() + b'"}\n'
+                    out.write(b"".join(prefix + line + suffix for line in page.lines))
                     out.flush()
-                    counter.increment(len(lines))
-                mark_state_flushed(self, flushed=False)
+                    counter.increment(len(page.lines))
+                    mark_state_flushed(self, flushed=False)
+                page.commit()
+
+    @override
+    def get_batches(
+        self, batch_config: BatchConfig, context: Context | None = None
+    ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
+        """JSON Lines batch files written straight from the typed lines; the state moves after their BATCH."""
+        if batch_config.encoding.format != "jsonl":
+            yield from super().get_batches(batch_config, context)
+            return
+        yield from write_page_batches(self._pages(), batch_config, f"{self.tap_name}--{self.name}")

@@ -190,3 +190,54 @@ def write_batches(
                 pending = future
             if pending is not None:  # the file's last batch goes out before its window's checkpoint
                 yield encoding, [pending.result()]
+
+
+class CommittedPage(t.Protocol):
+    """A page of typed JSON lines and what to call once they are out (a query stream's)."""
+
+    lines: list[bytes]
+
+    def commit(self) -> None:
+        """Move the stream's state over the page."""
+
+
+def write_page_batches(
+    pages: Iterable[CommittedPage], batch_config: BatchConfig, prefix: str
+) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+    """JSON Lines batch files of ``batch_size`` lines from pages already typed; each page committed once out.
+
+    A page's ``commit`` (which moves the state over it) runs only after the BATCH message of the
+    file holding its last line was handed over.
+    """
+    encoding, storage = batch_config.encoding, batch_config.storage
+    gz = encoding.compression == "gzip"
+    size = max(1, int(batch_config.batch_size or 10_000))
+    run_id, seq = uuid.uuid4().hex[:12], 0
+    held: list[bytes] = []
+    owed: list[CommittedPage] = []
+    nbytes = 0
+
+    def flush() -> tuple[BaseBatchFileEncoding, list[str]]:
+        nonlocal seq, nbytes
+        seq += 1
+        nbytes = 0
+        filename = f"{storage.prefix or ''}{prefix}-{run_id}-{seq}{'.json.gz' if gz else '.json'}"
+        data = b"".join(line + b"\n" for line in held)
+        with storage.open(filename, "wb") as fh:
+            fh.write(gzip.compress(data, compresslevel=1) if gz else data)
+        held.clear()
+        return encoding, [str(storage.get_url(filename))]
+
+    for page in pages:
+        held.extend(page.lines)
+        owed.append(page)
+        nbytes += sum(map(len, page.lines))
+        if len(held) >= size or nbytes >= BATCH_FILE_BYTES:
+            yield flush()
+            for done in owed:
+                done.commit()
+            owed.clear()
+    if held:
+        yield flush()
+    for done in owed:
+        done.commit()

@@ -1,7 +1,8 @@
 """A query stream's sync: its pages in order, the bookmark moved over each, the recycle bin's new deletes.
 
 The stream takes the pages its tasks read (:meth:`~tap_pardot_export.engine.querytasks.StreamRead.pages`)
-and writes their lines; between two pages its state moves over what was written:
+as :class:`PageOut` objects, writes their lines, and calls each one's ``commit`` once its lines
+are out (a BATCH file may hold several pages): the state then moves over what was written:
 
 - a time-ordered read: the bookmark to the last record's ``(K, id)`` (``replication_key_value`` and
   ``last_id``), then to its window's end once the window is read whole;
@@ -17,6 +18,8 @@ bookmark where the emitted records allow.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import typing as t
 
 import orjson
@@ -27,7 +30,7 @@ from tap_pardot_export.errors import CallBudgetSpent
 if t.TYPE_CHECKING:
     import datetime as dt
     import logging
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from tap_pardot_export.engine.querytasks import Mark, StreamRead, Task
     from tap_pardot_export.engine.state import StreamState
@@ -62,6 +65,15 @@ class QuerySynced(t.Protocol):
         """Write a STATE message."""
 
 
+@dataclasses.dataclass
+class PageOut:
+    """A page's JSON lines (without newlines), and what to call once they are written."""
+
+    lines: list[bytes]
+    #: moves the state over the page (or, at a read's end, over it; or raises why the read stopped)
+    commit: Callable[[], None]
+
+
 class QuerySync:
     """One query stream's pages, in order, with its state moved between them."""
 
@@ -74,14 +86,13 @@ class QuerySync:
         self.bin_seen: list[int] = []
         #: the bookmark as it stands: it never moves back
         self.mark: dt.datetime | None = self.state.bookmark() if stream.incremental else None
-        self.rows = self.pages = 0
+        self.rows = self.pages_written = 0
 
-    def lines(self) -> Iterator[list[bytes]]:
-        """Each page's JSON lines to emit (without their newlines); state moves after each is written."""
+    def pages(self) -> Iterator[PageOut]:
+        """Each page's JSON lines in order; its ``commit`` moves the state once they are written."""
         for task, mark, data in self.read.pages():
             if mark is None:
-                if self._task_end(task):
-                    return
+                yield PageOut([], functools.partial(self._task_end, task))
                 continue
             lines = data.splitlines()
             if task.kind == "bin":
@@ -89,10 +100,12 @@ class QuerySync:
             else:
                 self.deleted.update(mark.deleted)
             self.rows += len(lines)
-            self.pages += 1
-            yield lines
-            if mark.last is not None and mark.last[0] is not None:
-                self._move(mark.last[0], mark.last[1])
+            self.pages_written += 1
+            yield PageOut(lines, functools.partial(self._page_done, mark))
+
+    def _page_done(self, mark: Mark) -> None:
+        if mark.last is not None and mark.last[0] is not None:
+            self._move(mark.last[0], mark.last[1])
 
     def _new_deletes(self, mark: Mark, lines: list[bytes]) -> list[bytes]:
         """The recycle bin's records not emitted as deleted before (in an earlier run, or by this run's read)."""
@@ -116,11 +129,11 @@ class QuerySync:
         self.state.set_keyset(stream.bookmark_key, when, last_id)
         stream.emit_state()
 
-    def _task_end(self, task: Task) -> bool:
-        """A task ended: move the state over it, or stop; True when the stream stops here."""
+    def _task_end(self, task: Task) -> None:
+        """A task ended: move the state over it, or raise why it stopped (a clean stop returns)."""
         if task.error is not None:
             self._stopped(task.error)
-            return True
+            return
         plan = self.read.plan
         if task.kind == "range" and task.span.end is not None:
             self._move(task.span.end, None)
@@ -130,7 +143,6 @@ class QuerySync:
                 self._keep_bin(self.deleted)
         elif task.kind == "bin" and self.stream.incremental:
             self._keep_bin(self.bin_seen)
-        return False
 
     def _keep_bin(self, ids: set[int] | list[int]) -> None:
         """Remember the ids in the recycle bin now: the next run emits only the others it finds there."""
