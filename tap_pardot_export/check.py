@@ -5,14 +5,15 @@ It spends a handful of API calls and runs no long export:
 1. a token (and a refresh, when credentials allow one);
 2. the custom field query (proves the business unit, the host and the API version, and lists
    the account's custom fields);
-3. per stream, one export over a one-second window an hour ago, canceled at once: only a
+3. per export stream, one export over a one-second window an hour ago, canceled at once: only a
    create proves the user may export an object (the export query needs "Admin > Exports >
    View", which says nothing about the object's own ability). Fields the account refuses
    are reported, as a sync would leave them out;
 4. the time zone: the first create's ``createdAt`` is written in the API user's zone, so
    comparing it with the request time gives the zone's UTC offset now;
 5. the export record's folder (``record_dir``) can be written, and how many exports wait in the
-   business unit's queue (the export query, where the API user has "Admin > Exports > View").
+   business unit's queue (the export query, where the API user has "Admin > Exports > View");
+6. per query stream, one page of one record (:mod:`~tap_pardot_export.check_query`).
 
 Every failure line says what to change. Exit status 0 when every check passes, 1 otherwise.
 Nothing secret is printed: lines are built from codes, hosts, ids and Pardot's messages.
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from tap_pardot_export.check_query import check_query_streams
 from tap_pardot_export.discovery import (
     CUSTOM_FIELD_STREAM,
     DESCRIBE_STREAM,
@@ -342,10 +344,10 @@ def run_check(tap: TapPardotExport) -> Report:
         if spec.kind != "export":  # other kinds are probed by their own reads
             continue
         stream = ExportStream(tap, spec, settings, tap.sessions, tap.failures)
-        for name, schema in learned.get(spec.name, {}).items():
-            stream.schema["properties"].setdefault(name, schema)
+        stream.add_account_fields(learned.get(spec.name, {}))
         info = check_stream(runner, stream, report)
         first = first or info
     check_timezone(settings, first, report)
+    check_query_streams(client, report, tap.logger)
     report.note(f"the check spent {client.api_calls} API call(s) and canceled the exports it created")
     return report

@@ -1,7 +1,8 @@
 """What discovery learns from the account: its custom prospect fields and its prospect account fields.
 
 With a catalog, the account's fields are the catalog's (no API call). Else, with credentials,
-the custom field query adds each custom field to ``prospect`` under its ``field_id``, typed
+the custom field query adds each custom field to ``prospect`` (its column: its ``field_id`` in
+snake_case, :mod:`~tap_pardot_export.columns`), typed
 from its Pardot ``type``, and the prospect account describe adds to ``prospect_account`` the
 fields the built-in schema lacks:
 
@@ -87,17 +88,29 @@ def custom_field_properties(fields: Iterable[Mapping[str, t.Any]]) -> dict[str, 
     return out
 
 
+class AccountFields(t.Protocol):
+    """A stream that takes the account's own fields (the export streams)."""
+
+    def add_account_fields(self, fields: dict[str, dict[str, t.Any]]) -> list[str]:
+        """Add fields named as the API names them; the columns added."""
+
+    def add_catalog_properties(self, properties: dict[str, dict[str, t.Any]]) -> None:
+        """Add the properties a catalog lists that the stream lacks."""
+
+
+def _takes_fields(stream: object) -> AccountFields | None:
+    return t.cast("AccountFields", stream) if hasattr(stream, "add_account_fields") else None
+
+
 def _from_catalog(tap: t.Any, streams: Sequence[Stream]) -> None:
     """With a catalog, the account's fields are the catalog's: no API call."""
     catalog = tap.input_catalog
     for stream in streams:
         entry = catalog.get_stream(stream.name)
-        if entry is None:
+        target = _takes_fields(stream)
+        if entry is None or target is None:
             continue
-        props = stream.schema["properties"]
-        for name, schema in (entry.schema.to_dict().get("properties") or {}).items():
-            if name not in props:
-                props[name] = schema
+        target.add_catalog_properties(entry.schema.to_dict().get("properties") or {})
 
 
 def learn_account_fields(tap: t.Any, settings: Settings, streams: Sequence[Stream]) -> None:
@@ -112,7 +125,7 @@ def learn_account_fields(tap: t.Any, settings: Settings, streams: Sequence[Strea
         return
     client = lazy_client(settings.connection)  # one client for discovery's calls: one token, one version switch
     learn_prospect_account_fields(tap, settings, streams, client)
-    prospect = next((s for s in streams if s.name == CUSTOM_FIELD_STREAM), None)
+    prospect = next((_takes_fields(s) for s in streams if s.name == CUSTOM_FIELD_STREAM), None)
     if prospect is None or not has_credentials(settings.connection):
         return
     try:
@@ -125,15 +138,9 @@ def learn_account_fields(tap: t.Any, settings: Settings, streams: Sequence[Strea
             exc,
         )
         return
-    props = prospect.schema["properties"]
-    builtin = set(props) - set(settings.custom_fields.get(CUSTOM_FIELD_STREAM, ()))
-    added = 0
-    for name, schema in custom_field_properties(fields).items():
-        if name in builtin:
-            continue  # a built-in field of the same name wins
-        props[name] = schema  # typed from the account, also when custom_fields lists it
-        added += 1
-    tap.logger.info("The account has %d custom prospect field(s); added to the prospect stream", added)
+    # a built-in field of the same name wins; a field custom_fields lists is typed from the account
+    added = prospect.add_account_fields(custom_field_properties(fields))
+    tap.logger.info("The account has %d custom prospect field(s); added to the prospect stream", len(added))
 
 
 def lazy_client(connection: Connection) -> Callable[[], PardotClient]:
@@ -189,7 +196,7 @@ def learn_prospect_account_fields(
         streams: The discovered streams.
         client: Gives the client to call with (default: a client of its own).
     """
-    stream = next((s for s in streams if s.name == DESCRIBE_STREAM), None)
+    stream = next((_takes_fields(s) for s in streams if s.name == DESCRIBE_STREAM), None)
     if stream is None or not has_credentials(settings.connection):
         return
     try:
@@ -201,11 +208,7 @@ def learn_prospect_account_fields(
             exc,
         )
         return
-    props = stream.schema["properties"]
-    builtin = set(props) - set(settings.custom_fields.get(DESCRIBE_STREAM, ()))
-    found = {name: schema for name, schema in account_field_properties(fields).items() if name not in builtin}
-    props.update(found)  # typed from the account, also when custom_fields lists them
-    added = list(found)
+    added = stream.add_account_fields(account_field_properties(fields))  # custom_fields' take the account's type
     tap.logger.info(
         "The prospect account describe lists %d field(s) the built-in schema lacks; added to prospect_account: %s",
         len(added),

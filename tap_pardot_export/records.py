@@ -73,13 +73,17 @@ class FileRows:
         properties: dict[str, t.Any],
         datetime_conv: t.Callable[[str], str],
         out_of_range: t.Callable[[str, str], None] | None = None,
+        columns: t.Mapping[str, str] | None = None,
     ) -> FileRows:
-        """The rows of a checked result file, keyed by the requested field names (see ``ResultFile.check``).
+        """The rows of a checked result file, keyed by the requested fields' columns (see ``ResultFile.check``).
 
+        ``columns`` maps a requested API name to its column (default: the same name).
         ``out_of_range(column, value)`` is told of each datetime outside years 1 to 9999 in UTC (emitted as null).
         """
-        typer = row_typer(file.columns, properties, datetime_conv, out_of_range)
-        return cls(stream, file, file.names, file.rows(), typer)
+        names = columns or {}
+        header = [names.get(name, name) if name is not None else None for name in file.columns]
+        typer = row_typer(header, properties, datetime_conv, out_of_range)
+        return cls(stream, file, [names.get(n, n) for n in file.names], file.rows(), typer)
 
     def records(self, drop: t.Sequence[str] = ()) -> Iterator[dict[str, t.Any]]:
         """The file's typed records, without the ``drop`` fields; ``count`` follows along."""
@@ -191,3 +195,54 @@ def write_batches(
                 pending = future
             if pending is not None:  # the file's last batch goes out before its window's checkpoint
                 yield encoding, [pending.result()]
+
+
+class CommittedPage(t.Protocol):
+    """A page of typed JSON lines and what to call once they are out (a query stream's)."""
+
+    lines: list[bytes]
+
+    def commit(self) -> None:
+        """Move the stream's state over the page."""
+
+
+def write_page_batches(
+    pages: Iterable[CommittedPage], batch_config: BatchConfig, prefix: str
+) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+    """JSON Lines batch files of ``batch_size`` lines from pages already typed; each page committed once out.
+
+    A page's ``commit`` (which moves the state over it) runs only after the BATCH message of the
+    file holding its last line was handed over.
+    """
+    encoding, storage = batch_config.encoding, batch_config.storage
+    gz = encoding.compression == "gzip"
+    size = max(1, int(batch_config.batch_size or 10_000))
+    run_id, seq = uuid.uuid4().hex[:12], 0
+    held: list[bytes] = []
+    owed: list[CommittedPage] = []
+    nbytes = 0
+
+    def flush() -> tuple[BaseBatchFileEncoding, list[str]]:
+        nonlocal seq, nbytes
+        seq += 1
+        nbytes = 0
+        filename = f"{storage.prefix or ''}{prefix}-{run_id}-{seq}{'.json.gz' if gz else '.json'}"
+        data = b"".join(line + b"\n" for line in held)
+        with storage.open(filename, "wb") as fh:
+            fh.write(gzip.compress(data, compresslevel=1) if gz else data)
+        held.clear()
+        return encoding, [str(storage.get_url(filename))]
+
+    for page in pages:
+        held.extend(page.lines)
+        owed.append(page)
+        nbytes += sum(map(len, page.lines))
+        if len(held) >= size or nbytes >= BATCH_FILE_BYTES:
+            yield flush()
+            for done in owed:
+                done.commit()
+            owed.clear()
+    if held:
+        yield flush()
+    for done in owed:
+        done.commit()

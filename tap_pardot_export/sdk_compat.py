@@ -171,10 +171,19 @@ class TapHooks(Tap):
     def after_sync_all(self) -> None:
         """Called once every selected stream is synced; subclasses override."""
 
+    def sync_ended(self) -> None:
+        """Called once the SDK's sync of every stream returned or raised; subclasses override."""
+
     def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK: extended, not replaced
-        """:meth:`before_sync_all`, the SDK's sync of every selected stream, then :meth:`after_sync_all`."""
+        """:meth:`before_sync_all`, the SDK's sync of every selected stream, then :meth:`after_sync_all`.
+
+        :meth:`sync_ended` runs after the SDK's sync whether it returned or raised.
+        """
         self.before_sync_all()
-        super().sync_all()
+        try:
+            super().sync_all()
+        finally:
+            self.sync_ended()
         self.after_sync_all()
 
     def install_signal_handlers(self) -> None:

@@ -18,6 +18,7 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import Metadata, MetadataMapping
 from typing_extensions import override
 
+from tap_pardot_export.columns import Columns, add_api_fields, api_name_of, rename_properties
 from tap_pardot_export.engine.plan import ExportPlan, RecycleBin
 from tap_pardot_export.engine.run import stream_files
 from tap_pardot_export.engine.state import StreamState
@@ -65,15 +66,21 @@ class ExportStream(ExportStreamHooks):
     def __init__(
         self, tap: Tap, spec: StreamSpec, settings: Settings, sessions: SessionProvider, failures: StreamFailures
     ) -> None:
-        """The stream of ``spec``; ``sessions`` opens the run's exports at its first, ``failures`` keeps its failure."""
+        """The stream of ``spec``; ``sessions`` opens the run's exports at its first, ``failures`` keeps its failure.
+
+        Its columns are the API's field names in snake_case (:mod:`~tap_pardot_export.columns`).
+        """
         schema = load_schema(spec.name)
-        for name in settings.custom_fields.get(spec.name, ()):
-            schema["properties"].setdefault(name, {"type": ["string", "null"]})
+        self.columns = Columns(spec.name)
+        schema["properties"] = rename_properties(self.columns, schema["properties"])
+        self.builtin = frozenset(self.columns.column)
+        custom = [(name, {"type": ["string", "null"]}) for name in settings.custom_fields.get(spec.name, ())]
+        add_api_fields(self.columns, schema["properties"], custom, tap.logger)
         if settings.capture_deletes and spec.captures_deletes:
             schema["properties"][DELETED_AT] = {"type": ["string", "null"], "format": "date-time"}
         super().__init__(tap=tap, schema=schema, name=spec.name)
         self.primary_keys = ["id"]
-        self.replication_key = spec.replication_key
+        self.replication_key = self.columns.column_of(spec.replication_key or "")
         self.spec, self.settings, self.sessions, self.failures = spec, settings, sessions, failures
         self._out_of_range: set[str] = set()
         sessions.preflights.append(self.check_export)
@@ -98,7 +105,8 @@ class ExportStream(ExportStreamHooks):
             api_object=spec.api_object,
             procedure=procedure,
             arguments=options.arguments,
-            replication_key=spec.replication_key,
+            replication_key=spec.replication_key or "",
+            key_column=self.replication_key or "",
             window_size=settings.window_size(spec),
             rows_per_export=settings.rows_per_export,
             fields=tuple(self.requested_fields()),
@@ -134,7 +142,7 @@ class ExportStream(ExportStreamHooks):
         With capture_deletes, each record gets ``_sdc_deleted_at``: ``deleted_at`` (a recycle-bin
         pass's rows), else null.
         """
-        part = FileRows.of(self.name, rf, self.schema["properties"], conv, self.out_of_range)
+        part = FileRows.of(self.name, rf, self.schema["properties"], conv, self.out_of_range, self.columns.column)
         if DELETED_AT in self.schema["properties"] and self.mask.get(("properties", DELETED_AT), True):
             part.stamp = {DELETED_AT: deleted_at}
         return part
@@ -169,12 +177,36 @@ class ExportStream(ExportStreamHooks):
         return md
 
     def requested_fields(self) -> list[str]:
-        """The selected properties, id and the replication key always included."""
+        """The selected properties as the API names them, id and the replication key always included."""
         fields = [name for name in self.selected_properties() if name != DELETED_AT]
         for must in (*self.primary_keys, self.replication_key):
             if must and must not in fields:
                 fields.insert(0, must)
-        return fields
+        return [self.columns.api_name(name) for name in fields]
+
+    def add_account_fields(self, fields: dict[str, dict[str, t.Any]]) -> list[str]:
+        """Add the account's own fields (``{API name: schema}``) under their columns; the columns added.
+
+        A built-in field keeps its schema; a field custom_fields lists takes the account's type.
+        """
+        props, added = self.schema["properties"], []
+        for api_name, schema in fields.items():
+            if api_name in self.builtin:
+                continue
+            known = self.columns.column.get(api_name)
+            if known is not None:
+                props[known] = {**schema, **({"title": api_name} if known != api_name else {})}
+                added.append(known)
+            else:
+                added += add_api_fields(self.columns, props, [(api_name, schema)], self.logger)
+        return added
+
+    def add_catalog_properties(self, properties: dict[str, dict[str, t.Any]]) -> None:
+        """Add the properties a catalog lists that the stream lacks (their API name is their title, if any)."""
+        props = self.schema["properties"]
+        for column, schema in properties.items():
+            if column not in props and self.columns.add(api_name_of(column, schema), column=column) is not None:
+                props[column] = schema
 
     def selected_properties(self) -> list[str]:
         """Properties selected in the catalog."""

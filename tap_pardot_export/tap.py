@@ -30,11 +30,14 @@ from tap_pardot_export.cli import (
     user_facing_excepthook,
 )
 from tap_pardot_export.discovery import learn_account_fields
+from tap_pardot_export.engine.queryread import QueryReader, chain_count
 from tap_pardot_export.engine.state import corrupted, parse_state, state_errors
 from tap_pardot_export.errors import PardotConfigError
+from tap_pardot_export.pardot.v5 import V5Reader
+from tap_pardot_export.query_streams import QueryStream
 from tap_pardot_export.redact import install_redaction, secrets_from_config
 from tap_pardot_export.sdk_compat import StateMessage, TapHooks, install_excepthook, raw_config
-from tap_pardot_export.session import SessionProvider, StreamFailures, open_session
+from tap_pardot_export.session import ENDS_THE_RUN, SessionProvider, StreamFailures, open_session
 from tap_pardot_export.settings.checks import run_end, validate
 from tap_pardot_export.settings.config import Settings
 from tap_pardot_export.settings.schema import settings_schema
@@ -43,10 +46,12 @@ from tap_pardot_export.spec import SPECS
 from tap_pardot_export.streams import ExportStream
 
 if t.TYPE_CHECKING:
+    from singer_sdk import Stream
+
     from tap_pardot_export.engine.session import ExportSession
 
 #: the stream class of each kind of spec
-STREAM_KINDS = {"export": ExportStream}
+STREAM_KINDS: dict[str, type[ExportStream | QueryStream]] = {"export": ExportStream, "query": QueryStream}
 
 
 class TapPardotExport(TapHooks):
@@ -62,6 +67,8 @@ class TapPardotExport(TapHooks):
         self.failures = StreamFailures()
         self._run_end: dt.datetime | None = None
         self._sync_begun = False
+        #: the run's reads of the v5 query API, beside the exports (started with the session)
+        self.queries: QueryReader | None = None
         install_redaction(self._known_secrets)  # before the SDK validates (and may print) the config
         super().__init__(*args, **kwargs)  # installs the signal handlers first (install_signal_handlers)
 
@@ -136,13 +143,46 @@ class TapPardotExport(TapHooks):
     # -- the run ----------------------------------------------------------------------------
 
     def _open_session(self) -> ExportSession:
-        """The run's export session, opened at the first export (discovery opens none)."""
-        return open_session(
+        """The run's session, opened at the first stream synced (discovery opens none); the query reads start."""
+        session = open_session(
             self.settings, run_end=self.run_end, logger=self.logger, next_stream=self._next_export, state=self.state
+        )
+        self._start_queries(session)
+        return session
+
+    def _start_queries(self, session: ExportSession) -> None:
+        """Read every selected query stream from now on, in the order the run syncs them, beside the exports."""
+        selected = [s for s in self.streams.values() if s.selected]
+        queries = [s for s in selected if isinstance(s, QueryStream)]
+        if not queries:
+            return
+        chains = chain_count(self.settings.connection.max_concurrency)
+        reader = QueryReader(
+            V5Reader(session.client, self.logger),
+            session.spool_dir or ".",
+            workers=chains,
+            halts=ENDS_THE_RUN,
+            logger=self.logger,
+        )
+        for stream in queries:
+            stream.read = reader.add(stream.plan(session, chains))
+        self.queries = reader
+        reader.start()
+        self.logger.info(
+            "Reading %d query stream(s) with %d page chain(s) at a time, beside the exports: %s",
+            len(queries),
+            chains,
+            ", ".join(s.name for s in queries),
         )
 
     def _write_state(self, state: t.Any) -> None:
         self.state_writer.write_state(state)
+
+    @override
+    def sync_ended(self) -> None:
+        """Stop the query reads, whether the sync returned or raised (nothing is left to read for)."""
+        if self.queries is not None:
+            self.queries.stop()
 
     @override
     def after_sync_all(self) -> None:
@@ -160,7 +200,9 @@ class TapPardotExport(TapHooks):
         return next((s for s in following if isinstance(s, ExportStream) and s.selected), None)
 
     def cancel_in_flight(self, timeout: float) -> str:
-        """On a signal (watchdog thread): cancel the exports in flight, if any."""
+        """On a signal (watchdog thread): stop the query reads; cancel the exports in flight, if any."""
+        if self.queries is not None:
+            self.queries.stop()
         session = self.sessions.current
         return session.cancel_in_flight(timeout) if session is not None else "no export in flight"
 
@@ -183,10 +225,10 @@ class TapPardotExport(TapHooks):
             session.cleanup()
 
     @override
-    def discover_streams(self) -> list[ExportStream]:
+    def discover_streams(self) -> list[Stream]:
         """A stream per spec, of its kind's class, with the account's own fields when credentials allow."""
         settings, kinds, sessions, failures = self.settings, STREAM_KINDS, self.sessions, self.failures
-        streams = [kinds[spec.kind](self, spec, settings, sessions, failures) for spec in SPECS.values()]
+        streams: list[Stream] = [kinds[spec.kind](self, spec, settings, sessions, failures) for spec in SPECS.values()]
         learn_account_fields(self, settings, streams)
         return streams
 

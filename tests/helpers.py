@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
 from pardot_export_sandbox.data import DATETIME, ObjectData
+from pardot_export_sandbox.v5data import snake
 
 from tap_pardot_export.pardot.client import PardotClient, build_client
 from tap_pardot_export.pardot.retry import Interrupted, RetryPolicy
@@ -42,10 +43,10 @@ if t.TYPE_CHECKING:
     from pathlib import Path
 
 UTC = dt.timezone.utc
-#: every stream of the tap, in its order
-STREAMS: tuple[str, ...] = tuple(SPECS)
-#: the field each stream's windows filter on (its replication key)
-FILTER_FIELD: dict[str, str] = {name: spec.replication_key for name, spec in SPECS.items()}
+#: every export stream of the tap, in its order (the query streams: tests/test_query_*.py)
+STREAMS: tuple[str, ...] = tuple(name for name, spec in SPECS.items() if spec.kind == "export")
+#: the field each export stream's windows filter on (its replication key)
+FILTER_FIELD: dict[str, str] = {name: str(SPECS[name].replication_key) for name in STREAMS}
 #: custom fields the sandbox's prospects carry
 CUSTOM = {"prospect": ["Favorite_Color", "Lead_Notes"]}
 
@@ -446,8 +447,8 @@ def expected_rows(
             continue
         if obj.is_deleted is not None and not include_deleted and obj.is_deleted(i):
             continue
-        row = obj.typed_row(i)
-        out[row["id"]] = {k: (iso(v) if isinstance(v, dt.datetime) else v) for k, v in row.items()}
+        row = obj.typed_row(i)  # columns are the API's names in snake_case (the sandbox's own rule)
+        out[row["id"]] = {snake(k): (iso(v) if isinstance(v, dt.datetime) else v) for k, v in row.items()}
     return out
 
 
@@ -468,7 +469,7 @@ def assert_rows_match(sb: Sandbox, stream: str, got: list[dict], expected: dict[
     assert not missing, f"{stream}: {len(missing)} rows lost, e.g. {missing[:5]}"
     assert not extra, f"{stream}: {len(extra)} rows outside the range, e.g. {extra[:5]}"
     obj = sb.dataset.objects[stream]
-    kinds = {f.name: f.kind for f in obj.fields}
+    kinds = {snake(f.name): f.kind for f in obj.fields}
     for rid, exp in expected.items():
         rec = by_id[rid]
         for k, v in exp.items():

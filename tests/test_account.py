@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
 from pardot_export_sandbox.data import BOOL, CUSTOM_FIELD_TYPES, NUMBER
+from pardot_export_sandbox.v5data import snake
 
 from tap_pardot_export.streams import load_schema
 from tests.helpers import STREAMS, assert_rows_match, discover, expected_rows, run_tap, select_streams
@@ -67,13 +68,13 @@ def variant_rows(sb: Sandbox, stream: str, options: dict[str, t.Any] | None = No
     if opts.get("arguments", {}).get("prospect_only"):
         rows = {k: v for k, v in rows.items() if v["prospect_id"] is not None}
     missing = set(sb.config.missing_fields.get(stream, ()))
-    kinds = {f.name: f.kind for f in sb.dataset.objects[stream].fields}
+    kinds = {snake(f.name): f.kind for f in sb.dataset.objects[stream].fields}
     blank = sb.config.bool_style == "blank"
     props = load_schema(stream)["properties"]
-    nullable = {name for name, p in props.items() if "null" in p.get("type", [])}
+    nullable = {snake(name) for name, p in props.items() if "null" in p.get("type", [])}
     for row in rows.values():
         for name in missing:
-            row.pop(name, None)
+            row.pop(snake(name), None)
         if blank:
             for name, kind in kinds.items():
                 if kind == BOOL and row.get(name) is False and name in nullable:
@@ -83,7 +84,7 @@ def variant_rows(sb: Sandbox, stream: str, options: dict[str, t.Any] | None = No
 
 def assert_typed(sb: Sandbox, stream: str, got: list[dict], expected: dict[int, dict]) -> None:
     """Each value has its JSON type: booleans are booleans, integers integers, numbers numbers."""
-    kinds = {f.name: f.kind for f in sb.dataset.objects[stream].fields}
+    kinds = {snake(f.name): f.kind for f in sb.dataset.objects[stream].fields}
     by_id = {rec["id"]: rec for rec in got}
     for rid, exp in expected.items():
         for name, value in exp.items():
@@ -139,9 +140,9 @@ def test_full_sync_of_every_stream_in_each_variant(sandboxes, name):
     run = run_tap(cfg)  # no catalog: discovery reads the account's custom fields
     assert_all_streams(sb, run, options)
     if kw.get("typed_custom_fields"):
-        rec = next(r for r in run.records("prospect") if r["Lifetime_Value"] is not None)
-        assert isinstance(rec["Lifetime_Value"], float)
-        assert any(r["Renewal_Date"] for r in run.records("prospect"))
+        rec = next(r for r in run.records("prospect") if r["lifetime_value"] is not None)
+        assert isinstance(rec["lifetime_value"], float)
+        assert any(r["renewal_date"] for r in run.records("prospect"))
     if "prospect_only_spelling" in kw:
         assert run.stderr.count("sending it as prospectOnly") == 1
     if "missing_fields" in kw:
@@ -214,12 +215,14 @@ def test_custom_fields_are_typed_in_discovery_and_records(sandboxes):
     sb = sandboxes(typed_custom_fields=True)
     cat = discover(sb.tap_config())
     props = next(s for s in cat["streams"] if s["tap_stream_id"] == "prospect")["schema"]["properties"]
-    types = {name: props[name]["type"] for name, *_ in CUSTOM_FIELD_TYPES}
+    # columns are the field ids in snake_case; the field id travels as the property's title
+    types = {name: props[name.lower()]["type"] for name, *_ in CUSTOM_FIELD_TYPES}
+    assert all(props[name.lower()]["title"] == name for name, *_ in CUSTOM_FIELD_TYPES)
     assert types["Lifetime_Value"] == ["number", "null"]
-    assert props["Renewal_Date"]["format"] == "date" and types["Renewal_Date"] == ["string", "null"]
+    assert props["renewal_date"]["format"] == "date" and types["Renewal_Date"] == ["string", "null"]
     for name in ("Nickname", "Interests", "Preferred_Channel", "Region", "Products_Owned", "Bio"):
         assert types[name] == ["string", "null"], name
-    assert props["Favorite_Color"]["type"] == ["string", "null"]
+    assert props["favorite_color"]["type"] == ["string", "null"]
     # a sync with this catalog: the fields come from it (no custom field query), typed
     calls = sb.stats()["calls"].get("custom_field", 0)
     run = run_tap(sb.tap_config(window_days=200), catalog=select_streams(cat, ["prospect"]))
@@ -228,7 +231,7 @@ def test_custom_fields_are_typed_in_discovery_and_records(sandboxes):
     exp = variant_rows(sb, "prospect")
     assert_rows_match(sb, "prospect", run.records("prospect"), exp, sb.config.data.timezone)
     assert_typed(sb, "prospect", run.records("prospect"), exp)
-    dates = [r["Renewal_Date"] for r in run.records("prospect") if r["Renewal_Date"]]
+    dates = [r["renewal_date"] for r in run.records("prospect") if r["renewal_date"]]
     assert dates and all(dt.date.fromisoformat(d) for d in dates)
 
 
@@ -239,7 +242,7 @@ def test_discovery_is_offline_without_credentials(sandboxes):
         cfg.pop(key)
     cat = discover(cfg)
     props = next(s for s in cat["streams"] if s["tap_stream_id"] == "prospect")["schema"]["properties"]
-    assert "Lifetime_Value" not in props and "Favorite_Color" not in props and "email" in props
+    assert "lifetime_value" not in props and "favorite_color" not in props and "email" in props
     # an access token without a business unit is not enough either
     discover({**cfg, "access_token": sb.issue_token(), "business_unit_id": None})
     assert sb.stats()["calls"] == {}
@@ -251,7 +254,7 @@ def test_a_failed_custom_field_query_warns_and_keeps_the_built_in_fields(sandbox
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Could not read the account's custom fields" in run.stderr and "error 46" in run.stderr
     props = next(s for s in json.loads(run.stdout)["streams"] if s["tap_stream_id"] == "prospect")["schema"]
-    assert "Favorite_Color" in props["properties"] and "Lead_Notes" not in props["properties"]
+    assert "favorite_color" in props["properties"] and "lead_notes" not in props["properties"]
 
 
 # -- the first-run check -----------------------------------------------------------------------
@@ -295,7 +298,8 @@ def test_check_passes_on_a_good_account(sandboxes):
     for stream in STREAMS:
         assert f"OK    {stream}: may export" in out, stream
     stats = sb.stats()
-    assert stats["api_calls"] <= 20 and "download" not in stats["calls"]
+    v5 = stats["calls"].get("query_v5", 0) + stats["calls"].get("account_v5", 0)  # a page per query stream
+    assert v5 == 29 and stats["api_calls"] - v5 <= 20 and "download" not in stats["calls"]
     assert all(e["state"] == "Canceled" for e in stats["exports"].values())
     assert_no_secrets(sb, proc.stdout + proc.stderr)
 

@@ -24,6 +24,8 @@ TABLE = [
     (400, 89, E, Verdict.VERSION),
     (400, 66, E, T),
     (200, 66, E, T),
+    (429, 202, E, T),  # v5: the minute rate limit
+    (400, 214, E, T),  # v5: a request timed out
     (500, None, P, T),
     (502, None, N, T),
     (503, 15, E, T),  # any 5xx

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tap_pardot_export.settings.schema import settings_schema
+from tap_pardot_export.spec import SPECS
 from tests.helpers import STREAMS, expected_rows, run_tap
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,7 +134,7 @@ def test_invoke_discover_needs_no_credentials(meltano):
     proc = meltano("invoke", "tap-pardot-export", "--discover")
     assert proc.returncode == 0, proc.stderr[-2000:]
     catalog = json.loads(proc.stdout)
-    assert sorted(s["tap_stream_id"] for s in catalog["streams"]) == sorted(STREAMS)
+    assert sorted(s["tap_stream_id"] for s in catalog["streams"]) == sorted(SPECS)
 
 
 def tap_env(cfg: dict[str, t.Any]) -> dict[str, str]:

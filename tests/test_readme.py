@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tap_pardot_export.spec import SPECS
 from tests.helpers import STREAMS, make_sandbox
 from tests.test_meltano import MELTANO, TAP, needs_meltano
 
@@ -236,7 +237,7 @@ def test_the_readme_commands_run_as_written(workspace):
     assert config["flattening_enabled"] is True
     assert config["stream_maps"] == {"prospect": {"email": "__NULL__"}}
     written = {p.stem for p in (shell.folder / "output").glob("*.jsonl")}
-    assert written == set(STREAMS)
+    assert written == set(SPECS)
     assert all(
         "email" not in json.loads(line)
         for line in (shell.folder / "output" / "prospect.jsonl").read_text().splitlines()
@@ -262,9 +263,9 @@ def _singer_block(shell: Shell) -> None:
         if "--about" in command:
             assert "| Setting |" in proc.stdout
     catalog = json.loads((shell.folder / "catalog.json").read_text())
-    assert sorted(s["tap_stream_id"] for s in catalog["streams"]) == sorted(STREAMS)
+    assert sorted(s["tap_stream_id"] for s in catalog["streams"]) == sorted(SPECS)
     messages = [json.loads(line) for line in (shell.folder / "messages.jsonl").read_text().splitlines()]
-    assert {m["stream"] for m in messages if m["type"] == "RECORD"} == set(STREAMS)
+    assert {m["stream"] for m in messages if m["type"] == "RECORD"} == set(SPECS)
 
 
 def _queue_block(shell: Shell) -> None:

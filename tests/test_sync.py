@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from tap_pardot_export.spec import SPECS
 from tests.helpers import (
     CUSTOM,
     STREAMS,
@@ -202,7 +203,7 @@ REPLICATION_KEYS = {
     "visitor_activity": "updated_at",
     "list_membership": "updated_at",
     "prospect_account": "updated_at",
-    "external_activity": "createdAt",
+    "external_activity": "created_at",
 }
 
 
@@ -210,16 +211,19 @@ def test_discover_needs_no_network_and_no_credentials(sandbox):
     run = run_tap({}, args=["--discover"])
     assert run.returncode == 0, run.stderr
     catalog = json.loads(run.stdout)
-    streams = {s["tap_stream_id"]: s for s in catalog["streams"]}
+    streams = {s["tap_stream_id"]: s for s in catalog["streams"] if SPECS[s["tap_stream_id"]].kind == "export"}
     assert set(streams) == set(REPLICATION_KEYS) == set(sandbox.dataset.objects)
     for name, entry in streams.items():
         assert entry["key_properties"] == ["id"]
         assert entry["replication_key"] == REPLICATION_KEYS[name]
-        assert REPLICATION_KEYS[name] in sandbox.dataset.objects[name].times, "the key is a time the API filters on"
+        times = sandbox.dataset.objects[name].times
+        assert SPECS[name].replication_key in times, "the key is a time the API filters on"
     va = streams["visitor_activity"]["schema"]["properties"]
     assert va["id"]["type"] == ["integer"]
     assert va["created_at"]["format"] == "date-time"
-    assert "prospectId" in streams["external_activity"]["schema"]["properties"]
+    # columns are snake_case in every stream: the API's camelCase names travel as titles
+    ea = streams["external_activity"]["schema"]["properties"]
+    assert ea["prospect_id"]["title"] == "prospectId" and "prospectId" not in ea
 
 
 def test_deselected_fields_are_not_requested(sandbox):

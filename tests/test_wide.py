@@ -26,8 +26,8 @@ if t.TYPE_CHECKING:
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
 STREAM = "prospect"
-#: 300 custom prospect fields, as the account's custom field query lists them
-CUSTOM = tuple(f"Custom_Field_{k:03d}" for k in range(300))
+#: 300 custom prospect fields, as the account's custom field query lists them (lower case: their columns are their ids)
+CUSTOM = tuple(f"custom_field_{k:03d}" for k in range(300))
 
 
 def wide_sandbox(fresh_sandbox: t.Callable[..., Sandbox], prospects: int = 1200, **kw: t.Any) -> Sandbox:

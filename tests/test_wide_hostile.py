@@ -359,15 +359,15 @@ def test_the_smallest_call_budget_finishes_each_started_window_and_reruns_reach_
 def test_stream_maps_take_the_joined_records(fresh_sandbox):
     """The SDK's general path (a stream map): joined records, whole, mapped."""
     sb = small_wide(fresh_sandbox)
-    maps = {STREAM: {"Custom_Field_000": None, "copy_299": "Custom_Field_299"}}
+    maps = {STREAM: {"custom_field_000": None, "copy_299": "custom_field_299"}}
     cfg = sb.tap_config(window_days=183, stream_maps=maps)
     run = run_tap(cfg, catalog=wide_catalog(cfg))
     assert run.returncode == 0, run.stderr[-3000:]
     records = run.records(STREAM)
     expected = expected_rows(sb, STREAM, START, END)
     assert sorted(r["id"] for r in records) == sorted(expected)
-    assert all("Custom_Field_000" not in r and r["copy_299"] == r["Custom_Field_299"] for r in records)
-    assert all(r["Custom_Field_150"] == expected[r["id"]]["Custom_Field_150"] for r in records)
+    assert all("custom_field_000" not in r and r["copy_299"] == r["custom_field_299"] for r in records)
+    assert all(r["custom_field_150"] == expected[r["id"]]["custom_field_150"] for r in records)
     assert_whole(records, schema_fields(run))
 
 
@@ -379,7 +379,7 @@ def test_a_group_export_created_without_fields_pardot_refused_is_reused_by_the_r
     which fields were left out: the rerun expected them in group 2's file and failed on its
     header, each rerun again, until the export expired.
     """
-    refused = ["Custom_Field_120", "Custom_Field_130"]
+    refused = ["custom_field_120", "custom_field_130"]
     sb = small_wide(fresh_sandbox, missing_fields={STREAM: refused})
     cfg = sb.tap_config(window_days=365, max_queued_exports=0)
     cat = wide_catalog(cfg)
@@ -393,7 +393,7 @@ def test_a_group_export_created_without_fields_pardot_refused_is_reused_by_the_r
     sb.after_export(spoil_the_third_groups_file)
     run1 = run_tap(cfg, catalog=cat)
     assert run1.returncode != 0
-    assert "field group 2/3" in run1.stderr and "no field 'Custom_Field_120'" in run1.stderr
+    assert "field group 2/3" in run1.stderr and "no field 'custom_field_120'" in run1.stderr
     state = run1.final_state["bookmarks"][STREAM]
     assert in_flight(state) == [1001, 1002]
 

@@ -14,6 +14,7 @@ import re
 import secrets
 import socket
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -1246,6 +1247,15 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             poll_interval: seconds between two looks at the shutdown flag.
         """
         super().serve_forever(poll_interval)
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        """A client that hung up (the tap refusing an answer, a test killing it) is no error of the sandbox.
+
+        Any other error in a handler is still printed.
+        """
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class Sandbox:

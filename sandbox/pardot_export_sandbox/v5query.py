@@ -288,18 +288,24 @@ def _generated(q: Query, resume: Key | None, skip: set[int], want: int) -> t.Ite
     if first > last:
         return
     names = q.needed()
+    # what matching and sorting need: a record's other fields are generated only once it is taken
+    light = list(dict.fromkeys([*q.bounds, *(f for f, _ in q.order), *(["isDeleted"] if q.deleted else [])]))
     primary, desc = q.order[0]
 
-    def candidates(indexes: t.Iterable[int]) -> t.Iterator[tuple[Key, dict[str, t.Any]]]:
+    def candidates(indexes: t.Iterable[int]) -> t.Iterator[tuple[Key, int]]:
         for i in indexes:
             if base + i in skip:
                 continue
-            rec = obj.row(i, names)
+            rec = obj.row(i, light)
             if not q.matches(rec):
                 continue
             k = q.key(rec)
             if resume is None or k > resume:
-                yield k, rec
+                yield k, i
+
+    def full(pairs: t.Iterable[tuple[Key, int]]) -> t.Iterator[tuple[Key, dict[str, t.Any]]]:
+        for k, i in pairs:
+            yield k, obj.row(i, names)
 
     if primary == "id":
         if resume is not None:
@@ -308,9 +314,9 @@ def _generated(q: Query, resume: Key | None, skip: set[int], want: int) -> t.Ite
                 last = min(last, rid - base)
             else:
                 first = max(first, rid - base)
-        yield from candidates(range(last, first - 1, -1) if desc else range(first, last + 1))
+        yield from full(candidates(range(last, first - 1, -1) if desc else range(first, last + 1)))
         return
-    yield from _by_time(q, primary, desc, resume, (first, last), candidates, want)
+    yield from full(_by_time(q, primary, desc, resume, (first, last), candidates, want))
 
 
 def _index_bounds(q: Query) -> tuple[int, int]:
@@ -334,10 +340,10 @@ def _by_time(
     desc: bool,  # noqa: FBT001
     resume: Key | None,
     index_bounds: tuple[int, int],
-    candidates: t.Callable[[t.Iterable[int]], t.Iterator[tuple[Key, dict[str, t.Any]]]],
+    candidates: t.Callable[[t.Iterable[int]], t.Iterator[tuple[Key, int]]],
     want: int,
-) -> t.Iterator[tuple[Key, dict[str, t.Any]]]:
-    """Records sorted on the datetime ``name``: windows of time, each sorted, widening as they go."""
+) -> t.Iterator[tuple[Key, int]]:
+    """Records' keys and indexes sorted on the datetime ``name``: windows of time, each sorted, widening as they go."""
     obj = q.obj
     lo, hi = q.bounds.get(name, (None, None))
     if resume is not None:
@@ -358,7 +364,7 @@ def _by_time(
         rng = obj.index_range(name, a, b)
         window = range(max(first, rng.start), min(last + 1, rng.stop))
         inside = [i for i in window if (v := gen(i)) is not None and a <= v <= b]
-        yield from sorted(candidates(inside), key=lambda kr: kr[0])
+        yield from sorted(candidates(inside), key=lambda ki: ki[0])
         if desc:
             hi = a - 1
         else:

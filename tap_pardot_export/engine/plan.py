@@ -59,6 +59,13 @@ class ExportPlan:
     protected: frozenset[str]
     #: with capture_deletes, the stream's recycle-bin pass
     recycle_bin: RecycleBin | None = None
+    #: the replication key's column in the records (default: its API name)
+    key_column: str = ""
+
+    @property
+    def bookmark_key(self) -> str:
+        """The replication key as records and state name it."""
+        return self.key_column or self.replication_key
 
     def groups(self) -> list[list[str]]:
         """The fields in groups an export takes, each with id and the replication key."""

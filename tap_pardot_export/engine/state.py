@@ -8,7 +8,11 @@ A stream's state (the SDK's dict for it, written in place) holds, besides the SD
 - ``rows_per_year``: the rate learned from the windows done (an integer: Singer targets may
   read numbers in state as Decimal, which some cannot write back);
 - ``deletes_pass``: a recycle-bin pass in progress, itself a stream state of this format;
-- ``deletes_pass_at``: the run end of the last whole recycle-bin pass.
+- ``deletes_pass_at``: the run end of the last whole recycle-bin pass;
+- ``last_id`` (a query stream): the id of the last record emitted at the bookmark's second, so a
+  resumed read takes the rest of that second after it;
+- ``recycle_bin_ids`` (an incremental query stream with a recycle bin): the ids found in the bin
+  by the last whole read of it, already emitted as deleted.
 
 Each export entry holds its id, its window's ``after``/``before`` bounds, the digest of its
 query, the fields Pardot refused at its create (``dropped``), and its ``createdAt`` with our
@@ -34,6 +38,8 @@ QUEUED_KEY = "queued_exports"
 LEARNED_KEY = "rows_per_year"
 DELETES_KEY = "deletes_pass"
 DELETES_AT_KEY = "deletes_pass_at"
+LAST_ID_KEY = "last_id"
+BIN_IDS_KEY = "recycle_bin_ids"
 YEAR_DAYS = 365
 #: the rows a year a learned rate may hold: fewer is written as one (an empty stream), more is corrupted state
 LEARNED_RANGE = (1, 10**10)
@@ -89,6 +95,31 @@ class StreamState:
         self.data["replication_key"] = key
         self.data["replication_key_value"] = api_time(when)
         self.data.pop("progress_markers", None)
+
+    def set_keyset(self, key: str, when: dt.datetime, last_id: int | None) -> None:
+        """Move a query stream's bookmark: records before ``when`` were emitted, and at ``when`` up to ``last_id``."""
+        self.set_bookmark(key, when)
+        if last_id is None:
+            self.data.pop(LAST_ID_KEY, None)
+        else:
+            self.data[LAST_ID_KEY] = last_id
+
+    def last_id(self) -> int | None:
+        """The id of the last record emitted at the bookmark's second (a query stream), if recorded."""
+        value = self.data.get(LAST_ID_KEY)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def bin_ids(self) -> set[int]:
+        """The ids the last whole read of the recycle bin found (emitted as deleted then)."""
+        value = self.data.get(BIN_IDS_KEY)
+        return {v for v in value if isinstance(v, int)} if isinstance(value, list) else set()
+
+    def set_bin_ids(self, ids: Iterable[int] | None) -> None:
+        """Keep the ids in the recycle bin now (None: forget them: the next read emits the bin whole)."""
+        if ids is None:
+            self.data.pop(BIN_IDS_KEY, None)
+        else:
+            self.data[BIN_IDS_KEY] = sorted(set(ids))
 
     def bookmark(self) -> dt.datetime | None:
         """The bookmark, when it parses."""
@@ -244,6 +275,14 @@ def _bookmark_errors(stream: str, bookmark: object, now: dt.datetime | None, *, 
             f"the rows_per_year learned for {stream} ({str(learned)[:40]!r}) is not a number of rows from "
             f"{LEARNED_RANGE[0]} to {LEARNED_RANGE[1]:.0e}"
         )
+    last_id = bookmark.get(LAST_ID_KEY)
+    if last_id is not None and (not isinstance(last_id, int) or isinstance(last_id, bool) or last_id < 0):
+        yield f"the last_id of {stream} ({str(last_id)[:40]!r}) is not a record id"
+    ids = bookmark.get(BIN_IDS_KEY)
+    if ids is not None and not (
+        isinstance(ids, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in ids)
+    ):
+        yield f"the recycle_bin_ids of {stream} are not a list of record ids"
     if bookmark.get(DELETES_AT_KEY) is not None:
         yield from _date_errors(stream, "last recycle-bin pass (deletes_pass_at)", bookmark[DELETES_AT_KEY], now)
     inner = bookmark.get(DELETES_KEY)

@@ -146,7 +146,7 @@ class StreamSync:
         if not self.stream.incremental:
             return
         if self.bookmark is not None:
-            self.state.set_bookmark(self.plan.replication_key, self.bookmark)
+            self.state.set_bookmark(self.plan.bookmark_key, self.bookmark)
         self.state.record_exports([s.entry() for s in self.slots])
         if self.planner.rows_per_day is not None:
             self.state.set_learned_rate(self.planner.rows_per_day)

@@ -21,7 +21,7 @@ if t.TYPE_CHECKING:
 def read_joined(sync: StreamSync, groups: int) -> t.Generator[FileRowsLike, None, int]:
     """Spool the head window's field groups one export at a time, then yield their records joined by id."""
     plan, session = sync.plan, sync.session
-    with JoinSpool(plan.stream, groups, replication_key=plan.replication_key, under=session.spool_dir) as spool:
+    with JoinSpool(plan.stream, groups, replication_key=plan.bookmark_key, under=session.spool_dir) as spool:
         for k in range(groups):
             with session.client.budget.exempt():
                 sync.fill(ahead=False, need=k + 1)  # the window's next group, if not created ahead
@@ -80,6 +80,6 @@ def report_join(sync: StreamSync, stats: JoinStats, groups: int) -> None:
             "them from different versions): each was emitted with the oldest, its fields from both versions; %s.",
             label,
             stats.mixed,
-            plan.replication_key,
+            plan.bookmark_key,
             again if procedure != "filter_by_updated_at" else "it comes whole again when next updated",
         )

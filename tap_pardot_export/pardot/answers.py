@@ -18,8 +18,10 @@ from dataclasses import dataclass
 
 #: HTTP statuses that say "come back later" when no Pardot code says otherwise
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-#: Pardot codes that ask the client to come back later (66: too many concurrent requests)
-RETRY_CODES = frozenset({66})
+#: Pardot codes that ask the client to come back later: 66 too many concurrent requests; in the v5 API,
+#: 202 the minute rate limit met (or a query timed out) and 214 a request timed out (their statuses are
+#: not documented; no v3/v4 error uses either code)
+RETRY_CODES = frozenset({66, 202, 214})
 #: the access token is invalid or expired
 TOKEN_CODES = frozenset({184})
 #: Pardot's daily API call limit is spent

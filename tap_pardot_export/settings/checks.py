@@ -102,7 +102,7 @@ def _deletes_errors(config: Mapping[str, t.Any]) -> list[str]:
         f"stream_options.{stream}.arguments.{name} contradicts capture_deletes (which exports the live records "
         "and the recycle bin itself, marking deleted ones): remove one of them"
         for stream, spec in SPECS.items()
-        if spec.captures_deletes
+        if spec.captures_deletes and spec.kind == "export"
         for name in DELETES_ARGUMENTS
         if name in ((options.get(stream) or {}).get("arguments") or {})
     ]

@@ -105,11 +105,12 @@ def _stream_option_error(path: list[str], error: ValidationError, config: Mappin
     spec = SPECS[path[1]]
     where = ".".join(path)
     if len(path) == 2:
-        return f"{where}: unknown option {names}; options: procedure, arguments, window_days"
+        options = "procedure, arguments, window_days" if spec.kind == "export" else "window_days"
+        return f"{where}: unknown option {names}; options: {options}"
     opts = config["stream_options"][path[1]]
     try:
         procedure = spec.procedure(str(opts.get("procedure", spec.default_procedure)))
-    except KeyError:
+    except (KeyError, IndexError):  # a query stream has no procedure (its schema has no deeper level)
         return None
     if {procedure.after, procedure.before} & set(extra):
         return f"{where}: {names}: the tap sets the time bounds itself (use start_date/end_date)"

@@ -18,6 +18,8 @@ if t.TYPE_CHECKING:
 
 #: the API refuses windows over a year; below about an hour a range becomes thousands of exports
 MIN_WINDOW_DAYS = 0.04
+#: an event stream's windows are read by the query API: an hour is the shortest that keeps them few
+MIN_QUERY_WINDOW_DAYS = 0.04
 MAX_WINDOW_DAYS = 365
 #: against Pardot (any host but loopback), polls at most this often: each status read is an API call
 MIN_REMOTE_POLL_INTERVAL = 1.0
@@ -94,6 +96,38 @@ def stream_option_schema(spec: StreamSpec) -> dict[str, t.Any]:
         "additionalProperties": False,
         "allOf": [_procedure_rule(spec, p) for p in spec.procedures],
     }
+
+
+def query_option_schema(spec: StreamSpec) -> dict[str, t.Any]:
+    """The options of an event-like query stream: a fixed window length (default: windows sized by the data)."""
+    key = spec.replication_key
+    return {
+        "type": "object",
+        "title": f"{spec.name} options",
+        "description": f"How the {spec.name} stream reads v5 {spec.api_object} by {key}.",
+        "properties": {
+            "window_days": _num(
+                "number",
+                "Window size (days)",
+                f"Read {key} in fixed windows of this many days, side by side (default: windows sized by the "
+                "data, about 3,000 to 25,000 records each). Smaller windows help where Pardot times out on long "
+                "ranges (HTTP 504).",
+                (None, MIN_QUERY_WINDOW_DAYS, MAX_WINDOW_DAYS),
+            ),
+        },
+        "additionalProperties": False,
+    }
+
+
+def _option_schemas() -> dict[str, dict[str, t.Any]]:
+    """stream_options' entries: every export stream's, and the event-like query streams' window size."""
+    out = {}
+    for name, spec in SPECS.items():
+        if spec.kind == "export":
+            out[name] = stream_option_schema(spec)
+        elif spec.windowed:
+            out[name] = query_option_schema(spec)
+    return out
 
 
 def _connection_settings() -> dict[str, dict[str, t.Any]]:
@@ -189,7 +223,8 @@ def _range_settings() -> dict[str, dict[str, t.Any]]:
 
 
 def _window_settings() -> dict[str, dict[str, t.Any]]:
-    deletes = ", ".join(name for name, spec in SPECS.items() if spec.captures_deletes)
+    exports = ", ".join(name for name, spec in SPECS.items() if spec.captures_deletes and spec.kind == "export")
+    queries = ", ".join(name for name, spec in SPECS.items() if spec.captures_deletes and spec.kind == "query")
     return {
         "window_days": _num(
             "number",
@@ -212,11 +247,12 @@ def _window_settings() -> dict[str, dict[str, t.Any]]:
             "type": "boolean",
             "default": False,
             "title": "Capture deletes",
-            "description": f"Mark records in Pardot's recycle bin with _sdc_deleted_at ({deletes}; live records "
+            "description": f"Mark records in Pardot's recycle bin with _sdc_deleted_at ({exports}; live records "
             "get null): a recycle-bin pass over start_date "
             "to now runs every deletes_pass_days, one extra export per year of range per stream, and stamps "
             "each deleted record with the pass's time. Incompatible with a deleted or prospect_deleted "
-            "argument in stream_options.",
+            f"argument in stream_options. Query streams with a recycle bin ({queries}) read it every run: "
+            "their deleted records (is_deleted true) get the run's end.",
         },
         "deletes_pass_days": _num(
             "number",
@@ -340,20 +376,22 @@ def _stream_settings() -> dict[str, dict[str, t.Any]]:
                     "items": {"type": "string", "minLength": 1},
                     "description": f"Extra fields of the {name} stream, read as strings.",
                 }
-                for name in SPECS
+                for name, spec in SPECS.items()
+                if spec.kind == "export"
             },
             "additionalProperties": False,
             "title": "Custom fields",
-            "description": 'Account-specific fields to export, per stream, as strings: e.g. {"prospect": '
-            '["Favorite_Color"]}. Use the field API names.',
+            "description": 'Account-specific fields to export, per export stream, as strings: e.g. {"prospect": '
+            '["Favorite_Color"]}. Use the field API names; each column is its name in snake_case (favorite_color).',
         },
         "stream_options": {
             "type": "object",
-            "properties": {name: stream_option_schema(spec) for name, spec in SPECS.items() if spec.kind == "export"},
+            "properties": _option_schemas(),
             "additionalProperties": False,
             "title": "Stream options",
-            "description": 'Per stream: "procedure", "arguments" (extra procedure arguments, e.g. '
-            '{"deleted": "all"} or {"type": [1, 2]}) and "window_days".',
+            "description": 'Per export stream: "procedure", "arguments" (extra procedure arguments, e.g. '
+            '{"deleted": "all"} or {"type": [1, 2]}) and "window_days"; per event-like query stream (email, '
+            'lifecycle_history, visit, visitor_page_view): "window_days".',
         },
     }
 
