@@ -13,6 +13,7 @@ import urllib.parse
 
 import pytest
 import requests
+
 from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
 from pardot_export_sandbox.data import CUSTOM_FIELD_TYPES
 

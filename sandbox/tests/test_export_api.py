@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from pardot_export_sandbox import DataConfig
+
+from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
 
 UTC = dt.timezone.utc
 V = "/api/export/version/4/do"
@@ -111,9 +112,11 @@ TS = lambda s: int(dt.datetime.fromisoformat(s).timestamp())  # noqa: E731
 
 @pytest.fixture(scope="module")
 def sb():
-    from tests.helpers import make_sandbox
-
-    with make_sandbox(rows_per_file=100) as s:
+    """A sandbox of this module's own: 2024 in the default zone, small result files."""
+    data = DataConfig(
+        start=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), end=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+    )
+    with Sandbox(SandboxConfig(data=data, rows_per_file=100)) as s:
         yield s
 
 
