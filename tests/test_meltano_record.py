@@ -41,11 +41,11 @@ pytestmark = needs_meltano
 class Interrupted:
     """``meltano run`` in a process group of its own, as a terminal runs it, interrupted with Ctrl-C."""
 
-    def __init__(self, project: Project, env: dict[str, str]) -> None:
+    def __init__(self, project: Project, env: dict[str, str], target: str = "target-jsonl") -> None:
         assert MELTANO is not None
         self.log = (project.folder / "interrupted.log").open("w+")
         self.proc = subprocess.Popen(
-            [MELTANO, "run", "tap-pardot-export", "target-jsonl"],
+            [MELTANO, "run", "tap-pardot-export", target],
             cwd=project.folder,
             env={**project.env, **env},
             stdout=self.log,
