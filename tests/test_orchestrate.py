@@ -209,3 +209,48 @@ def test_the_job_syncs_each_business_unit_with_its_own_state(tmp_path, monkeypat
     # each business unit its own state; the failed one's (its bookmarks where they were) does not hold the others'
     assert {state_id(name) for name in good} <= state_ids(tmp_path) <= {state_id(name) for name in UNITS}
     assert not (tmp_path / "out" / BROKEN).exists()
+
+
+def write_plain_project(folder: Path, jobs: dict[str, str], loaders: list[str]) -> None:
+    """A meltano.yml the definitions only read: a base extractor, business units ``a`` and ``b``, jobs and loaders."""
+    extractors = [{"name": "tap-pardot-export"}]
+    extractors += [{"name": f"tap-pardot-export--{bu}", "inherit_from": "tap-pardot-export"} for bu in ("a", "b")]
+    project = {
+        "plugins": {"extractors": extractors, "loaders": [{"name": name} for name in loaders]},
+        "jobs": [{"name": name, "tasks": [task]} for name, task in jobs.items()],
+    }
+    (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
+
+
+def test_a_business_unit_without_a_job_runs_with_the_projects_loader(tmp_path, monkeypatch):
+    write_plain_project(tmp_path, {"nightly-a": "tap-pardot-export--a target-x"}, ["target-x"])
+    isolated_environment(monkeypatch, tmp_path)
+    module = load_definitions(monkeypatch, tmp_path)
+    assert [(u.name, u.extractor, u.command) for u in module.business_units(tmp_path)] == [
+        ("a", "tap-pardot-export--a", ("run", "nightly-a")),
+        ("b", "tap-pardot-export--b", ("run", "tap-pardot-export--b", "target-x")),
+    ]
+    write_plain_project(tmp_path, {}, ["target-x", "target-y"])
+    with pytest.raises(ValueError, match=r"tap-pardot-export--a: no job .* has 2 loaders"):
+        module.business_units(tmp_path)
+    monkeypatch.setenv("MELTANO_LOADER", "target-y")
+    assert module.business_units(tmp_path)[1].command == ("run", "tap-pardot-export--b", "target-y")
+
+
+def test_the_schedule_skips_a_tick_while_the_jobs_previous_run_is_going(tmp_path, monkeypatch):
+    from dagster._core.test_utils import create_run_for_test
+
+    write_plain_project(tmp_path, {}, ["target-x"])
+    isolated_environment(monkeypatch, tmp_path)
+    module = load_definitions(monkeypatch, tmp_path)
+    schedule = module.business_units_schedule
+    assert schedule.cron_schedule == "0 * * * *"
+    with dagster.instance_for_test() as instance:
+        context = dagster.build_schedule_context(instance=instance)
+        assert isinstance(schedule(context), dagster.RunRequest)
+        create_run_for_test(instance, job_name="pardot_business_units", status=dagster.DagsterRunStatus.SUCCESS)
+        assert isinstance(schedule(context), dagster.RunRequest)
+        going = create_run_for_test(instance, job_name="pardot_business_units", status=dagster.DagsterRunStatus.STARTED)
+        skipped = schedule(context)
+        assert isinstance(skipped, dagster.SkipReason)
+        assert going.run_id in skipped.skip_message
