@@ -223,7 +223,11 @@ def write_plain_project(folder: Path, jobs: dict[str, str], loaders: list[str]) 
 
 
 def test_a_business_unit_without_a_job_runs_with_the_projects_loader(tmp_path, monkeypatch):
-    write_plain_project(tmp_path, {"nightly-a": "tap-pardot-export--a target-x"}, ["target-x"])
+    jobs = {
+        "all": "tap-pardot-export--a target-x tap-pardot-export--b target-x",
+        "nightly-a": "tap-pardot-export--a target-x",
+    }
+    write_plain_project(tmp_path, jobs, ["target-x"])
     isolated_environment(monkeypatch, tmp_path)
     module = load_definitions(monkeypatch, tmp_path)
     assert [(u.name, u.extractor, u.command) for u in module.business_units(tmp_path)] == [

@@ -10,8 +10,8 @@ run is still going.
 - Its business units: the extractors of its ``meltano.yml`` named ``tap-pardot-export--<name>``
   (those of files under ``include_paths`` are not read).
 - What runs for each: ``meltano run <job>`` for the project's job whose tasks name that
-  extractor, else ``meltano run <extractor> <loader>``, the loader ``MELTANO_LOADER`` names
-  (default: the project's only loader).
+  extractor and no other business unit's, else ``meltano run <extractor> <loader>``, the loader
+  ``MELTANO_LOADER`` names (default: the project's only loader).
 - ``meltano``: the one ``MELTANO_BIN`` names, else the one on ``PATH``, else the one beside this
   Python.
 - The schedule's cron: ``PARDOT_SYNC_CRON`` (default hourly, ``0 * * * *``, UTC).
@@ -103,7 +103,8 @@ def business_units(project: Path, loader: str | None = None) -> list[BusinessUni
     loaders = [p["name"] for p in plugins.get("loaders") or []]
     units = []
     for extractor in extractors:
-        named = [j["name"] for j in jobs if extractor in _task_names(j.get("tasks"))]
+        # a job of this business unit alone: one that also runs another would sync that one twice
+        named = [j["name"] for j in jobs if _task_names(j.get("tasks")) & set(extractors) == {extractor}]
         if named:
             command: tuple[str, ...] = ("run", named[0])
         else:
