@@ -526,7 +526,7 @@ def test_exports_run_one_at_a_time_oldest_first(fresh_sandbox):
             if s == "Complete" and i not in finished:
                 finished[i] = time.monotonic()
         time.sleep(0.02)
-    assert sorted(finished, key=finished.get) == ids
+    assert sorted(finished, key=finished.__getitem__) == ids
 
 
 def test_held_exports_wait_until_released_and_hold_up_the_queue(fresh_sandbox):
@@ -732,6 +732,7 @@ def test_cli_prints_url_serves_and_stops_on_sigterm():
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     ) as proc:
         try:
+            assert proc.stdout is not None  # stdout=PIPE
             url = proc.stdout.readline().strip()
             assert url.startswith("http://127.0.0.1:")
             h = {"Authorization": "Bearer tok", "Pardot-Business-Unit-Id": "0Uv5e0000000001AAA"}
