@@ -38,6 +38,9 @@ from tap_pardot_export.pardot.runner import ExportRunner
 from tap_pardot_export.redact import install_redaction, scrub_answer
 from tests.helpers import LoopbackServer, TapRun, discover, run_tap, select_streams
 
+if t.TYPE_CHECKING:
+    from typing_extensions import Self
+
 UTC = dt.timezone.utc
 START = dt.datetime(2024, 1, 1, tzinfo=UTC)
 END = dt.datetime(2024, 1, 2, tzinfo=UTC)
@@ -90,7 +93,7 @@ class Hostile:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> Hostile:
+    def start(self) -> Self:
         self.thread.start()
         return self
 
@@ -740,7 +743,7 @@ def test_other_refusals_of_cancel_and_resume_are_logged_and_passed_over():
     assert runner.cancel(5, "x") is False
     assert runner._resume(5, "x") is None
     assert runner._resume("abc", "x") is None  # a pending id in state that is not an integer
-    assert client.calls == ["cancel", "read"]
+    assert runner.client.calls == ["cancel", "read"]  # type: ignore[attr-defined]
 
 
 def test_incomplete_utf8_at_the_end():
