@@ -714,7 +714,7 @@ class RefusingClient:
 
 def refusing_runner(client: RefusingClient) -> ExportRunner:
     polling = Polling(poll_interval=0, max_poll_interval=0, export_timeout=60)
-    return ExportRunner(client, polling=polling, in_flight=InFlight(), spellings={})  # type: ignore[arg-type]
+    return ExportRunner(client, polling=polling, in_flight=InFlight(), spellings={})  # type: ignore[arg-type]  # a stand-in client
 
 
 @pytest.mark.parametrize(
@@ -726,13 +726,14 @@ def refusing_runner(client: RefusingClient) -> ExportRunner:
     ],
 )
 def test_limit_budget_and_auth_errors_are_not_swallowed_by_cancel_or_resume(error):
-    runner = refusing_runner(RefusingClient(error))
+    client = RefusingClient(error)
+    runner = refusing_runner(client)
     with pytest.raises(type(error)):
         runner.cancel(5, "x")
     spec = ExportSpec("listMembership", ["id"], "filter_by_updated_at", {}, "x")
     with pytest.raises(type(error)):
         runner.start(spec, resume_id=5)
-    assert runner.client.calls == ["cancel", "read"]  # type: ignore[attr-defined]
+    assert client.calls == ["cancel", "read"]
     runner.stop()  # on a signal the cancel is a courtesy: the handler must still write the state
     assert runner.cancel(5, "x") is False
 
@@ -743,7 +744,7 @@ def test_other_refusals_of_cancel_and_resume_are_logged_and_passed_over():
     assert runner.cancel(5, "x") is False
     assert runner._resume(5, "x") is None
     assert runner._resume("abc", "x") is None  # a pending id in state that is not an integer
-    assert runner.client.calls == ["cancel", "read"]  # type: ignore[attr-defined]
+    assert client.calls == ["cancel", "read"]
 
 
 def test_incomplete_utf8_at_the_end():
