@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import requests
 
@@ -55,6 +55,46 @@ def run_measured(
     if code != 0:
         sys.exit(f"{cmd[2:4]} failed ({code}):\n{text[-3000:]}")
     return seconds, rss_mib_of(usage), text
+
+
+class ExportStats(TypedDict):
+    """One export in the sandbox's counters."""
+
+    state: str
+    object: str
+    rows: int
+    files: int
+
+
+class V5Stats(TypedDict):
+    """The sandbox's v5 query counters, by object."""
+
+    pages: dict[str, int]
+    records: dict[str, int]
+    capped: dict[str, int]
+
+
+class SandboxStats(TypedDict):
+    """The sandbox's counters (``/_sandbox/stats``; JSON, so the export ids are strings)."""
+
+    calls: dict[str, int]
+    api_calls: int
+    errors: dict[str, int]
+    max_inflight: int
+    exports: dict[str, ExportStats]
+    v5: V5Stats
+
+
+def sandbox_stats(url: str) -> SandboxStats:
+    """The counters of the sandbox at ``url``."""
+    return cast("SandboxStats", requests.get(url + "/_sandbox/stats", timeout=10).json())
+
+
+def sandbox_url(proc: subprocess.Popen[str]) -> str:
+    """The URL a sandbox started with ``stdout=PIPE`` prints first."""
+    if proc.stdout is None:  # pragma: no cover - stdout is a pipe
+        sys.exit("the sandbox has no stdout")
+    return proc.stdout.readline().strip()
 
 
 def sandbox_config(url: str, **extra: object) -> dict[str, object]:
@@ -116,7 +156,7 @@ def main() -> int:
         text=True,
     )
     try:
-        url = sandbox.stdout.readline().strip()
+        url = sandbox_url(sandbox)
         tmp = Path(tempfile.mkdtemp())
         cfg = sandbox_config(url, window_days=365, max_poll_interval=0.5)
         (tmp / "config.json").write_text(json.dumps(cfg))
@@ -135,7 +175,7 @@ def main() -> int:
         (tmp / "catalog.json").write_text(json.dumps(catalog))
 
         def calls() -> int:
-            return requests.get(url + "/_sandbox/stats", timeout=10).json()["api_calls"]
+            return sandbox_stats(url)["api_calls"]
 
         tap_cmd = [
             PY,
@@ -218,7 +258,7 @@ def main() -> int:
                 batch_seconds=round(b_s, 2), batch_rows_per_s=round(rows / b_s), batch_peak_rss_mib=round(b_rss, 1)
             )
             if "baseline_seconds" in result:
-                result["ratio_batch_to_baseline"] = round(float(result["baseline_seconds"]) / b_s, 2)
+                result["ratio_batch_to_baseline"] = round(cast("float", result["baseline_seconds"]) / b_s, 2)
         print(json.dumps(result, indent=2))
     finally:
         sandbox.terminate()

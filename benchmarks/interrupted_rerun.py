@@ -27,17 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-from bench import sandbox_config  # same folder: run as benchmarks/interrupted_rerun.py
+from bench import sandbox_config, sandbox_stats  # same folder: run as benchmarks/interrupted_rerun.py
 from queue_bound import start_sandbox
 
 PY = sys.executable
 EXPORTS = 18
-
-
-def stats(url: str) -> dict[str, object]:
-    """The sandbox's counters."""
-    return requests.get(url + "/_sandbox/stats", timeout=10).json()  # type: ignore[no-any-return]
 
 
 def tap(config: Path) -> list[str]:
@@ -47,10 +41,10 @@ def tap(config: Path) -> list[str]:
 
 def interrupted(url: str, config: Path, complete: int) -> None:
     """A sync, SIGINT once ``complete`` exports of it are Complete."""
-    seen = {int(k) for k in stats(url)["exports"]}  # type: ignore[union-attr]
+    seen = {int(k) for k in sandbox_stats(url)["exports"]}
     proc = subprocess.Popen(tap(config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while proc.poll() is None:
-        mine = {int(k): v for k, v in stats(url)["exports"].items() if int(k) not in seen}  # type: ignore[union-attr]
+        mine = {int(k): v for k, v in sandbox_stats(url)["exports"].items() if int(k) not in seen}
         if sum(e["state"] == "Complete" for e in mine.values()) >= complete:
             proc.send_signal(signal.SIGINT)
             break
@@ -60,7 +54,7 @@ def interrupted(url: str, config: Path, complete: int) -> None:
 
 def rerun(url: str, config: Path) -> dict[str, object]:
     """The sync again, without state; its measures."""
-    before = len(stats(url)["exports"])  # type: ignore[arg-type]
+    before = len(sandbox_stats(url)["exports"])
     t0 = time.perf_counter()
     proc = subprocess.run(tap(config), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     wall = time.perf_counter() - t0
@@ -68,7 +62,7 @@ def rerun(url: str, config: Path) -> dict[str, object]:
         sys.exit(f"the rerun failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     summary = re.search(r"run summary: (\d+) export\(s\) created, (\d+) reused", proc.stderr)
     return {
-        "exports_created": len(stats(url)["exports"]) - before,  # type: ignore[arg-type]
+        "exports_created": len(sandbox_stats(url)["exports"]) - before,
         "exports_reused": int(summary.group(2)) if summary else None,
         "wall_seconds": round(wall, 2),
     }

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import orjson
 import requests
-from bench import sandbox_config  # same folder: run as benchmarks/query_pages.py
+from bench import sandbox_config, sandbox_stats  # same folder: run as benchmarks/query_pages.py
 
 PY = sys.executable
 STREAM = "visitor_page_view"
@@ -89,10 +89,7 @@ def sync(url: str, rows: int, latency: float, concurrency: int) -> dict[str, obj
     (tmp / "config.json").write_text(json.dumps(sandbox_config(url, max_concurrency=concurrency)))
     (tmp / "catalog.json").write_text(json.dumps(catalog_of(tmp / "config.json", {STREAM})))
 
-    def stats() -> dict[str, object]:
-        return requests.get(url + "/_sandbox/stats", timeout=10).json()
-
-    s0 = stats()
+    s0 = sandbox_stats(url)
     t0 = time.perf_counter()
     with (tmp / "out.jsonl").open("wb") as out:  # a file: reading a pipe here would take the cores measured
         proc = subprocess.run(
@@ -117,9 +114,9 @@ def sync(url: str, rows: int, latency: float, concurrency: int) -> dict[str, obj
         emitted = sum(1 for line in fh if line.startswith(b'{"type":"RECORD"'))
     if emitted != rows:
         sys.exit(f"the tap emitted {emitted} records, not {rows}")
-    s1 = stats()
-    calls = int(s1["api_calls"]) - int(s0["api_calls"])  # type: ignore[call-overload]
-    pages = int(s1["v5"]["pages"].get(STREAM, 0)) - int(s0["v5"]["pages"].get(STREAM, 0))  # type: ignore[index]
+    s1 = sandbox_stats(url)
+    calls = s1["api_calls"] - s0["api_calls"]
+    pages = s1["v5"]["pages"].get(STREAM, 0) - s0["v5"]["pages"].get(STREAM, 0)
     bound = math.ceil(rows / 1000) * latency / concurrency
     return {
         "rows": rows,
@@ -213,9 +210,10 @@ def main() -> int:
     try:
         result = sync(url, args.rows, args.latency, args.concurrency)
         if args.ideal:
-            result["plain_client"] = ideal(url, args.rows, args.latency, args.concurrency)
+            plain = ideal(url, args.rows, args.latency, args.concurrency)
+            result["plain_client"] = plain
             result["ratio_tap_to_plain_client"] = round(
-                float(t.cast("float", result["wall_seconds"])) / float(result["plain_client"]["wall_seconds"]), 2
+                t.cast("float", result["wall_seconds"]) / t.cast("float", plain["wall_seconds"]), 2
             )
     finally:
         sandbox.terminate()

@@ -34,8 +34,7 @@ import time
 import typing as t
 from pathlib import Path
 
-import requests
-from bench import sandbox_config  # same folder: run as benchmarks/queue_bound.py
+from bench import sandbox_config, sandbox_stats, sandbox_url  # same folder: run as benchmarks/queue_bound.py
 
 PY = sys.executable
 OBJECTS = ("prospect", "visitor", "visitor_activity", "list_membership", "prospect_account", "external_activity")
@@ -90,9 +89,7 @@ def start_sandbox(
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    if proc.stdout is None:  # pragma: no cover - stdout is a pipe
-        sys.exit("the sandbox has no stdout")
-    return proc, proc.stdout.readline().strip()
+    return proc, sandbox_url(proc)
 
 
 def catalog_of(config: Path, names: set[str]) -> dict[str, object]:
@@ -118,10 +115,7 @@ def sync(url: str, seconds: float, extra: dict[str, object], names: tuple[str, .
     (tmp / "config.json").write_text(json.dumps(cfg))
     (tmp / "catalog.json").write_text(json.dumps(catalog_of(tmp / "config.json", set(names))))
 
-    def stats() -> dict[str, object]:
-        return requests.get(url + "/_sandbox/stats", timeout=10).json()
-
-    s0 = stats()
+    s0 = sandbox_stats(url)
     t0 = time.perf_counter()
     proc = subprocess.run(
         [PY, "-m", "tap_pardot_export", "--config", str(tmp / "config.json"), "--catalog", str(tmp / "catalog.json")],
@@ -133,9 +127,9 @@ def sync(url: str, seconds: float, extra: dict[str, object], names: tuple[str, .
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"the tap failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    s1 = stats()
-    exports = len(s1["exports"]) - len(s0["exports"])  # type: ignore[arg-type]
-    calls = int(s1["api_calls"]) - int(s0["api_calls"])  # type: ignore[call-overload]
+    s1 = sandbox_stats(url)
+    exports = len(s1["exports"]) - len(s0["exports"])
+    calls = s1["api_calls"] - s0["api_calls"]
     bound = exports * seconds
     sync_s = re.findall(r"run summary: .* ([\d.]+)s in all", proc.stderr)
     return {

@@ -332,7 +332,7 @@ def _run_in_process(argv: list[str], *, timeout: float, env: dict[str, str]) -> 
 def _no_capture_warnings() -> t.Iterator[None]:
     """Keep the SDK's CLI from routing warnings into logging, so they can be replayed."""
     real = logging.captureWarnings
-    logging.captureWarnings = lambda capture: None  # type: ignore[assignment]
+    logging.captureWarnings = lambda capture: None
     try:
         yield
     finally:

@@ -109,7 +109,7 @@ def assert_all_streams(sb: Sandbox, run: t.Any, options: dict[str, t.Any] | None
             assert all(name not in rec for rec in got), (stream, name)
 
 
-VARIANTS = {
+VARIANTS: dict[str, dict[str, t.Any]] = {
     "digits": {"bool_style": "digits"},
     "blank_false": {"bool_style": "blank"},
     "bom_lf": {"bom": True, "line_ending": "lf"},

@@ -189,6 +189,7 @@ def test_describe_answers_in_every_documented_shape() -> None:
             self.urls.append(kw["url"])
             return self.body
 
+    # Client stands in for PardotClient (its json call only), hence each ignore[arg-type] below
     one = {"@attributes": {"id": "Seats", "label": "Seats", "type": "Number", "custom": "1"}}
     client = Client({"@attributes": {"stat": "ok"}, "result": {"field": one}})
     fields = describe_prospect_account(client)  # type: ignore[arg-type]

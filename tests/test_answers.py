@@ -38,6 +38,9 @@ from tap_pardot_export.pardot.runner import ExportRunner
 from tap_pardot_export.redact import install_redaction, scrub_answer
 from tests.helpers import LoopbackServer, TapRun, discover, run_tap, select_streams
 
+if t.TYPE_CHECKING:
+    from typing_extensions import Self
+
 UTC = dt.timezone.utc
 START = dt.datetime(2024, 1, 1, tzinfo=UTC)
 END = dt.datetime(2024, 1, 2, tzinfo=UTC)
@@ -90,7 +93,7 @@ class Hostile:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> Hostile:
+    def start(self) -> Self:
         self.thread.start()
         return self
 
@@ -711,7 +714,7 @@ class RefusingClient:
 
 def refusing_runner(client: RefusingClient) -> ExportRunner:
     polling = Polling(poll_interval=0, max_poll_interval=0, export_timeout=60)
-    return ExportRunner(client, polling=polling, in_flight=InFlight(), spellings={})  # type: ignore[arg-type]
+    return ExportRunner(client, polling=polling, in_flight=InFlight(), spellings={})  # type: ignore[arg-type]  # a stand-in client
 
 
 @pytest.mark.parametrize(
@@ -723,13 +726,14 @@ def refusing_runner(client: RefusingClient) -> ExportRunner:
     ],
 )
 def test_limit_budget_and_auth_errors_are_not_swallowed_by_cancel_or_resume(error):
-    runner = refusing_runner(RefusingClient(error))
+    client = RefusingClient(error)
+    runner = refusing_runner(client)
     with pytest.raises(type(error)):
         runner.cancel(5, "x")
     spec = ExportSpec("listMembership", ["id"], "filter_by_updated_at", {}, "x")
     with pytest.raises(type(error)):
         runner.start(spec, resume_id=5)
-    assert runner.client.calls == ["cancel", "read"]  # type: ignore[attr-defined]
+    assert client.calls == ["cancel", "read"]
     runner.stop()  # on a signal the cancel is a courtesy: the handler must still write the state
     assert runner.cancel(5, "x") is False
 

@@ -64,7 +64,7 @@ _SDKTests = get_tap_test_class(
 )
 
 
-class TestTapPardotExport(_SDKTests):  # type: ignore[misc,valid-type]
+class TestTapPardotExport(_SDKTests):  # type: ignore[misc,valid-type]  # a base class the SDK makes at run time
     """The SDK's tap, stream and attribute tests."""
 
     @pytest.fixture(scope="class")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import io
 import json
 import logging
 import re
@@ -34,7 +35,7 @@ from tap_pardot_export.errors import (
 )
 from tap_pardot_export.pardot import transport, urls
 from tap_pardot_export.pardot.auth import PardotAuthenticator
-from tap_pardot_export.pardot.cancel import cancel_now
+from tap_pardot_export.pardot.cancel import CancelOutcome, cancel_now
 from tap_pardot_export.pardot.retry import RetryPolicy
 from tap_pardot_export.redact import REDACTION, install_redaction
 from tests.helpers import LoopbackServer, client_for, discover, run_tap, select_streams, skip_retry_waits
@@ -185,7 +186,7 @@ def test_302_on_an_api_call_and_on_a_download_is_a_clear_error(hostile):
     with pytest.raises(RefusedURLError, match=r"redirect to evil\.example refused"):
         client.json("POST", "create", "create", json_body={})
     with pytest.raises(RefusedURLError, match=r"redirect to evil\.example refused"):
-        client.download(server.url + "/files/1.csv", _Sink())
+        client.download(server.url + "/files/1.csv", io.BytesIO())
     assert server.hits(API + "create") == 1 and server.hits("/files/1.csv") == 1
 
 
@@ -495,23 +496,6 @@ def test_parallel_rejections_refresh_the_token_once(hostile):
 # -- downloads ----------------------------------------------------------------------------------------------
 
 
-class _Sink:
-    """A binary sink with the file methods ``download`` uses."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def seek(self, pos: int) -> None:
-        del self.data[pos:]
-
-    def truncate(self) -> None:
-        pass
-
-    def write(self, chunk: bytes) -> int:
-        self.data += chunk
-        return len(chunk)
-
-
 def test_a_trickling_download_hits_download_timeout(hostile):
     def trickle(h: BaseHTTPRequestHandler) -> None:
         h.send_response(200)
@@ -529,7 +513,7 @@ def test_a_trickling_download_hits_download_timeout(hostile):
     with pytest.raises(
         PardotAPIError, match=r"Giving up on download .*/files/slow\.csv after 2 tries: .*download_timeout"
     ):
-        client.download(server.url + "/files/slow.csv", _Sink())
+        client.download(server.url + "/files/slow.csv", io.BytesIO())
     assert time.monotonic() - started < 3.5
     assert server.hits("/files/slow.csv") == 2
 
@@ -537,9 +521,9 @@ def test_a_trickling_download_hits_download_timeout(hostile):
 def test_a_download_within_its_deadline_is_read_whole(hostile):
     body = b"id,name\n" + b"".join(b"%d,row\n" % i for i in range(2000))
     server = hostile({TOKEN_PATH: token_ok, "/files/ok.csv": lambda h: send(h, 200, body)})
-    sink = _Sink()
+    sink = io.BytesIO()
     assert client_for(config(server)).download(server.url + "/files/ok.csv", sink) == len(body)
-    assert bytes(sink.data) == body
+    assert sink.getvalue() == body
 
 
 @pytest.mark.parametrize(
@@ -580,7 +564,7 @@ def test_cancel_now_returns_promptly_with_the_slots_and_the_token_lock_held(host
     client.tokens.token()
     for _ in range(client.max_concurrency):
         client.slots.acquire()
-    result: list[bool] = []
+    result: list[CancelOutcome] = []
     with client.tokens._lock:
         worker = threading.Thread(target=lambda: result.append(cancel_now(client, 42, timeout=2.0)), daemon=True)
         worker.start()

@@ -93,7 +93,7 @@ class Cluster:
         import psycopg  # installed with target-postgres (the loaders group)
 
         with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres") as conn:
-            return list(conn.execute(sql, params).fetchall())  # type: ignore[arg-type]
+            return list(conn.execute(sql, params).fetchall())
 
 
 @pytest.fixture(scope="module")

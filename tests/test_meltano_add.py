@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import typing as t
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,20 +73,23 @@ def added(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
     return folder, _meltano_in(folder)(*ADD, str(HUB_YML), "--no-install")
 
 
-@pytest.fixture
-def project(
-    tmp_path: Path, added: tuple[Path, subprocess.CompletedProcess[str]]
-) -> t.Callable[..., subprocess.CompletedProcess[str]]:
-    """A copy of the project the extractor was added to; returns a function running meltano in it.
+@dataclass
+class Project:
+    """A project the extractor was added to: ``project(*args)`` runs meltano in it."""
 
-    ``.added`` is the ``meltano add`` run, ``.path`` the project's folder.
-    """
+    path: Path  # the project's folder
+    added: subprocess.CompletedProcess[str]  # the ``meltano add`` run
+
+    def __call__(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return _meltano_in(self.path)(*args, extra_env=extra_env)
+
+
+@pytest.fixture
+def project(tmp_path: Path, added: tuple[Path, subprocess.CompletedProcess[str]]) -> Project:
+    """A copy of the project the extractor was added to."""
     folder, proc = added
     shutil.copytree(folder, tmp_path, dirs_exist_ok=True)
-    run = _meltano_in(tmp_path)
-    run.path = tmp_path  # type: ignore[attr-defined]
-    run.added = proc  # type: ignore[attr-defined]
-    return run
+    return Project(tmp_path, proc)
 
 
 def _use_installed_tap(path: Path) -> dict[str, t.Any]:

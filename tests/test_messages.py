@@ -129,7 +129,12 @@ def _lines(stderr: str) -> list[str]:
 
 def _repeated(lines: list[str]) -> list[str]:
     seen: set[str] = set()
-    return [line for line in lines if line in seen or seen.add(line)]  # type: ignore[func-returns-value]
+    repeated: list[str] = []
+    for line in lines:
+        if line in seen:
+            repeated.append(line)
+        seen.add(line)
+    return repeated
 
 
 def test_a_successful_test_run_logs_no_error(fresh_sandbox):

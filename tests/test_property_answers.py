@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import LoopbackServer, discover, run_tap, select_streams
+from tests.helpers import LoopbackServer, RecordedWaits, discover, run_tap, select_streams
 
 SECRET = "s3cr3t-client-secret"
 REFRESH = "r3fr3sh-token-value"
@@ -30,7 +30,7 @@ BU = "0Uv000000000001AAA"
 START, END = "2024-01-01T00:00:00+00:00", "2024-02-01T00:00:00+00:00"
 
 # the truth: 24 list memberships, stamped in January (New York is UTC-5 then)
-TRUTH = [
+TRUTH: list[dict[str, t.Any]] = [
     {
         "id": 1000 + i,
         "list_id": 7 + i % 3,
@@ -101,13 +101,14 @@ class ScriptedHandler(BaseHTTPRequestHandler):
     """Answers the tap's calls from the script."""
 
     protocol_version = "HTTP/1.1"
+    server: ScriptedServer
 
     def log_message(self, format: str, *args: t.Any) -> None:
         pass
 
     @property
     def script(self) -> Script:
-        return self.server.script  # type: ignore[attr-defined]
+        return self.server.script
 
     def _send(self, status: int, body: bytes | str | dict, ctype: str = "application/json", **headers: str) -> None:
         if isinstance(body, dict):
@@ -231,12 +232,14 @@ class ScriptedHandler(BaseHTTPRequestHandler):
 class OtherHost(BaseHTTPRequestHandler):
     """Another host: whatever it receives is recorded; it must never see a credential."""
 
+    server: OtherServer
+
     def log_message(self, format: str, *args: t.Any) -> None:
         pass
 
     def _any(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self.server.seen.append(str(self.headers) + self.rfile.read(length).decode("latin-1"))  # type: ignore[attr-defined]
+        self.server.seen.append(str(self.headers) + self.rfile.read(length).decode("latin-1"))
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -245,14 +248,28 @@ class OtherHost(BaseHTTPRequestHandler):
     do_GET = do_POST = _any
 
 
+class ScriptedServer(LoopbackServer):
+    """The scripted Pardot: its handlers answer from ``script``."""
+
+    def __init__(self, script: Script) -> None:
+        super().__init__(ScriptedHandler)
+        self.script = script
+
+
+class OtherServer(LoopbackServer):
+    """The other host: ``seen`` holds every request it received."""
+
+    def __init__(self) -> None:
+        super().__init__(OtherHost)
+        self.seen: list[str] = []
+
+
 class Servers:
     """The scripted Pardot and the other host, on loopback for the whole module."""
 
     def __init__(self) -> None:
-        self.other = LoopbackServer(OtherHost)
-        self.other.seen = []  # type: ignore[attr-defined]
-        self.main = LoopbackServer(ScriptedHandler)
-        self.main.script = Script({}, self.other.server_address[1])  # type: ignore[attr-defined]
+        self.other = OtherServer()
+        self.main = ScriptedServer(Script({}, self.other.server_address[1]))
         self.threads = [
             threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
             for s in (self.main, self.other)
@@ -323,15 +340,17 @@ def expected_records() -> dict[int, dict[str, t.Any]]:
 
 @settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(faults=answers)
-def test_any_sequence_of_answers_ends_in_the_truth_or_a_clear_failure(servers, catalog, instant_retries, faults):
-    servers.main.script = Script(faults, servers.other.server_address[1])  # type: ignore[attr-defined]
-    servers.other.seen.clear()  # type: ignore[attr-defined]
+def test_any_sequence_of_answers_ends_in_the_truth_or_a_clear_failure(
+    servers: Servers, catalog: dict[str, t.Any], instant_retries: RecordedWaits, faults: dict[str, list[str]]
+) -> None:
+    servers.main.script = Script(faults, servers.other.server_address[1])
+    servers.other.seen.clear()
     run = run_tap(tap_config(servers.url), catalog=catalog, timeout=60)
-    script = servers.main.script  # type: ignore[attr-defined]
+    script = servers.main.script
     text = run.everything
     for secret in (SECRET, REFRESH, TOKEN):
         assert secret not in text, f"a secret was printed ({script.log})"
-    assert servers.other.seen == [], f"a request reached a host that is not configured ({script.log})"  # type: ignore[attr-defined]
+    assert servers.other.seen == [], f"a request reached a host that is not configured ({script.log})"
     assert "Traceback" not in run.stderr, f"{script.log}: {run.stderr[-1500:]}"
     event(f"exit {run.returncode}")
     if run.returncode == 0:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import typing as t
 from pathlib import Path
 
 import pytest
 from singer_sdk import Stream
 
 from tap_pardot_export import sdk_compat
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers._state import StateWriter
 
 PACKAGE = Path(sdk_compat.__file__).parent
 
@@ -42,7 +46,10 @@ def test_sdk_symbol_exists_with_its_parameters(entry):
 
 
 def test_state_manager_keeps_the_members_the_tap_uses():
-    manager_cls = inspect.signature(Stream.state_manager.fget).return_annotation
+    prop = inspect.getattr_static(Stream, "state_manager")
+    assert isinstance(prop, property), "singer-sdk Stream.state_manager is no longer a property"
+    assert prop.fget is not None
+    manager_cls = inspect.signature(prop.fget).return_annotation
     from singer_sdk.streams._state import StreamStateManager
 
     assert "StreamStateManager" in str(manager_cls)
@@ -53,6 +60,8 @@ def test_state_manager_keeps_the_members_the_tap_uses():
 
 
 class _Writer:
+    """Stands in for the SDK's StateWriter: records the states it is given."""
+
     def __init__(self) -> None:
         self.states: list[dict] = []
 
@@ -66,7 +75,7 @@ def test_a_stream_marked_flushed_is_not_written_again_by_the_sdk():
 
     tap = TapPardotExport(config={"start_date": "2024-01-01"}, parse_env_config=False, validate_config=False)
     writer = _Writer()
-    tap._state_writer = writer  # the SDK's writer, observed
+    tap._state_writer = t.cast("StateWriter", writer)  # the SDK's writer, observed
     stream = tap.streams["prospect"]
     sdk_compat.mark_state_flushed(stream, flushed=True)
     stream._write_state_message()

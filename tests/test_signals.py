@@ -73,7 +73,7 @@ class Tap:
     """A tap process: stdout a pipe the test reads (or not), stderr a file."""
 
     def __init__(
-        self, config: dict, catalog: dict, state: dict | None = None, env: dict[str, str] | None = None
+        self, config: dict, catalog: dict | None, state: dict | None = None, env: dict[str, str] | None = None
     ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="tap-signals-"))
         cmd = [sys.executable, "-m", "tap_pardot_export"]

@@ -59,7 +59,7 @@ def rewrite_stored(sb: Sandbox, fn: t.Callable[[int, t.Any, bytes], bytes]) -> d
             Path(p).write_bytes(fn(nth, e, before[p]))
         return ranges, total, paths
 
-    state._process = process  # type: ignore[method-assign]
+    state._process = process  # type: ignore[method-assign]  # the test's stand-in for the sandbox's method
     return before
 
 
@@ -445,7 +445,7 @@ def signed_links(sb: Sandbox) -> None:
             out["resultRefs"] = [f"{r}?{SIGNATURE}" for r in refs]
         return out
 
-    sb.state.export_repr = export_repr  # type: ignore[method-assign]
+    sb.state.export_repr = export_repr  # type: ignore[method-assign]  # the test's stand-in for the sandbox's method
 
 
 @pytest.mark.parametrize("fault", ["reset", "cut"])

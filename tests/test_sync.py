@@ -98,7 +98,7 @@ def test_state_is_checkpointed_after_each_window_in_ascending_order(sandbox):
     cat = select_streams(discover(cfg), ["list_membership"])
     run = run_tap(cfg, catalog=cat)
     assert run.returncode == 0
-    marks = []
+    marks: list[str] = []
     for st in run.states():
         v = st.get("bookmarks", {}).get("list_membership", {}).get("replication_key_value")
         if v and (not marks or marks[-1] != v):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import typing as t
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -83,7 +84,7 @@ def test_infer_offset_rounds_to_quarter_hours():
     assert infer_offset("2024-07-01 08:00:01", now) == dt.timedelta(hours=-4)
 
 
-PROPS = {
+PROPS: dict[str, dict[str, t.Any]] = {
     "id": {"type": ["integer"]},
     "flag": {"type": ["boolean", "null"]},
     "at": {"type": ["string", "null"], "format": "date-time"},
@@ -205,6 +206,7 @@ def test_every_export_shape(body, refs):
 def test_answers_without_an_export_are_refused():
     from tap_pardot_export.errors import ResultFormatError
 
-    for body in ({"result": {"total_results": 0}}, [], {"export": {"state": "Complete"}}):
+    bodies: tuple[object, ...] = ({"result": {"total_results": 0}}, [], {"export": {"state": "Complete"}})
+    for body in bodies:
         with pytest.raises(ResultFormatError):
             unwrap_export(body, "read")

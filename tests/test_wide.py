@@ -212,7 +212,7 @@ def test_capture_deletes_marks_a_wide_record_whole(fresh_sandbox):
         assert all(marked[rid][k] == v for k, v in truth[rid].items())
 
 
-def test_a_window_interrupted_between_groups_resumes_its_exports(fresh_sandbox):
+def test_a_window_interrupted_between_groups_resumes_its_exports(fresh_sandbox, monkeypatch):
     """A run failing on the second group's malformed file keeps the window's other exports; the rerun reuses them.
 
     The third group's export, created ahead, is still in Pardot's queue at the failure: it is
@@ -237,7 +237,7 @@ def test_a_window_interrupted_between_groups_resumes_its_exports(fresh_sandbox):
                 path.write_bytes(header + b"\n" + bad + b"\r\n" + rest)
         return ranges, total, paths
 
-    sb.state._process = spoil_the_second_groups_file  # type: ignore[method-assign]
+    monkeypatch.setattr(sb.state, "_process", spoil_the_second_groups_file)
     run1 = run_tap(cfg, catalog=cat)
     assert run1.returncode != 0
     assert "Traceback" not in run1.stderr
@@ -251,7 +251,7 @@ def test_a_window_interrupted_between_groups_resumes_its_exports(fresh_sandbox):
     assert kept[:2] == [window[0], window[2]], "the window's exports stay in state, but for the spoiled one"
     assert sb.state.exports[window[2]].state != "Canceled", "the window's export ahead is kept for the rerun"
 
-    del sb.state._process
+    monkeypatch.setattr(sb.state, "_process", process)
     before = max(e.id for e in exports_of(sb))
     run2 = run_tap(cfg, catalog=cat, state=run1.final_state)
     assert run2.returncode == 0, run2.stderr[-3000:]
@@ -384,14 +384,15 @@ def test_a_batch_file_is_cut_by_bytes_as_well_as_by_batch_size(fresh_sandbox, tm
     cfg = sb.tap_config(window_days=365, batch_config=jsonl_batches(tmp_path, 100_000))
     run = run_tap(cfg, catalog=wide_catalog(cfg))
     assert run.returncode == 0, run.stderr[-3000:]
-    sizes, records = [], []
+    sizes: list[int] = []
+    batched: list[dict[str, t.Any]] = []
     for m in run.messages:
         if m["type"] == "BATCH":
             for url in m["manifest"]:
                 with gzip.open(Path(url.removeprefix("file://")), "rb") as fh:
                     data = fh.read()
                 sizes.append(len(data))
-                records.extend(json.loads(line) for line in data.splitlines())
+                batched.extend(json.loads(line) for line in data.splitlines())
     assert len(sizes) > 2, "more files than batch_size alone would make (one per window)"
     assert max(sizes) < 200_000 + 60_000, "a file ends at the first record past the bytes bound"
-    assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, START, END), sb.config.data.timezone)
+    assert_rows_match(sb, STREAM, batched, expected_rows(sb, STREAM, START, END), sb.config.data.timezone)

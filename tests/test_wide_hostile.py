@@ -65,7 +65,7 @@ def rewrite_results(sb: Sandbox, fn: Rewrite) -> dict[str, str]:
                     csv.writer(fh, lineterminator="\r\n").writerows([rows[0], *fn(nth, rows[0], rows[1:])])
         return ranges, total, paths
 
-    state._process = process  # type: ignore[method-assign]
+    state._process = process  # type: ignore[method-assign]  # the test's stand-in for the sandbox's method
     return before
 
 
@@ -91,7 +91,7 @@ def fault_at_download(sb: Sandbox, nth: int, kind: str) -> None:
                     state.faults.append(Fault(kind, 1, "download"))
         return take(op, kinds, exact=exact)
 
-    state.take_fault = take_fault  # type: ignore[method-assign]
+    state.take_fault = take_fault  # type: ignore[method-assign]  # the test's stand-in for the sandbox's method
 
 
 def assert_exact(sb: Sandbox, records: list[dict[str, t.Any]], fields: set[str], start: dt.datetime = START) -> None:
@@ -352,6 +352,7 @@ def test_the_smallest_call_budget_finishes_each_started_window_and_reruns_reach_
     assert marks[-1] == iso(END), marks
     assert marks == sorted(set(marks)), "each run moved the bookmark"
     assert len(marks) == 4, "one 92-day window per run"
+    assert state is not None
     assert not in_flight(state["bookmarks"][STREAM])
     assert_exact(sb, records, schema_fields(run))
 

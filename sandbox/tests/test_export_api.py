@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing as t
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -110,14 +111,33 @@ def truth_ids(sb, stream: str, field: str, after: int, before: int, deleted: str
 TS = lambda s: int(dt.datetime.fromisoformat(s).timestamp())  # noqa: E731
 
 
+def sandbox_2024(**kw: t.Any) -> Sandbox:
+    """A sandbox (not started) over 2024 in the default zone, with ``kw`` as SandboxConfig fields."""
+    data = kw.pop("data", None) or DataConfig(
+        start=dt.datetime(2024, 1, 1, tzinfo=UTC), end=dt.datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    return Sandbox(SandboxConfig(data=data, **kw))
+
+
 @pytest.fixture(scope="module")
 def sb():
     """A sandbox of this module's own: 2024 in the default zone, small result files."""
-    data = DataConfig(
-        start=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), end=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
-    )
-    with Sandbox(SandboxConfig(data=data, rows_per_file=100)) as s:
+    with sandbox_2024(rows_per_file=100) as s:
         yield s
+
+
+@pytest.fixture
+def fresh_sandbox() -> t.Iterator[t.Callable[..., Sandbox]]:
+    """A factory for a sandbox of a test's own (faults, clocks and counters untouched by others)."""
+    made: list[Sandbox] = []
+
+    def factory(**kw: t.Any) -> Sandbox:
+        made.append(sandbox_2024(**kw).start())
+        return made[-1]
+
+    yield factory
+    for s in made:
+        s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -506,7 +526,7 @@ def test_exports_run_one_at_a_time_oldest_first(fresh_sandbox):
             if s == "Complete" and i not in finished:
                 finished[i] = time.monotonic()
         time.sleep(0.02)
-    assert sorted(finished, key=finished.get) == ids
+    assert sorted(finished, key=finished.__getitem__) == ids
 
 
 def test_held_exports_wait_until_released_and_hold_up_the_queue(fresh_sandbox):
@@ -712,6 +732,7 @@ def test_cli_prints_url_serves_and_stops_on_sigterm():
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     ) as proc:
         try:
+            assert proc.stdout is not None  # stdout=PIPE
             url = proc.stdout.readline().strip()
             assert url.startswith("http://127.0.0.1:")
             h = {"Authorization": "Bearer tok", "Pardot-Business-Unit-Id": "0Uv5e0000000001AAA"}

@@ -226,12 +226,12 @@ def test_order_by_sorts_on_the_sortable_fields_with_id_breaking_ties(v5: V5):
     keys = [(local(r["updatedAt"]), r["id"]) for r in recs]
     assert keys == sorted(keys)
     down = everything(v5, "visits", "id,updatedAt", orderBy="updatedAt DESC")
-    keys = [(-local(r["updatedAt"]).timestamp(), r["id"]) for r in down]
-    assert keys == sorted(keys)
+    down_keys = [(-local(r["updatedAt"]).timestamp(), r["id"]) for r in down]
+    assert down_keys == sorted(down_keys)
     assert len(down) == len(recs) == 3000
     mixed = everything(v5, "visits", "id,updatedAt", orderBy="updatedAt asc, id desc")
-    keys = [(local(r["updatedAt"]).timestamp(), -r["id"]) for r in mixed]
-    assert keys == sorted(keys)
+    mixed_keys = [(local(r["updatedAt"]).timestamp(), -r["id"]) for r in mixed]
+    assert mixed_keys == sorted(mixed_keys)
     by_id = everything(v5, "campaigns", "id", orderBy="id desc", deleted="all")
     assert [r["id"] for r in by_id] == sorted((r["id"] for r in by_id), reverse=True)
     sends = everything(v5, "emails", "id,sentAt", orderBy="sentAt desc", idLessThan="5100")
