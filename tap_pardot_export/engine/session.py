@@ -9,6 +9,7 @@ and hands it to each stream: streams never reach into the tap, nor into each oth
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 import threading
 import time
@@ -20,7 +21,6 @@ from tap_pardot_export.redact import host_of
 
 if t.TYPE_CHECKING:
     import datetime as dt
-    import logging
     from collections.abc import Callable, Iterable
 
     from tap_pardot_export.engine.plan import ExportPlan, SyncedStream, WindowJob
@@ -28,6 +28,7 @@ if t.TYPE_CHECKING:
     from tap_pardot_export.engine.zones import ZonePolicy
     from tap_pardot_export.pardot.client import PardotClient
     from tap_pardot_export.pardot.exports import ExportInfo, ExportSpec, InFlight
+    from tap_pardot_export.pardot.quota import Allowance
     from tap_pardot_export.pardot.runner import ExportRunner
 
 
@@ -98,6 +99,10 @@ class ExportSession:
     record: ExportRecord | None = None
     #: the ids of the exports this run's windows use (two windows never share one)
     claimed: set[int] = dataclasses.field(default_factory=set)
+    #: the business unit's daily allowance as read at the start (None: the account did not say it)
+    allowance: Allowance | None = None
+    #: the run's calls spent when the allowance was read (that read included)
+    allowance_at: int = 0
 
     # -- the export record -----------------------------------------------------------------
 
@@ -127,7 +132,10 @@ class ExportSession:
         return self.record is not None and self.record.holds(export_id)
 
     def calls_left(self) -> int | None:
-        """Calls left under ``max_api_calls`` (even inside a window finished past it); None without a cap."""
+        """Calls left under the cap (even inside a window finished past it); None without a cap.
+
+        The cap is ``max_api_calls``, or what the daily allowance leaves above its reserve when lower.
+        """
         return self.client.budget.left()
 
     def announce(self) -> None:
@@ -186,6 +194,24 @@ class ExportSession:
             else:
                 notes.append(f"canceling export {export_id}: {done.says}")
         return "; ".join(notes)
+
+    def end_lines(self) -> list[tuple[int, str]]:
+        """The run's last lines about calls, with their log levels: the allowance, and the cap if it stopped the run.
+
+        The allowance is not read again: its end figure is the start figure plus this run's calls.
+        """
+        budget, lines = self.client.budget, []
+        if self.allowance is not None:
+            spent = budget.spent - self.allowance_at
+            line = (
+                f"API calls today at the end of the run: {self.allowance.figures(spent)} (the start figure plus "
+                f"this run's {spent:,} call(s) since, not read again: other integrations' calls meanwhile are "
+                "not in it)"
+            )
+            lines.append((logging.INFO, line))
+        if budget.stopped:
+            lines.append((logging.WARNING, budget.stop_line()))
+        return lines
 
     def totals(self) -> str:
         """The run's totals, for its last log line."""
