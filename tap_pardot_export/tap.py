@@ -192,9 +192,12 @@ class TapPardotExport(TapHooks):
         """
         session = self.sessions.current
         if session is not None:
+            allowance, stopped = session.allowance_line(), session.stop_line()
+            if allowance:
+                self.logger.info("%s", allowance)
             self.logger.info("%s", session.totals())
-            for level, line in session.end_lines():
-                self.logger.log(level, "%s", line)
+            if stopped:
+                self.logger.warning("%s", stopped)
         self.failures.raise_if_any()
 
     def _next_export(self, name: str) -> ExportStream | None:

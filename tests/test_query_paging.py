@@ -154,7 +154,9 @@ def test_event_windows_are_read_side_by_side_and_emitted_in_order(fresh_sandbox)
 
 
 def test_the_daily_limit_stops_the_run_cleanly_and_a_rerun_resumes(fresh_sandbox):
-    sb = fresh_sandbox(daily_limit=5)  # discovery's two calls, then three pages of emails
+    # discovery's two calls, the allowance's read (refused: the account does not say it, so no reserve stops the
+    # run before Pardot's limit), then three pages of emails
+    sb = fresh_sandbox(daily_limit=6, v5_account_refusal=49)
     run1 = run_query_streams(sb, ["email"], max_concurrency=1)
     assert run1.returncode != 0 and "daily API call limit is spent (error 122)" in run1.stderr
     assert "Traceback" not in run1.stderr

@@ -9,7 +9,6 @@ and hands it to each stream: streams never reach into the tap, nor into each oth
 from __future__ import annotations
 
 import dataclasses
-import logging
 import shutil
 import threading
 import time
@@ -21,6 +20,7 @@ from tap_pardot_export.redact import host_of
 
 if t.TYPE_CHECKING:
     import datetime as dt
+    import logging
     from collections.abc import Callable, Iterable
 
     from tap_pardot_export.engine.plan import ExportPlan, SyncedStream, WindowJob
@@ -195,23 +195,23 @@ class ExportSession:
                 notes.append(f"canceling export {export_id}: {done.says}")
         return "; ".join(notes)
 
-    def end_lines(self) -> list[tuple[int, str]]:
-        """The run's last lines about calls, with their log levels: the allowance, and the cap if it stopped the run.
+    def allowance_line(self) -> str | None:
+        """The daily allowance at the run's end (None: it was not read).
 
         The allowance is not read again: its end figure is the start figure plus this run's calls.
         """
-        budget, lines = self.client.budget, []
-        if self.allowance is not None:
-            spent = budget.spent - self.allowance_at
-            line = (
-                f"API calls today at the end of the run: {self.allowance.figures(spent)} (the start figure plus "
-                f"this run's {spent:,} call(s) since, not read again: other integrations' calls meanwhile are "
-                "not in it)"
-            )
-            lines.append((logging.INFO, line))
-        if budget.stopped:
-            lines.append((logging.WARNING, budget.stop_line()))
-        return lines
+        if self.allowance is None:
+            return None
+        spent = self.client.budget.spent - self.allowance_at
+        return (
+            f"API calls today at the end of the run: {self.allowance.figures(spent)} (the start figure plus "
+            f"this run's {spent:,} call(s) since, not read again: other integrations' calls meanwhile are not in it)"
+        )
+
+    def stop_line(self) -> str | None:
+        """The run's last line when the call budget stopped it before the end of its range (None: it did not)."""
+        budget = self.client.budget
+        return budget.stop_line() if budget.stopped else None
 
     def totals(self) -> str:
         """The run's totals, for its last log line."""
