@@ -13,7 +13,9 @@ It spends a handful of API calls and runs no long export:
    comparing it with the request time gives the zone's UTC offset now;
 5. the export record's folder (``record_dir``) can be written, and how many exports wait in the
    business unit's queue (the export query, where the API user has "Admin > Exports > View");
-6. per query stream, one page of one record (:mod:`~tap_pardot_export.check_query`).
+6. per query stream, one page of one record (:mod:`~tap_pardot_export.check_query`);
+7. the business unit's daily API allowance (the v5 account object): used, limit, left, and
+   whether ``api_call_reserve`` leaves room for a sync today.
 
 Every failure line says what to change. Exit status 0 when every check passes, 1 otherwise.
 Nothing secret is printed: lines are built from codes, hosts, ids and Pardot's messages.
@@ -51,6 +53,9 @@ from tap_pardot_export.errors import (
 from tap_pardot_export.pardot.account import describe_prospect_account, query_custom_fields
 from tap_pardot_export.pardot.exports import ExportInfo, ExportSpec, InFlight
 from tap_pardot_export.pardot.listing import ABILITY, NoExportView, queue_ahead
+from tap_pardot_export.pardot.quota import ABILITY as ACCOUNT_ABILITY
+from tap_pardot_export.pardot.quota import SETTING as RESERVE
+from tap_pardot_export.pardot.quota import AllowanceUnknown, read_allowance
 from tap_pardot_export.pardot.runner import ExportRunner
 from tap_pardot_export.redact import host_of
 from tap_pardot_export.spec import SPECS, SPELLINGS
@@ -291,6 +296,29 @@ def check_queue(client: PardotClient, report: Report, recorded: set[int]) -> Non
     )
 
 
+def check_allowance(client: PardotClient, settings: Settings, report: Report) -> None:
+    """The business unit's daily API allowance, and whether the reserve leaves room for a sync today."""
+    try:
+        allowance = read_allowance(client, settings.api_call_reserve)
+    except AllowanceUnknown as exc:
+        report.note(
+            f"API allowance: the v5 account object did not say it ({exc}): syncs cannot keep {RESERVE} for other "
+            f"integrations, only max_api_calls caps them. To have it read, give the API user {ACCOUNT_ABILITY}."
+        )
+        return
+    except API_ERRORS as exc:
+        report.note(f"API allowance: the account object could not be read ({exc})")
+        return
+    figures = f"API calls today: {allowance.figures()}"
+    if allowance.room > 0:
+        report.ok(f"{figures}: a sync may spend {allowance.room:,} call(s) today before it stops for the reserve")
+        return
+    report.fail(
+        f"{figures}: the reserve leaves no room, a sync would stop at once. Wait for the reset {client.reset_time()}, "
+        f"or lower {RESERVE}"
+    )
+
+
 def check_timezone(settings: Settings, info: ExportInfo | None, report: Report) -> None:
     """Compare ``timezone`` with the zone Pardot wrote the export's createdAt in."""
     if info is None or not info.created_at:
@@ -331,6 +359,7 @@ def run_check(tap: TapPardotExport) -> Report:
     fields = check_account(client, settings, report)
     if fields is None:
         return report
+    check_allowance(client, settings, report)
     check_queue(client, report, check_record(client, settings, report, tap.logger))
     learned = {
         CUSTOM_FIELD_STREAM: custom_field_properties(fields),

@@ -37,7 +37,12 @@ class DailyLimitReached(PardotAPIError):
 
 
 class CallBudgetSpent(PardotAPIError):
-    """The run's own ``max_api_calls`` budget is spent."""
+    """The run's call budget is spent: ``max_api_calls``, or the calls the daily allowance leaves above its reserve."""
+
+    def __init__(self, message: str, *, setting: str = "max_api_calls") -> None:
+        """Make the error; ``setting`` is the one that set the budget."""
+        super().__init__(message)
+        self.setting = setting
 
 
 class ExportError(PardotAPIError):

@@ -2,7 +2,9 @@
 
 :class:`SessionProvider` builds the :class:`~tap_pardot_export.engine.session.ExportSession`
 from the settings: the Pardot client, the export runner, the time-zone policy, the queue,
-the download folder (removed at exit, even a forced one), the business unit's export record.
+the download folder (removed at exit, even a forced one), the business unit's export record,
+and the business unit's daily API allowance (one call: the run's calls are capped above
+``api_call_reserve``).
 Before it opens, every stream's preflight check runs, so a run that cannot finish fails before
 any API call. The client's
 requests and the runner's waits are reported as the SDK's own metrics
@@ -34,6 +36,7 @@ from tap_pardot_export.errors import (
 )
 from tap_pardot_export.pardot.client import build_client
 from tap_pardot_export.pardot.exports import InFlight
+from tap_pardot_export.pardot.quota import apply_allowance
 from tap_pardot_export.pardot.runner import ExportRunner
 from tap_pardot_export.redact import host_of
 from tap_pardot_export.signals import StdoutLines
@@ -105,6 +108,8 @@ def open_session(
         record=record,
     )
     runner.on_gone = lambda export_id: session.forget([export_id])
+    session.allowance = apply_allowance(client, settings.api_call_reserve, logger)
+    session.allowance_at = client.budget.spent
     return session
 
 

@@ -186,10 +186,18 @@ class TapPardotExport(TapHooks):
 
     @override
     def after_sync_all(self) -> None:
-        """The run's totals; then, if streams failed, the error naming them (the run's last line, exit 1)."""
+        """The run's totals, its daily allowance, and whether the call budget stopped it; then failed streams.
+
+        When streams failed, the error naming them is the run's last line (exit 1).
+        """
         session = self.sessions.current
         if session is not None:
+            allowance, stopped = session.allowance_line(), session.stop_line()
+            if allowance:
+                self.logger.info("%s", allowance)
             self.logger.info("%s", session.totals())
+            if stopped:
+                self.logger.warning("%s", stopped)
         self.failures.raise_if_any()
 
     def _next_export(self, name: str) -> ExportStream | None:

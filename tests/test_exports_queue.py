@@ -13,6 +13,8 @@ import json
 import re
 import subprocess
 import sys
+import threading
+import time
 import typing as t
 
 import pytest
@@ -190,11 +192,28 @@ def test_a_settings_error_is_named(sandbox, tmp_path):
 
 
 def test_a_long_wait_says_how_many_exports_are_ahead(fresh_sandbox, monkeypatch):
+    """Two other users' exports are held ahead of ours, then released one at a time, each after a count."""
     monkeypatch.setattr(polling, "HEARTBEAT_SECONDS", 0.3)
     sb = fresh_sandbox()
-    foreign = sb.add_foreign_exports(2, seconds=2.0)
+    foreign = sb.add_foreign_exports(2, seconds=None)
+
+    def queries() -> int:
+        return int(sb.stats()["calls"].get("query", 0))
+
+    def release_after_each_count() -> None:
+        for ahead in foreign:  # a heartbeat has counted the exports ahead (an export query) before each release
+            seen = queries()
+            end = time.monotonic() + 120
+            while queries() <= seen and time.monotonic() < end:
+                time.sleep(0.02)
+            sb.release_foreign_exports([ahead])
+
+    releaser = threading.Thread(target=release_after_each_count, daemon=True)
+    releaser.start()
     cfg = sb.tap_config(window_days=365, end_date="2024-02-01T00:00:00+00:00")
     run = run_tap(cfg, catalog=select_streams(discover(cfg), [LM]))
+    releaser.join(timeout=10)
+    sb.release_foreign_exports()
     assert run.returncode == 0, run.stderr[-2000:]
     (mine,) = set(sb.stats()["exports"]) - set(foreign)
     said = re.findall(rf"still waiting for export {mine}: Waiting for \d+s \(.*?: (\d) other export", run.stderr)

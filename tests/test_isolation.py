@@ -75,7 +75,9 @@ def test_fail_fast_stops_at_the_first_failed_stream(fresh_sandbox):
 
 
 def test_a_failure_every_stream_would_meet_ends_the_run_at_once(fresh_sandbox):
-    sb = fresh_sandbox(daily_limit=3)  # the token, a create, a read: then error 122 for everyone
+    # the token, the refused account read, a create: then error 122 for everyone (the account does not say its
+    # allowance, so no reserve stops the run first)
+    sb = fresh_sandbox(daily_limit=3, v5_account_refusal=49)
     cfg = sb.tap_config(window_days=365)
     run = run_tap(cfg, catalog=select_streams(discover(cfg), STREAMS))
     assert run.returncode == 1

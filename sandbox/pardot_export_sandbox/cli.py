@@ -309,6 +309,13 @@ def _add_behaviour_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
         help="API calls per day before error 122 (default %(default)s)",
     )
     b.add_argument(
+        "--api-calls-used-before",
+        type=int,
+        default=d.api_calls_used_before,
+        help="API calls other integrations spent today before the sandbox started: they count against "
+        "--daily-limit until the account's midnight (default %(default)s)",
+    )
+    b.add_argument(
         "--response-style",
         choices=RESPONSE_STYLES,
         default=d.response_style,
@@ -365,6 +372,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         processing_seconds=args.processing_seconds,
         max_concurrent=args.max_concurrent,
         daily_limit=args.daily_limit,
+        api_calls_used_before=args.api_calls_used_before,
         response_style=args.response_style,
         bom=args.bom,
         cache_dir=args.cache_dir,

@@ -110,6 +110,9 @@ class SandboxConfig:
     processing_seconds: float = 0.0
     max_concurrent: int = 5
     daily_limit: int = 100_000
+    #: API calls other integrations of the business unit spent today before the sandbox started: the
+    #: account object reports them in ``apiCallsUsed`` and they count against ``daily_limit`` until midnight
+    api_calls_used_before: int = 0
     response_style: str = "wrapped"
     bom: bool = False
     shuffle_seed: int = 7
@@ -149,6 +152,9 @@ class SandboxConfig:
     v5_refused_fields: dict[str, list[str]] = field(default_factory=dict)
     #: v5: whether moving a record to the recycle bin moves its updatedAt to the sandbox clock
     v5_delete_touches_updated_at: bool = False
+    #: v5: the account object answers this error code (46 or 49) with HTTP 403, as to an API user
+    #: without "Admin > Account Settings > View"; None: the user has the ability
+    v5_account_refusal: int | None = None
 
 
 @dataclass
@@ -253,7 +259,7 @@ class SandboxState:
         self.max_inflight_seen = 0
         self.calls: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[int] = collections.Counter()
-        self.daily_calls = 0
+        self.daily_calls = config.api_calls_used_before
         self.daily_day = self._day()
         self.faults: list[Fault] = []
         self.token_requests: list[dict[str, str]] = []
@@ -273,10 +279,18 @@ class SandboxState:
             self.spool = self._spool_dir.name
 
     def _day(self) -> int:
-        return int(self.clock.now() // 86_400) if hasattr(self, "clock") else int(time.time() // 86_400)
+        """Today's number in the account's zone (the data's): Pardot's daily count resets at its midnight."""
+        now = self.clock.now() if hasattr(self, "clock") else time.time()
+        return dt.datetime.fromtimestamp(now, self.zone).date().toordinal()
+
+    def next_reset(self) -> float:
+        """When the daily count resets next (epoch seconds of the sandbox clock): the account's next midnight."""
+        today = dt.datetime.fromtimestamp(self.clock.now(), self.zone).date()
+        midnight = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), self.zone)
+        return midnight.timestamp()
 
     def count_daily_call(self) -> None:
-        """Count one call against the daily limit (reset each UTC day), or refuse it with error 122."""
+        """Count one call against the daily limit (reset at the account's midnight), or refuse it with error 122."""
         with self.lock:
             day = self._day()
             if day != self.daily_day:
@@ -284,6 +298,22 @@ class SandboxState:
             if self.daily_calls >= self.config.daily_limit:
                 raise ApiError(429, 122, "You have exceeded your daily API call limit.")
             self.daily_calls += 1
+
+    def daily(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The daily count: ``limit`` and ``used`` (calls spent today) set when given; its figures and next reset."""
+        unknown = sorted(set(data) - {"limit", "used"})
+        if unknown:
+            msg = f"unknown daily setting(s) {', '.join(unknown)}; known: limit, used"
+            raise ValueError(msg)
+        with self.lock:
+            day = self._day()
+            if day != self.daily_day:
+                self.daily_day, self.daily_calls = day, 0
+            if "limit" in data:
+                self.config.daily_limit = int(data["limit"])
+            if "used" in data:
+                self.daily_calls = int(data["used"])
+            return {"limit": self.config.daily_limit, "used": self.daily_calls, "resets_at": self.next_reset()}
 
     def new_export_id(self) -> int:
         """The id of the next export created."""
@@ -318,11 +348,11 @@ class SandboxState:
             self.work.notify_all()
         return [e.id for e in made]
 
-    def release_foreign_exports(self) -> None:
-        """End every foreign export's hold now: they complete, and the queue moves on."""
+    def release_foreign_exports(self, ids: t.Collection[int] | None = None) -> None:
+        """End the hold of the foreign exports ``ids`` (every one when None): they complete, and the queue moves on."""
         with self.lock:
             for e in self.exports.values():
-                if e.foreign:
+                if e.foreign and (ids is None or e.id in ids):
                     e.hold = 0.0
 
     def _hold(self, e: Export) -> tuple[list[range], int, list[str]]:
@@ -903,6 +933,10 @@ class Handler(BaseHTTPRequestHandler):
         if method != "GET":
             raise ApiError(405, 2, f"Invalid action: {method} /api/v5/{rest} (the sandbox serves queries only)")
         if m.group("collection") == "account":
+            if st.config.v5_account_refusal is not None:
+                code = st.config.v5_account_refusal
+                msg = "Access denied: the API user lacks the Admin > Account Settings > View ability"
+                raise ApiError(403, code, msg)
             with st.lock:
                 used = st.daily_calls
             answer = account_answer(st.v5, account_record(st.v5, st.config.daily_limit, used), query)
@@ -1415,9 +1449,9 @@ class Sandbox:
         """Queue exports by another user ahead of the next ones (see :meth:`SandboxState.add_foreign_exports`)."""
         return self.state.add_foreign_exports(count, seconds, object_name)
 
-    def release_foreign_exports(self) -> None:
-        """End the foreign exports' hold: they complete and the queue moves on."""
-        self.state.release_foreign_exports()
+    def release_foreign_exports(self, ids: t.Collection[int] | None = None) -> None:
+        """End the hold of the foreign exports ``ids`` (all when None): they complete and the queue moves on."""
+        self.state.release_foreign_exports(ids)
 
     def issue_token(self) -> str:
         """Issue an access token directly (as if a connected app had fetched one)."""
@@ -1484,6 +1518,7 @@ _CONTROLS: dict[tuple[str, str], t.Callable[[SandboxState, dict[str, t.Any], dic
     ("/_sandbox/faults", "POST"): _faults,
     ("/_sandbox/revoke", "POST"): _revoke,
     ("/_sandbox/clock", "POST"): _clock,
+    ("/_sandbox/daily", "*"): lambda st, d, _q: st.daily(d),
     ("/_sandbox/v5/changes", "POST"): lambda st, d, _q: st.v5_change(d),
     ("/_sandbox/v5/settings", "POST"): lambda st, d, _q: st.v5_settings(d),
     ("/_sandbox/foreign", "POST"): _foreign,

@@ -11,8 +11,9 @@ are out (a BATCH file may hold several pages): the state then moves over what wa
   (``recycle_bin_ids``, replaced by the bin's ids once read whole); a bin larger than
   :data:`MAX_BIN_IDS` is not remembered and is emitted whole each run.
 
-A stream stopped by ``max_api_calls`` ends cleanly where its bookmark is when it keeps one (a
-read of a whole object would be partial: that raises). Any other stop raises its cause, the
+A stream stopped by the call budget (``max_api_calls``, or the daily allowance's reserve) ends
+cleanly where its bookmark is when it keeps one (a read of a whole object would be partial: that
+raises). Any other stop raises its cause, the
 bookmark where the emitted records allow.
 """
 
@@ -164,9 +165,9 @@ class QuerySync:
         if isinstance(exc, CallBudgetSpent) and stream.incremental and stream.bookmark_key:
             where = api_time(self.mark) if self.mark is not None else "its last bookmark"
             stream.logger.warning(
-                "%s: max_api_calls is spent: stopping here with resumable state (bookmark %s). The next run "
-                "continues from it.",
+                "%s: %s is spent: stopping here with resumable state (bookmark %s). The next run continues from it.",
                 stream.name,
+                exc.setting,
                 where,
             )
             return

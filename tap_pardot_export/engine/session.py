@@ -28,6 +28,7 @@ if t.TYPE_CHECKING:
     from tap_pardot_export.engine.zones import ZonePolicy
     from tap_pardot_export.pardot.client import PardotClient
     from tap_pardot_export.pardot.exports import ExportInfo, ExportSpec, InFlight
+    from tap_pardot_export.pardot.quota import Allowance
     from tap_pardot_export.pardot.runner import ExportRunner
 
 
@@ -98,6 +99,10 @@ class ExportSession:
     record: ExportRecord | None = None
     #: the ids of the exports this run's windows use (two windows never share one)
     claimed: set[int] = dataclasses.field(default_factory=set)
+    #: the business unit's daily allowance as read at the start (None: the account did not say it)
+    allowance: Allowance | None = None
+    #: the run's calls spent when the allowance was read (that read included)
+    allowance_at: int = 0
 
     # -- the export record -----------------------------------------------------------------
 
@@ -127,7 +132,10 @@ class ExportSession:
         return self.record is not None and self.record.holds(export_id)
 
     def calls_left(self) -> int | None:
-        """Calls left under ``max_api_calls`` (even inside a window finished past it); None without a cap."""
+        """Calls left under the cap (even inside a window finished past it); None without a cap.
+
+        The cap is ``max_api_calls``, or what the daily allowance leaves above its reserve when lower.
+        """
         return self.client.budget.left()
 
     def announce(self) -> None:
@@ -186,6 +194,24 @@ class ExportSession:
             else:
                 notes.append(f"canceling export {export_id}: {done.says}")
         return "; ".join(notes)
+
+    def allowance_line(self) -> str | None:
+        """The daily allowance at the run's end (None: it was not read).
+
+        The allowance is not read again: its end figure is the start figure plus this run's calls.
+        """
+        if self.allowance is None:
+            return None
+        spent = self.client.budget.spent - self.allowance_at
+        return (
+            f"API calls today at the end of the run: {self.allowance.figures(spent)} (the start figure plus "
+            f"this run's {spent:,} call(s) since, not read again: other integrations' calls meanwhile are not in it)"
+        )
+
+    def stop_line(self) -> str | None:
+        """The run's last line when the call budget stopped it before the end of its range (None: it did not)."""
+        budget = self.client.budget
+        return budget.stop_line() if budget.stopped else None
 
     def totals(self) -> str:
         """The run's totals, for its last log line."""

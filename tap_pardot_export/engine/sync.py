@@ -4,9 +4,10 @@ For each time window of a stream's range one export runs (one per field group fo
 wider than an export), and its result files are handed to the stream one by one. The
 bookmark moves to a window's end only once every file of the window was read; an error
 inside a window leaves it where it was. Every export in flight is in state, so a rerun
-reuses it. The call budget (``max_api_calls``) is checked between windows: a window the
-budget cannot afford is not started, a started window is finished even past the budget, and
-the run's first window always goes, so reruns with a small budget still progress.
+reuses it. The call budget (``max_api_calls``, or the daily allowance's reserve) is checked
+between windows: a window the budget cannot afford is not started, a started window is finished
+even past the budget, and under ``max_api_calls`` the run's first window always goes, so reruns
+with a small budget still progress.
 """
 
 from __future__ import annotations
@@ -60,26 +61,32 @@ class Slot:
 
 
 def can_afford(sync: StreamSync, cost: int, start: dt.datetime) -> bool:
-    """True when the call budget allows another window (the run's first window always goes)."""
+    """True when the call budget allows another window.
+
+    The run's first window always goes under ``max_api_calls`` (so reruns with a small budget
+    still progress), never past the daily allowance's reserve (the business unit's other
+    integrations need those calls today).
+    """
     session, logger, name = sync.session, sync.stream.logger, sync.plan.stream
     left = session.calls_left()
     if left is None or left >= cost:
         return True
-    cap = session.client.budget.cap
-    if session.windows_done == 0:
+    budget = session.client.budget
+    if session.windows_done == 0 and budget.per_run:
         logger.warning(
-            "%s: max_api_calls=%s is below what a window costs (~%d calls): finishing one window anyway, "
+            "%s: %s is below what a window costs (~%d calls): finishing one window anyway, "
             "so that each run makes progress.",
             name,
-            cap,
+            budget.reason,
             cost,
         )
         return True
+    budget.stopped = True
     logger.warning(
-        "%s: max_api_calls=%s leaves %d call(s), fewer than a window costs (~%d): stopping here "
+        "%s: %s leaves %d call(s), fewer than a window costs (~%d): stopping here "
         "with resumable state (bookmark %s). The next run continues from it.",
         name,
-        cap,
+        budget.reason,
         max(left, 0),
         cost,
         api_time(start),

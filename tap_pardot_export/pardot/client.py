@@ -321,6 +321,10 @@ class PardotClient:
         if call.url is not None:
             call.url = re.sub(r"/version/[34]/", f"/version/{new}/", call.url)
 
+    def reset_time(self) -> str:
+        """When the daily limit resets, in words: midnight in the account's zone (the user's, as configured)."""
+        return self._reset_time()
+
     def _reset_time(self) -> str:
         """When the daily limit resets: midnight in the account's zone (the user's, as configured)."""
         zone = self.connection.zone

@@ -59,6 +59,8 @@ class Settings:
     capture_deletes: bool
     deletes_pass_every: dt.timedelta
     max_queued_exports: int
+    #: the fraction of the business unit's daily API allowance a sync leaves for other integrations
+    api_call_reserve: float
     fail_fast: bool
     #: the folder of the export record (record_dir, or the per-user state folder; None: no home to put it in)
     record_dir: Path | None
@@ -103,6 +105,7 @@ class Settings:
             capture_deletes=config["capture_deletes"] is True,
             deletes_pass_every=dt.timedelta(days=float(config["deletes_pass_days"])),
             max_queued_exports=int(config["max_queued_exports"]),
+            api_call_reserve=float(config["api_call_reserve"]),
             fail_fast=config["fail_fast"] is True,
             record_dir=record_folder(config.get("record_dir")),
             custom_fields={k: tuple(map(str, v or ())) for k, v in (config.get("custom_fields") or {}).items()},

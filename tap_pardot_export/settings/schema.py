@@ -341,6 +341,17 @@ def _request_settings() -> dict[str, dict[str, t.Any]]:
             "still applies).",
             (None, MIN_API_CALLS, 10_000_000),
         ),
+        "api_call_reserve": _num(
+            "number",
+            "Daily API allowance reserve",
+            "The fraction of the business unit's daily API allowance a sync leaves for its other integrations "
+            "(0.1: a tenth; 0: none). At the start of a sync the tap reads the allowance from the v5 account "
+            "object (one call) and stops cleanly, with resumable state, before the calls left today drop under "
+            "the reserve; the next run resumes after the allowance resets at midnight in the account's time zone. "
+            "The figure is read once: the reserve counts only this run's calls against it, so it also absorbs "
+            "what other integrations spend meanwhile. max_api_calls still caps each run; the lower cap holds.",
+            (0.1, 0, 0.9),
+        ),
     }
 
 
