@@ -131,3 +131,18 @@ def add_api_fields(
         properties[column] = titled(schema, api_name, column)
         added.append(column)
     return added
+
+
+#: business_unit_key's column: the business unit a record was read from, the first column of every stream's key
+BUSINESS_UNIT = "business_unit_id"
+#: its API name in a stream's columns: no Pardot field is named so, and a field that makes the same column
+#: (a custom ``Business_Unit_Id``) keeps its API name as its column, with a warning
+BUSINESS_UNIT_SOURCE = "(business_unit_key)"
+
+
+def business_unit_column(columns: Columns, *, on: bool) -> dict[str, dict[str, t.Any]]:
+    """With business_unit_key on: the ``business_unit_id`` property (never null), its column reserved; else none."""
+    if not on:
+        return {}
+    columns.add(BUSINESS_UNIT_SOURCE, column=BUSINESS_UNIT)
+    return {BUSINESS_UNIT: {"type": ["string"]}}
