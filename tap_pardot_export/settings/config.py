@@ -184,4 +184,5 @@ def connection(config: Mapping[str, t.Any]) -> Connection:
         retry_max_time=float(config["retry_max_time"]),
         max_api_calls=int(config["max_api_calls"]) if config.get("max_api_calls") is not None else None,
         zone=zone(config.get("timezone")),
+        lock_dir=record_folder(config.get("record_dir")),
     )
