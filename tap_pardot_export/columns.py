@@ -146,3 +146,23 @@ def business_unit_column(columns: Columns, *, on: bool) -> dict[str, dict[str, t
         return {}
     columns.add(BUSINESS_UNIT_SOURCE, column=BUSINESS_UNIT)
     return {BUSINESS_UNIT: {"type": ["string"]}}
+
+
+def business_unit_catalog_error(stream: str, *, on: bool, catalog: Mapping[str, t.Any]) -> str | None:
+    """Why a catalog's properties (``catalog``) do not fit business_unit_key (``on``), or None when they do.
+
+    A catalog made with the other value would load rows without the key's first column, or ask
+    Pardot for a field no object has.
+    """
+    if on == (BUSINESS_UNIT in catalog):
+        return None
+    if on:
+        return (
+            f"stream {stream}: business_unit_key is on but the catalog has no {BUSINESS_UNIT} property (it was "
+            "made with the setting off): run discovery again (--discover) and use the new catalog, or turn "
+            "business_unit_key off."
+        )
+    return (
+        f"stream {stream}: the catalog has a {BUSINESS_UNIT} property (it was made with business_unit_key on) "
+        "but business_unit_key is off: turn it on, or run discovery again (--discover) and use the new catalog."
+    )

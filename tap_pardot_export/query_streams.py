@@ -21,7 +21,13 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import Metadata, MetadataMapping
 from typing_extensions import override
 
-from tap_pardot_export.columns import BUSINESS_UNIT, Columns, business_unit_column, rename_properties
+from tap_pardot_export.columns import (
+    BUSINESS_UNIT,
+    Columns,
+    business_unit_catalog_error,
+    business_unit_column,
+    rename_properties,
+)
 from tap_pardot_export.engine.chains import ChainSpec
 from tap_pardot_export.engine.jsonrows import Column, RowWriter
 from tap_pardot_export.engine.queryrun import QuerySync
@@ -207,8 +213,12 @@ class QueryStream(ExportStreamHooks):
         return [name for name in self.schema["properties"] if mask.get(("properties", name), True)]
 
     def check_catalog(self) -> None:
-        """Before the run's first call: refuse capture_deletes with a catalog made without it."""
+        """Before the run's first call: refuse a catalog that does not fit capture_deletes or business_unit_key."""
         props = self.schema["properties"]
+        catalog = self.effective_schema.get("properties", {})
+        problem = business_unit_catalog_error(self.name, on=bool(self.constants), catalog=catalog)
+        if self.selected and problem:
+            raise PardotConfigError(problem)
         if self.selected and DELETED_AT in props and DELETED_AT not in self.effective_schema.get("properties", {}):
             msg = (
                 f"stream {self.name}: capture_deletes is on but the catalog has no {DELETED_AT} property, so the "

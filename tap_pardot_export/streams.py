@@ -23,6 +23,7 @@ from tap_pardot_export.columns import (
     Columns,
     add_api_fields,
     api_name_of,
+    business_unit_catalog_error,
     business_unit_column,
     rename_properties,
 )
@@ -231,6 +232,11 @@ class ExportStream(ExportStreamHooks):
         """Before the run's first export: refuse a catalog the run cannot honour."""
         if self.selected:
             self.check_deletes_catalog()
+            problem = business_unit_catalog_error(
+                self.name, on=bool(self.constants), catalog=self.effective_schema.get("properties", {})
+            )
+            if problem:
+                raise PardotConfigError(problem)
 
     def check_deletes_catalog(self) -> None:
         """Refuse capture_deletes with a catalog made without it: the target would not know the deletes."""

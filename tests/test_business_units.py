@@ -142,3 +142,18 @@ def test_a_field_that_makes_the_same_column_keeps_its_api_name(fresh_sandbox):
     props = prospect["schema"]["properties"]
     assert props["business_unit_id"] == {"type": ["string"]}
     assert props["Business_Unit_Id"] == {"type": ["string", "null"]}
+
+
+def test_a_catalog_made_with_the_other_value_is_refused_by_name(fresh_sandbox):
+    sb = fresh_sandbox(business_unit_id=BU)
+    on, off = config(sb), config(sb, business_unit_key=False)
+    for cfg, made_with, words in (
+        (on, off, "business_unit_key is on but the catalog has no business_unit_id property"),
+        (off, on, "the catalog has a business_unit_id property (it was made with business_unit_key on)"),
+    ):
+        for stream in ("visitor", "tag"):
+            run = run_tap(cfg, catalog=select_streams(discover(made_with), [stream]))
+            assert run.returncode == 1, run.stderr[-2000:]
+            assert f"stream {stream}: {words}" in run.stderr
+            assert "Traceback" not in run.stderr
+            assert not run.records()
