@@ -17,6 +17,7 @@ from pathlib import Path
 from tap_pardot_export.spec import SPECS
 from tests.helpers import STREAMS, discover, expected_rows, run_tap, select_streams
 from tests.query_helpers import BINNED, QUERY, account_row, by_id, expected
+from tests.test_wide import wide_catalog, wide_sandbox
 
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox
@@ -157,3 +158,17 @@ def test_a_catalog_made_with_the_other_value_is_refused_by_name(fresh_sandbox):
             assert f"stream {stream}: {words}" in run.stderr
             assert "Traceback" not in run.stderr
             assert not run.records()
+
+
+def test_a_prospect_wider_than_an_export_is_joined_with_it(fresh_sandbox):
+    """300 custom fields: field groups joined by id on disk, the recycle bin's too; each record whole and stamped."""
+    sb = wide_sandbox(fresh_sandbox, prospects=300, business_unit_id=BU)
+    cfg = config(sb, window_days=365, capture_deletes=True)
+    run = run_tap(cfg, catalog=wide_catalog(cfg))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "from 3 field groups" in run.stderr
+    assert_stamped(run, ["prospect"])
+    fields = set(schemas(run)["prospect"]["schema"]["properties"])
+    assert all(set(r) == fields for r in run.records("prospect"))
+    every = expected_rows(sb, "prospect", START, END, include_deleted=True)
+    assert {r["id"] for r in run.records("prospect")} == set(every)
