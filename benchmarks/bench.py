@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench.py                 # one million visitor activities
     .venv/bin/python benchmarks/bench.py --rows 10000000 --skip-baseline
     .venv/bin/python benchmarks/bench.py --batch         # also time BATCH output (jsonl.gz files)
+    .venv/bin/python benchmarks/bench.py --business-unit-key   # with business_unit_id in every record and key
 
 Starts ``pardot-export-sandbox`` in its own process with N visitor activity rows (all fields,
 several result files, no export wait), runs a full sync of the tap to /dev/null, then the
@@ -120,8 +121,8 @@ def expect_rows(seen: int, rows: int, who: str) -> None:
         sys.exit(f"{who} saw {seen} rows, expected {rows}")
 
 
-def main() -> int:
-    """Run the benchmark and print its results as JSON."""
+def parse_args() -> argparse.Namespace:
+    """The command line."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000, help="visitor activity rows (default 1,000,000)")
     ap.add_argument("--rows-per-file", type=int, default=100_000, help="rows per result file (default 100,000)")
@@ -132,7 +133,15 @@ def main() -> int:
         help="no warm-up: the sandbox renders rows while they are downloaded (measures the sandbox too)",
     )
     ap.add_argument("--batch", action="store_true", help="also time BATCH output (jsonl + gzip, local files)")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--business-unit-key", action="store_true", help="the tap with business_unit_key on (the column in every row)"
+    )
+    return ap.parse_args()
+
+
+def main() -> int:
+    """Run the benchmark and print its results as JSON."""
+    args = parse_args()
 
     sandbox = subprocess.Popen(
         [
@@ -158,7 +167,8 @@ def main() -> int:
     try:
         url = sandbox_url(sandbox)
         tmp = Path(tempfile.mkdtemp())
-        cfg = sandbox_config(url, window_days=365, max_poll_interval=0.5)
+        unit = {"business_unit_key": True} if args.business_unit_key else {}
+        cfg = sandbox_config(url, window_days=365, max_poll_interval=0.5, **unit)
         (tmp / "config.json").write_text(json.dumps(cfg))
         catalog = json.loads(
             subprocess.run(

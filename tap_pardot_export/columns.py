@@ -131,3 +131,38 @@ def add_api_fields(
         properties[column] = titled(schema, api_name, column)
         added.append(column)
     return added
+
+
+#: business_unit_key's column: the business unit a record was read from, the first column of every stream's key
+BUSINESS_UNIT = "business_unit_id"
+#: its API name in a stream's columns: no Pardot field is named so, and a field that makes the same column
+#: (a custom ``Business_Unit_Id``) keeps its API name as its column, with a warning
+BUSINESS_UNIT_SOURCE = "(business_unit_key)"
+
+
+def business_unit_column(columns: Columns, *, on: bool) -> dict[str, dict[str, t.Any]]:
+    """With business_unit_key on: the ``business_unit_id`` property (never null), its column reserved; else none."""
+    if not on:
+        return {}
+    columns.add(BUSINESS_UNIT_SOURCE, column=BUSINESS_UNIT)
+    return {BUSINESS_UNIT: {"type": ["string"]}}
+
+
+def business_unit_catalog_error(stream: str, *, on: bool, catalog: Mapping[str, t.Any]) -> str | None:
+    """Why a catalog's properties (``catalog``) do not fit business_unit_key (``on``), or None when they do.
+
+    A catalog made with the other value would load rows without the key's first column, or ask
+    Pardot for a field no object has.
+    """
+    if on == (BUSINESS_UNIT in catalog):
+        return None
+    if on:
+        return (
+            f"stream {stream}: business_unit_key is on but the catalog has no {BUSINESS_UNIT} property (it was "
+            "made with the setting off): run discovery again (--discover) and use the new catalog, or turn "
+            "business_unit_key off."
+        )
+    return (
+        f"stream {stream}: the catalog has a {BUSINESS_UNIT} property (it was made with business_unit_key on) "
+        "but business_unit_key is off: turn it on, or run discovery again (--discover) and use the new catalog."
+    )

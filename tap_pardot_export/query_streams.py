@@ -21,7 +21,13 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import Metadata, MetadataMapping
 from typing_extensions import override
 
-from tap_pardot_export.columns import Columns, rename_properties
+from tap_pardot_export.columns import (
+    BUSINESS_UNIT,
+    Columns,
+    business_unit_catalog_error,
+    business_unit_column,
+    rename_properties,
+)
 from tap_pardot_export.engine.chains import ChainSpec
 from tap_pardot_export.engine.jsonrows import Column, RowWriter
 from tap_pardot_export.engine.queryrun import QuerySync
@@ -67,12 +73,15 @@ class QueryStream(ExportStreamHooks):
         details = t.cast("QueryDetails", spec.query)
         never_null = frozenset(spec.never_null_fields)
         self.columns = Columns(spec.name)
-        properties = rename_properties(self.columns, details.properties(never_null))
+        unit = business_unit_column(self.columns, on=settings.business_unit_key)
+        properties = {**unit, **rename_properties(self.columns, details.properties(never_null))}
         if settings.capture_deletes and details.recycle_bin:
             properties[DELETED_AT] = {"type": ["string", "null"], "format": "date-time"}
-        schema = {"type": "object", "properties": properties, "required": ["id"]}
+        schema = {"type": "object", "properties": properties, "required": [*unit, "id"]}
         super().__init__(tap=tap, schema=schema, name=spec.name)
-        self.primary_keys = ["id"]
+        self.primary_keys = [*unit, "id"]
+        #: set on every record, first (business_unit_key)
+        self.constants = {BUSINESS_UNIT: settings.connection.business_unit_id} if unit else {}
         self.replication_key = self.columns.column_of(spec.replication_key) if spec.replication_key else None
         self.spec, self.details, self.settings = spec, details, settings
         self.sessions, self.failures = sessions, failures
@@ -144,7 +153,8 @@ class QueryStream(ExportStreamHooks):
     def requested_fields(self) -> list[str]:
         """The selected fields as the API names them; id, the date field and isDeleted always."""
         selected = set(self.selected_properties())
-        names = [self.columns.api_name(c) for c in self.schema["properties"] if c in selected and c != DELETED_AT]
+        local = (DELETED_AT, BUSINESS_UNIT)
+        names = [self.columns.api_name(c) for c in self.schema["properties"] if c in selected and c not in local]
         key = self.details.date_field if self.details.mode in ("incremental", "events") else None
         must = [n for n in ("id", key, "isDeleted" if self.details.recycle_bin else None) if n]
         return [*[n for n in must if n not in names], *names]
@@ -159,7 +169,7 @@ class QueryStream(ExportStreamHooks):
                 self.columns.api_name(c), c, types[self.columns.api_name(c)], self.columns.api_name(c) not in never_null
             )
             for c in self.schema["properties"]
-            if c in selected and c != DELETED_AT
+            if c in selected and c not in (DELETED_AT, BUSINESS_UNIT)
         ]
         stamped = DELETED_AT in self.schema["properties"] and DELETED_AT in selected
         stamp = run_end.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
@@ -169,6 +179,7 @@ class QueryStream(ExportStreamHooks):
             deleted_column=DELETED_AT if stamped else None,
             deleted_at=stamp,
             out_of_range=self.out_of_range,
+            constants=self.constants,
         )
 
     def out_of_range(self, column: str, value: str) -> None:
@@ -202,8 +213,12 @@ class QueryStream(ExportStreamHooks):
         return [name for name in self.schema["properties"] if mask.get(("properties", name), True)]
 
     def check_catalog(self) -> None:
-        """Before the run's first call: refuse capture_deletes with a catalog made without it."""
+        """Before the run's first call: refuse a catalog that does not fit capture_deletes or business_unit_key."""
         props = self.schema["properties"]
+        catalog = self.effective_schema.get("properties", {})
+        problem = business_unit_catalog_error(self.name, on=bool(self.constants), catalog=catalog)
+        if self.selected and problem:
+            raise PardotConfigError(problem)
         if self.selected and DELETED_AT in props and DELETED_AT not in self.effective_schema.get("properties", {}):
             msg = (
                 f"stream {self.name}: capture_deletes is on but the catalog has no {DELETED_AT} property, so the "

@@ -74,15 +74,17 @@ class FileRows:
         datetime_conv: t.Callable[[str], str],
         out_of_range: t.Callable[[str, str], None] | None = None,
         columns: t.Mapping[str, str] | None = None,
+        constants: t.Mapping[str, t.Any] | None = None,
     ) -> FileRows:
         """The rows of a checked result file, keyed by the requested fields' columns (see ``ResultFile.check``).
 
         ``columns`` maps a requested API name to its column (default: the same name).
         ``out_of_range(column, value)`` is told of each datetime outside years 1 to 9999 in UTC (emitted as null).
+        ``constants`` are set on every record, first (business_unit_key's ``business_unit_id``).
         """
         names = columns or {}
         header = [names.get(name, name) if name is not None else None for name in file.columns]
-        typer = row_typer(header, properties, datetime_conv, out_of_range)
+        typer = row_typer(header, properties, datetime_conv, out_of_range, constants)
         return cls(stream, file, [names.get(n, n) for n in file.names], file.rows(), typer)
 
     def records(self, drop: t.Sequence[str] = ()) -> Iterator[dict[str, t.Any]]:

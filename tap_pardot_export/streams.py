@@ -18,7 +18,15 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import Metadata, MetadataMapping
 from typing_extensions import override
 
-from tap_pardot_export.columns import Columns, add_api_fields, api_name_of, rename_properties
+from tap_pardot_export.columns import (
+    BUSINESS_UNIT,
+    Columns,
+    add_api_fields,
+    api_name_of,
+    business_unit_catalog_error,
+    business_unit_column,
+    rename_properties,
+)
 from tap_pardot_export.engine.plan import ExportPlan, RecycleBin
 from tap_pardot_export.engine.run import stream_files
 from tap_pardot_export.engine.state import StreamState
@@ -68,18 +76,23 @@ class ExportStream(ExportStreamHooks):
     ) -> None:
         """The stream of ``spec``; ``sessions`` opens the run's exports at its first, ``failures`` keeps its failure.
 
-        Its columns are the API's field names in snake_case (:mod:`~tap_pardot_export.columns`).
+        Its columns are the API's field names in snake_case (:mod:`~tap_pardot_export.columns`); with
+        business_unit_key, ``business_unit_id`` comes first and leads the key.
         """
         schema = load_schema(spec.name)
         self.columns = Columns(spec.name)
-        schema["properties"] = rename_properties(self.columns, schema["properties"])
+        unit = business_unit_column(self.columns, on=settings.business_unit_key)
+        schema["properties"] = {**unit, **rename_properties(self.columns, schema["properties"])}
+        schema["required"] = [*unit, *schema.get("required", ())]
         self.builtin = frozenset(self.columns.column)
         custom = [(name, {"type": ["string", "null"]}) for name in settings.custom_fields.get(spec.name, ())]
         add_api_fields(self.columns, schema["properties"], custom, tap.logger)
         if settings.capture_deletes and spec.captures_deletes:
             schema["properties"][DELETED_AT] = {"type": ["string", "null"], "format": "date-time"}
         super().__init__(tap=tap, schema=schema, name=spec.name)
-        self.primary_keys = ["id"]
+        self.primary_keys = [*unit, "id"]
+        #: set on every record, first (business_unit_key)
+        self.constants = {BUSINESS_UNIT: settings.connection.business_unit_id} if unit else {}
         self.replication_key = self.columns.column_of(spec.replication_key or "")
         self.spec, self.settings, self.sessions, self.failures = spec, settings, sessions, failures
         self._out_of_range: set[str] = set()
@@ -142,7 +155,9 @@ class ExportStream(ExportStreamHooks):
         With capture_deletes, each record gets ``_sdc_deleted_at``: ``deleted_at`` (a recycle-bin
         pass's rows), else null.
         """
-        part = FileRows.of(self.name, rf, self.schema["properties"], conv, self.out_of_range, self.columns.column)
+        part = FileRows.of(
+            self.name, rf, self.schema["properties"], conv, self.out_of_range, self.columns.column, self.constants
+        )
         if DELETED_AT in self.schema["properties"] and self.mask.get(("properties", DELETED_AT), True):
             part.stamp = {DELETED_AT: deleted_at}
         return part
@@ -178,8 +193,8 @@ class ExportStream(ExportStreamHooks):
 
     def requested_fields(self) -> list[str]:
         """The selected properties as the API names them, id and the replication key always included."""
-        fields = [name for name in self.selected_properties() if name != DELETED_AT]
-        for must in (*self.primary_keys, self.replication_key):
+        fields = [name for name in self.selected_properties() if name not in (DELETED_AT, BUSINESS_UNIT)]
+        for must in ("id", self.replication_key):
             if must and must not in fields:
                 fields.insert(0, must)
         return [self.columns.api_name(name) for name in fields]
@@ -217,6 +232,11 @@ class ExportStream(ExportStreamHooks):
         """Before the run's first export: refuse a catalog the run cannot honour."""
         if self.selected:
             self.check_deletes_catalog()
+            problem = business_unit_catalog_error(
+                self.name, on=bool(self.constants), catalog=self.effective_schema.get("properties", {})
+            )
+            if problem:
+                raise PardotConfigError(problem)
 
     def check_deletes_catalog(self) -> None:
         """Refuse capture_deletes with a catalog made without it: the target would not know the deletes."""

@@ -10,7 +10,7 @@ import typing as t
 import pytest
 from hypothesis import settings
 
-from tests.helpers import RecordedWaits, make_sandbox, skip_retry_waits
+from tests.helpers import Cluster, RecordedWaits, make_sandbox, postgres_bindir, skip_retry_waits
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -113,3 +113,16 @@ def instant_retries(monkeypatch: pytest.MonkeyPatch) -> RecordedWaits:
     Only for in-process runs: replaces the retry policy's pause.
     """
     return skip_retry_waits(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> t.Iterator[Cluster]:
+    """A PostgreSQL 15 cluster on loopback for the module's tests (skipped without the server binaries)."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL's server binaries are not on this machine (Debian: apt-get install postgresql-15)")
+    cluster = Cluster(bindir).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import glob
 import io
 import json
 import logging
 import os
 import shutil
+import socket
 import subprocess as sp
 import sys
 import tempfile
@@ -25,6 +27,7 @@ import typing as t
 import warnings
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
@@ -38,9 +41,6 @@ from tap_pardot_export.settings.config import connection
 from tap_pardot_export.settings.schema import settings_schema
 from tap_pardot_export.spec import SPECS
 from tap_pardot_export.tap import TapPardotExport
-
-if t.TYPE_CHECKING:
-    from pathlib import Path
 
 UTC = dt.timezone.utc
 #: every export stream of the tap, in its order (the query streams: tests/test_query_*.py)
@@ -480,3 +480,64 @@ def assert_rows_match(sb: Sandbox, stream: str, got: list[dict], expected: dict[
                 if rec.get(k) == iso(first):
                     continue
             raise AssertionError(f"{stream} id {rid} field {k}: tap emitted {rec.get(k)!r}, sandbox has {v!r}")
+
+
+# -- PostgreSQL: a throwaway cluster for the loaders' tests ------------------------------------
+
+
+def postgres_bindir() -> Path | None:
+    """The folder of the machine's PostgreSQL server binaries (initdb, pg_ctl), if installed."""
+    found = shutil.which("pg_config")
+    if found:
+        with contextlib.suppress(OSError, sp.SubprocessError):
+            out = sp.run([found, "--bindir"], capture_output=True, text=True, check=True, timeout=30)
+            folder = Path(out.stdout.strip())
+            if (folder / "initdb").exists():
+                return folder
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    """A throwaway PostgreSQL cluster on loopback, owned by ``postgres`` when run as root."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.root = os.geteuid() == 0
+        self.folder = Path(tempfile.mkdtemp(prefix="tap-pardot-pg-"))
+        self.data = self.folder / "data"
+        self.port = free_port()
+        if self.root:
+            shutil.chown(self.folder, "postgres", "postgres")
+            self.folder.chmod(0o700)
+
+    def _run(self, *argv: str) -> sp.CompletedProcess[str]:
+        command = [str(self.bindir / argv[0]), *argv[1:]]
+        if self.root:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        proc = sp.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=self.folder)
+        assert proc.returncode == 0, f"{argv[0]} failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        return proc
+
+    def start(self) -> Cluster:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(AssertionError, sp.SubprocessError):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def query(self, sql: str, *params: t.Any) -> list[tuple[t.Any, ...]]:
+        import psycopg  # installed with target-postgres (the loaders group)
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres") as conn:
+            return list(conn.execute(sql, params).fetchall())

@@ -13,99 +13,24 @@ trap) and that a datetime is the right UTC instant. DuckDB: ``target-duckdb`` 0.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import glob
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import typing as t
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.helpers import STREAMS, expected_rows
 from tests.test_meltano import MELTANO, TAP, Project, needs_meltano
 
+if t.TYPE_CHECKING:
+    from tests.helpers import Cluster
+
 UTC = dt.timezone.utc
 TARGET_POSTGRES = Path(sys.executable).parent / "target-postgres"
 TARGET_DUCKDB = Path(sys.executable).parent / "target-duckdb"
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def postgres_bindir() -> Path | None:
-    """The folder of the machine's PostgreSQL server binaries (initdb, pg_ctl), if installed."""
-    found = shutil.which("pg_config")
-    if found:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([found, "--bindir"], capture_output=True, text=True, check=True, timeout=30)
-            folder = Path(out.stdout.strip())
-            if (folder / "initdb").exists():
-                return folder
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
-    return Path(candidates[-1]).parent if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Cluster:
-    """A throwaway PostgreSQL cluster on loopback, owned by ``postgres`` when run as root."""
-
-    def __init__(self, bindir: Path) -> None:
-        self.bindir = bindir
-        self.root = os.geteuid() == 0
-        self.folder = Path(tempfile.mkdtemp(prefix="tap-pardot-pg-"))
-        self.data = self.folder / "data"
-        self.port = _free_port()
-        if self.root:
-            shutil.chown(self.folder, "postgres", "postgres")
-            self.folder.chmod(0o700)
-
-    def _run(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        command = [str(self.bindir / argv[0]), *argv[1:]]
-        if self.root:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=self.folder)
-        assert proc.returncode == 0, f"{argv[0]} failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-        return proc
-
-    def start(self) -> Cluster:
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
-        return self
-
-    def stop(self) -> None:
-        with contextlib.suppress(AssertionError, subprocess.SubprocessError):
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def query(self, sql: str, *params: t.Any) -> list[tuple[t.Any, ...]]:
-        import psycopg  # installed with target-postgres (the loaders group)
-
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres") as conn:
-            return list(conn.execute(sql, params).fetchall())
-
-
-@pytest.fixture(scope="module")
-def postgres() -> t.Iterator[Cluster]:
-    bindir = postgres_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL's server binaries are not on this machine (Debian: apt-get install postgresql-15)")
-    cluster = Cluster(bindir).start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def loader_project(folder: Path, cluster: Cluster) -> Project:

@@ -14,7 +14,7 @@ import json
 import re
 
 from tests.helpers import expected_rows, recorded_ids
-from tests.test_loaders import loader_project, postgres  # noqa: F401 - postgres is a fixture
+from tests.test_loaders import loader_project
 from tests.test_meltano import needs_meltano, tap_env
 from tests.test_meltano_record import Interrupted, live, request, until
 
@@ -24,7 +24,7 @@ STREAMS = ("list_membership", "prospect")
 
 
 @needs_meltano
-def test_ctrl_c_under_meltano_run_into_postgres_then_the_rerun_reuses_the_export(postgres, fresh_sandbox, tmp_path):  # noqa: F811
+def test_ctrl_c_under_meltano_run_into_postgres_then_the_rerun_reuses_the_export(postgres, fresh_sandbox, tmp_path):
     sb = fresh_sandbox(rows_per_file=500)
     foreign = sb.add_foreign_exports(1, seconds=None)
     project = loader_project(tmp_path, postgres)

@@ -67,6 +67,17 @@ def test_readme_settings_table_matches_about():
 # -- Meltano ----------------------------------------------------------------------------------
 
 
+def meltano_env() -> dict[str, str]:
+    """The environment of a test's Meltano: nothing the caller exported leaks in, and nothing can be downloaded."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_PARDOT_EXPORT_", "MELTANO_"))}
+    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    # every connection but to loopback goes to a port nothing listens on
+    dead = "http://127.0.0.1:9"
+    env.update(HTTP_PROXY=dead, HTTPS_PROXY=dead, ALL_PROXY=dead, NO_PROXY="127.0.0.1,localhost")
+    env.update(http_proxy=dead, https_proxy=dead, all_proxy=dead, no_proxy="127.0.0.1,localhost")
+    return env
+
+
 class Project:
     """A Meltano project in a temporary folder: this repo's extractor, the tests' JSONL loader."""
 
@@ -94,13 +105,7 @@ class Project:
             "plugins": {"extractors": [extractor], "loaders": [loader]},
         }
         (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
-        # nothing the caller exported may leak into the runs
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_PARDOT_EXPORT_", "MELTANO_"))}
-        self.env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-        # no download may happen: every connection but to loopback goes to a port nothing listens on
-        dead = "http://127.0.0.1:9"
-        self.env.update(HTTP_PROXY=dead, HTTPS_PROXY=dead, ALL_PROXY=dead, NO_PROXY="127.0.0.1,localhost")
-        self.env.update(http_proxy=dead, https_proxy=dead, all_proxy=dead, no_proxy="127.0.0.1,localhost")
+        self.env = meltano_env()
 
     def __call__(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         assert MELTANO is not None

@@ -280,6 +280,12 @@ def _add_account_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
     a.add_argument("--client-secret", default=d.client_secret, help="OAuth client secret (default %(default)s)")
     a.add_argument("--refresh-token", default=d.refresh_token, help="OAuth refresh token (default %(default)s)")
     a.add_argument("--access-token", default=None, help="also accept this pre-issued access token")
+    a.add_argument(
+        "--token-delay",
+        type=float,
+        default=d.token_delay,
+        help="seconds each token request takes; overlapping token requests are counted (default %(default)s)",
+    )
 
 
 def _add_behaviour_args(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
@@ -366,6 +372,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         client_secret=args.client_secret,
         refresh_token=args.refresh_token,
         access_token=args.access_token,
+        token_delay=args.token_delay,
         data=data,
         rows_per_file=args.rows_per_file,
         waiting_seconds=args.waiting_seconds,

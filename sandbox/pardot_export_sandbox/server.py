@@ -104,6 +104,10 @@ class SandboxConfig:
     client_secret: str = "sandbox-client-secret"  # noqa: S105
     refresh_token: str = "sandbox-refresh-token"  # noqa: S105
     access_token: str | None = None  # a pre-issued token, for the access_token setting
+    #: seconds each token request takes (Sandbox.release_token_requests ends the waits early); token
+    #: requests that overlap are counted (stats: token_overlaps), as Salesforce may refuse concurrent
+    #: refreshes of one refresh token
+    token_delay: float = 0.0
     data: DataConfig = field(default_factory=DataConfig)
     rows_per_file: int = 5_000
     waiting_seconds: float = 0.0
@@ -263,6 +267,12 @@ class SandboxState:
         self.daily_day = self._day()
         self.faults: list[Fault] = []
         self.token_requests: list[dict[str, str]] = []
+        #: token requests being answered now; those that began while another was; the most at once
+        self.tokens_in_flight = 0
+        self.token_overlaps = 0
+        self.max_tokens_in_flight = 0
+        #: set: token requests stop waiting out token_delay (Sandbox.release_token_requests)
+        self.token_release = threading.Event()
         self.requests_log: collections.deque[tuple[str, str]] = collections.deque(maxlen=2000)
         self._style_cycle = itertools.cycle(("wrapped", "attributes", "bare"))
         self._rand = random.Random(config.shuffle_seed)  # noqa: S311 - a reproducible file order, not a secret
@@ -639,6 +649,8 @@ class SandboxState:
                 "api_calls": api,
                 "errors": {str(k): v for k, v in self.errors.items()},
                 "max_inflight": self.max_inflight_seen,
+                "token_overlaps": self.token_overlaps,
+                "max_tokens_in_flight": self.max_tokens_in_flight,
                 "exports": {
                     e.id: {"state": e.state, "object": e.object_name, "rows": e.total, "files": len(e.ranges)}
                     for e in self.exports.values()
@@ -724,6 +736,20 @@ class Handler(BaseHTTPRequestHandler):
     # -- OAuth -------------------------------------------------------------------------
 
     def _token(self, body: bytes) -> None:
+        st = self.st
+        with st.lock:
+            st.tokens_in_flight += 1
+            st.token_overlaps += st.tokens_in_flight > 1
+            st.max_tokens_in_flight = max(st.max_tokens_in_flight, st.tokens_in_flight)
+        try:
+            if st.config.token_delay > 0:
+                st.token_release.wait(st.config.token_delay)
+            self._answer_token(body)
+        finally:
+            with st.lock:
+                st.tokens_in_flight -= 1
+
+    def _answer_token(self, body: bytes) -> None:
         st = self.st
         form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
         with st.lock:
@@ -1440,6 +1466,15 @@ class Sandbox:
     def revoke_tokens(self) -> None:
         """Invalidate every access token issued so far."""
         self.state.revoke_tokens()
+
+    def token_requests_in_flight(self) -> int:
+        """Token requests being answered now (waiting out ``token_delay``, say)."""
+        with self.state.lock:
+            return self.state.tokens_in_flight
+
+    def release_token_requests(self) -> None:
+        """End the ``token_delay`` waits, now and for later token requests."""
+        self.state.token_release.set()
 
     def stats(self) -> dict[str, t.Any]:
         """Counters for tests (see :meth:`SandboxState.stats`)."""

@@ -182,6 +182,7 @@ def row_typer(
     properties: dict[str, dict[str, t.Any]],
     datetime_conv: t.Callable[[str], str],
     out_of_range: t.Callable[[str, str], None] | None = None,
+    constants: t.Mapping[str, t.Any] | None = None,
 ) -> t.Callable[[list[str]], dict[str, t.Any]]:
     """Build ``type_row(cells) -> record`` for a result file's header.
 
@@ -193,11 +194,14 @@ def row_typer(
     The function is compiled for the header: one dict display with a conditional per column,
     which is several times faster than a loop over the columns. Column names enter the
     generated source only as ``repr`` string literals. On any failure the general version
-    re-types the row to name the column at fault.
+    re-types the row to name the column at fault. ``constants`` (business_unit_key's column) come
+    first in every record, bound as the function's locals: per row, one more entry of the dict display.
     """
-    general = _general_row_typer(header, properties, datetime_conv, out_of_range)
+    fixed = dict(constants or {})
+    general = _general_row_typer(header, properties, datetime_conv, out_of_range, fixed)
     casts = [caster_for(properties.get(name, {}), datetime_conv) if name else None for name in header]
-    items = []
+    items = [f"{name!r}: _k{i}" for i, name in enumerate(fixed)]
+    bound = "".join(f", _k{i}=_k{i}" for i in range(len(fixed)))  # locals of the function: no lookup per row
     for k, name in enumerate(header):
         if name is None:
             continue
@@ -206,7 +210,7 @@ def row_typer(
         items.append(f"{name!r}: {_cell_source(k, cast, required=required, is_dt=cast is datetime_conv)}")
     source = (
         "def type_row(c, _int=int, _dt=_dt, _bools=_bools, _casts=_casts, _general=_general, _width=_width, "
-        "_empty=_empty):\n"
+        f"_empty=_empty{bound}):\n"
         "    if len(c) != _width:\n"
         "        return _general(c)\n"
         "    try:\n"
@@ -221,6 +225,7 @@ def row_typer(
         "_general": general,
         "_width": len(header),
         "_empty": _empty,
+        **{f"_k{i}": value for i, value in enumerate(fixed.values())},
     }
     exec(compile(source, "<row_typer>", "exec"), scope)  # noqa: S102 - names enter as repr() literals
     return t.cast("t.Callable[[list[str]], dict[str, t.Any]]", scope["type_row"])
@@ -231,7 +236,9 @@ def _general_row_typer(
     properties: dict[str, dict[str, t.Any]],
     datetime_conv: t.Callable[[str], str],
     out_of_range: t.Callable[[str, str], None] | None = None,
+    constants: t.Mapping[str, t.Any] | None = None,
 ) -> t.Callable[[list[str]], dict[str, t.Any]]:
+    fixed = dict(constants or {})
     columns = [
         (k, name, caster_for(properties.get(name, {}), datetime_conv), not nullable(properties.get(name, {})))
         for k, name in enumerate(header)
@@ -242,7 +249,7 @@ def _general_row_typer(
     def type_row(cells: list[str]) -> dict[str, t.Any]:
         if len(cells) != width:
             raise CellError(f"{len(cells)} columns where the header has {width}")
-        rec: dict[str, t.Any] = {}
+        rec: dict[str, t.Any] = dict(fixed)
         for k, name, cast, required in columns:
             v = cells[k]
             if not v:

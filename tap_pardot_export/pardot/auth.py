@@ -4,12 +4,20 @@ It posts the grant through the run's own transport (its session, no redirect fol
 retry policy of every other call), refreshes one thread at a time, and tells dead
 credentials from a ``login_url`` that is not a Salesforce token endpoint. Salesforce answers
 without ``expires_in``: a token is used until the API rejects it, then refreshed once.
+
+Runs side by side (several business units under one connected app and API user) share one
+refresh token, and Salesforce may refuse concurrent refreshes of one refresh token: a refresh
+holds a lock file beside the export record (``record_dir/token-<hash>.lock``, the hash of the
+client id and refresh token, which reveals neither), so the processes sharing a refresh token
+refresh one at a time, and those with other tokens do not wait on them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import re
 import threading
@@ -20,12 +28,14 @@ from singer_sdk.authenticators import OAuthAuthenticator
 from typing_extensions import override
 
 from tap_pardot_export.errors import PardotAuthError, PardotConfigError, TransientError
+from tap_pardot_export.locks import LockTimeout, held
 from tap_pardot_export.pardot.answers import TRANSIENT_STATUS, Body, Verdict, classify
 from tap_pardot_export.pardot.transport import retry_after
 from tap_pardot_export.redact import scrub_answer
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     import requests
 
@@ -34,6 +44,23 @@ LOGGER = logging.getLogger("tap-pardot-export")
 TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 #: servers refuse request headers past 8 KiB (HTTP 431); Salesforce's access tokens are about 100 characters
 MAX_TOKEN_CHARS = 8192
+#: how long a refresh waits for another process refreshing the same refresh token (a refresh takes a
+#: second or two; a holder this long is stuck in the token endpoint's retries)
+REFRESH_LOCK_WAIT = 120.0
+#: lock folders already warned about (one warning per process, however many clients it makes)
+_UNLOCKED_WARNED: set[str] = set()
+
+
+def refresh_lock_path(folder: Path | None, credentials: Credentials) -> Path | None:
+    """The lock file of ``credentials``' refresh token in ``folder``; None without a refresh token.
+
+    Named by a hash prefix of the client id and refresh token: processes sharing them share the
+    file, and the name reveals neither.
+    """
+    if folder is None or not credentials.refresh_token:
+        return None
+    material = f"tap-pardot-export token lock\0{credentials.client_id or ''}\0{credentials.refresh_token}"
+    return folder / f"token-{hashlib.sha256(material.encode()).hexdigest()[:16]}.lock"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,11 +125,14 @@ class PardotAuthenticator(OAuthAuthenticator):
         credentials: Credentials,
         timeout: float,
         on_call: Callable[[str], None] | None = None,
+        lock_dir: Path | None = None,
     ) -> None:
         """Hold the credentials; no request is made before the first :meth:`token`.
 
         The SDK's own session (which follows redirects) is never used: every request goes
-        through ``transport`` (see ``update_access_token``).
+        through ``transport`` (see ``update_access_token``). A refresh-token grant is posted under
+        a lock file in ``lock_dir`` (the export record's folder) shared by every process with
+        the same refresh token.
         """
         super().__init__(
             auth_endpoint=login_url.rstrip("/") + "/services/oauth2/token",
@@ -114,6 +144,8 @@ class PardotAuthenticator(OAuthAuthenticator):
         self.timeout = timeout
         self.on_call = on_call
         self._lock = threading.Lock()
+        self.lock_dir = lock_dir
+        self.lock_path = refresh_lock_path(lock_dir, credentials)
         self.refreshes = 0
         #: what the client's tokens are for, in its log lines (" for discovery", " for the sync")
         self.purpose = ""
@@ -191,7 +223,8 @@ class PardotAuthenticator(OAuthAuthenticator):
         if not self.can_refresh:
             msg = "No credentials: set access_token, or client_id + client_secret + refresh_token."
             raise PardotConfigError(msg)
-        token = self.transport.retry(self._request_token, "token request", self.auth_endpoint)
+        with self._refresh_slot():
+            token = self.transport.retry(self._request_token, "token request", self.auth_endpoint)
         self.access_token = token
         self.issued.append(token)
         self.last_refreshed = dt.datetime.now(dt.timezone.utc)
@@ -202,6 +235,53 @@ class PardotAuthenticator(OAuthAuthenticator):
             LOGGER.info("Refreshed the access token%s at %s (%d so far)", self.purpose, where, self.refreshes)
         else:  # discovery's client and the sync's each get one: the purpose tells the two lines apart
             LOGGER.info("Obtained a Salesforce access token%s from %s", self.purpose, where)
+
+    @contextlib.contextmanager
+    def _refresh_slot(self) -> Iterator[None]:
+        """Hold the refresh token's lock file for one grant (none without a refresh token).
+
+        Waits up to REFRESH_LOCK_WAIT for another process; a folder that cannot hold the lock
+        lets the refresh go without it, with one warning.
+        """
+        path = self.lock_path
+        if not self.refresh_token:
+            yield
+            return
+        with contextlib.ExitStack() as stack:
+            if path is None:
+                self._warn_unlocked("(unset)", "no home folder to put the default in")
+            else:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    stack.enter_context(held(path, REFRESH_LOCK_WAIT, on_wait=lambda: self._waiting(path)))
+                except LockTimeout:
+                    msg = (
+                        f"Waited {REFRESH_LOCK_WAIT:g}s for another tap process refreshing the same refresh token "
+                        f"(lock file {path}); it seems stuck retrying the token endpoint "
+                        f"{_endpoint(self.auth_endpoint)}. Run again once it ends, or give the runs side by side "
+                        "API users (refresh tokens) of their own."
+                    )
+                    raise PardotAuthError(msg) from None
+                except OSError as exc:
+                    self._warn_unlocked(str(path.parent), exc.strerror or type(exc).__name__)
+            yield
+
+    @staticmethod
+    def _waiting(path: Path) -> None:
+        LOGGER.info("Waiting for another tap process refreshing the same refresh token (lock file %s)", path)
+
+    @staticmethod
+    def _warn_unlocked(folder: str, why: str) -> None:
+        if folder in _UNLOCKED_WARNED:
+            return
+        _UNLOCKED_WARNED.add(folder)
+        LOGGER.warning(
+            "record_dir %s cannot hold the token refresh lock (%s): refreshing without it. Runs side by side "
+            "that share this refresh token may then refresh at once, which Salesforce may refuse; set record_dir "
+            "to a writable folder.",
+            folder,
+            why,
+        )
 
     def _request_token(self) -> str:
         if self.on_call:

@@ -37,6 +37,7 @@ from tap_pardot_export.redact import install_redaction, scrub_answer, strip_user
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     import requests
 
@@ -65,6 +66,8 @@ class Connection:
     max_api_calls: int | None
     #: the API user's zone (when configured): says when the daily limit resets
     zone: dt.tzinfo | None = None
+    #: where token refreshes lock their refresh token (the export record's folder; None: no lock)
+    lock_dir: Path | None = None
 
 
 @dataclasses.dataclass
@@ -379,6 +382,7 @@ def build_client(connection: Connection, logger: logging.Logger | None = None) -
         login_url=strip_userinfo(connection.login_url),
         credentials=connection.credentials,
         timeout=min(connection.request_timeout, TOKEN_TIMEOUT),
+        lock_dir=connection.lock_dir,
     )
     client = PardotClient(connection, tokens, transport)
     tokens.on_call = client.budget.count

@@ -66,6 +66,8 @@ class Settings:
     record_dir: Path | None
     custom_fields: Mapping[str, tuple[str, ...]]
     stream_options: Mapping[str, Mapping[str, t.Any]]
+    #: business_unit_key: every record carries business_unit_id, and every stream's key is (business_unit_id, id)
+    business_unit_key: bool
 
     def options(self, spec: StreamSpec) -> StreamOptions:
         """``spec``'s stream_options, its defaults from the spec and the global window size."""
@@ -110,6 +112,7 @@ class Settings:
             record_dir=record_folder(config.get("record_dir")),
             custom_fields={k: tuple(map(str, v or ())) for k, v in (config.get("custom_fields") or {}).items()},
             stream_options={k: dict(v or {}) for k, v in (config.get("stream_options") or {}).items()},
+            business_unit_key=config["business_unit_key"] is True,
         )
 
 
@@ -184,4 +187,5 @@ def connection(config: Mapping[str, t.Any]) -> Connection:
         retry_max_time=float(config["retry_max_time"]),
         max_api_calls=int(config["max_api_calls"]) if config.get("max_api_calls") is not None else None,
         zone=zone(config.get("timezone")),
+        lock_dir=record_folder(config.get("record_dir")),
     )

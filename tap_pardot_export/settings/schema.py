@@ -153,6 +153,14 @@ def _connection_settings() -> dict[str, dict[str, t.Any]]:
             "Engagement > Business Unit Setup. Sent as the Pardot-Business-Unit-Id header.",
             pattern=BU_PATTERN,
         ),
+        "business_unit_key": {
+            "type": "boolean",
+            "default": False,
+            "title": "Business unit in records and keys",
+            "description": "Add a business_unit_id column (this run's business_unit_id) to every record of every "
+            "stream and make each stream's key business_unit_id + id, so several business units load into one "
+            "set of tables without colliding on id. A table loaded before this changed needs a full refresh.",
+        },
         "login_url": _str(
             "Login URL",
             "Salesforce login host; the token endpoint is {login_url}/services/oauth2/token. "
