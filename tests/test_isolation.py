@@ -44,7 +44,8 @@ def test_a_stream_whose_field_the_account_refuses_fails_alone(fresh_sandbox):
 
 def test_the_first_stream_failing_again_and_again_does_not_stop_the_later_ones(fresh_sandbox):
     sb = fresh_sandbox()
-    sb.inject("fail_export", count=3, op="create")  # list_membership's export Fails three times: it gives up
+    # list_membership's export Fails three times: it gives up (the next stream's, created ahead, does not fail)
+    sb.inject("fail_export", count=3, op="create", object="listMembership")
     cfg = sb.tap_config(window_days=365)
     run = run_tap(cfg, catalog=select_streams(discover(cfg), STREAMS))
     assert run.returncode == 1

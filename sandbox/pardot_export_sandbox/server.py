@@ -170,6 +170,8 @@ class Fault:
     op: str | None = None
     seconds: float = 0.0  # for "slow"
     after_bytes: int = 2_000  # for "cut"
+    #: for "fail_export" and "cancel_export": only creates of this object (its API name); any when None
+    object: str | None = None
 
 
 @dataclass
@@ -400,17 +402,22 @@ class SandboxState:
                 self.tokens.clear()
                 return
             if kind in ("fail_export", "cancel_export"):
-                self.faults.append(Fault(kind, count, "create"))
+                self.faults.append(Fault(kind, count, "create", object=kw.get("object")))
                 return
             self.faults.append(Fault(kind, count, op, **kw))
 
-    def take_fault(self, op: str, kinds: tuple[str, ...], *, exact: bool = False) -> Fault | None:
+    def take_fault(
+        self, op: str, kinds: tuple[str, ...], *, exact: bool = False, object_name: str | None = None
+    ) -> Fault | None:
         """Use up one of the queued faults of ``kinds`` for a call of ``op``; None when none applies.
 
-        With ``exact``, only faults naming ``op`` apply (not those for any call).
+        With ``exact``, only faults naming ``op`` apply (not those for any call); a fault naming an
+        object applies only to a call about ``object_name``.
         """
         with self.lock:
             for f in self.faults:
+                if f.object is not None and f.object != object_name:
+                    continue
                 if f.kind in kinds and ((f.op is None and not exact) or f.op == op) and f.count > 0:
                     f.count -= 1
                     if f.count == 0:
@@ -1082,8 +1089,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, 5, "The request body must be JSON (Content-Type: application/json)") from exc
         now = st.clock.now()
         spec = validate_create(data, st.dataset, st.zone, now, st.config.missing_fields)
-        fail = st.take_fault("create", ("fail_export",)) is not None
-        cancel = st.take_fault("create", ("cancel_export",)) is not None
+        fail = st.take_fault("create", ("fail_export",), object_name=spec.obj.name) is not None
+        cancel = st.take_fault("create", ("cancel_export",), object_name=spec.obj.name) is not None
         with st.work:
             e = Export(id=st.new_export_id(), version=version, spec=spec, created=now, updated=now, fail=fail)
             if cancel:
