@@ -17,7 +17,6 @@ import time
 import typing as t
 
 import orjson
-from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import Metadata, MetadataMapping
 from typing_extensions import override
 
@@ -265,21 +264,6 @@ class QueryStream(ExportStreamHooks):
             for line in page.lines:
                 yield loads(line)
             page.commit()
-
-    @override
-    def fast_path_ok(self, write_messages: bool) -> bool:
-        """True when records can be written straight from the typed lines (see ExportStream.fast_path_ok)."""
-        maps = self.stream_maps
-        return (
-            write_messages
-            and self.selected
-            and self.ABORT_AT_RECORD_COUNT is None
-            and len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and maps[0].stream_alias == self.name
-            and not self.config.get("flattening_enabled")
-            and not (self.replication_method == "FULL_TABLE" and self.emit_activate_version_messages)
-        )
 
     @override
     def write_records_fast(self, context: Context | None) -> None:

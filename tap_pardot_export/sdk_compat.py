@@ -23,6 +23,7 @@ from singer_sdk.exceptions import (
 )
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig  # no public home in 0.54
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import SingerCommand
 from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
@@ -78,12 +79,26 @@ CONTRACT: tuple[tuple[type, str, tuple[str, ...]], ...] = (
 class ExportStreamHooks(Stream):
     """A stream whose bookmarks move per finished window and whose records may skip the SDK.
 
-    Subclasses implement :meth:`fast_path_ok` and :meth:`write_records_fast`.
+    Subclasses implement :meth:`write_records_fast`.
     """
 
-    def fast_path_ok(self, write_messages: bool) -> bool:  # noqa: FBT001, ARG002 - mirrors the SDK's _sync_records
-        """True when records can be written without the SDK's per-record machinery."""
-        return False
+    def fast_path_ok(self, write_messages: bool) -> bool:  # noqa: FBT001 - mirrors the SDK's _sync_records
+        """True when records can be written straight from the typed rows, without the SDK's per-record machinery.
+
+        That is: no stream maps or flattening, no record limit (as in ``--test``), no
+        ACTIVATE_VERSION stamping. Otherwise the SDK's general path runs.
+        """
+        maps = self.stream_maps
+        return (
+            write_messages
+            and self.selected
+            and self.ABORT_AT_RECORD_COUNT is None
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == self.name
+            and not self.config.get("flattening_enabled")
+            and not (self.replication_method == "FULL_TABLE" and self.emit_activate_version_messages)
+        )
 
     def write_records_fast(self, context: Context | None) -> None:
         """Write every RECORD message of ``context`` and the window checkpoints."""

@@ -14,7 +14,6 @@ import json
 import typing as t
 from importlib import resources
 
-from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import Metadata, MetadataMapping
 from typing_extensions import override
 
@@ -273,25 +272,6 @@ class ExportStream(ExportStreamHooks):
         with contextlib.closing(self._files()) as files:
             for part in files:
                 yield from part.records()
-
-    @override
-    def fast_path_ok(self, write_messages: bool) -> bool:
-        """True when records can be written straight from the typed rows.
-
-        That is: no stream maps or flattening, no record limit (as in ``--test``), no
-        ACTIVATE_VERSION stamping. Otherwise the SDK's general path runs.
-        """
-        maps = self.stream_maps
-        return (
-            write_messages
-            and self.selected
-            and self.ABORT_AT_RECORD_COUNT is None
-            and len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and maps[0].stream_alias == self.name
-            and not self.config.get("flattening_enabled")
-            and not (self.replication_method == "FULL_TABLE" and self.emit_activate_version_messages)
-        )
 
     @override
     def write_records_fast(self, context: Context | None) -> None:
