@@ -91,6 +91,22 @@ def sandbox_stats(url: str) -> SandboxStats:
     return cast("SandboxStats", requests.get(url + "/_sandbox/stats", timeout=10).json())
 
 
+def catalog_of(config: Path, names: set[str]) -> dict[str, object]:
+    """The tap's discovered catalog with only ``names`` selected."""
+    out = subprocess.run(
+        [PY, "-m", "tap_pardot_export", "--config", str(config), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    catalog = json.loads(out)
+    for entry in catalog["streams"]:
+        for md in entry["metadata"]:
+            if md["breadcrumb"] == []:
+                md["metadata"]["selected"] = entry["tap_stream_id"] in names
+    return catalog
+
+
 def sandbox_url(proc: subprocess.Popen[str]) -> str:
     """The URL a sandbox started with ``stdout=PIPE`` prints first."""
     if proc.stdout is None:  # pragma: no cover - stdout is a pipe

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import orjson
 import requests
-from bench import sandbox_config, sandbox_stats  # same folder: run as benchmarks/query_pages.py
+from bench import catalog_of, sandbox_config, sandbox_stats  # same folder: run as benchmarks/query_pages.py
 
 PY = sys.executable
 STREAM = "visitor_page_view"
@@ -65,22 +65,6 @@ def start_sandbox(rows: int, latency: float) -> tuple[subprocess.Popen[str], str
     if proc.stdout is None:  # pragma: no cover - stdout is a pipe
         sys.exit("the sandbox has no stdout")
     return proc, proc.stdout.readline().strip()
-
-
-def catalog_of(config: Path, names: set[str]) -> dict[str, object]:
-    """The tap's discovered catalog with only ``names`` selected."""
-    out = subprocess.run(
-        [PY, "-m", "tap_pardot_export", "--config", str(config), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    catalog = json.loads(out)
-    for entry in catalog["streams"]:
-        for md in entry["metadata"]:
-            if md["breadcrumb"] == []:
-                md["metadata"]["selected"] = entry["tap_stream_id"] in names
-    return catalog
 
 
 def sync(url: str, rows: int, latency: float, concurrency: int) -> dict[str, object]:

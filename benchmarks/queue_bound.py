@@ -45,7 +45,12 @@ import time
 import typing as t
 from pathlib import Path
 
-from bench import sandbox_config, sandbox_stats, sandbox_url  # same folder: run as benchmarks/queue_bound.py
+from bench import (  # same folder: run as benchmarks/queue_bound.py
+    catalog_of,
+    sandbox_config,
+    sandbox_stats,
+    sandbox_url,
+)
 
 PY = sys.executable
 OBJECTS = ("prospect", "visitor", "visitor_activity", "list_membership", "prospect_account", "external_activity")
@@ -108,22 +113,6 @@ def start_sandbox(
         text=True,
     )
     return proc, sandbox_url(proc)
-
-
-def catalog_of(config: Path, names: set[str]) -> dict[str, object]:
-    """The tap's discovered catalog with only ``names`` selected."""
-    out = subprocess.run(
-        [PY, "-m", "tap_pardot_export", "--config", str(config), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    catalog = json.loads(out)
-    for entry in catalog["streams"]:
-        for md in entry["metadata"]:
-            if md["breadcrumb"] == []:
-                md["metadata"]["selected"] = entry["tap_stream_id"] in names
-    return catalog
 
 
 def prepare(url: str, extra: dict[str, object], names: tuple[str, ...], unit: int = 0) -> list[str]:
