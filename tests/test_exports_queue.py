@@ -200,13 +200,19 @@ def test_a_long_wait_says_how_many_exports_are_ahead(fresh_sandbox, monkeypatch)
     def queries() -> int:
         return int(sb.stats()["calls"].get("query", 0))
 
+    def until(done: t.Callable[[], bool]) -> None:
+        end = time.monotonic() + 120
+        while not done() and time.monotonic() < end:
+            time.sleep(0.02)
+
     def release_after_each_count() -> None:
-        for ahead in foreign:  # a heartbeat has counted the exports ahead (an export query) before each release
-            seen = queries()
-            end = time.monotonic() + 120
-            while queries() <= seen and time.monotonic() < end:
-                time.sleep(0.02)
+        seen = 0
+        for ahead in foreign:  # a heartbeat counts the exports ahead (an export query), then one of them ends
+            # two counts: the first was answered after the last release, and logged before the second was asked
+            until(lambda: queries() > seen + 1)  # noqa: B023 - seen is read while this iteration waits
             sb.release_foreign_exports([ahead])
+            until(lambda: sb.stats()["exports"][ahead]["state"] == "Complete")  # noqa: B023 - likewise
+            seen = queries()  # the next count is taken with one export fewer ahead
 
     releaser = threading.Thread(target=release_after_each_count, daemon=True)
     releaser.start()
