@@ -1181,21 +1181,26 @@ class Handler(BaseHTTPRequestHandler):
             items = [e for e in items if e.object_name == query["object"]]
         return items
 
-    def _result_chunks(self, e: Export, k: int) -> t.Iterator[bytes]:
-        """Result file ``k``, streamed from the file written while the export was processed."""
-        with Path(e.paths[k]).open("rb") as fh:
+    @staticmethod
+    def _result_chunks(fh: t.BinaryIO) -> t.Iterator[bytes]:
+        """A result file, streamed from the file written while the export was processed; closed at its end."""
+        with fh:
             while chunk := fh.read(1 << 16):
                 yield chunk
 
     def _download(self, rest: str, fault: Fault | None) -> None:
         e, k = self._downloadable(rest, fault)
+        try:  # opened before the answer starts: a file gone (its export canceled meanwhile) is an error answer
+            fh = Path(e.paths[k]).open("rb")  # noqa: SIM115 - closed by _result_chunks
+        except FileNotFoundError as exc:
+            raise ApiError(404, 16, f"Invalid ID: the results of export {e.id} are gone") from exc
         cut_after = fault.after_bytes if fault is not None and fault.kind == "cut" else None
         self.send_response(200)
         self.send_header("Content-Type", "text/csv; charset=utf-8")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         sent = 0
-        chunks = self._result_chunks(e, k)
+        chunks = self._result_chunks(fh)
         if fault is not None and fault.kind in ("bad_row", "bad_value"):
             chunks = _spoil(chunks, fault.kind, len(e.spec.fields))
         for chunk in chunks:
