@@ -25,13 +25,13 @@ import threading
 import time
 import typing as t
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig
-from pardot_export_sandbox.data import DATETIME, ObjectData
+from pardot_export_sandbox.data import DATETIME, V5_OBJECTS, ObjectData
 from pardot_export_sandbox.v5data import snake
 
 from tap_pardot_export.pardot.client import PardotClient, build_client
@@ -103,12 +103,32 @@ def client_for(config: dict[str, t.Any]) -> PardotClient:
     return build_client(connection(with_defaults(config)))
 
 
+#: Every v5 object at a few dozen records. A sync without a catalog reads every query stream
+#: whole, and at the sandbox's default sizes (some 25,000 records) that was most of a test's
+#: time. Tests about the query API's volume (page-token chains, mass updates) size their own.
+SMALL_V5 = {name: min(size, 30) for name, (_, _, size) in V5_OBJECTS.items()}
+
+
+def small_v5(data: DataConfig) -> DataConfig:
+    """``data`` with :data:`SMALL_V5` for every v5 object its ``rows`` do not size."""
+    return replace(data, rows={**SMALL_V5, **data.rows})
+
+
+def full_v5(data: DataConfig | None = None) -> DataConfig:
+    """``data`` (2024 by default) with the sandbox's default size for every v5 object its ``rows`` do not size."""
+    data = data or DataConfig(start=dt.datetime(2024, 1, 1, tzinfo=UTC), end=dt.datetime(2025, 1, 1, tzinfo=UTC))
+    return replace(data, rows={**{name: size for name, (_, _, size) in V5_OBJECTS.items()}, **data.rows})
+
+
 def make_sandbox(**kw: t.Any) -> Sandbox:
-    """A sandbox (not started) over 2024 in its default zone, with ``kw`` as SandboxConfig fields."""
+    """A sandbox (not started) over 2024 in its default zone, with ``kw`` as SandboxConfig fields.
+
+    The v5 objects are :data:`SMALL_V5` unless ``data`` sizes them.
+    """
     data = kw.pop("data", None) or DataConfig(
         start=dt.datetime(2024, 1, 1, tzinfo=UTC), end=dt.datetime(2025, 1, 1, tzinfo=UTC)
     )
-    return Sandbox(SandboxConfig(data=data, **kw))
+    return Sandbox(SandboxConfig(data=small_v5(data), **kw))
 
 
 @dataclass

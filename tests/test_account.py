@@ -20,7 +20,7 @@ from pardot_export_sandbox.data import BOOL, CUSTOM_FIELD_TYPES, NUMBER
 from pardot_export_sandbox.v5data import snake
 
 from tap_pardot_export.streams import load_schema
-from tests.helpers import STREAMS, assert_rows_match, discover, expected_rows, run_tap, select_streams
+from tests.helpers import STREAMS, assert_rows_match, discover, expected_rows, run_tap, select_streams, small_v5
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
@@ -41,7 +41,7 @@ def make(**kw: t.Any) -> Sandbox:
     """A small sandbox of its own (the caller stops it)."""
     typed = kw.pop("typed_custom_fields", False)
     data = DataConfig(start=START, end=END, rows=dict(ROWS), typed_custom_fields=typed)
-    return Sandbox(SandboxConfig(data=data, rows_per_file=20, **kw)).start()
+    return Sandbox(SandboxConfig(data=small_v5(data), rows_per_file=20, **kw)).start()
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from tests.helpers import (
     expected_rows,
     run_tap,
     select_streams,
+    small_v5,
 )
 
 UTC = dt.timezone.utc
@@ -65,7 +66,7 @@ def sandboxes() -> t.Iterator[t.Callable[..., Sandbox]]:
     def factory(**kw: t.Any) -> Sandbox:
         custom = kw.pop("custom_account_fields", True)
         data = DataConfig(start=START, end=END, rows=dict(ROWS), custom_account_fields=custom)
-        sb = Sandbox(SandboxConfig(data=data, rows_per_file=20, **kw)).start()
+        sb = Sandbox(SandboxConfig(data=small_v5(data), rows_per_file=20, **kw)).start()
         made.append(sb)
         return sb
 

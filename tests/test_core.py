@@ -17,6 +17,7 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from singer_sdk.testing.runners import TapTestRunner
 
 from tap_pardot_export.tap import TapPardotExport
+from tests.helpers import small_v5
 
 UTC = dt.timezone.utc
 SUITE = SuiteConfig()
@@ -43,7 +44,7 @@ def core_sandbox() -> Sandbox:
         rows=ROWS,
         custom_fields=("Favorite_Color",),
     )
-    return Sandbox(SandboxConfig(rows_per_file=60, data=data))
+    return Sandbox(SandboxConfig(rows_per_file=60, data=small_v5(data)))
 
 
 def _placeholder_config() -> dict[str, t.Any]:

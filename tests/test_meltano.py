@@ -29,9 +29,23 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MELTANO = shutil.which("meltano", path=str(BIN))
 TAP = shutil.which("tap-pardot-export", path=str(BIN))
-needs_meltano = pytest.mark.skipif(
-    MELTANO is None or TAP is None, reason="meltano and the tap's script come with the dev group (scripts/setup)"
-)
+#: marks of a test that runs Meltano: the end-to-end tier (``scripts/test -m end_to_end``), skipped
+#: where Meltano or the tap's script is not installed
+MELTANO_MARKS = [
+    pytest.mark.end_to_end,
+    pytest.mark.skipif(
+        MELTANO is None or TAP is None, reason="meltano and the tap's script come with the dev group (scripts/setup)"
+    ),
+]
+
+
+def needs_meltano(test: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """A test that runs Meltano (see :data:`MELTANO_MARKS`)."""
+    for mark in MELTANO_MARKS:
+        test = mark(test)
+    return test
+
+
 UTC = dt.timezone.utc
 #: the one warning the tap is known to print; remove when tap_pardot_export imports
 #: TypeConformanceLevel from singer_sdk.helpers.conform (issue 9, part 3)

@@ -111,6 +111,7 @@ def test_the_readme_shows_the_meltano_4_commands():
     assert "--no-install" in readme
 
 
+@pytest.mark.end_to_end
 def test_add_from_a_local_path_then_set_objects_and_booleans(project):
     added = project.added
     assert added.returncode == 0, added.stderr[-3000:]
@@ -134,6 +135,7 @@ def test_add_from_a_local_path_then_set_objects_and_booleans(project):
     assert len(json.loads(discovered.stdout)["streams"]) == len(SPECS)
 
 
+@pytest.mark.end_to_end
 def test_stream_maps_set_through_meltano_reach_the_tap(project, fresh_sandbox):
     sb = fresh_sandbox(rows_per_file=500)
     assert project.added.returncode == 0, project.added.stderr[-3000:]

@@ -22,7 +22,7 @@ import pytest
 from pardot_export_sandbox import DataConfig
 
 from tests.helpers import expected_rows, record_file, recorded_ids
-from tests.test_meltano import MELTANO, Project, needs_meltano, tap_env
+from tests.test_meltano import MELTANO, MELTANO_MARKS, Project, tap_env
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -35,7 +35,7 @@ STREAMS = ("list_membership", "prospect")
 #: Meltano, the tap and the target must all be gone this long after the Ctrl-C
 BOUND = 60.0
 
-pytestmark = needs_meltano
+pytestmark = MELTANO_MARKS
 
 
 class Interrupted:

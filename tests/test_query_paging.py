@@ -16,12 +16,22 @@ import signal
 import pytest
 from pardot_export_sandbox import DataConfig
 
-from tests.helpers import BackgroundTap, discover, drain, select_streams
+from tests.helpers import BackgroundTap, discover, drain, full_v5, select_streams
 from tests.query_helpers import END, START, UTC, assert_exact, by_id, expected, run_query_streams
 from tests.test_signals import BOUND, SIGTERM_EXIT, Tap, whole_lines
 
 #: the email stream's first list email send: 2,000 emails sharing one sentAt
 BURST = 2_000
+
+
+@pytest.fixture
+def fresh_sandbox(fresh_sandbox):
+    """This module's sandboxes keep the v5 objects at the sandbox's sizes: bursts and chains past the caps."""
+
+    def factory(**kw):
+        return fresh_sandbox(data=full_v5(kw.pop("data", None)), **kw)
+
+    return factory
 
 
 def served(sb, name: str) -> tuple[int, int, int]:

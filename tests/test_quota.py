@@ -14,7 +14,7 @@ import typing as t
 
 from pardot_export_sandbox import DataConfig
 
-from tests.helpers import discover, expected_rows, iso, run_tap, select_streams
+from tests.helpers import discover, expected_rows, full_v5, iso, run_tap, select_streams
 from tests.query_helpers import assert_exact, expected, run_query_streams
 from tests.test_faults import END, START, complete
 
@@ -82,7 +82,7 @@ def test_the_reserve_stops_a_run_cleanly_and_the_run_after_the_reset_completes(f
 
 def test_the_reserve_stops_query_pages_with_resumable_state(fresh_sandbox):
     """A query stream's pages are counted one by one: it stops at its bookmark, the next day's run completes."""
-    sb = fresh_sandbox(daily_limit=1_000)
+    sb = fresh_sandbox(daily_limit=1_000, data=full_v5())  # 14 pages of page views
     sb.state.daily({"used": 893})  # room for a few pages of the 14 this stream takes
     run1 = run_query_streams(sb, ["visitor_page_view"], max_concurrency=1)
     assert run1.returncode == 0, run1.stderr[-3000:]

@@ -278,6 +278,7 @@ def _queue_block(shell: Shell) -> None:
     assert "nothing to cancel: it is Canceled" in outputs[-1]
 
 
+@pytest.mark.end_to_end
 def test_the_quickstart_runs_as_written(tmp_path):
     """``scripts/quickstart`` in a copy of the checkout whose plugins run the installed programs."""
     if MELTANO is None or TAP is None:

@@ -34,6 +34,7 @@ from tests.helpers import (
     recorded_ids,
     run_tap,
     select_streams,
+    small_v5,
 )
 
 UTC = dt.timezone.utc
@@ -49,7 +50,7 @@ def sandboxes():
 
     def make(rows: dict[str, int] | None = None, zone: str = "America/New_York", **kw: t.Any) -> Sandbox:
         data = DataConfig(start=START, end=END, rows=rows or {"list_membership": 300}, timezone=zone)
-        sb = Sandbox(SandboxConfig(data=data, **kw)).start()
+        sb = Sandbox(SandboxConfig(data=small_v5(data), **kw)).start()
         made.append(sb)
         return sb
 
