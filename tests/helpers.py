@@ -192,9 +192,23 @@ def run_tap(
             run = TapRun(proc.returncode, proc.stdout, proc.stderr)
         else:
             run = _run_in_process(argv, timeout=timeout, env=env or {})
-    if "--discover" not in args and "--about" not in args:
+    if not REPORTS.intersection(args):
         run.messages = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
     return run
+
+
+#: the options whose output is a report or a catalog, not Singer messages
+REPORTS = frozenset({"--discover", "--about", "--check", "--list-exports", "--cancel-exports"})
+
+
+def run_command(config: dict[str, t.Any], *args: str, env: dict[str, str] | None = None) -> TapRun:
+    """``tap-pardot-export --config FILE ARGS`` (``--check``, ``--list-exports``, ...) in this process."""
+    return run_tap(config, args=args, env=env, timeout=120)
+
+
+def run_check(config: dict[str, t.Any]) -> TapRun:
+    """``tap-pardot-export --check``: the first-run check's report, in this process."""
+    return run_command(config, "--check")
 
 
 class BackgroundTap:
@@ -325,7 +339,7 @@ def _run_in_process(argv: list[str], *, timeout: float, env: dict[str, str]) -> 
 
     root = logging.getLogger()
     saved = (sys.stdout, sys.stderr, sys.excepthook, list(root.handlers), root.level, dict(os.environ))
-    with _IN_PROCESS, warnings.catch_warnings(record=True) as caught, _no_capture_warnings():
+    with _IN_PROCESS, warnings.catch_warnings(record=True) as caught, _no_capture_warnings(), _loggers_kept():
         sys.stdout, sys.stderr = out, err
         os.environ.update(env)
         try:
@@ -346,6 +360,25 @@ def _run_in_process(argv: list[str], *, timeout: float, env: dict[str, str]) -> 
     for w in caught:  # under pytest's filters again: "error" raises here
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     return TapRun(result["code"], _text(out), _text(err))
+
+
+@contextlib.contextmanager
+def _loggers_kept() -> t.Iterator[None]:
+    """Every named logger's level, handlers and propagation as they were (a command quiets the tap's logger);
+    a logger first made during the run is left at NOTSET."""
+
+    def named() -> list[logging.Logger]:
+        return [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+
+    kept = {lg.name: (lg, lg.level, list(lg.handlers), lg.propagate, lg.disabled) for lg in named()}
+    try:
+        yield
+    finally:
+        for lg in named():
+            _, level, handlers, propagate, disabled = kept.get(lg.name, (lg, logging.NOTSET, [], True, False))
+            lg.setLevel(level)
+            lg.handlers[:] = handlers
+            lg.propagate, lg.disabled = propagate, disabled
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import typing as t
 from zoneinfo import ZoneInfo
 
@@ -20,7 +19,16 @@ from pardot_export_sandbox.data import BOOL, CUSTOM_FIELD_TYPES, NUMBER
 from pardot_export_sandbox.v5data import snake
 
 from tap_pardot_export.streams import load_schema
-from tests.helpers import STREAMS, assert_rows_match, discover, expected_rows, run_tap, select_streams, small_v5
+from tests.helpers import (
+    STREAMS,
+    assert_rows_match,
+    discover,
+    expected_rows,
+    run_check,
+    run_tap,
+    select_streams,
+    small_v5,
+)
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
@@ -260,20 +268,6 @@ def test_a_failed_custom_field_query_warns_and_keeps_the_built_in_fields(sandbox
 # -- the first-run check -----------------------------------------------------------------------
 
 
-def run_check(config: dict[str, t.Any]) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "config.json")
-        with open(path, "w") as fh:
-            json.dump({k: v for k, v in config.items() if v is not None}, fh)
-        return subprocess.run(
-            [sys.executable, "-m", "tap_pardot_export", "--check", "--config", path],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-
 def assert_no_secrets(sb: Sandbox, text: str) -> None:
     for secret in (sb.config.client_secret, sb.config.refresh_token, *sb.state.issued):
         assert secret not in text
@@ -327,7 +321,7 @@ NY, PARIS = utc_offset_now("America/New_York"), utc_offset_now("Europe/Paris")
 )
 def test_check_says_what_to_change(sandboxes, override, words):
     sb = sandboxes()
-    proc = run_check(sb.tap_config(**override))
+    proc = run_check({k: v for k, v in sb.tap_config(**override).items() if v is not None})
     assert proc.returncode == 1, proc.stdout
     assert words in proc.stdout, proc.stdout
     assert "FAIL" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr

@@ -9,11 +9,6 @@ a sandbox of its own over loopback.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import typing as t
 
 import pytest
@@ -30,6 +25,7 @@ from tests.helpers import (
     created_fields,
     discover,
     expected_rows,
+    run_check,
     run_tap,
     select_streams,
     small_v5,
@@ -249,21 +245,6 @@ def test_a_failed_describe_warns_and_the_sync_keeps_the_built_in_fields(sandboxe
 
 
 # -- the first-run check -----------------------------------------------------------------------
-
-
-def run_check(config: dict[str, t.Any]) -> subprocess.CompletedProcess[str]:
-    """``tap-pardot-export --check`` in a process of its own."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "config.json")
-        with open(path, "w") as fh:
-            json.dump(config, fh)
-        return subprocess.run(
-            [sys.executable, "-m", "tap_pardot_export", "--check", "--config", path],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
 
 
 def test_the_check_reports_the_prospect_account_fields(sandboxes):

@@ -8,8 +8,6 @@ download calls with what each scenario needs. Retry waits are scaled to zero.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import typing as t
 from http.server import BaseHTTPRequestHandler
@@ -17,11 +15,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from tap_pardot_export.pardot import transport
-from tests.helpers import TapRun, discover, run_tap, select_streams, skip_retry_waits
+from tests.helpers import TapRun, discover, run_check, run_tap, select_streams, skip_retry_waits
 from tests.test_http_hostile import API, BU, SECRET, TOKEN, TOKEN_PATH, Hostile, closed_port, config, send
-
-if t.TYPE_CHECKING:
-    from pathlib import Path
 
 START, END = "2024-01-01T00:00:00Z", "2024-01-10T00:00:00Z"
 EXPORT = {"id": 5001, "createdAt": "2024-01-01T00:00:00-05:00"}
@@ -214,15 +209,6 @@ def test_a_config_or_catalog_file_that_is_not_json_is_named_without_a_traceback(
 # -- the first-run check ---------------------------------------------------------------------------------
 
 
-def run_check(cfg: dict[str, t.Any], folder: Path) -> TapRun:
-    """``tap-pardot-export --check`` in a subprocess (its report is not Singer messages)."""
-    path = folder / "config.json"
-    path.write_text(json.dumps(cfg))
-    cmd = [sys.executable, "-m", "tap_pardot_export", "--config", str(path), "--check"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    return TapRun(proc.returncode, proc.stdout, proc.stderr)
-
-
 def test_check_never_says_ok_for_a_business_unit_on_an_api_url_that_refuses_connections(fake, tmp_path):
     """Found: ``--check`` printed "OK business unit ... found on 127.0.0.1" and "OK API version 4"
     for a closed port: the custom field query was sent as a result link (retried, never first
@@ -231,7 +217,7 @@ def test_check_never_says_ok_for_a_business_unit_on_an_api_url_that_refuses_conn
     login = fake()
     cfg = login.config(max_retries=1)
     cfg["api_url"] = f"http://127.0.0.1:{closed_port()}"
-    run = run_check(cfg, tmp_path)
+    run = run_check(cfg)
     assert run.returncode != 0
     assert "OK    business unit" not in run.everything, run.everything[-2000:]
     assert "FAIL  business unit" in run.everything

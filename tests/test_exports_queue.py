@@ -9,10 +9,7 @@ released. The Meltano commands are in ``tests/test_meltano_record.py``.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 import threading
 import time
 import typing as t
@@ -21,27 +18,12 @@ import pytest
 import requests
 
 from tap_pardot_export.pardot import polling
-from tests.helpers import BackgroundTap, discover, record_file, recorded_ids, run_tap, select_streams
+from tests.helpers import BackgroundTap, discover, record_file, recorded_ids, run_command, run_tap, select_streams
 
 if t.TYPE_CHECKING:
-    from pathlib import Path
-
     from pardot_export_sandbox import Sandbox
 
 LM = "list_membership"
-
-
-def command(config: dict[str, t.Any], folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``tap-pardot-export --config FILE ARGS`` in a process of its own."""
-    path = folder / "config.json"
-    path.write_text(json.dumps(config))
-    return subprocess.run(
-        [sys.executable, "-m", "tap_pardot_export", "--config", str(path), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def rows(out: str) -> dict[int, list[str]]:
@@ -99,7 +81,7 @@ def test_other_users_exports_hold_the_queue_and_show_in_the_query(fresh_sandbox)
 def test_list_exports_shows_every_users_exports_and_which_the_record_holds(fresh_sandbox, tmp_path):
     sb = fresh_sandbox()
     config, foreign, mine = ours_waiting_behind(sb)
-    proc = command(config, tmp_path, "--list-exports")
+    proc = run_command(config, "--list-exports")
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = rows(proc.stdout)
     assert list(table) == [*foreign, mine], proc.stdout  # oldest first
@@ -117,7 +99,7 @@ def test_list_exports_without_the_ability_lists_the_record_and_says_why(fresh_sa
     sb = fresh_sandbox()
     config, _, mine = ours_waiting_behind(sb)
     sb.config.export_view_refusal = code
-    proc = command(config, tmp_path, "--list-exports")
+    proc = run_command(config, "--list-exports")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list(rows(proc.stdout)) == [mine]
     assert f"lacks the Admin > Exports > View ability, so Pardot lists no export (error {code})" in proc.stdout
@@ -130,13 +112,13 @@ def test_list_exports_without_the_ability_lists_the_record_and_says_why(fresh_sa
 def test_cancel_exports_cancels_those_in_the_record_and_no_one_elses(fresh_sandbox, tmp_path, record_dir):
     sb = fresh_sandbox()
     config, foreign, mine = ours_waiting_behind(sb)
-    proc = command(config, tmp_path, "--cancel-exports")
+    proc = run_command(config, "--cancel-exports")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert rows(proc.stdout)[mine][-1] == "canceled (was Waiting)"
     assert state_of(sb, mine) == "Canceled"
     assert [state_of(sb, i) for i in foreign] == ["Processing", "Waiting"]
     assert recorded_ids(record_dir, sb) == set(), "a canceled export leaves the record"
-    again = command(config, tmp_path, "--cancel-exports")
+    again = run_command(config, "--cancel-exports")
     assert again.returncode == 0 and "the record holds none" in again.stdout
 
 
@@ -144,13 +126,13 @@ def test_cancel_exports_by_id_for_a_record_on_another_machine(fresh_sandbox, tmp
     sb = fresh_sandbox()
     foreign = sb.add_foreign_exports(3, seconds=None)
     config = sb.tap_config()
-    proc = command(config, tmp_path, "--cancel-exports", str(foreign[1]), f"{foreign[2]},{foreign[0]}")
+    proc = run_command(config, "--cancel-exports", str(foreign[1]), f"{foreign[2]},{foreign[0]}")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     table = rows(proc.stdout)
     assert table[foreign[1]][-1] == table[foreign[2]][-1] == "canceled (was Waiting)"
     assert table[foreign[0]][-1] == "canceled (was Processing)"
     assert [state_of(sb, i) for i in foreign] == ["Canceled"] * 3
-    done = command(config, tmp_path, "--cancel-exports", str(foreign[0]))
+    done = run_command(config, "--cancel-exports", str(foreign[0]))
     assert done.returncode == 0 and "nothing to cancel: it is Canceled" in done.stdout
 
 
@@ -164,7 +146,7 @@ def test_cancel_exports_by_id_for_a_record_on_another_machine(fresh_sandbox, tmp
     ],
 )
 def test_a_wrong_command_line_is_one_clear_line(sandbox, tmp_path, args, message):
-    proc = command(sandbox.tap_config(), tmp_path, *args)
+    proc = run_command(sandbox.tap_config(), *args)
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -173,7 +155,7 @@ def test_a_wrong_command_line_is_one_clear_line(sandbox, tmp_path, args, message
 def test_cancel_exports_says_what_it_could_not_do_and_exits_1(fresh_sandbox, tmp_path):
     sb = fresh_sandbox(export_view_refusal=49)
     foreign = sb.add_foreign_exports(1, seconds=None)
-    proc = command(sb.tap_config(), tmp_path, "--cancel-exports", str(foreign[0]), "999999")
+    proc = run_command(sb.tap_config(), "--cancel-exports", str(foreign[0]), "999999")
     assert proc.returncode == 1
     table = rows(proc.stdout)
     assert table[foreign[0]][-1].startswith("NOT canceled: cancel failed: the API user lacks an ability"), proc.stdout
@@ -183,7 +165,7 @@ def test_cancel_exports_says_what_it_could_not_do_and_exits_1(fresh_sandbox, tmp
 
 
 def test_a_settings_error_is_named(sandbox, tmp_path):
-    proc = command({**sandbox.tap_config(), "max_concurrency": 99}, tmp_path, "--list-exports")
+    proc = run_command({**sandbox.tap_config(), "max_concurrency": 99}, "--list-exports")
     assert proc.returncode == 1
     assert "max_concurrency" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -242,11 +224,11 @@ def test_a_long_wait_without_the_ability_says_so_once(fresh_sandbox, monkeypatch
 def test_check_counts_the_exports_in_the_queue(fresh_sandbox, tmp_path, record_dir):
     sb = fresh_sandbox()
     config, _, _ = ours_waiting_behind(sb)
-    proc = command(config, tmp_path, "--check")
+    proc = run_command(config, "--check")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert "queue: 3 export(s) Waiting or Processing in the business unit (1 of them in the tap's" in proc.stdout
     assert f"record_dir: {record_file(record_dir, sb)} can be written (1 export(s)" in proc.stdout
     sb.config.export_view_refusal = 49
-    blind = command(config, tmp_path, "--check")
+    blind = run_command(config, "--check")
     assert blind.returncode == 0, blind.stdout
     assert "NOTE  queue: the API user lacks the Admin > Exports > View ability" in blind.stdout

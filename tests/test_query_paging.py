@@ -149,7 +149,7 @@ def test_requests_stay_within_max_concurrency_with_exports_and_windows_side_by_s
 
 
 def test_event_windows_are_read_side_by_side_and_emitted_in_order(fresh_sandbox):
-    data = DataConfig(start=START, end=END, rows={"visitor_page_view": 60_000})
+    data = DataConfig(start=START, end=END, rows={"visitor_page_view": 20_000})
     sb = fresh_sandbox(v5_page_latency=0.05, data=data)
     run = run_query_streams(sb, ["visitor_page_view"], max_concurrency=4)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -7,19 +7,13 @@ reports its daily limit and the calls used today, those spent by "other integrat
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import typing as t
 
 from pardot_export_sandbox import DataConfig
 
-from tests.helpers import discover, expected_rows, full_v5, iso, run_tap, select_streams
+from tests.helpers import discover, expected_rows, full_v5, iso, run_check, run_tap, select_streams
 from tests.query_helpers import assert_exact, expected, run_query_streams
 from tests.test_faults import END, START, complete
-
-if t.TYPE_CHECKING:
-    from pathlib import Path
 
 STREAM = "list_membership"
 #: the reserve's last line, as the run's last line says it
@@ -131,34 +125,22 @@ def test_default_reserve_with_a_fresh_allowance_changes_nothing(fresh_sandbox):
     assert "The run stopped before the end of its range: max_api_calls=12" in last_line(capped.stderr)
 
 
-def check(config: dict[str, t.Any], folder: Path) -> subprocess.CompletedProcess[str]:
-    path = folder / "config.json"
-    path.write_text(json.dumps(config))
-    return subprocess.run(
-        [sys.executable, "-m", "tap_pardot_export", "--config", str(path), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_check_reports_the_allowance_and_whether_the_reserve_leaves_room(fresh_sandbox, tmp_path):
     sb = small(fresh_sandbox, daily_limit=50_000)
     cfg = sb.tap_config()
-    fresh = check(cfg, tmp_path)
+    fresh = run_check(cfg)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr[-2000:]
     line = next(x for x in fresh.stdout.splitlines() if "API calls today" in x)
     assert line.strip().startswith("OK")
     assert "of 50,000" in line and "reserve 5,000 (api_call_reserve=0.1)" in line
     assert "a sync may spend 44,9" in line
     sb.state.daily({"used": 45_500})
-    spent = check(cfg, tmp_path)
+    spent = run_check(cfg)
     assert spent.returncode == 1
     line = next(x for x in spent.stdout.splitlines() if "API calls today" in x)
     assert line.strip().startswith("FAIL") and "the reserve leaves no room" in line and "lower api_call_reserve" in line
     sb.config.v5_account_refusal = 49
-    blind = check(cfg, tmp_path)
+    blind = run_check(cfg)
     assert "NOTE  API allowance: the v5 account object did not say it (Pardot refused it with error 49" in blind.stdout
     failed = [x for x in blind.stdout.splitlines() if x.strip().startswith("FAIL")]
     assert len(failed) == 1 and "account: cannot read v5 account" in failed[0], "only the account stream's own line"

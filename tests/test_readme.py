@@ -303,3 +303,11 @@ def test_the_quickstart_runs_as_written(tmp_path):
         assert f"output/{stream}.jsonl" in proc.stdout
     assert "20000 output/visitor_activity.jsonl" in proc.stdout
     assert "scripts/test" in (ROOT / ".ci" / "run").read_text()  # the README's other command is CI's own
+
+
+def test_ci_runs_the_readmes_test_command_and_the_end_to_end_tier():
+    """The README's `scripts/test` leaves the end-to-end tier out; CI runs both, so every test runs in CI."""
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert "scripts/test" in lines
+    assert "scripts/test -m end_to_end" in lines
+    assert "scripts/test -m end_to_end" in README.read_text()

@@ -14,7 +14,7 @@ import pytest
 from pardot_export_sandbox import DataConfig
 
 from tap_pardot_export.engine.join import JoinSpool, field_groups
-from tests.helpers import assert_rows_match, discover, expected_rows, iso, run_tap, select_streams
+from tests.helpers import assert_rows_match, discover, expected_rows, iso, run_check, run_tap, select_streams
 from tests.test_batch_and_maps import read_batches
 from tests.test_signals import SIGTERM_EXIT, Tap, until, whole_lines
 
@@ -30,7 +30,7 @@ STREAM = "prospect"
 CUSTOM = tuple(f"custom_field_{k:03d}" for k in range(300))
 
 
-def wide_sandbox(fresh_sandbox: t.Callable[..., Sandbox], prospects: int = 1200, **kw: t.Any) -> Sandbox:
+def wide_sandbox(fresh_sandbox: t.Callable[..., Sandbox], prospects: int = 400, **kw: t.Any) -> Sandbox:
     data = DataConfig(start=START, end=END, custom_fields=CUSTOM, rows={STREAM: prospects})
     return fresh_sandbox(data=data, **kw)
 
@@ -335,7 +335,7 @@ def test_sigterm_between_field_groups_keeps_the_windows_exports_and_the_rerun_is
     def slow_second_download(export: t.Any) -> None:
         done.append(export.id)
         if len(done) == 2:
-            sb.inject("slow", op="download", seconds=30)
+            sb.inject("slow", op="download", seconds=30, export=export.id)  # its download, not the first one's
 
     sb.after_export(slow_second_download)
     tap = Tap(cfg, cat)
@@ -362,7 +362,6 @@ def test_sigterm_between_field_groups_keeps_the_windows_exports_and_the_rerun_is
 
 
 def test_the_check_says_a_wide_prospect_stream_costs_more_exports(fresh_sandbox):
-    from tests.test_account import run_check
 
     sb = wide_sandbox(fresh_sandbox)
     sb.hold()  # the check's exports stay Waiting, so its cancels find them

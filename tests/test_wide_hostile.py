@@ -83,15 +83,13 @@ def fault_at_download(sb: Sandbox, nth: int, kind: str) -> None:
     take = state.take_fault
     count = [0]
 
-    def take_fault(
-        op: str, kinds: tuple[str, ...], *, exact: bool = False, object_name: str | None = None
-    ) -> Fault | None:
+    def take_fault(op: str, kinds: tuple[str, ...], **kw: t.Any) -> Fault | None:
         if op == "download":
             count[0] += 1
             if count[0] == nth:
                 with state.lock:
                     state.faults.append(Fault(kind, 1, "download"))
-        return take(op, kinds, exact=exact, object_name=object_name)
+        return take(op, kinds, **kw)
 
     state.take_fault = take_fault  # type: ignore[method-assign]  # the test's stand-in for the sandbox's method
 

@@ -172,6 +172,8 @@ class Fault:
     after_bytes: int = 2_000  # for "cut"
     #: for "fail_export" and "cancel_export": only creates of this object (its API name); any when None
     object: str | None = None
+    #: only calls about this export (its read, cancel or downloads); any call when None
+    export: int | None = None
 
 
 @dataclass
@@ -407,16 +409,25 @@ class SandboxState:
             self.faults.append(Fault(kind, count, op, **kw))
 
     def take_fault(
-        self, op: str, kinds: tuple[str, ...], *, exact: bool = False, object_name: str | None = None
+        self,
+        op: str,
+        kinds: tuple[str, ...],
+        *,
+        exact: bool = False,
+        object_name: str | None = None,
+        export_id: int | None = None,
     ) -> Fault | None:
         """Use up one of the queued faults of ``kinds`` for a call of ``op``; None when none applies.
 
         With ``exact``, only faults naming ``op`` apply (not those for any call); a fault naming an
-        object applies only to a call about ``object_name``.
+        object applies only to a call about ``object_name``, one naming an export only to a call
+        about ``export_id``.
         """
         with self.lock:
             for f in self.faults:
                 if f.object is not None and f.object != object_name:
+                    continue
+                if f.export is not None and f.export != export_id:
                     continue
                 if f.kind in kinds and ((f.op is None and not exact) or f.op == op) and f.count > 0:
                     f.count -= 1
@@ -873,7 +884,8 @@ class Handler(BaseHTTPRequestHandler):
         if m is None or op is None:
             raise ApiError(404, 2, f"Invalid action: {path}")
         json_format = query.get("format") == "json"
-        fault = self.st.take_fault(op, _fault_kinds(op))
+        about = re.search(r"/id/(\d+)", m.group("rest"))
+        fault = self.st.take_fault(op, _fault_kinds(op), export_id=int(about.group(1)) if about else None)
         if fault is not None and self._apply_fault(fault):
             return
         version = int(m.group("v"))

@@ -17,6 +17,7 @@ inside one is a datetime).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import threading
 import typing as t
@@ -530,6 +531,7 @@ def _epoch(v: t.Any) -> int:
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+@functools.lru_cache(maxsize=4096)
 def snake(name: str) -> str:
     """A camelCase API field name as the tap's snake_case column (``salesforceCmsId`` -> ``salesforce_cms_id``)."""
     return _CAMEL.sub("_", name).lower()
