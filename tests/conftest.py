@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import sys
 import threading
 import typing as t
 
-import pytest
-from hypothesis import settings
+# Bytecode is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE, common in
+# containers): pytest rewrites the asserts of the tests and of its plugins' packages (singer-sdk,
+# hypothesis: some 240 modules) in every worker, and caches the result only where bytecode may be
+# written; the tap's own processes compile their modules at each start otherwise. Both went into
+# the suite's time. The caches go to __pycache__ folders, ignored by git.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
-from tests.helpers import Cluster, RecordedWaits, make_sandbox, postgres_bindir, skip_retry_waits
+import pytest  # noqa: E402 - after the bytecode switch above, which must come first
+from hypothesis import settings  # noqa: E402
+
+from tests.helpers import Cluster, RecordedWaits, make_sandbox, postgres_bindir, skip_retry_waits  # noqa: E402
 
 if t.TYPE_CHECKING:
     from pathlib import Path

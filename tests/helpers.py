@@ -36,6 +36,7 @@ from pardot_export_sandbox.v5data import snake
 
 from tap_pardot_export.pardot.client import PardotClient, build_client
 from tap_pardot_export.pardot.retry import Interrupted, RetryPolicy
+from tap_pardot_export.redact import REDACTION
 from tap_pardot_export.settings.checks import validate
 from tap_pardot_export.settings.config import connection
 from tap_pardot_export.settings.schema import settings_schema
@@ -354,6 +355,11 @@ def _run_in_process(argv: list[str], *, timeout: float, env: dict[str, str]) -> 
             root.setLevel(saved[4])
             os.environ.clear()
             os.environ.update(saved[5])
+            # as in a new process: this run's secrets are not the next run's to scrub (a finished
+            # tap's sources die only when the garbage collector gets to it, and every line of
+            # later runs would be scanned for every token issued so far)
+            if not worker.is_alive():
+                REDACTION.sources.clear()
     if worker.is_alive():
         msg = f"the tap did not finish within {timeout}s: {argv}"
         raise TimeoutError(msg)

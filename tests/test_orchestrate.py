@@ -32,9 +32,17 @@ from tests.test_meltano import MELTANO, TAP, needs_meltano
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox
 
-dagster = pytest.importorskip(
-    "dagster", reason="Dagster comes with the orchestrate dependency group (scripts/setup), not for this Python"
-)
+#: Dagster is a whole program too (imported by the tests that need it, not when the fast tier collects)
+pytestmark = pytest.mark.end_to_end
+
+
+@pytest.fixture(scope="module")
+def dagster() -> t.Any:
+    """The ``dagster`` module (the test skips where it is not installed)."""
+    return pytest.importorskip(
+        "dagster", reason="Dagster comes with the orchestrate dependency group (scripts/setup), not for this Python"
+    )
+
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = ROOT / "examples" / "business-units" / "orchestrate" / "definitions.py"
@@ -176,7 +184,7 @@ def step_events(result: t.Any) -> list[tuple[str, str]]:
 
 
 @needs_meltano
-def test_the_job_syncs_each_business_unit_with_its_own_state(tmp_path, monkeypatch, fresh_sandbox):
+def test_the_job_syncs_each_business_unit_with_its_own_state(tmp_path, monkeypatch, fresh_sandbox, dagster):
     """Every business unit's rows and state; the one whose run fails runs first and leaves the others running."""
     units = {name: sandbox_for(fresh_sandbox, name) for name in UNITS}
     write_project(tmp_path, units, broken=BROKEN)
@@ -222,7 +230,7 @@ def write_plain_project(folder: Path, jobs: dict[str, str], loaders: list[str]) 
     (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
 
 
-def test_a_business_unit_without_a_job_runs_with_the_projects_loader(tmp_path, monkeypatch):
+def test_a_business_unit_without_a_job_runs_with_the_projects_loader(tmp_path, monkeypatch, dagster):
     jobs = {
         "all": "tap-pardot-export--a target-x tap-pardot-export--b target-x",
         "nightly-a": "tap-pardot-export--a target-x",
@@ -241,7 +249,7 @@ def test_a_business_unit_without_a_job_runs_with_the_projects_loader(tmp_path, m
     assert module.business_units(tmp_path)[1].command == ("run", "tap-pardot-export--b", "target-y")
 
 
-def test_the_schedule_skips_a_tick_while_the_jobs_previous_run_is_going(tmp_path, monkeypatch):
+def test_the_schedule_skips_a_tick_while_the_jobs_previous_run_is_going(tmp_path, monkeypatch, dagster):
     from dagster._core.test_utils import create_run_for_test
 
     write_plain_project(tmp_path, {}, ["target-x"])
