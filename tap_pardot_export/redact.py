@@ -117,19 +117,20 @@ def _base64_cores(secret: str) -> set[str]:
     return cores
 
 
-def _pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
-    """One regex matching every form of every secret, longest first."""
-    parts = ["".join(_char_forms(c) for c in secret) for secret in sorted(secrets, key=len, reverse=True)]
-    cores = {core for secret in secrets for core in _base64_cores(secret)}
+@functools.lru_cache(maxsize=64)
+def _secret_pattern(secret: str) -> re.Pattern[str]:
+    """A regex matching every form of ``secret``; compiled once per secret (a run knows a handful)."""
+    forms = "".join(_char_forms(c) for c in secret)
     # the characters around a core encode a byte or two of the secret with its neighbours: taken too
     edge = "[A-Za-z0-9+/_-]{0,3}"
-    plain = [f"{edge}{re.escape(core)}{edge}={{0,2}}" for core in sorted(cores, key=len, reverse=True)]
-    if not parts and not plain:
-        return None
-    # base64 cores are case-sensitive: matched by a separate, exact alternative
-    insensitive = f"(?i:{'|'.join(parts)})" if parts else ""
-    exact = "|".join(plain)
-    return re.compile("|".join(p for p in (insensitive, exact) if p))
+    cores = sorted(_base64_cores(secret), key=len, reverse=True)
+    # base64 cores are case-sensitive: matched by separate, exact alternatives
+    return re.compile("|".join([f"(?i:{forms})", *(f"{edge}{re.escape(core)}{edge}={{0,2}}" for core in cores)]))
+
+
+def _patterns(secrets: frozenset[str]) -> tuple[re.Pattern[str], ...]:
+    """The regexes of ``secrets``, longest secret first (a secret inside a longer one goes with it)."""
+    return tuple(_secret_pattern(secret) for secret in sorted(secrets, key=lambda s: (-len(s), s)))
 
 
 class RedactionFilter(logging.Filter):
@@ -144,7 +145,7 @@ class RedactionFilter(logging.Filter):
         super().__init__("redaction")
         #: weak references to bound methods (a finished tap's secrets go with it), plain functions kept
         self.sources: list[Callable[[], Callable[[], Iterable[str]] | None]] = []
-        self._compiled: tuple[frozenset[str], re.Pattern[str] | None] = (frozenset(), None)
+        self._compiled: tuple[frozenset[str], tuple[re.Pattern[str], ...]] = (frozenset(), ())
 
     def secrets(self) -> list[str]:
         """Every secret the sources know, longest first."""
@@ -161,16 +162,15 @@ class RedactionFilter(logging.Filter):
                     found.add(text)
         return sorted(found, key=len, reverse=True)
 
-    def _pattern(self) -> re.Pattern[str] | None:
+    def _patterns(self) -> tuple[re.Pattern[str], ...]:
         secrets = frozenset(self.secrets())
         if secrets != self._compiled[0]:
-            self._compiled = (secrets, _pattern(secrets))
+            self._compiled = (secrets, _patterns(secrets))
         return self._compiled[1]
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret (in any form), bearer value and URL user info replaced by ``***``."""
-        pattern = self._pattern()
-        if pattern is not None:
+        for pattern in self._patterns():
             text = pattern.sub("***", text)
         return BEARER.sub(r"\1\2***", USERINFO.sub("***@", text))
 

@@ -139,7 +139,17 @@ class TapRun:
     returncode: int
     stdout: str
     stderr: str
-    messages: list[dict[str, t.Any]] = field(default_factory=list)
+    #: whether stdout is Singer messages, one per line (not a report, a catalog, or a killed run's last words)
+    singer: bool = True
+    _messages: list[dict[str, t.Any]] | None = field(default=None, repr=False)
+
+    @property
+    def messages(self) -> list[dict[str, t.Any]]:
+        """The Singer messages of stdout, parsed when first asked for (most tests read a few runs' only)."""
+        if self._messages is None:
+            lines = self.stdout.splitlines() if self.singer else []
+            self._messages = [json.loads(line) for line in lines if line.strip()]
+        return self._messages
 
     def records(self, stream: str | None = None) -> list[dict[str, t.Any]]:
         return [
@@ -193,8 +203,7 @@ def run_tap(
             run = TapRun(proc.returncode, proc.stdout, proc.stderr)
         else:
             run = _run_in_process(argv, timeout=timeout, env=env or {})
-    if not REPORTS.intersection(args):
-        run.messages = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+    run.singer = not REPORTS.intersection(args)
     return run
 
 
@@ -253,7 +262,6 @@ class BackgroundTap:
         run = TapRun(self.proc.returncode, "".join(self.lines), self.err.read())
         self.err.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
-        run.messages = [json.loads(x) for x in self.lines if x.strip()]
         return run
 
 

@@ -139,7 +139,7 @@ class Tap:
         took = time.monotonic() - t0
         self.out += rest
         self.err.seek(0)
-        run = TapRun(self.proc.returncode, self.out.decode(), self.err.read().decode())
+        run = TapRun(self.proc.returncode, self.out.decode(), self.err.read().decode(), singer=False)
         self.left = self.leftovers()
         self.close()
         return run, took
