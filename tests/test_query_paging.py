@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 import json
 import signal
+from dataclasses import replace
 
 import pytest
 from pardot_export_sandbox import DataConfig
@@ -28,10 +29,15 @@ BURST = 2_000
 def fresh_sandbox(fresh_sandbox):
     """This module's sandboxes keep the v5 objects at the sandbox's sizes: bursts and chains past the caps."""
 
-    def factory(**kw):
-        return fresh_sandbox(data=full_v5(kw.pop("data", None)), **kw)
+    def factory(rows=None, **kw):
+        data = full_v5(kw.pop("data", None))
+        return fresh_sandbox(data=replace(data, rows={**data.rows, **(rows or {})}), **kw)
 
     return factory
+
+
+#: for tests about answers, not volume: two pages of emails
+FEW_EMAILS = {"email": 1_500}
 
 
 def served(sb, name: str) -> tuple[int, int, int]:
@@ -94,7 +100,9 @@ def test_expired_page_tokens_are_requeried_from_the_last_key(fresh_sandbox):
 
 
 def test_a_field_the_account_refuses_is_dropped_with_one_warning(fresh_sandbox):
-    sb = fresh_sandbox(v5_refused_fields={"form": ["salesforceCmsId", "url"], "email": ["salesforceCmsId"]})
+    sb = fresh_sandbox(
+        v5_refused_fields={"form": ["salesforceCmsId", "url"], "email": ["salesforceCmsId"]}, rows=FEW_EMAILS
+    )
     run = run_query_streams(sb, ["form", "email"])
     assert run.returncode == 0, run.stderr[-3000:]
     for name, refused in (("form", ["salesforce_cms_id", "url"]), ("email", ["salesforce_cms_id"])):
@@ -109,7 +117,7 @@ def test_a_field_the_account_refuses_is_dropped_with_one_warning(fresh_sandbox):
 @pytest.mark.parametrize("name", ["campaign", "email"])
 def test_an_object_refusing_its_date_filter_is_read_whole_by_id_with_one_warning(fresh_sandbox, name):
     """Read whole by id, each record's date checked against the range: the same records, one warning a run."""
-    sb = fresh_sandbox()
+    sb = fresh_sandbox(rows=FEW_EMAILS)
     sb.v5.obj(name).date_field = None  # this account's object takes id filters only, and sorts on id only
     run1 = run_query_streams(sb, [name], start_date="2024-03-01T00:00:00Z")
     assert run1.returncode == 0, run1.stderr[-3000:]
@@ -124,7 +132,7 @@ def test_an_object_refusing_its_date_filter_is_read_whole_by_id_with_one_warning
 
 @pytest.mark.parametrize("kind", ["http_504", "code_202", "code_214", "code_66", "http_503"])
 def test_answers_a_retry_fixes_are_retried(fresh_sandbox, instant_retries, kind):
-    sb = fresh_sandbox()
+    sb = fresh_sandbox(rows=FEW_EMAILS)
     sb.inject(kind, count=3, op="query_v5")
     sb.inject(kind, count=2, op="account_v5")  # the daily allowance's read, then the account stream's
     run = run_query_streams(sb, ["account", "tag", "email"])
@@ -138,7 +146,13 @@ def test_answers_a_retry_fixes_are_retried(fresh_sandbox, instant_retries, kind)
 
 def test_requests_stay_within_max_concurrency_with_exports_and_windows_side_by_side(fresh_sandbox):
     """Exports' calls, downloads and query pages together never pass max_concurrency (no error 66)."""
-    sb = fresh_sandbox(max_concurrent=3, v5_page_latency=0.1, processing_seconds=0.2, rows_per_file=40)
+    sb = fresh_sandbox(
+        max_concurrent=3,
+        v5_page_latency=0.1,
+        processing_seconds=0.2,
+        rows_per_file=40,
+        rows={"email": 1_500, "visitor_page_view": 3_000},
+    )
     names = ["visitor_page_view", "email", "prospect", "visitor", "visitor_activity", "list_membership"]
     run = run_query_streams(sb, names, max_concurrency=3, window_days=120)
     assert run.returncode == 0, run.stderr[-3000:]
