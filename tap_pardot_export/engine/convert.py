@@ -200,14 +200,8 @@ def row_typer(
     fixed = dict(constants or {})
     general = _general_row_typer(header, properties, datetime_conv, out_of_range, fixed)
     casts = [caster_for(properties.get(name, {}), datetime_conv) if name else None for name in header]
-    items = [f"{name!r}: _k{i}" for i, name in enumerate(fixed)]
+    items = _record_items(header, properties, casts, datetime_conv, fixed)
     bound = "".join(f", _k{i}=_k{i}" for i in range(len(fixed)))  # locals of the function: no lookup per row
-    for k, name in enumerate(header):
-        if name is None:
-            continue
-        required = not nullable(properties.get(name, {}))
-        cast = casts[k]
-        items.append(f"{name!r}: {_cell_source(k, cast, required=required, is_dt=cast is datetime_conv)}")
     source = (
         "def type_row(c, _int=int, _dt=_dt, _bools=_bools, _casts=_casts, _general=_general, _width=_width, "
         f"_empty=_empty{bound}):\n"
@@ -229,6 +223,24 @@ def row_typer(
     }
     exec(compile(source, "<row_typer>", "exec"), scope)  # noqa: S102 - names enter as repr() literals
     return t.cast("t.Callable[[list[str]], dict[str, t.Any]]", scope["type_row"])
+
+
+def _record_items(
+    header: t.Sequence[str | None],
+    properties: dict[str, dict[str, t.Any]],
+    casts: list[t.Callable[[str], t.Any] | None],
+    datetime_conv: t.Callable[[str], str],
+    fixed: dict[str, t.Any],
+) -> list[str]:
+    """The entries of the record's dict display: the constants' (``_k0``...), then one per named column."""
+    items = [f"{name!r}: _k{i}" for i, name in enumerate(fixed)]
+    for k, name in enumerate(header):
+        if name is None:
+            continue
+        required = not nullable(properties.get(name, {}))
+        cast = casts[k]
+        items.append(f"{name!r}: {_cell_source(k, cast, required=required, is_dt=cast is datetime_conv)}")
+    return items
 
 
 def _general_row_typer(

@@ -341,6 +341,11 @@ def _request_settings() -> dict[str, dict[str, t.Any]]:
             "received (connect, status line, headers and body).",
             (3600, 0.1, 86400),
         ),
+    }
+
+
+def _budget_settings() -> dict[str, dict[str, t.Any]]:
+    return {
         "max_api_calls": _num(
             "integer",
             "Max API calls per run",
@@ -424,6 +429,7 @@ def settings_schema() -> dict[str, t.Any]:
         **_window_settings(),
         **_polling_settings(),
         **_request_settings(),
+        **_budget_settings(),
         **_run_settings(),
         **_stream_settings(),
     }
