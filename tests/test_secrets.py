@@ -8,9 +8,12 @@ import typing as t
 import urllib.parse
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tap_pardot_export import redact
 from tap_pardot_export.errors import PardotAuthError
-from tap_pardot_export.redact import REDACTION, install_redaction
+from tap_pardot_export.redact import REDACTION, RedactionFilter, install_redaction
 from tests.helpers import client_for
 from tests.test_http_hostile import API, SECRET, TOKEN, TOKEN_PATH, config, hostile, no_sleep, send, token_ok
 
@@ -59,6 +62,39 @@ def test_every_encoding_of_a_secret_is_redacted(form, text):
     for other in encodings(KEY).values():
         core = other[4:-4] if len(other) > 12 else other
         assert core not in out, f"{form}: {out!r}"
+
+
+def _every_pattern(secrets: list[str], text: str) -> str:
+    """The scrub without its shortcut: every secret's regex over the whole text."""
+    for secret in redact._patterns(frozenset(secrets)):
+        text = secret.pattern.sub("***", text)
+    return redact.BEARER.sub(r"\1\2***", redact.USERINFO.sub("***@", text))
+
+
+SECRETS = st.text(st.sampled_from([*"sSkK", *(chr(c) for c in range(33, 127))]), min_size=4, max_size=30)
+#: filler that trips the shortcut's conditions: percent signs, backslashes, and non-ASCII letters that
+#: case-insensitive matching takes for ASCII ones (the Kelvin sign for k, the long s for s)
+FILLER = st.text(st.sampled_from(list("abcKSs /:=-_\u212a\u017f\u00df")), max_size=6) | st.sampled_from(["%", "\\"])
+
+
+@given(secret=SECRETS, data=st.data(), flip=st.booleans())
+def test_the_scrub_shortcut_never_changes_what_is_scrubbed(secret, data, flip):
+    """Lines that cannot hold a secret skip the regexes: the result is the same as running them all."""
+    forms = [*encodings(secret).values(), ""]
+    pieces = data.draw(st.lists(st.tuples(FILLER, st.sampled_from(forms)), max_size=4))
+    text = "".join(filler + form for filler, form in pieces)
+    if flip:
+        text = text.replace("k", "\u212a").replace("s", "\u017f")  # case-insensitive twins, not ASCII
+    scrubber = RedactionFilter()
+    scrubber.sources.append(lambda: lambda: [secret])
+    assert scrubber.scrub(text) == _every_pattern([secret], text)
+
+
+def test_a_secret_written_with_case_twins_outside_ascii_is_redacted():
+    """The long s and the Kelvin sign match s and k case-insensitively: the shortcut must not skip such lines."""
+    scrubber = RedactionFilter()
+    scrubber.sources.append(lambda: lambda: ["sandbox-secret-key"])
+    assert scrubber.scrub("got \u017fandbox-secret-\u212aey here") == "got *** here"
 
 
 def test_the_bearer_value_is_redacted_whatever_it_holds():
