@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import requests
 
@@ -91,7 +91,7 @@ def sandbox_stats(url: str) -> SandboxStats:
     return cast("SandboxStats", requests.get(url + "/_sandbox/stats", timeout=10).json())
 
 
-def catalog_of(config: Path, names: set[str]) -> dict[str, object]:
+def catalog_of(config: Path, names: set[str]) -> dict[str, Any]:
     """The tap's discovered catalog with only ``names`` selected."""
     out = subprocess.run(
         [PY, "-m", "tap_pardot_export", "--config", str(config), "--discover"],

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 import requests
-from bench import run_measured, sandbox_config  # same folder: run as benchmarks/wide_join.py
+from bench import catalog_of, run_measured, sandbox_config  # same folder: run as benchmarks/wide_join.py
 
 PY = sys.executable
 JOINED = re.compile(
@@ -49,17 +49,7 @@ def measure(rows: int, custom_fields: int) -> dict[str, object]:
         url = sandbox.stdout.readline().strip() if sandbox.stdout is not None else ""
         tmp = Path(tempfile.mkdtemp(prefix="pardot-wide-"))
         (tmp / "config.json").write_text(json.dumps(sandbox_config(url, window_days=365, max_poll_interval=0.5)))
-        discovered = subprocess.run(
-            [PY, "-m", "tap_pardot_export", "--config", str(tmp / "config.json"), "--discover"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        catalog = json.loads(discovered)
-        for entry in catalog["streams"]:
-            for md in entry["metadata"]:
-                if md["breadcrumb"] == []:
-                    md["metadata"]["selected"] = entry["tap_stream_id"] == "prospect"
+        catalog = catalog_of(tmp / "config.json", {"prospect"})
         fields = len(next(e for e in catalog["streams"] if e["tap_stream_id"] == "prospect")["schema"]["properties"])
         (tmp / "catalog.json").write_text(json.dumps(catalog))
         tap = [PY, "-m", "tap_pardot_export", "--config", str(tmp / "config.json")]
