@@ -10,6 +10,7 @@ the tests about the process itself (exit codes of the real CLI). Both give the s
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import glob
 import io
@@ -311,7 +312,7 @@ def drain(proc: sp.Popen[str], timeout: float = 120) -> str:
 def _dump(folder: str, name: str, obj: t.Any) -> str:
     path = os.path.join(folder, f"{name}.json")
     with open(path, "w") as fh:
-        json.dump(obj, fh)
+        fh.write(json.dumps(obj))  # one C-encoded string: json.dump encodes a catalog in Python, piece by piece
     return path
 
 
@@ -423,13 +424,20 @@ def _text(stream: io.TextIOWrapper) -> str:
 
 
 def select_streams(catalog: dict[str, t.Any], streams: t.Iterable[str]) -> dict[str, t.Any]:
-    """Mark only ``streams`` selected in a discovered catalog."""
+    """A catalog of ``streams`` alone, each marked selected, from a discovered ``catalog`` (left as it was).
+
+    The other entries are left out, as in a catalog written by hand: the SDK takes a stream
+    missing from a catalog for one not selected. Reading and mapping the 35 entries of a whole
+    catalog was a third of a small run's time; runs with a whole catalog are Meltano's (the
+    end-to-end tier) and the tests that pass ``discover``'s answer as it is.
+    """
     wanted = set(streams)
-    for entry in catalog["streams"]:
+    kept = [copy.deepcopy(entry) for entry in catalog["streams"] if entry["tap_stream_id"] in wanted]
+    for entry in kept:
         for md in entry["metadata"]:
             if md["breadcrumb"] == []:
-                md["metadata"]["selected"] = entry["tap_stream_id"] in wanted
-    return catalog
+                md["metadata"]["selected"] = True
+    return {**catalog, "streams": kept}
 
 
 def deselect_field(catalog: dict[str, t.Any], stream: str, name: str) -> dict[str, t.Any]:
