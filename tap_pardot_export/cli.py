@@ -30,14 +30,13 @@ if t.TYPE_CHECKING:
 NOT_JSON_HINT = "Fix the file (NaN and Infinity, which Python's json module writes, are not JSON either)."
 
 
-def json_file(text: str, option: str, logger: logging.Logger) -> str:
-    """``text`` when it is JSON; else the error naming ``option`` is logged and the run ends (exit 1)."""
+def json_file(text: str, option: str, logger: logging.Logger) -> t.Any:
+    """``text`` parsed when it is JSON; else the error naming ``option`` is logged and the run ends (exit 1)."""
     try:
-        json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         logger.error("The %s file is not valid JSON (%s). %s", option, exc, NOT_JSON_HINT)  # noqa: TRY400 - no traceback
         raise SystemExit(1) from None
-    return text
 
 
 def _no_constant(name: str) -> t.NoReturn:

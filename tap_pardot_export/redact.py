@@ -118,24 +118,38 @@ def _base64_cores(secret: str) -> set[str]:
 
 
 class _Secret(t.NamedTuple):
-    """One secret's regex, and what ASCII text without a percent sign or a backslash must hold to match it."""
+    """One secret, and what ASCII text without a percent sign or a backslash must hold to match its regex."""
 
-    pattern: re.Pattern[str]
+    secret: str
     lower: str  # the secret in lower case: its only form in such text, in any case
     cores: tuple[str, ...]  # its base64 cores, matched exactly
     ascii: bool  # whether the secret is ASCII (only then is lower case all its case forms)
 
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """Every form of the secret as one regex, compiled when a line first needs it."""
+        return _pattern(self.secret, self.cores)
+
 
 @functools.lru_cache(maxsize=64)
 def _secret(secret: str) -> _Secret:
-    """Every form of ``secret`` as one regex; compiled once per secret (a run knows a handful)."""
+    """``secret`` with its lower case and base64 cores (its regex is compiled later, if ever)."""
+    cores = tuple(sorted(_base64_cores(secret), key=len, reverse=True))
+    return _Secret(secret, secret.lower(), cores, secret.isascii())
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(secret: str, cores: tuple[str, ...]) -> re.Pattern[str]:
+    """Every form of ``secret`` as one regex; compiled once per secret, and only for a line that may hold it.
+
+    A compile takes some 10 ms, and most runs never log a line that may hold a new access token.
+    """
     forms = "".join(_char_forms(c) for c in secret)
     # the characters around a core encode a byte or two of the secret with its neighbours: taken too
     edge = "[A-Za-z0-9+/_-]{0,3}"
-    cores = tuple(sorted(_base64_cores(secret), key=len, reverse=True))
     # base64 cores are case-sensitive: matched by separate, exact alternatives
     alternatives = [f"(?i:{forms})", *(f"{edge}{re.escape(core)}{edge}={{0,2}}" for core in cores)]
-    return _Secret(re.compile("|".join(alternatives)), secret.lower(), cores, secret.isascii())
+    return re.compile("|".join(alternatives))
 
 
 def _patterns(secrets: frozenset[str]) -> tuple[_Secret, ...]:

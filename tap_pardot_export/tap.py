@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import io
 import logging
 import typing as t
 
 import click
+from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
@@ -52,6 +52,16 @@ if t.TYPE_CHECKING:
 
 #: the stream class of each kind of spec
 STREAM_KINDS: dict[str, type[ExportStream | QueryStream]] = {"export": ExportStream, "query": QueryStream}
+
+
+#: versions looked up once per process (the installed packages do not change under a running tap)
+_VERSIONS: dict[str, str] = {}
+
+
+def _version(key: str, lookup: t.Callable[[], str]) -> str:
+    if key not in _VERSIONS:
+        _VERSIONS[key] = lookup()
+    return _VERSIONS[key]
 
 
 class TapPardotExport(TapHooks):
@@ -125,20 +135,41 @@ class TapPardotExport(TapHooks):
         """The SDK's CLI entry, with a state or catalog file that is not JSON refused clearly.
 
         ``--about`` with a config refuses a wrong value as discovery does (alone it needs none).
+        The state and catalog files are read once: the SDK's entry (:meth:`Tap.invoke`, whose steps
+        this follows) would parse each again, and a catalog of every stream is large.
         """
         if about and config is not None and (config.config or config.parse_env):
             cls(config=config.config, parse_env_config=config.parse_env, validate_config=False, setup_mapper=False)
+        state_dict = None
         if state is not None:
-            text = state.read()
             try:
-                parse_state(text)
+                state_dict = parse_state(state.read())
             except PardotConfigError as exc:
                 cls.logger.error("%s", exc)  # noqa: TRY400 - a user's mistake: the message, no traceback
                 raise SystemExit(1) from None
-            state = io.StringIO(text)
-        if catalog is not None:
-            catalog = io.StringIO(json_file(catalog.read(), "--catalog", cls.logger))
-        super().invoke(about=about, about_format=about_format, config=config, state=state, catalog=catalog)
+        catalog_dict = None if catalog is None else json_file(catalog.read(), "--catalog", cls.logger)
+        super(Tap, cls).invoke(about=about, about_format=about_format)  # --about; the plugin's entry
+        cls.print_version(print_fn=cls.logger.info)
+        tap = cls(
+            config=None if config is None else config.config,
+            state=state_dict,
+            catalog=catalog_dict,
+            parse_env_config=config is not None and config.parse_env,
+            validate_config=True,
+        )
+        tap.sync_all()
+
+    @classmethod
+    @override
+    def get_plugin_version(cls) -> str:
+        """The package's version, looked up once per process (a scan of the installed packages each time)."""
+        return _version("plugin", super().get_plugin_version)
+
+    @classmethod
+    @override
+    def get_sdk_version(cls) -> str:
+        """The SDK's version, looked up once per process."""
+        return _version("sdk", super().get_sdk_version)
 
     # -- the run ----------------------------------------------------------------------------
 
