@@ -233,9 +233,9 @@ class FakePardot:
         #: set when the fake stops: routes waiting on it (:func:`stall`) let go
         self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._script: dict[str, collections.deque[str]] = {}
+        self._script = {op: collections.deque(names) for op, names in (script or {}).items()}
+        self._check_script()
         self._elsewhere: FakePardot | None = None
-        self.play(script or {})
         self.httpd = _Server(self)
         self.port = int(self.httpd.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
@@ -262,21 +262,6 @@ class FakePardot:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def play(self, script: Mapping[str, Sequence[str]]) -> None:
-        """Forget every request so far (the other host's too); serve ``script``'s faults from now on."""
-        for op, names in script.items():
-            if op not in OPS:
-                raise ValueError(f"no such operation: {op!r}")
-            for name in names:
-                if name not in self.faults and name not in FAULTS and not _HTTP_FAULT.fullmatch(name):
-                    known = [*FAULTS, "http_NNN", *self.faults]
-                    raise ValueError(f"no such fault: {name!r} (known: {known})")
-        with self._lock:
-            self._script = {op: collections.deque(names) for op, names in script.items()}
-            self.requests.clear()
-        if self._elsewhere is not None:
-            self._elsewhere.play({})
 
     @property
     def elsewhere(self) -> FakePardot:
@@ -338,6 +323,16 @@ class FakePardot:
     def config(self, **extra: t.Any) -> dict[str, t.Any]:
         """Settings of a tap syncing the fake's scenario from it; ``extra`` added or replacing (None: left out)."""
         return config_for(self.url, **extra)
+
+    def _check_script(self) -> None:
+        """Every operation and fault the script names is one the fake knows (a typo fails at once)."""
+        for op, names in self._script.items():
+            if op not in OPS:
+                raise ValueError(f"no such operation: {op!r}")
+            for name in names:
+                if name not in self.faults and name not in FAULTS and not _HTTP_FAULT.fullmatch(name):
+                    known = [*FAULTS, "http_NNN", *self.faults]
+                    raise ValueError(f"no such fault: {name!r} (known: {known})")
 
     def _record(self, call: Call, body: bytes) -> Request:
         path, _, query = call.path.partition("?")
