@@ -1,4 +1,4 @@
-"""Fixtures: sandboxes over real HTTP on loopback."""
+"""Fixtures: sandboxes and fake Pardots over real HTTP on loopback."""
 
 from __future__ import annotations
 
@@ -20,7 +20,18 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 import pytest  # noqa: E402 - after the bytecode switch above, which must come first
 from hypothesis import settings  # noqa: E402
 
-from tests.helpers import Cluster, RecordedWaits, make_sandbox, postgres_bindir, skip_retry_waits  # noqa: E402
+from tests.fake_pardot import STREAM, FakePardot  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    Cluster,
+    RecordedWaits,
+    TapRun,
+    discover,
+    make_sandbox,
+    postgres_bindir,
+    run_tap,
+    select_streams,
+    skip_retry_waits,
+)
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -136,3 +147,48 @@ def postgres() -> t.Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def fake() -> t.Iterator[t.Callable[..., FakePardot]]:
+    """``fake(**kw)``: a started :class:`~tests.fake_pardot.FakePardot` (``kw`` as it takes), stopped afterwards."""
+    made: list[FakePardot] = []
+
+    def factory(**kw: t.Any) -> FakePardot:
+        made.append(FakePardot(**kw).start())
+        return made[-1]
+
+    yield factory
+    for server in made:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def catalog() -> dict[str, t.Any]:
+    """The catalog discovered from a fake Pardot (its custom field query and describe), list_membership selected."""
+    with FakePardot() as server:
+        return select_streams(discover(server.config()), [STREAM])
+
+
+@pytest.fixture
+def serve(
+    fake: t.Callable[..., FakePardot], catalog: dict[str, t.Any], instant_retries: RecordedWaits
+) -> t.Callable[..., tuple[FakePardot, TapRun]]:
+    """``serve(body, config=..., state=..., **fake_kw)``: a fake Pardot and a sync of ``catalog`` against it.
+
+    ``body(call)`` answers each download (the fake's rows by default); ``config`` adds to the
+    fake's settings. Retries wait no time (``instant_retries``) and are bounded by
+    ``max_retries: 2``: a body that stays wrong is fetched 3 times.
+    """
+
+    def run(
+        body: t.Any = None,
+        *,
+        config: dict[str, t.Any] | None = None,
+        state: dict[str, t.Any] | None = None,
+        **kw: t.Any,
+    ) -> tuple[FakePardot, TapRun]:
+        server = fake(body=body, **kw)
+        return server, run_tap(server.config(**(config or {})), catalog=catalog, state=state, timeout=120)
+
+    return run

@@ -1,9 +1,9 @@
-"""Every answer checked against what was asked (issues 10 and 11.4), against a hostile server on loopback.
+"""Every answer checked against what was asked (issues 10 and 11.4), against a fake Pardot on loopback.
 
-The server implements just enough of the Export API (token, create, read, download) to serve
-one export of one window whose result file is the body under test. Each sync test asserts
-the invariant: exit 0 with exactly the rows served, typed; or a non-zero exit with a clear
-message, no traceback, no secret, and no bookmark past the window's start.
+The fake (tests/fake_pardot.py) serves one export of one window whose result file is the body
+under test. Each sync test asserts the invariant: exit 0 with exactly the rows served, typed;
+or a non-zero exit with a clear message, no traceback, no secret, and no bookmark past the
+window's start.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import json
-import re
-import threading
 import typing as t
-from http.server import BaseHTTPRequestHandler
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -36,239 +33,12 @@ from tap_pardot_export.pardot.results import BadResultFile, ResultFile, _incompl
 from tap_pardot_export.pardot.retry import RetryPolicy
 from tap_pardot_export.pardot.runner import ExportRunner
 from tap_pardot_export.redact import install_redaction, scrub_answer
-from tests.helpers import LoopbackServer, TapRun, discover, run_tap, select_streams
+from tests.fake_pardot import ROWS, STREAM, TOKEN, TYPED, WHERE, assert_exact, assert_refused, csv_body
 
 if t.TYPE_CHECKING:
-    from typing_extensions import Self
+    from tests.fake_pardot import Call
 
 UTC = dt.timezone.utc
-START = dt.datetime(2024, 1, 1, tzinfo=UTC)
-END = dt.datetime(2024, 1, 2, tzinfo=UTC)
-TOKEN = "tok-SECRET-4f9a7c"  # a fake token the server issues
-SECRETS = ("csecret-8d1e2b", "rtoken-77c3aa", TOKEN)
-STREAM = "list_membership"
-#: what the server serves by default (list_membership's fields, as Pardot writes them)
-ROWS = [
-    {"id": "11", "list_id": "5", "prospect_id": "701", "opted_out": "false", "created_at": "2024-01-01 01:00:00",
-     "updated_at": "2024-01-01 02:30:00"},
-    {"id": "12", "list_id": "5", "prospect_id": "702", "opted_out": "true", "created_at": "2024-01-01 02:00:00",
-     "updated_at": "2024-01-01 02:45:10"},
-    {"id": "13", "list_id": "6", "prospect_id": "703", "opted_out": "false", "created_at": "2023-12-31 23:59:59",
-     "updated_at": "2024-01-01 10:15:00"},
-]  # fmt: skip
-#: the same rows as the tap must emit them (America/New_York is UTC-5 in January)
-TYPED = {
-    11: {"id": 11, "list_id": 5, "prospect_id": 701, "opted_out": False, "created_at": "2024-01-01T06:00:00+00:00",
-         "updated_at": "2024-01-01T07:30:00+00:00"},
-    12: {"id": 12, "list_id": 5, "prospect_id": 702, "opted_out": True, "created_at": "2024-01-01T07:00:00+00:00",
-         "updated_at": "2024-01-01T07:45:10+00:00"},
-    13: {"id": 13, "list_id": 6, "prospect_id": 703, "opted_out": False, "created_at": "2024-01-01T04:59:59+00:00",
-         "updated_at": "2024-01-01T15:15:00+00:00"},
-}  # fmt: skip
-
-Body = t.Callable[["Hostile", int], "bytes | tuple[bytes, dict[str, str]]"]
-
-
-class Hostile:
-    """A loopback HTTP server answering one export; ``body(server, attempt)`` is each download's answer."""
-
-    def __init__(
-        self, body: Body, *, export_id: t.Any = 1, created_at: t.Any = "2024-01-02 00:00:05", files: int = 1
-    ) -> None:
-        self.body = body
-        self.export_id = export_id
-        self.created_at = created_at
-        self.files = files
-        self.file = 0  # the file being downloaded (1-based)
-        self.path = ""  # the path (and query) of the last download
-        self.fields: list[str] = []
-        self.created: list[dict[str, t.Any]] = []  # each create's body
-        self.downloads = 0
-        self.creates = 0
-        self.seen_auth: list[str] = []
-        self.server = LoopbackServer(self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> Self:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-    def config(self, **extra: t.Any) -> dict[str, t.Any]:
-        cfg = {
-            "api_url": self.base,
-            "login_url": self.base,
-            "business_unit_id": "0Uv000000000001AAA",
-            "client_id": "cid",
-            "client_secret": SECRETS[0],
-            "refresh_token": SECRETS[1],
-            "timezone": "America/New_York",
-            "start_date": START.isoformat(),
-            "end_date": END.isoformat(),
-            "poll_interval": 0.05,
-            "max_poll_interval": 0.2,
-            "max_retries": 2,
-        }
-        cfg.update(extra)
-        return {k: v for k, v in cfg.items() if v is not None}
-
-    def export(self, state: str) -> dict[str, t.Any]:
-        out = {"id": self.export_id, "state": state, "isExpired": False, "createdAt": self.created_at}
-        if state == "Complete":
-            out["resultRefs"] = [f"{self.base}/dl/{k}" for k in range(1, self.files + 1)]
-        return {"export": out}
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        hostile = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: t.Any) -> None:
-                pass
-
-            def _send(self, payload: bytes, headers: dict[str, str] | None = None, ctype: str = "text/csv") -> None:
-                headers = {"Content-Type": ctype, "Content-Length": str(len(payload)), **(headers or {})}
-                self.send_response(200)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _json(self, obj: t.Any) -> None:
-                self._send(json.dumps(obj).encode(), ctype="application/json")
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                if self.path.startswith("/services/oauth2/token"):
-                    self._json({"access_token": TOKEN})
-                elif "/do/create" in self.path:
-                    hostile.created.append(json.loads(raw))
-                    hostile.fields = list(hostile.created[-1]["fields"])
-                    hostile.creates += 1
-                    self._json(hostile.export("Waiting"))
-                else:  # cancel
-                    self._json(hostile.export("Canceled"))
-
-            def do_GET(self) -> None:
-                hostile.seen_auth.append(self.headers.get("Authorization", ""))
-                if "/customField/" in self.path:
-                    self._json({"result": {"total_results": 0}})
-                elif "/do/read/id/" in self.path:
-                    self._json(hostile.export("Complete"))
-                elif (link := re.search(r"/dl/(?:.*/)?(\d+)", self.path)) is not None:  # a link in any spelling
-                    hostile.downloads += 1
-                    hostile.file, hostile.path = int(link.group(1)), self.path
-                    answer = hostile.body(hostile, hostile.downloads)
-                    payload, headers = answer if isinstance(answer, tuple) else (answer, {})
-                    self._send(payload, headers)
-                else:
-                    self.send_error(404)
-
-        return Handler
-
-
-@pytest.fixture(scope="module")
-def catalog() -> dict[str, t.Any]:
-    """list_membership selected, discovered once (discovery may ask the server for custom fields)."""
-    server = Hostile(lambda s, n: b"").start()
-    try:
-        return select_streams(discover(server.config()), [STREAM])
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def serve(catalog: dict[str, t.Any], instant_retries: t.Any) -> t.Iterator[t.Callable[..., tuple[Hostile, TapRun]]]:
-    """``serve(body, **server_kw)``: start a hostile server, run the tap against it, return both.
-
-    Retries wait no time (``instant_retries``) and are bounded by ``max_retries: 2``: a body
-    that stays wrong is fetched 3 times.
-    """
-    servers: list[Hostile] = []
-
-    def run(body: Body, *, config: dict[str, t.Any] | None = None, **kw: t.Any) -> tuple[Hostile, TapRun]:
-        server = Hostile(body, **kw).start()
-        servers.append(server)
-        return server, run_tap(server.config(**(config or {})), catalog=catalog, timeout=120)
-
-    yield run
-    for server in servers:
-        server.stop()
-
-
-def csv_body(
-    fields: list[str],
-    rows: list[dict[str, str]] = ROWS,
-    *,
-    header: list[str] | None = None,
-    eol: str = "\r\n",
-    bom: bool = False,
-) -> bytes:
-    """A result file for ``fields`` (``header`` overrides the header line only)."""
-    lines = [",".join(header if header is not None else fields)]
-    lines += [",".join(row.get(f, "") for f in fields) for row in rows]
-    return (("\ufeff" if bom else "") + eol.join(lines) + eol).encode()
-
-
-def good(server: Hostile, attempt: int) -> bytes:
-    return csv_body(server.fields)
-
-
-def bookmarks(run: TapRun) -> list[str]:
-    """Every replication_key_value in every STATE the run emitted."""
-    found: list[str] = []
-
-    def walk(node: t.Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k == "replication_key_value" and isinstance(v, str):
-                    found.append(v)
-                else:
-                    walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    for state in run.states():
-        walk(state)
-    return found
-
-
-def assert_no_secret(run: TapRun) -> None:
-    for secret in SECRETS:
-        assert secret not in run.everything, "a secret leaked into the tap's output"
-
-
-def assert_exact(run: TapRun, typed: dict[int, dict[str, t.Any]] = TYPED) -> None:
-    """Exit 0 with exactly the rows served, typed; the bookmark at the window's end."""
-    assert run.returncode == 0, run.stderr[-3000:]
-    got = {r["id"]: r for r in run.records(STREAM)}
-    assert len(run.records(STREAM)) == len(typed)
-    assert got == typed
-    assert bookmarks(run)[-1] == END.isoformat()
-    assert_no_secret(run)
-
-
-def assert_refused(run: TapRun, *needles: str) -> None:
-    """A non-zero exit, one clear message naming what is wrong, no bookmark past the window's start."""
-    assert run.returncode != 0, "the run should have failed"
-    assert "Traceback" not in run.stderr, run.stderr[-3000:]
-    for needle in needles:
-        assert needle in run.stderr, f"{needle!r} not in: {run.stderr[-2000:]}"
-    for mark in bookmarks(run):
-        assert dt.datetime.fromisoformat(mark) <= START, f"bookmark {mark} moved past the window"
-    assert_no_secret(run)
-
-
-WHERE = ("list_membership", "export 1", "result file 1")
 
 
 # -- bodies that are not the CSV requested ---------------------------------------------------------
@@ -276,16 +46,16 @@ WHERE = ("list_membership", "export 1", "result file 1")
 
 def test_html_maintenance_page_is_fetched_again_then_refused(serve):
     page = f"<!DOCTYPE html><html><body>Down for maintenance. Authorization: Bearer {TOKEN}</body></html>".encode()
-    server, run = serve(lambda s, n: page)
+    server, run = serve(lambda c: page)
     assert_refused(run, *WHERE, "is not the CSV requested", "HTML", "fetched 3 times")
-    assert server.downloads == 3
+    assert server.count("download") == 3
     assert not run.records(STREAM)
 
 
 def test_html_page_once_then_the_csv(serve):
-    server, run = serve(lambda s, n: b"<html><body>Maintenance</body></html>" if n == 1 else good(s, n))
+    server, run = serve(lambda c: b"<html><body>Maintenance</body></html>" if c.attempt == 1 else c.result())
     assert_exact(run)
-    assert server.downloads == 2
+    assert server.count("download") == 2
 
 
 @pytest.mark.parametrize(
@@ -298,59 +68,59 @@ def test_html_page_once_then_the_csv(serve):
     ],
 )
 def test_json_error_envelope_with_200_is_refused(serve, envelope, downloads, needle):
-    server, run = serve(lambda s, n: json.dumps(envelope).encode())
+    server, run = serve(lambda c: json.dumps(envelope).encode())
     assert_refused(run, *WHERE, "is not the CSV requested", needle)
-    assert server.downloads == downloads  # a transient code is fetched again, others are not
+    assert server.count("download") == downloads  # a transient code is fetched again, others are not
     assert not run.records(STREAM)
 
 
 def test_xml_envelope_with_a_transient_code_then_the_csv(serve):
     xml = b'<?xml version="1.0"?>\n<rsp stat="fail" version="1.0"><err code="66">Too many</err></rsp>'
-    server, run = serve(lambda s, n: xml if n == 1 else good(s, n))
+    server, run = serve(lambda c: xml if c.attempt == 1 else c.result())
     assert_exact(run)
-    assert server.downloads == 2
+    assert server.count("download") == 2
 
 
 def test_empty_body_is_fetched_again_then_refused(serve):
-    server, run = serve(lambda s, n: b"")
+    server, run = serve(lambda c: b"")
     assert_refused(run, *WHERE, "empty body")
-    assert server.downloads == 3
+    assert server.count("download") == 3
 
 
 def test_an_expired_export_envelope_creates_the_export_again(serve):
     expired = b'{"@attributes": {"stat": "fail", "err_code": 178}, "err": "Export has expired"}'
-    server, run = serve(lambda s, n: expired if n == 1 else good(s, n))
+    server, run = serve(lambda c: expired if c.attempt == 1 else c.result())
     assert_exact(run)
-    assert server.creates == 2 and server.downloads == 2
+    assert server.count("create") == 2 and server.count("download") == 2
 
 
 # -- the header against the fields requested ----------------------------------------------------------
 
 
 def test_header_in_other_case_and_spacing_is_matched_to_the_requested_names(serve):
-    def body(s: Hostile, n: int) -> bytes:
-        return csv_body(s.fields, header=[f" {f.upper()} " if k % 2 else f.title() for k, f in enumerate(s.fields)])
+    def body(c: Call) -> bytes:
+        return csv_body(c.fields, header=[f" {f.upper()} " if k % 2 else f.title() for k, f in enumerate(c.fields)])
 
     _, run = serve(body)
     assert_exact(run)
 
 
 def test_columns_in_another_order_are_read_by_name(serve):
-    _, run = serve(lambda s, n: csv_body(list(reversed(s.fields))))
+    _, run = serve(lambda c: csv_body(list(reversed(c.fields))))
     assert_exact(run)
 
 
 def test_missing_column_is_refused(serve):
-    _, run = serve(lambda s, n: csv_body([f for f in s.fields if f != "updated_at"]))
+    _, run = serve(lambda c: csv_body([f for f in c.fields if f != "updated_at"]))
     assert_refused(run, *WHERE, "missing ['updated_at']")
     assert not run.records(STREAM)
 
 
 def test_duplicated_id_column_is_refused(serve):
-    def body(s: Hostile, n: int) -> bytes:
-        fields = [*s.fields, "id"]
+    def body(c: Call) -> bytes:
+        fields = [*c.fields, "id"]
         rows = [{**r, "id": r["id"]} for r in ROWS]
-        return csv_body(fields, rows, header=[*s.fields, "ID"])
+        return csv_body(fields, rows, header=[*c.fields, "ID"])
 
     _, run = serve(body)
     assert_refused(run, *WHERE, "duplicated ['ID']")
@@ -358,9 +128,9 @@ def test_duplicated_id_column_is_refused(serve):
 
 
 def test_extra_column_is_dropped_with_a_warning(serve):
-    def body(s: Hostile, n: int) -> bytes:
+    def body(c: Call) -> bytes:
         rows = [{**r, "surprise": "x"} for r in ROWS]
-        return csv_body([*s.fields[:2], "surprise", *s.fields[2:]], rows)
+        return csv_body([*c.fields[:2], "surprise", *c.fields[2:]], rows)
 
     _, run = serve(body)
     assert_exact(run)
@@ -368,26 +138,26 @@ def test_extra_column_is_dropped_with_a_warning(serve):
 
 
 def test_a_body_naming_no_requested_field_is_fetched_again_then_refused(serve):
-    server, run = serve(lambda s, n: b"Service Temporarily Unavailable\r\n")
+    server, run = serve(lambda c: b"Service Temporarily Unavailable\r\n")
     assert_refused(run, *WHERE, "names none of the fields requested", "Service Temporarily Unavailable")
-    assert server.downloads == 3
+    assert server.count("download") == 3
 
 
 def test_every_file_of_an_export_has_its_header_checked(serve):
-    def body(s: Hostile, n: int) -> bytes:
-        fields = s.fields if s.file == 1 else [f for f in s.fields if f != "updated_at"]
-        return csv_body(fields, [ROWS[s.file - 1]])
+    def body(c: Call) -> bytes:
+        fields = c.fields if c.file == 1 else [f for f in c.fields if f != "updated_at"]
+        return csv_body(fields, [ROWS[c.file - 1]])
 
     server, run = serve(body, files=2)
     assert_refused(run, "list_membership", "export 1", "result file 2", "missing ['updated_at']")
-    assert server.downloads == 2
+    assert server.count("download") == 2
 
 
 def test_several_files_in_other_orders_and_cases(serve):
-    def body(s: Hostile, n: int) -> bytes:
-        fields = s.fields if s.file == 1 else list(reversed(s.fields))
-        header = fields if s.file == 1 else [f.upper() for f in fields]
-        return csv_body(fields, ROWS[:2] if s.file == 1 else ROWS[2:], header=header)
+    def body(c: Call) -> bytes:
+        fields = c.fields if c.file == 1 else list(reversed(c.fields))
+        header = fields if c.file == 1 else [f.upper() for f in fields]
+        return csv_body(fields, ROWS[:2] if c.file == 1 else ROWS[2:], header=header)
 
     _, run = serve(body, files=2)
     assert_exact(run)
@@ -399,7 +169,7 @@ def test_several_files_in_other_orders_and_cases(serve):
 @pytest.mark.parametrize("column", ["id", "updated_at"])
 def test_empty_cell_in_a_never_null_column_is_refused(serve, column):
     rows = [ROWS[0], {**ROWS[1], column: ""}, ROWS[2]]
-    _, run = serve(lambda s, n: csv_body(s.fields, rows))
+    _, run = serve(lambda c: csv_body(c.fields, rows))
     ident = "?" if column == "id" else "12"
     assert_refused(run, *WHERE, "row 2", f"(id {ident})", f"column '{column}' is empty")
 
@@ -408,7 +178,7 @@ def test_empty_cell_in_a_never_null_column_is_refused(serve, column):
 def test_an_empty_cell_where_no_source_says_never_null_is_null(serve, column):
     """Nullability from evidence: only id and the replication key (and the seed's 'Nullable: No') are never null."""
     rows = [ROWS[0], {**ROWS[1], column: ""}, ROWS[2]]
-    _, run = serve(lambda s, n: csv_body(s.fields, rows))
+    _, run = serve(lambda c: csv_body(c.fields, rows))
     assert_exact(run, {**TYPED, 12: {**TYPED[12], column: None}})
 
 
@@ -417,14 +187,14 @@ def test_an_empty_cell_where_no_source_says_never_null_is_null(serve, column):
 )
 def test_impossible_datetimes_are_refused_even_after_their_hour_is_cached(serve, bad):
     rows = [ROWS[2], {**ROWS[0], "updated_at": bad}]  # the first row caches the hour 2024-01-01 10
-    _, run = serve(lambda s, n: csv_body(s.fields, rows))
+    _, run = serve(lambda c: csv_body(c.fields, rows))
     assert_refused(run, *WHERE, "row 2", "(id 11)", "column 'updated_at'", repr(bad))
 
 
 def test_booleans_as_1_0_in_any_case_and_empty(serve):
     spellings = ["1", "0", "TRUE", "False", ""]
     rows = [{**ROWS[0], "id": str(20 + k), "opted_out": v} for k, v in enumerate(spellings)]
-    _, run = serve(lambda s, n: csv_body(s.fields, rows))
+    _, run = serve(lambda c: csv_body(c.fields, rows))
     expected = [True, False, True, False, None]  # no source says opted_out is never null: empty is null
     typed = {20 + k: {**TYPED[11], "id": 20 + k, "opted_out": v} for k, v in enumerate(expected)}
     assert_exact(run, typed)
@@ -432,7 +202,7 @@ def test_booleans_as_1_0_in_any_case_and_empty(serve):
 
 def test_a_boolean_in_another_spelling_is_refused(serve):
     rows = [{**ROWS[0], "opted_out": "yes"}]
-    _, run = serve(lambda s, n: csv_body(s.fields, rows))
+    _, run = serve(lambda c: csv_body(c.fields, rows))
     assert_refused(run, *WHERE, "column 'opted_out': not a boolean")
 
 
@@ -440,15 +210,15 @@ def test_a_boolean_in_another_spelling_is_refused(serve):
 
 
 def test_invalid_utf8_is_refused_naming_the_line(serve):
-    def body(s: Hostile, n: int) -> bytes:
-        data = csv_body(s.fields)
+    def body(c: Call) -> bytes:
+        data = csv_body(c.fields)
         lines = data.split(b"\r\n")
         lines[2] = lines[2].replace(b",5,", b",5\xff\xfe,")
         return b"\r\n".join(lines)
 
     server, run = serve(body)
     assert_refused(run, *WHERE, "line 3", "not valid UTF-8")
-    assert server.downloads == 1
+    assert server.count("download") == 1
     assert not run.records(STREAM)
 
 
@@ -456,26 +226,26 @@ def test_invalid_utf8_deep_in_a_file_is_refused_naming_the_line(serve):
     """Far past the header the bad bytes are met while rows are read: still a message, no bookmark."""
     rows = [{**ROWS[0], "id": str(100 + k)} for k in range(400)]
 
-    def body(s: Hostile, n: int) -> bytes:
-        lines = csv_body(s.fields, rows).split(b"\r\n")
+    def body(c: Call) -> bytes:
+        lines = csv_body(c.fields, rows).split(b"\r\n")
         lines[351] = lines[351].replace(b",5,", b",5\xc3\x28,")
         return b"\r\n".join(lines)
 
     server, run = serve(body)
     assert_refused(run, *WHERE, "line 352", "not valid UTF-8")
-    assert server.downloads == 1
+    assert server.count("download") == 1
     assert len(run.records(STREAM)) < 350
 
 
 @pytest.mark.parametrize(("bom", "eol"), [(True, "\r\n"), (True, "\n"), (False, "\n")])
 def test_bom_and_line_ends_are_accepted(serve, bom, eol):
-    _, run = serve(lambda s, n: csv_body(s.fields, bom=bom, eol=eol))
+    _, run = serve(lambda c: csv_body(c.fields, bom=bom, eol=eol))
     assert_exact(run)
 
 
-def cut_in_quotes(s: Hostile, n: int) -> bytes:
+def cut_in_quotes(c: Call) -> bytes:
     """A file cut inside a quoted field: the last record is a quote left open."""
-    fields = s.fields
+    fields = c.fields
     rows = [*ROWS, {**ROWS[0], "id": "14"}]
     data = csv_body(fields, rows)
     last = ",".join(rows[-1].get(f, "") for f in fields[:-1]) + ',"2024-01-01 0'
@@ -485,39 +255,39 @@ def cut_in_quotes(s: Hostile, n: int) -> bytes:
 def test_unterminated_quote_at_the_end_is_fetched_again_then_refused(serve):
     server, run = serve(cut_in_quotes)
     assert_refused(run, *WHERE, "is cut", "quoted field", "fetched 3 times")
-    assert server.downloads == 3
+    assert server.count("download") == 3
     assert not run.records(STREAM)
 
 
 def test_cut_body_once_then_whole(serve):
-    server, run = serve(lambda s, n: cut_in_quotes(s, n) if n == 1 else good(s, n))
+    server, run = serve(lambda c: cut_in_quotes(c) if c.attempt == 1 else c.result())
     assert_exact(run)
-    assert server.downloads == 2
+    assert server.count("download") == 2
 
 
 def test_last_line_with_fewer_columns_is_fetched_again_then_refused(serve):
-    def body(s: Hostile, n: int) -> bytes:
-        data = csv_body(s.fields)
+    def body(c: Call) -> bytes:
+        data = csv_body(c.fields)
         return data[: data.rindex(b",")]  # the last line loses its last column
 
     server, run = serve(body)
     assert_refused(run, *WHERE, "is cut", "columns where the header has 6")
-    assert server.downloads == 3
+    assert server.count("download") == 3
     assert not run.records(STREAM)
 
 
 def test_body_shorter_than_content_length_is_fetched_again(serve):
     """The client (urllib3 enforces Content-Length) retries a body cut short of its announced length."""
 
-    def body(s: Hostile, n: int) -> bytes | tuple[bytes, dict[str, str]]:
-        data = good(s, n)
-        if n == 1:  # cut at a line end: only the announced length tells it is short
+    def body(c: Call) -> bytes | tuple[bytes, dict[str, str]]:
+        data = c.result()
+        if c.attempt == 1:  # cut at a line end: only the announced length tells it is short
             return data[: data.index(b"\r\n", data.index(b"\r\n") + 2) + 2], {"Content-Length": str(len(data))}
         return data
 
     server, run = serve(body)
     assert_exact(run)
-    assert server.downloads == 2
+    assert server.count("download") == 2
 
 
 # -- export answers -------------------------------------------------------------------------------------
@@ -525,20 +295,20 @@ def test_body_shorter_than_content_length_is_fetched_again(serve):
 
 @pytest.mark.parametrize("bad_id", ["abc", 1.5, None, -3, True])
 def test_an_export_id_that_is_not_an_integer_is_refused(serve, bad_id):
-    server, run = serve(good, export_id=bad_id)
+    server, run = serve(export_id=bad_id)
     assert_refused(run, "list_membership", "create", "export id that is not a positive integer")
-    assert server.downloads == 0
+    assert server.count("download") == 0
 
 
 def test_an_export_id_as_a_decimal_string_is_used(serve):
-    _, run = serve(good, export_id="1")
+    _, run = serve(export_id="1")
     assert_exact(run)
 
 
 @pytest.mark.parametrize("created_at", ["2024-01-01T19:00:05-05:00", "Tuesday", 1704153605, None])
 def test_created_at_in_another_form_never_tracebacks(serve, created_at):
     """Without timezone the offset is inferred from createdAt where it can be parsed, else unknown."""
-    _, run = serve(good, created_at=created_at, config={"timezone": None, "infer_timezone": True})
+    _, run = serve(created_at=created_at, config={"timezone": None, "infer_timezone": True})
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
     if isinstance(created_at, str) and created_at.endswith("-05:00"):
         assert_exact(run)  # the offset it carries is New York's in January

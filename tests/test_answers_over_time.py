@@ -3,10 +3,10 @@
 Three classes: compressed bodies (each compressed stream must have ended, and may not inflate
 past 100 times its size), answers inconsistent over time (an export id answering for two
 requests, a ``Complete`` whose links come later, one file under several links) and whole-request
-deadlines (a server trickling its status line or headers). The servers are the ones of
-``tests/test_answers.py`` (one export, a body function per download) and ``tests/test_breaker.py``
-(routes per call); every sync test asserts the invariant: exit 0 with exactly the rows served,
-or a non-zero exit with a clear message and no bookmark past a row not emitted.
+deadlines (a server trickling its status line or headers). The server is the fake Pardot of
+``tests/fake_pardot.py`` (one export, its answers overridden per call); every sync test asserts the
+invariant: exit 0 with exactly the rows served, or a non-zero exit with a clear message and no
+bookmark past a row not emitted.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 import time
 import typing as t
 import zlib
-from http.server import BaseHTTPRequestHandler
+from contextlib import closing
 
 import pytest
 
@@ -27,35 +27,30 @@ from tap_pardot_export.errors import PardotAPIError
 from tap_pardot_export.pardot.encodings import BodyDecoder, CutStream, Inflated, UnknownEncoding
 from tap_pardot_export.pardot.exports import result_refs
 from tap_pardot_export.pardot.urls import link_key, remove_dot_segments
-from tests import test_answers, test_breaker, test_http_hostile, test_signals
-from tests.helpers import client_for, run_tap, run_with_file_limit
-from tests.test_answers import (
+from tests.fake_pardot import (
+    API,
     END,
     START,
     STREAM,
     WHERE,
-    Hostile,
+    Call,
+    FakePardot,
+    Route,
+    assert_clean_failure,
     assert_exact,
     assert_no_secret,
     assert_refused,
     bookmarks,
     csv_body,
+    send,
 )
-from tests.test_breaker import FakePardot, assert_clean_failure
-from tests.test_http_hostile import API, TOKEN_PATH, config, send, token_ok
+from tests.helpers import client_for, run_tap, run_with_file_limit
 from tests.test_signals import BOUND, SIGTERM_EXIT, Tap, pending, whole_lines
 
 if t.TYPE_CHECKING:
     from pathlib import Path
 
 UTC = dt.timezone.utc
-Route = t.Callable[[BaseHTTPRequestHandler], None]
-# the servers and fixtures of the modules named above, reused rather than written again
-catalog = test_answers.catalog  # list_membership selected
-serve = test_answers.serve  # serve(body, **server_kw): one export, a body function per download
-fake = test_breaker.fake  # fake(**routes): token, create, read and download routes
-hostile = test_http_hostile.hostile  # hostile(routes): a server answering from a table of routes
-_taps_closed = test_signals._taps_closed  # tap processes of the signal tests closed after each test
 
 
 def many(n: int = 300, first: int = 1000) -> tuple[list[dict[str, str]], dict[int, dict[str, t.Any]]]:
@@ -88,8 +83,8 @@ def many(n: int = 300, first: int = 1000) -> tuple[list[dict[str, str]], dict[in
 ROWS, TYPED = many()
 
 
-def data(server: Hostile, rows: list[dict[str, str]] = ROWS) -> bytes:
-    return csv_body(server.fields, rows)
+def data(c: Call, rows: list[dict[str, str]] = ROWS) -> bytes:
+    return csv_body(c.fields, rows)
 
 
 # -- 1. compressed downloads -------------------------------------------------------------------------------
@@ -144,38 +139,38 @@ def encoded(encoding: str, payload: bytes) -> tuple[bytes, dict[str, str]]:
 def test_a_gzip_body_cut_at_a_line_end_is_fetched_again(serve):
     """Found: a gzip stream cut at a line end passed every check: exit 0, 149 of 300 rows, bookmark moved."""
 
-    def body(s: Hostile, n: int) -> tuple[bytes, dict[str, str]]:
-        whole = data(s)
-        return encoded("gzip", cut_at_a_line_end(whole) if n == 1 else gzip.compress(whole))
+    def body(c: Call) -> tuple[bytes, dict[str, str]]:
+        whole = data(c)
+        return encoded("gzip", cut_at_a_line_end(whole) if c.attempt == 1 else gzip.compress(whole))
 
     server, run = serve(body)
     assert_exact(run, TYPED)
-    assert server.downloads == 2
+    assert server.count("download") == 2
 
 
 @pytest.mark.parametrize("case", list(CUT))
 def test_a_compressed_body_that_does_not_end_whole_is_fetched_again_then_refused(serve, case):
     encoding, make = CUT[case]
-    server, run = serve(lambda s, n: encoded(encoding, make(data(s))))
+    server, run = serve(lambda c: encoded(encoding, make(data(c))))
     assert_refused(run, *WHERE, "is cut", "after 3 tries")
-    assert server.downloads == 3
+    assert server.count("download") == 3
     assert not run.records(STREAM)
 
 
 @pytest.mark.parametrize("case", list(ENCODED))
 def test_compressed_bodies_that_end_whole_are_read(serve, case):
     encoding, make = ENCODED[case]
-    server, run = serve(lambda s, n: encoded(encoding, make(data(s))))
+    server, run = serve(lambda c: encoded(encoding, make(data(c))))
     assert_exact(run, TYPED)
-    assert server.downloads == 1
+    assert server.count("download") == 1
 
 
 @pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "gzip, br", "x-unknown", "gzip;q=1"])
 def test_an_encoding_the_tap_cannot_verify_is_refused_naming_the_file(serve, encoding):
     """Whatever the bytes (here plain CSV, as a lying server may send), the end of such a body cannot be checked."""
-    server, run = serve(lambda s, n: encoded(encoding, data(s)))
+    server, run = serve(lambda c: encoded(encoding, data(c)))
     assert_refused(run, *WHERE, "Content-Encoding", "cannot verify", "uncompressed or as gzip")
-    assert server.downloads == 1
+    assert server.count("download") == 1
     assert not run.records(STREAM)
 
 
@@ -185,19 +180,16 @@ def bomb(fields: list[str], mib: int = 512) -> bytes:
     return gzip.compress((",".join(fields) + "\r\n").encode()) + zeros * mib
 
 
-def test_a_compression_bomb_is_refused_as_it_is_read_before_it_fills_the_disk(catalog, tmp_path: Path):
+def test_a_compression_bomb_is_refused_as_it_is_read_before_it_fills_the_disk(fake, catalog, tmp_path: Path):
     """Found: a 0.5 MB body inflated to 512 MiB on disk. Here the tap's files may not pass 64 MiB (a small disk)."""
-    server = Hostile(lambda s, n: encoded("gzip", bomb(s.fields))).start()
-    try:
-        proc, tmp = run_with_file_limit(server.config(max_retries=2), catalog, 64 << 10, tmp_path)
-    finally:
-        server.stop()
+    server = fake(body=lambda c: encoded("gzip", bomb(c.fields)))
+    proc, tmp = run_with_file_limit(server.config(max_retries=2), catalog, 64 << 10, tmp_path)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     for needle in (*WHERE, "refused", "inflate to more than 100 times", "before it filled the disk"):
         assert needle in proc.stderr, proc.stderr[-3000:]
     assert "writing it to disk failed" not in proc.stderr
-    assert server.downloads == 1, "a bomb is refused, not fetched again"
+    assert server.count("download") == 1, "a bomb is refused, not fetched again"
     assert not any(p.is_file() for p in tmp.rglob("*"))
 
 
@@ -240,7 +232,7 @@ def gzip_route(payload: t.Any, *, cut_first: int = 0) -> tuple[Route, list[int]]
     whole = json.dumps(payload).encode() + b" " * 2000
     hits = [0]
 
-    def route(h: BaseHTTPRequestHandler) -> None:
+    def route(h: Call) -> None:
         hits[0] += 1
         body = gzip.compress(whole)
         if hits[0] <= cut_first:  # the JSON and some spaces, flushed: it decodes to valid JSON, but not to the end
@@ -251,34 +243,33 @@ def gzip_route(payload: t.Any, *, cut_first: int = 0) -> tuple[Route, list[int]]
     return route, hits
 
 
-def test_a_status_answer_cut_inside_its_gzip_stream_is_read_again(hostile, instant_retries, caplog):
+def test_a_status_answer_cut_inside_its_gzip_stream_is_read_again(fake, instant_retries, caplog):
     """The cut copy still parses as JSON: only the gzip stream's end tells it is not whole."""
     route, hits = gzip_route({"export": {"id": 1, "state": "Processing"}}, cut_first=1)
-    server = hostile({TOKEN_PATH: token_ok, API + "read/id/1": route})
-    client = client_for(config(server, max_retries=2))
+    server = fake(read=route)
+    client = client_for(server.config(max_retries=2))
     caplog.set_level(logging.WARNING)
     assert client.json("GET", "read/id/1", "read")["export"]["state"] == "Processing"
     assert hits[0] == 2
     assert "was cut short: the gzip stream stopped before its end" in caplog.text
 
 
-def test_a_token_answer_cut_inside_its_gzip_stream_is_read_again(hostile, instant_retries):
+def test_a_token_answer_cut_inside_its_gzip_stream_is_read_again(fake, instant_retries):
     route, hits = gzip_route({"access_token": "00Dgz!token-1", "instance_url": "https://x.example"}, cut_first=2)
-    server = hostile({TOKEN_PATH: route})
-    client = client_for(config(server, max_retries=2))
+    server = fake(token=route)
+    client = client_for(server.config(max_retries=2))
     assert client.tokens.token() == "00Dgz!token-1"
     assert hits[0] == 3
 
 
-def test_an_api_answer_compressed_as_the_tap_cannot_check_is_refused(hostile):
+def test_an_api_answer_compressed_as_the_tap_cannot_check_is_refused(fake):
     answer = json.dumps({"export": {"id": 1, "state": "Processing"}}).encode()
-    read = lambda h: send(h, 200, answer, {"Content-Type": "application/json", "Content-Encoding": "br"})  # noqa: E731
-    server = hostile({TOKEN_PATH: token_ok, API + "read/id/1": read})
+    server = fake(read=lambda h: send(h, 200, answer, {"Content-Type": "application/json", "Content-Encoding": "br"}))
     with pytest.raises(PardotAPIError, match=r"compressed as the tap cannot check \(Content-Encoding 'br'"):
-        client_for(config(server)).json("GET", "read/id/1", "read")
+        client_for(server.config()).json("GET", "read/id/1", "read")
     assert server.hits(API + "read/id/1") == 1
-    requests_sent = [r for r in server.requests if r["path"] == API + "read/id/1"]
-    assert requests_sent[0]["headers"]["Accept-Encoding"] == "gzip, deflate"
+    requests_sent = [r for r in server.requests if r.path == API + "read/id/1"]
+    assert requests_sent[0].headers["Accept-Encoding"] == "gzip, deflate"
 
 
 # -- 2. answers inconsistent over time --------------------------------------------------------------------
@@ -287,51 +278,16 @@ ABSENT = object()
 QUARTER = dt.timedelta(hours=6)  # window_days 0.25: four windows in the day
 
 
-class Script(Hostile):
-    """The server of ``tests/test_answers.py``, its reads scripted: ``links(server)`` are the result links,
-    ``complete(server, n, links)`` the ``resultRefs`` of the n-th read (ABSENT: none), ``ids(server)`` each
-    create's export id.
-    """
+def complete_with(refs: t.Callable[[Call], t.Any]) -> Route:
+    """A read answering the export Complete with ``refs(call)`` as its ``resultRefs`` (ABSENT: none)."""
 
-    def __init__(
-        self,
-        body: t.Callable[[Hostile, int], t.Any],
-        *,
-        links: t.Callable[[Script], list[str]] | None = None,
-        complete: t.Callable[[Script, int, list[str]], t.Any] | None = None,
-        **kw: t.Any,
-    ) -> None:
-        super().__init__(body, **kw)
-        self.links = links or (lambda s: [f"{s.base}/dl/1"])
-        self.complete = complete
-        self.reads = 0
+    def read(c: Call) -> None:
+        answer = c.fake.export("Complete", resultRefs=refs(c))
+        if answer["export"]["resultRefs"] is ABSENT:
+            del answer["export"]["resultRefs"]
+        send(c, 200, answer)
 
-    def export(self, state: str) -> dict[str, t.Any]:
-        out = super().export(state)
-        if state == "Complete":
-            self.reads += 1
-            refs = self.links(self)
-            refs = self.complete(self, self.reads, refs) if self.complete is not None else refs
-            if refs is ABSENT:
-                del out["export"]["resultRefs"]
-            else:
-                out["export"]["resultRefs"] = refs
-        return out
-
-
-@pytest.fixture
-def script(catalog, instant_retries) -> t.Iterator[t.Callable[..., tuple[Script, t.Any]]]:
-    """``script(body, config=..., state=..., **server_kw)``: a :class:`Script` server and the tap run against it."""
-    servers: list[Script] = []
-
-    def run(body: t.Any, *, config: dict[str, t.Any] | None = None, state: t.Any = None, **kw: t.Any) -> t.Any:
-        server = Script(body, **kw).start()
-        servers.append(server)
-        return server, run_tap(server.config(**(config or {})), catalog=catalog, state=state, timeout=120)
-
-    yield run
-    for server in servers:
-        server.stop()
+    return read
 
 
 def in_window(rows: list[dict[str, str]], start: dt.datetime, end: dt.datetime) -> list[dict[str, str]]:
@@ -344,15 +300,15 @@ def in_window(rows: list[dict[str, str]], start: dt.datetime, end: dt.datetime) 
     return [r for r in rows if start <= utc(r) < end]
 
 
-def first_window_file(s: Hostile, n: int) -> bytes:
+def first_window_file(c: Call) -> bytes:
     """Export 1's file: the rows of the window its first create asked for (every create answers export 1)."""
-    return data(s, in_window(ROWS, START, START + QUARTER))
+    return data(c, in_window(ROWS, START, START + QUARTER))
 
 
 @pytest.mark.parametrize("ahead", [0, 1], ids=["one at a time", "created ahead"])
-def test_an_export_id_answering_for_another_window_is_refused(script, ahead):
+def test_an_export_id_answering_for_another_window_is_refused(serve, ahead):
     """Found: every create answered export 1: window 1's file was read four times, 225 of 300 rows lost, exit 0."""
-    server, run = script(first_window_file, config={"window_days": 0.25, "max_queued_exports": ahead})
+    server, run = serve(first_window_file, config={"window_days": 0.25, "max_queued_exports": ahead})
     assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr[-3000:]
     assert "export 1, which this run already reads for another request" in run.stderr, run.stderr[-3000:]
     assert "list_membership [2024-01-01T06:00:00+00:00 .. 2024-01-01T12:00:00+00:00)" in run.stderr
@@ -362,25 +318,25 @@ def test_an_export_id_answering_for_another_window_is_refused(script, ahead):
     assert set(ids) <= {int(r["id"]) for r in in_window(ROWS, START, START + QUARTER)}
     marks = [dt.datetime.fromisoformat(m) for m in bookmarks(run)]
     assert all(m <= START + QUARTER for m in marks), marks
-    assert server.downloads <= 1
+    assert server.count("download") <= 1
 
 
-def test_an_export_id_a_state_records_for_another_request_is_never_read_for_this_one(script):
+def test_an_export_id_a_state_records_for_another_request_is_never_read_for_this_one(serve):
     """A state's export (here of a query this run no longer asks: other fields) is bound before any call."""
     entry = {"id": 1, "after": "2023-12-31T23:59:59+00:00", "before": "2024-01-02T00:00:00+00:00", "query": "0" * 16}
     state = {"bookmarks": {STREAM: {"replication_key": "updated_at", "pending_export": entry}}}
-    server, run = script(lambda s, n: data(s), state=state)
+    server, run = serve(data, state=state)
     assert_refused(run, "export 1, which this run already reads for another request", "from state")
-    assert server.downloads == 0 and not run.records(STREAM)
+    assert server.count("download") == 0 and not run.records(STREAM)
 
 
-def test_a_state_naming_one_export_for_two_windows_is_corrupted(script):
+def test_a_state_naming_one_export_for_two_windows_is_corrupted(serve):
     entry = {"after": "2023-12-31T23:59:59+00:00", "before": "2024-01-01T12:00:00+00:00", "query": "a" * 16}
     later = {**entry, "after": "2024-01-01T11:59:59+00:00", "before": "2024-01-02T00:00:00+00:00", "query": "b" * 16}
     state = {"bookmarks": {STREAM: {"pending_export": {**entry, "id": 7}, "queued_exports": [{**later, "id": 7}]}}}
-    server, run = script(lambda s, n: data(s), state=state)
+    server, run = serve(data, state=state)
     assert_refused(run, "The state is corrupted", "export 7 is recorded for two windows", "meltano state clear")
-    assert server.creates == 0 and server.downloads == 0
+    assert server.count("create") == 0 and server.count("download") == 0
     other = {
         "bookmarks": {STREAM: {"pending_export": {**entry, "id": 7}}, "visitor": {"pending_export": {**later, "id": 7}}}
     }
@@ -391,61 +347,61 @@ def test_a_state_naming_one_export_for_two_windows_is_corrupted(script):
 
 
 @pytest.mark.parametrize("empty", [ABSENT, "", [], [""]], ids=["absent", "empty string", "empty list", "[''"])
-def test_a_complete_export_whose_links_come_in_a_later_read_is_read_whole(script, empty):
+def test_a_complete_export_whose_links_come_in_a_later_read_is_read_whole(serve, empty):
     """Found: the first Complete listed no link, the next did: 0 of 300 rows, bookmark moved."""
-    server, run = script(lambda s, n: data(s), complete=lambda s, n, links: empty if n == 1 else links)
+    server, run = serve(data, read=complete_with(lambda c: empty if c.attempt == 1 else c.fake.links))
     assert_exact(run, TYPED)
-    assert server.reads == 2 and server.downloads == 1
+    assert server.count("read") == 2 and server.count("download") == 1
 
 
-def test_a_complete_export_without_links_twice_is_an_empty_window(script):
-    server, run = script(lambda s, n: data(s), complete=lambda s, n, links: ABSENT)
+def test_a_complete_export_without_links_twice_is_an_empty_window(serve):
+    server, run = serve(data, read=complete_with(lambda c: ABSENT))
     assert run.returncode == 0, run.stderr[-3000:]
     assert not run.records(STREAM)
     assert bookmarks(run)[-1] == END.isoformat()
-    assert server.reads == 2, "read once more, not more"
+    assert server.count("read") == 2, "read once more, not more"
     assert "Complete without result files; reading it once more" in run.stderr
 
 
-def spellings(s: Script) -> list[str]:
+def spellings(c: Call) -> list[str]:
     """One file's link in spellings RFC 3986 makes equivalent."""
-    port = s.server.server_address[1]
+    base = c.fake.url
     return [
-        f"{s.base}/dl/1",
-        f"{s.base}/dl/1#part-2",
-        f"HTTP://127.0.0.1:{port}/dl/1",
-        f"{s.base}/dl/x/../1",
-        f"{s.base}/dl/./1",
-        f"{s.base}/%64l/%31",
+        f"{base}/dl/1",
+        f"{base}/dl/1#part-2",
+        f"HTTP://127.0.0.1:{c.fake.port}/dl/1",
+        f"{base}/dl/x/../1",
+        f"{base}/dl/./1",
+        f"{base}/%64l/%31",
     ]
 
 
-def test_one_file_under_equivalent_spellings_of_its_link_is_downloaded_once(script):
+def test_one_file_under_equivalent_spellings_of_its_link_is_downloaded_once(serve):
     """Found: the same file under three spellings of its link: every row emitted three times."""
-    server, run = script(lambda s, n: data(s), links=spellings)
+    server, run = serve(data, read=complete_with(spellings))
     assert_exact(run, TYPED)
-    assert server.downloads == 1
+    assert server.count("download") == 1
 
 
-def test_one_file_under_links_that_differ_is_read_once_by_its_content(script):
+def test_one_file_under_links_that_differ_is_read_once_by_its_content(serve):
     """``//`` is not an RFC 3986 equivalence (nor ``/dl/2``): both are fetched, and the repeat is read once."""
-    links = lambda s: [f"{s.base}/dl/1", f"{s.base}//dl/1", f"{s.base}/dl/2"]  # noqa: E731
-    server, run = script(lambda s, n: data(s), links=links)
+    links = complete_with(lambda c: [f"{c.fake.url}/dl/1", f"{c.fake.url}//dl/1", f"{c.fake.url}/dl/2"])
+    server, run = serve(data, read=links)
     assert_exact(run, TYPED)
-    assert server.downloads == 3
+    assert server.count("download") == 3
     assert run.stderr.count("has the same bytes as result file") == 2
 
 
-def test_links_that_differ_in_their_query_are_other_files(script):
+def test_links_that_differ_in_their_query_are_other_files(serve):
     """``?x=1`` may name another file: both are downloaded and read, each its own rows."""
     half = len(ROWS) // 2
 
-    def body(s: Hostile, n: int) -> bytes:
-        return data(s, ROWS[half:] if "x=1" in s.path else ROWS[:half])
+    def body(c: Call) -> bytes:
+        return data(c, ROWS[half:] if "x=1" in c.path else ROWS[:half])
 
-    server, run = script(body, links=lambda s: [f"{s.base}/dl/1", f"{s.base}/dl/1?x=1"])
+    server, run = serve(body, read=complete_with(lambda c: [f"{c.fake.url}/dl/1", f"{c.fake.url}/dl/1?x=1"]))
     assert_exact(run, TYPED)
-    assert server.downloads == 2
+    assert server.count("download") == 2
 
 
 def test_link_keys_follow_rfc_3986():
@@ -487,7 +443,7 @@ def trickle_head(*, status_line: bool = False, every: float = 0.25, at_most: flo
     it; the handler gives up by itself after ``at_most`` seconds (or once the client hung up).
     """
 
-    def route(h: BaseHTTPRequestHandler) -> None:
+    def route(h: Call) -> None:
         h.close_connection = True
         head = b"HTTP/1.1 200 OK\r\n"
         if not status_line:
@@ -531,27 +487,27 @@ def test_an_api_call_whose_head_trickles_ends_within_request_timeout(fake, catal
 
 @pytest.mark.parametrize("status_line", [False, True])
 def test_a_download_whose_head_trickles_ends_within_download_timeout(fake, catalog, instant_retries, status_line):
-    server: FakePardot = fake(file=trickle_head(status_line=status_line))
+    server: FakePardot = fake(download=trickle_head(status_line=status_line), export_id=5001)
     cfg = server.config(request_timeout=5, download_timeout=1.5, max_retries=1)
     run, took = timed(lambda: run_tap(cfg, catalog=catalog, timeout=bound(1.5, 2) + 30))
     assert took < bound(1.5, 2), f"the run took {took:.1f}s"
     assert_clean_failure(run, "download_timeout (1.5s)", "after 2 tries", "export 5001, result file 1")
 
 
-def test_a_call_past_its_deadline_is_retried_and_a_later_answer_used(hostile, instant_retries):
+def test_a_call_past_its_deadline_is_retried_and_a_later_answer_used(fake, instant_retries):
     """The deadline ends one try; the next try is a request of its own, with a deadline of its own."""
     calls = [0]
     slow = trickle_head(at_most=5)
 
-    def read(h: BaseHTTPRequestHandler) -> None:
+    def read(h: Call) -> None:
         calls[0] += 1
         if calls[0] == 1:
             slow(h)
         else:
             send(h, 200, {"export": {"id": 1, "state": "Waiting"}})
 
-    server = hostile({TOKEN_PATH: token_ok, API + "read/id/1": read})
-    client = client_for(config(server, request_timeout=0.5, max_retries=2))
+    server = fake(read=read)
+    client = client_for(server.config(request_timeout=0.5, max_retries=2))
     answer, took = timed(lambda: client.json("GET", "read/id/1", "read"))
     assert answer["export"]["state"] == "Waiting"
     assert calls[0] == 2 and took < bound(0.5, 2)
@@ -560,13 +516,13 @@ def test_a_call_past_its_deadline_is_retried_and_a_later_answer_used(hostile, in
 def test_sigterm_during_an_api_call_whose_head_trickles_ends_in_bounded_time(fake, catalog):
     """The main thread blocked in a trickling status read still takes the signal: state out, exit 143."""
     server: FakePardot = fake(read=trickle_head(every=0.2, at_most=60))
-    tap = Tap(server.config(request_timeout=300, max_retries=0), catalog)
-    assert tap.read_until(pending)
-    deadline = time.monotonic() + 30
-    while not any(r["path"].startswith(API + "read/id/") for r in server.server.requests):
-        assert time.monotonic() < deadline, "the status read never began"
-        time.sleep(0.02)
-    run, took = tap.term_and_wait(after=0.5)
+    with closing(Tap(server.config(request_timeout=300, max_retries=0), catalog)) as tap:
+        assert tap.read_until(pending)
+        deadline = time.monotonic() + 30
+        while not server.count("read"):
+            assert time.monotonic() < deadline, "the status read never began"
+            time.sleep(0.02)
+        run, took = tap.term_and_wait(after=0.5)
     assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
     assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
     assert whole_lines(run)[-1]["type"] == "STATE"
@@ -575,13 +531,13 @@ def test_sigterm_during_an_api_call_whose_head_trickles_ends_in_bounded_time(fak
 
 
 def test_sigterm_during_a_download_whose_head_trickles_ends_in_bounded_time(fake, catalog):
-    server: FakePardot = fake(file=trickle_head(every=0.2, at_most=60))
-    tap = Tap(server.config(download_timeout=3000, max_retries=0), catalog)
-    deadline = time.monotonic() + 60
-    while not any(r["path"].startswith("/file/") for r in server.server.requests):
-        assert time.monotonic() < deadline, "the download never began"
-        time.sleep(0.02)
-    run, took = tap.term_and_wait(after=0.5)
+    server: FakePardot = fake(download=trickle_head(every=0.2, at_most=60))
+    with closing(Tap(server.config(download_timeout=3000, max_retries=0), catalog)) as tap:
+        deadline = time.monotonic() + 60
+        while not server.count("download"):
+            assert time.monotonic() < deadline, "the download never began"
+            time.sleep(0.02)
+        run, took = tap.term_and_wait(after=0.5)
     assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
     assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
     assert whole_lines(run)[-1]["type"] == "STATE"

@@ -1,25 +1,23 @@
 """The HTTP layer against hostile servers on loopback, and small in-process units of it.
 
-Each hostile server is an ``http.server`` in a thread on 127.0.0.1 that answers from a table of
-routes, records what it received, and stops at the end of its test; every loop in it is
-bounded. Clients are built in-process with ``build_client``; retry waits are skipped
-(the retry policy's pause is replaced), so nothing sleeps for real.
+Each hostile server is the fake Pardot of ``tests/fake_pardot.py`` (a thread on 127.0.0.1 that
+records what it received and stops at the end of its test), a call or a path of it answered as
+the test needs; every loop in a route is bounded. Clients are built in-process with
+``build_client``; retry waits are skipped (the retry policy's pause is replaced), so nothing
+sleeps for real.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import gc
 import io
-import json
 import logging
 import re
 import socket
 import threading
 import time
 import typing as t
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 from pardot_export_sandbox import DataConfig
@@ -38,151 +36,33 @@ from tap_pardot_export.pardot.auth import PardotAuthenticator
 from tap_pardot_export.pardot.cancel import CancelOutcome, cancel_now
 from tap_pardot_export.pardot.retry import RetryPolicy
 from tap_pardot_export.redact import REDACTION, install_redaction
-from tests.helpers import LoopbackServer, client_for, discover, run_tap, select_streams, skip_retry_waits
+from tests.fake_pardot import API, TOKEN, TOKEN_PATH, Call, closed_port, config_for, send, stall, token_ok
+from tests.helpers import client_for, discover, run_tap, select_streams
 
 if t.TYPE_CHECKING:
     from tap_pardot_export.pardot.client import PardotClient
 
-BU = "0Uv000000000001AAA"
-TOKEN = "00Dhostile!tok-0123456789abcdef"
-SECRET = "hostile-client-secret-4242"
-
-
-# -- a hostile server ---------------------------------------------------------------------------------
-
-
-class Hostile:
-    """A loopback HTTP server answering from ``routes``: path -> function(handler)."""
-
-    def __init__(self, routes: dict[str, t.Callable[[BaseHTTPRequestHandler], None]]) -> None:
-        self.routes = routes
-        self.requests: list[dict[str, t.Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: t.Any) -> None:
-                pass
-
-            def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                path = self.path.split("?", 1)[0]
-                outer.requests.append(
-                    {"method": self.command, "path": path, "headers": dict(self.headers), "body": body}
-                )
-                route = outer.routes.get(path) or outer.routes.get("*")
-                if route is None:
-                    send(self, 404, {"error": "no route"})
-                    return
-                with contextlib.suppress(OSError):
-                    route(self)
-
-            do_GET = do_POST = _any
-
-        self.httpd = LoopbackServer(Handler)
-        self.port = int(self.httpd.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def start(self) -> Hostile:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-    def hits(self, path: str) -> int:
-        return sum(1 for r in self.requests if r["path"] == path)
-
-
-def send(h: BaseHTTPRequestHandler, status: int, body: t.Any, headers: dict[str, str] | None = None) -> None:
-    """Answer ``body`` (JSON unless it is bytes) with ``status`` and ``headers``."""
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    h.send_response(status)
-    kind = "text/html" if isinstance(body, bytes) else "application/json"
-    for k, v in {"Content-Type": kind, **(headers or {})}.items():
-        h.send_header(k, v)
-    h.send_header("Content-Length", str(len(data)))
-    h.end_headers()
-    h.wfile.write(data)
-
-
-def token_ok(h: BaseHTTPRequestHandler) -> None:
-    send(h, 200, {"access_token": TOKEN, "instance_url": "https://x.example", "token_type": "Bearer"})
-
-
-TOKEN_PATH = "/services/oauth2/token"
-API = "/api/export/version/4/do/"
-
-
-@pytest.fixture
-def hostile() -> t.Iterator[t.Callable[..., Hostile]]:
-    made: list[Hostile] = []
-
-    def factory(routes: dict[str, t.Callable[[BaseHTTPRequestHandler], None]]) -> Hostile:
-        server = Hostile(routes).start()
-        made.append(server)
-        return server
-
-    yield factory
-    for server in made:
-        server.stop()
-
-
-@pytest.fixture(autouse=True)
-def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retry waits are computed and logged, but not slept."""
-    skip_retry_waits(monkeypatch)
-
-
-def config(server: Hostile | str, **extra: t.Any) -> dict[str, t.Any]:
-    base = server.url if isinstance(server, Hostile) else server
-    cfg = {
-        "api_url": base,
-        "login_url": base,
-        "business_unit_id": BU,
-        "client_id": "hostile-client-id",
-        "client_secret": SECRET,
-        "refresh_token": "hostile-refresh-token",
-        "max_retries": 3,
-    }
-    cfg.update(extra)
-    return {k: v for k, v in cfg.items() if v is not None}
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = pytest.mark.usefixtures("instant_retries")  # retry waits are computed and logged, but not slept
 
 
 # -- redirects ----------------------------------------------------------------------------------------
 
 
-def test_token_307_is_refused_and_the_other_host_never_sees_the_secret(hostile):
-    other = hostile({"*": token_ok})
-
-    def redirect(h: BaseHTTPRequestHandler) -> None:
-        send(h, 307, {}, {"Location": f"http://localhost:{other.port}{TOKEN_PATH}"})
-
-    login = hostile({TOKEN_PATH: redirect})
-    client = client_for(config(login))
+def test_token_307_is_refused_and_the_other_host_never_sees_the_secret(fake):
+    login = fake(script={"token": ["redirect"]})  # a 307 to the same path on another host
+    client = client_for(login.config())
     with pytest.raises(RefusedURLError, match="redirect to localhost refused"):
         client.tokens.token()
-    assert other.requests == [], "the secret was re-posted to the redirect's host"
+    assert login.elsewhere.requests == [], "the secret was re-posted to the redirect's host"
     assert login.hits(TOKEN_PATH) == 1, "a redirect is not retried"
 
 
-def test_302_on_an_api_call_and_on_a_download_is_a_clear_error(hostile):
-    def redirect(h: BaseHTTPRequestHandler) -> None:
+def test_302_on_an_api_call_and_on_a_download_is_a_clear_error(fake):
+    def redirect(h: Call) -> None:
         send(h, 302, {}, {"Location": "https://evil.example/steal"})
 
-    server = hostile({TOKEN_PATH: token_ok, API + "create": redirect, "/files/1.csv": redirect})
-    client = client_for(config(server))
+    server = fake(create=redirect, paths={"/files/1.csv": redirect})
+    client = client_for(server.config())
     with pytest.raises(RefusedURLError, match=r"redirect to evil\.example refused"):
         client.json("POST", "create", "create", json_body={})
     with pytest.raises(RefusedURLError, match=r"redirect to evil\.example refused"):
@@ -193,17 +73,17 @@ def test_302_on_an_api_call_and_on_a_download_is_a_clear_error(hostile):
 # -- credentials stay home ------------------------------------------------------------------------------
 
 
-def test_netrc_never_replaces_the_bearer_token(hostile, tmp_path, monkeypatch):
-    server = hostile({TOKEN_PATH: token_ok, API + "read/id/1": lambda h: send(h, 200, {"export": {"id": 1}})})
+def test_netrc_never_replaces_the_bearer_token(fake, tmp_path, monkeypatch):
+    server = fake()
     netrc = tmp_path / ".netrc"
     netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-password\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("NETRC", str(netrc))
-    client = client_for(config(server))
+    client = client_for(server.config())
     client.json("GET", "read/id/1", "read")
-    (sent,) = [r for r in server.requests if r["path"] == API + "read/id/1"]
-    assert sent["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    (sent,) = [r for r in server.requests if r.path == API + "read/id/1"]
+    assert sent.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
 def test_proxies_from_the_environment_are_still_honoured(monkeypatch):
@@ -222,10 +102,10 @@ def test_proxies_from_the_environment_are_still_honoured(monkeypatch):
     ("setting", "url"),
     [("api_url", "http://pi.pardot.com"), ("login_url", "http://login.salesforce.com"), ("api_url", "ftp://x.y")],
 )
-def test_plain_http_to_a_non_loopback_host_is_refused_before_any_request(hostile, setting, url):
-    server = hostile({"*": token_ok})
+def test_plain_http_to_a_non_loopback_host_is_refused_before_any_request(fake, setting, url):
+    server = fake()
     with pytest.raises(RefusedURLError, match=f"Refusing {setting}"):
-        client_for(config(server, **{setting: url}))
+        client_for(server.config(**{setting: url}))
     assert server.requests == []
 
 
@@ -236,13 +116,13 @@ def test_loopback_http_is_accepted():
         urls.check_url("http://10.0.0.1", "api_url")
 
 
-def test_error_text_that_echoes_the_bearer_token_is_redacted(hostile, caplog):
-    def echo(h: BaseHTTPRequestHandler) -> None:
+def test_error_text_that_echoes_the_bearer_token_is_redacted(fake, caplog):
+    def echo(h: Call) -> None:
         auth = h.headers.get("Authorization")
         send(h, 400, {"@attributes": {"stat": "fail", "err_code": 999}, "err": f"bad request; you sent {auth}"})
 
-    server = hostile({TOKEN_PATH: token_ok, API + "create": echo})
-    client = client_for(config(server))
+    server = fake(create=echo)
+    client = client_for(server.config())
     caplog.set_level(logging.INFO)
     with pytest.raises(PardotAPIError) as info:
         client.json("POST", "create", "create", json_body={})
@@ -262,15 +142,15 @@ def test_the_redaction_filter_scrubs_args_numbers_and_user_info(caplog):
     assert REDACTION.scrub("token%20s3cr3t-value") == "token%20***"
 
 
-def test_a_replaced_configured_token_stays_secret_and_finished_clients_are_forgotten(hostile, caplog):
-    server = hostile({TOKEN_PATH: token_ok})
-    client = client_for(config(server, access_token="00Dold!configured-token"))
+def test_a_replaced_configured_token_stays_secret_and_finished_clients_are_forgotten(fake, caplog):
+    server = fake()
+    client = client_for(server.config(access_token="00Dold!configured-token"))
     assert client.tokens.refresh("00Dold!configured-token") == TOKEN
     caplog.set_level(logging.INFO)
     logging.getLogger("tap-pardot-export").info("old %s new %s", "00Dold!configured-token", TOKEN)
     assert "old *** new ***" in caplog.text
     before = len(REDACTION.sources)
-    gone = client_for(config(server, client_secret="a-secret-of-a-finished-client"))
+    gone = client_for(server.config(client_secret="a-secret-of-a-finished-client"))
     assert len(REDACTION.sources) == before + 1
     del gone
     gc.collect()
@@ -296,15 +176,15 @@ def test_user_info_in_api_url_is_never_printed_nor_sent(fresh_sandbox):
     assert run.records("list_membership")
 
 
-def test_a_token_with_a_newline_fails_at_once(hostile):
-    server = hostile({TOKEN_PATH: lambda h: send(h, 200, {"access_token": "00Dabc\nX-Evil: 1"})})
-    client = client_for(config(server))
+def test_a_token_with_a_newline_fails_at_once(fake):
+    server = fake(token=lambda h: send(h, 200, {"access_token": "00Dabc\nX-Evil: 1"}))
+    client = client_for(server.config())
     started = time.monotonic()
     with pytest.raises(PardotAuthError, match="holds a newline"):
         client.tokens.token()
     assert time.monotonic() - started < 5 and server.hits(TOKEN_PATH) == 1
     with pytest.raises(PardotAuthError, match="holds a newline"):
-        client_for(config(server, access_token="tok\nen"))
+        client_for(server.config(access_token="tok\nen"))
 
 
 # -- first contact ----------------------------------------------------------------------------------------
@@ -324,7 +204,7 @@ def _first_call_fails(client: PardotClient, what: str) -> str:
 @pytest.mark.parametrize("setting", ["api_url", "login_url"])
 def test_a_closed_port_on_first_contact_fails_fast_naming_the_setting(setting):
     url = f"http://127.0.0.1:{closed_port()}"
-    cfg = config("http://127.0.0.1:1", **{setting: url}, access_token=TOKEN if setting == "api_url" else None)
+    cfg = config_for("http://127.0.0.1:1", **{setting: url}, access_token=TOKEN if setting == "api_url" else None)
     client = client_for(cfg)
     text = _first_call_fails(client, "token" if setting == "login_url" else "api")
     assert f"The {setting} host 127.0.0.1 refuses connections" in text
@@ -339,14 +219,14 @@ def test_an_unresolvable_host_on_first_contact_fails_fast_naming_the_setting(mon
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    client = client_for(config("https://pi.pardot-typo.invalid", access_token=TOKEN))
+    client = client_for(config_for("https://pi.pardot-typo.invalid", access_token=TOKEN))
     text = _first_call_fails(client, "api")
     assert "The api_url host pi.pardot-typo.invalid does not resolve" in text
 
 
-def test_a_web_server_that_is_not_pardot_fails_fast(hostile):
-    html = hostile({"*": lambda h: send(h, 200, b"<html>Welcome to nginx</html>")})
-    text = _first_call_fails(client_for(config(html, access_token=TOKEN)), "api")
+def test_a_web_server_that_is_not_pardot_fails_fast(fake):
+    html = fake(paths={"*": lambda h: send(h, 200, b"<html>Welcome to nginx</html>")})
+    text = _first_call_fails(client_for(html.config(access_token=TOKEN)), "api")
     assert "The api_url host 127.0.0.1 does not speak Pardot's Export API" in text
     assert html.hits(API + "read/id/1") == 1
 
@@ -360,33 +240,30 @@ def test_a_web_server_that_is_not_pardot_fails_fast(hostile):
         (lambda h: send(h, 200, {"something": "else"}), "HTTP 200"),
     ],
 )
-def test_a_login_url_that_is_not_a_token_endpoint_says_so(hostile, answer, words):
-    server = hostile({TOKEN_PATH: answer})
-    text = _first_call_fails(client_for(config(server)), "token")
+def test_a_login_url_that_is_not_a_token_endpoint_says_so(fake, answer, words):
+    server = fake(token=answer)
+    text = _first_call_fails(client_for(server.config()), "token")
     assert "is not a Salesforce token endpoint" in text and words in text
     assert "credentials must be renewed" not in text
     assert server.hits(TOKEN_PATH) == 1
 
 
-def test_invalid_grant_means_dead_credentials(hostile):
-    server = hostile({TOKEN_PATH: lambda h: send(h, 400, {"error": "invalid_grant", "error_description": "expired"})})
-    text = _first_call_fails(client_for(config(server)), "token")
+def test_invalid_grant_means_dead_credentials(fake):
+    server = fake(token=lambda h: send(h, 400, {"error": "invalid_grant", "error_description": "expired"}))
+    text = _first_call_fails(client_for(server.config()), "token")
     assert "invalid_grant" in text and "credentials must be renewed" in text
 
 
-def test_a_service_that_answered_once_is_retried(hostile):
-    calls = {"n": 0}
-
-    def flaky(h: BaseHTTPRequestHandler) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:
+def test_a_service_that_answered_once_is_retried(fake):
+    def flaky(h: Call) -> None:
+        if h.attempt == 2:
             h.close_connection = True
             h.connection.shutdown(socket.SHUT_RDWR)  # a reset on the second call only
             return
         send(h, 200, {"export": {"id": 1}})
 
-    server = hostile({TOKEN_PATH: token_ok, API + "read/id/1": flaky})
-    client = client_for(config(server))
+    server = fake(read=flaky)
+    client = client_for(server.config())
     client.json("GET", "read/id/1", "read")
     client.json("GET", "read/id/1", "read")
     assert server.hits(API + "read/id/1") == 3
@@ -395,14 +272,14 @@ def test_a_service_that_answered_once_is_retried(hostile):
 # -- Pardot's answers -------------------------------------------------------------------------------------
 
 
-def test_a_200_with_the_122_envelope_is_the_daily_limit(hostile):
+def test_a_200_with_the_122_envelope_is_the_daily_limit(fake):
     envelope = {"@attributes": {"stat": "fail", "version": 1, "err_code": 122}, "err": "Daily API rate limit met."}
-    server = hostile({TOKEN_PATH: token_ok, API + "create": lambda h: send(h, 200, envelope)})
+    server = fake(create=lambda h: send(h, 200, envelope))
     with pytest.raises(DailyLimitReached, match="daily API call limit is spent"):
-        client_for(config(server)).json("POST", "create", "create", json_body={})
+        client_for(server.config()).json("POST", "create", "create", json_body={})
 
 
-def test_an_unknown_business_unit_is_an_api_error_naming_the_setting(hostile, fresh_sandbox):
+def test_an_unknown_business_unit_is_an_api_error_naming_the_setting(fresh_sandbox):
     sb = fresh_sandbox(data=_small_data())
     client = client_for(sb.tap_config(business_unit_id="0Uv000000000999AAA"))
     with pytest.raises(PardotAPIError) as info:
@@ -411,22 +288,22 @@ def test_an_unknown_business_unit_is_an_api_error_naming_the_setting(hostile, fr
     assert info.value.code == 201 and "business_unit_id" in str(info.value)
 
 
-def test_token_requests_follow_the_same_retry_policy(hostile):
+def test_token_requests_follow_the_same_retry_policy(fake):
     calls = {"n": 0}
 
-    def busy(h: BaseHTTPRequestHandler) -> None:
+    def busy(h: Call) -> None:
         calls["n"] += 1
         if calls["n"] <= 2:
             send(h, 503, {"error": "server_error"}, {"Retry-After": "7"})
         else:
             token_ok(h)
 
-    server = hostile({TOKEN_PATH: busy})
-    client = client_for(config(server, max_retries=2))
+    server = fake(token=busy)
+    client = client_for(server.config(max_retries=2))
     assert client.tokens.token() == TOKEN
     assert server.hits(TOKEN_PATH) == 3
     calls["n"] = -10
-    client2 = client_for(config(server, max_retries=2))
+    client2 = client_for(server.config(max_retries=2))
     with pytest.raises(PardotAPIError, match=r"Giving up on token request .* after 3 tries"):
         client2.tokens.token()
 
@@ -467,22 +344,19 @@ def test_the_retry_policy_stops_at_max_time():
     assert tries["n"] >= 3, "a download's working time extends the bound"
 
 
-def test_parallel_rejections_refresh_the_token_once(hostile):
-    issued = {"n": 0}
+def test_parallel_rejections_refresh_the_token_once(fake):
+    def token(h: Call) -> None:
+        send(h, 200, {"access_token": f"00Dtok!{h.attempt:08d}"})
 
-    def token(h: BaseHTTPRequestHandler) -> None:
-        issued["n"] += 1
-        send(h, 200, {"access_token": f"00Dtok!{issued['n']:08d}"})
-
-    def read(h: BaseHTTPRequestHandler) -> None:
+    def read(h: Call) -> None:
         if h.headers.get("Authorization") == "Bearer 00Dtok!00000001":
             time.sleep(0.1)
             send(h, 401, {"@attributes": {"stat": "fail", "err_code": 184}, "err": "expired"})
         else:
             send(h, 200, {"export": {"id": 1}})
 
-    server = hostile({TOKEN_PATH: token, API + "read/id/1": read})
-    client = client_for(config(server, max_concurrency=4))
+    server = fake(token=token, read=read)
+    client = client_for(server.config(max_concurrency=4))
     client.tokens.token()
     threads = [threading.Thread(target=client.json, args=("GET", "read/id/1", "read")) for _ in range(4)]
     for th in threads:
@@ -496,8 +370,8 @@ def test_parallel_rejections_refresh_the_token_once(hostile):
 # -- downloads ----------------------------------------------------------------------------------------------
 
 
-def test_a_trickling_download_hits_download_timeout(hostile):
-    def trickle(h: BaseHTTPRequestHandler) -> None:
+def test_a_trickling_download_hits_download_timeout(fake):
+    def trickle(h: Call) -> None:
         h.send_response(200)
         h.send_header("Content-Type", "text/csv")
         h.send_header("Content-Length", "1000")
@@ -507,8 +381,8 @@ def test_a_trickling_download_hits_download_timeout(hostile):
             h.wfile.flush()
             time.sleep(0.1)
 
-    server = hostile({TOKEN_PATH: token_ok, "/files/slow.csv": trickle})
-    client = client_for(config(server, download_timeout=0.6, max_retries=1, request_timeout=5))
+    server = fake(paths={"/files/slow.csv": trickle})
+    client = client_for(server.config(download_timeout=0.6, max_retries=1, request_timeout=5))
     started = time.monotonic()
     with pytest.raises(
         PardotAPIError, match=r"Giving up on download .*/files/slow\.csv after 2 tries: .*download_timeout"
@@ -518,11 +392,11 @@ def test_a_trickling_download_hits_download_timeout(hostile):
     assert server.hits("/files/slow.csv") == 2
 
 
-def test_a_download_within_its_deadline_is_read_whole(hostile):
+def test_a_download_within_its_deadline_is_read_whole(fake):
     body = b"id,name\n" + b"".join(b"%d,row\n" % i for i in range(2000))
-    server = hostile({TOKEN_PATH: token_ok, "/files/ok.csv": lambda h: send(h, 200, body)})
+    server = fake(paths={"/files/ok.csv": lambda h: send(h, 200, body)})
     sink = io.BytesIO()
-    assert client_for(config(server)).download(server.url + "/files/ok.csv", sink) == len(body)
+    assert client_for(server.config()).download(server.url + "/files/ok.csv", sink) == len(body)
     assert sink.getvalue() == body
 
 
@@ -540,7 +414,7 @@ def test_a_download_within_its_deadline_is_read_whole(hostile):
     ],
 )
 def test_result_links_are_fenced_to_trusted_hosts(url, extra, ok):
-    client = client_for(config("https://pi.pardot.com", access_token=TOKEN, download_hosts=extra))
+    client = client_for(config_for("https://pi.pardot.com", access_token=TOKEN, download_hosts=extra))
     if ok:
         client.check_host(url)
     else:
@@ -549,18 +423,18 @@ def test_result_links_are_fenced_to_trusted_hosts(url, extra, ok):
         assert "download_hosts" in str(info.value)
 
 
-def test_result_links_on_the_api_host_are_accepted(hostile):
-    server = hostile({})
-    client_for(config(server, access_token=TOKEN)).check_host(server.url + "/api/export/x")
+def test_result_links_on_the_api_host_are_accepted(fake):
+    server = fake()
+    client_for(server.config(access_token=TOKEN)).check_host(server.url + "/api/export/x")
 
 
 # -- the signal path ----------------------------------------------------------------------------------------
 
 
-def test_cancel_now_returns_promptly_with_the_slots_and_the_token_lock_held(hostile):
+def test_cancel_now_returns_promptly_with_the_slots_and_the_token_lock_held(fake):
     ok = {"@attributes": {"stat": "ok"}, "export": {"id": 42, "state": "Canceled"}}
-    server = hostile({TOKEN_PATH: token_ok, API + "cancel/id/42": lambda h: send(h, 200, ok)})
-    client = client_for(config(server, max_concurrency=2))
+    server = fake(cancel=lambda h: send(h, 200, ok))
+    client = client_for(server.config(max_concurrency=2))
     client.tokens.token()
     for _ in range(client.max_concurrency):
         client.slots.acquire()
@@ -571,23 +445,20 @@ def test_cancel_now_returns_promptly_with_the_slots_and_the_token_lock_held(host
         worker.join(4)
         assert not worker.is_alive(), "cancel_now waited on a lock or slot the main thread holds"
     assert [r.canceled for r in result] == [True]
-    (sent,) = [r for r in server.requests if r["path"] == API + "cancel/id/42"]
-    assert sent["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    (sent,) = [r for r in server.requests if r.path == API + "cancel/id/42"]
+    assert sent.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
-def test_cancel_now_gives_up_at_its_timeout_and_never_raises(hostile):
-    def hang(h: BaseHTTPRequestHandler) -> None:
-        time.sleep(3)  # bounded; the client must not wait this long
-
-    server = hostile({TOKEN_PATH: token_ok, API + "cancel/id/7": hang})
-    client = client_for(config(server))
+def test_cancel_now_gives_up_at_its_timeout_and_never_raises(fake):
+    server = fake(cancel=lambda h: stall(h, 3))  # bounded; the client must not wait this long
+    client = client_for(server.config())
     client.tokens.token()
     started = time.monotonic()
     assert cancel_now(client, 7, timeout=0.5).says == "no answer within 0.5s"
     assert time.monotonic() - started < 2.5, "gave up at its timeout, not after the 3 s the server hangs"
-    no_token = client_for(config(server))
+    no_token = client_for(server.config())
     assert cancel_now(no_token, 7, timeout=0.5).canceled is False  # no token yet: no request, no refresh
-    closed = client_for(config(f"http://127.0.0.1:{closed_port()}", access_token=TOKEN))
+    closed = client_for(config_for(f"http://127.0.0.1:{closed_port()}", access_token=TOKEN))
     assert cancel_now(closed, 7, timeout=0.5).canceled is False
 
 

@@ -8,9 +8,7 @@ log repeats another without new information.
 
 from __future__ import annotations
 
-import http.server
 import re
-import threading
 import time
 import typing as t
 
@@ -18,7 +16,11 @@ import pytest
 
 from tap_pardot_export.pardot.cancel import cancel_now, read_cancel_answer
 from tap_pardot_export.spec import SPECS
+from tests.fake_pardot import send, stall
 from tests.helpers import client_for, run_tap
+
+if t.TYPE_CHECKING:
+    from tests.fake_pardot import Call, FakePardot
 
 #: a log line without its time stamp
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:,.]+Z?\s*\|?\s*")
@@ -59,63 +61,27 @@ def test_a_cancel_answer_says_what_it_came_to(status, body, says, canceled):
     assert outcome.answered
 
 
-class _CancelServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, status: int, body: str, delay: float) -> None:
-        self.status, self.body, self.delay = status, body, delay
-        self.release = threading.Event()
-        super().__init__(("127.0.0.1", 0), _CancelHandler)
-
-
-class _CancelHandler(http.server.BaseHTTPRequestHandler):
-    server: _CancelServer
-
-    def do_POST(self):
-        if self.server.delay:
-            self.server.release.wait(self.server.delay)
-        data = self.server.body.encode()
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format, *args):
-        pass
-
-
-@pytest.fixture
-def cancel_server() -> t.Iterator[t.Callable[..., _CancelServer]]:
-    made: list[_CancelServer] = []
-
-    def make(status: int, body: str, delay: float = 0.0) -> _CancelServer:
-        server = _CancelServer(status, body, delay)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-
-
-def _client(server: _CancelServer) -> t.Any:
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+def _client(server: FakePardot) -> t.Any:
     return client_for(
-        {"access_token": "cancel-token", "api_url": url, "login_url": url, "business_unit_id": "0Uv5e0000000001AAA"}
+        {
+            "access_token": "cancel-token",
+            "api_url": server.url,
+            "login_url": server.url,
+            "business_unit_id": "0Uv5e0000000001AAA",
+        }
     )
 
 
-def test_cancel_now_tells_a_complete_export_from_no_answer(cancel_server):
-    complete = (
-        '{"@attributes": {"stat": "fail", "err_code": 178}, "err": "Export 9 is Complete and cannot be canceled"}'
-    )
-    outcome = cancel_now(_client(cancel_server(400, complete)), 9, timeout=10)
+def test_cancel_now_tells_a_complete_export_from_no_answer(fake):
+    complete = {"@attributes": {"stat": "fail", "err_code": 178}, "err": "Export 9 is Complete and cannot be canceled"}
+    outcome = cancel_now(_client(fake(cancel=lambda c: send(c, 400, complete))), 9, timeout=10)
     assert (outcome.canceled, outcome.says, outcome.answered) == (False, "already Complete: nothing to cancel", True)
-    silent = cancel_server(200, "{}", delay=30)
+
+    def silence(c: Call) -> None:
+        stall(c, 30)  # let go when the fake stops
+        send(c, 200, {})
+
+    silent = fake(cancel=silence)
     t0 = time.monotonic()
     outcome = cancel_now(_client(silent), 9, timeout=0.3)
     assert time.monotonic() - t0 < 10

@@ -14,15 +14,18 @@ from hypothesis import strategies as st
 from tap_pardot_export import redact
 from tap_pardot_export.errors import PardotAuthError
 from tap_pardot_export.redact import REDACTION, RedactionFilter, install_redaction
+from tests.fake_pardot import SECRET, TOKEN_PATH, send, token_ok
 from tests.helpers import client_for
-from tests.test_http_hostile import API, SECRET, TOKEN, TOKEN_PATH, config, hostile, no_sleep, send, token_ok
-
-__all__ = ["hostile", "no_sleep"]  # the hostile server and instant retries, as fixtures here too
 
 if t.TYPE_CHECKING:
-    from http.server import BaseHTTPRequestHandler
+    from tests.fake_pardot import Call
+
+pytestmark = pytest.mark.usefixtures("instant_retries")  # retry waits are computed and logged, but not slept
 
 KEY = "00Dsome!Secret-Value_0123456789/xyz"
+#: the token the echoing server issues holds a "!", as Salesforce's do: its percent- and
+#: form-encoded forms differ from it, and each must be redacted too
+BANG_TOKEN = "00Dsecrets!tok-0123456789abcdef"
 
 
 def _b64(data: str, *, urlsafe: bool = False, pad: bool = True) -> str:
@@ -102,21 +105,22 @@ def test_the_bearer_value_is_redacted_whatever_it_holds():
     assert "plain text" in REDACTION.scrub("token refreshed; plain text stays")
 
 
-def echoing(h: BaseHTTPRequestHandler) -> None:
+def echoing(h: Call) -> None:
     """An error that echoes the request's bearer token in every form at once."""
     token = h.headers["Authorization"].split(" ", 1)[1]
     echoes = " | ".join(encodings(token).values()) + " | " + " | ".join(encodings(SECRET).values())
     send(h, 400, {"@attributes": {"stat": "fail", "err_code": 15}, "err": f"Bad request: {echoes}"})
 
 
-def test_an_api_error_echoing_the_token_in_every_encoding_prints_none_of_them(hostile, caplog):
-    server = hostile({TOKEN_PATH: token_ok, API + "create": echoing})
-    client = client_for(config(server))
+def test_an_api_error_echoing_the_token_in_every_encoding_prints_none_of_them(fake, caplog):
+    assert urllib.parse.quote(BANG_TOKEN, safe="") != BANG_TOKEN
+    server = fake(token=lambda c: token_ok(c, BANG_TOKEN), create=echoing)
+    client = client_for(server.config())
     with pytest.raises(Exception) as info:
         client.json("POST", "create", "create", json_body={})
     text = str(info.value) + caplog.text
     assert "error 15" in text
-    for secret in (TOKEN, SECRET):
+    for secret in (BANG_TOKEN, SECRET):
         for form, encoded in encodings(secret).items():
             core = encoded[4:-4] if len(encoded) > 12 else encoded
             assert core not in text, f"{form} of a secret printed"
@@ -133,10 +137,10 @@ def test_an_api_error_echoing_the_token_in_every_encoding_prints_none_of_them(ho
         ((200, ["not", "an", "object"]), "JSON that is not an object"),
     ],
 )
-def test_a_token_answer_is_named_by_its_real_cause(hostile, answer, words):
+def test_a_token_answer_is_named_by_its_real_cause(fake, answer, words):
     status, body = answer
-    server = hostile({TOKEN_PATH: lambda h: send(h, status, body)})
+    server = fake(token=lambda h: send(h, status, body))
     with pytest.raises(PardotAuthError) as info:
-        client_for(config(server)).tokens.token()
+        client_for(server.config()).tokens.token()
     assert words in str(info.value)
     assert server.hits(TOKEN_PATH) == 1, "a dead answer is not retried"

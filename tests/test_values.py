@@ -11,11 +11,8 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_pardot_export.engine.state import parse_state
 from tap_pardot_export.errors import PardotConfigError
 from tap_pardot_export.tap import TapPardotExport
-from tests.test_answers import ROWS, TYPED, WHERE, assert_exact, assert_refused, catalog, csv_body, serve
+from tests.fake_pardot import ROWS, TYPED, WHERE, assert_exact, assert_refused, csv_body
 from tests.test_settings import config, errors_of, tap_cli
-
-__all__ = ["catalog", "serve"]  # fixtures from test_answers, used here
-
 
 # -- calendar edges ---------------------------------------------------------------------------------
 
@@ -26,7 +23,7 @@ __all__ = ["catalog", "serve"]  # fixtures from test_answers, used here
 )
 def test_a_sentinel_date_past_the_calendar_in_utc_is_null_with_one_warning(serve, zone, sentinel):
     rows = [{**ROWS[0], "created_at": sentinel}, {**ROWS[1], "created_at": sentinel}, ROWS[2]]
-    _, run = serve(lambda s, n: csv_body(s.fields, rows), config={"timezone": zone})
+    _, run = serve(lambda c: csv_body(c.fields, rows), config={"timezone": zone})
     assert run.returncode == 0, run.stderr[-3000:]
     got = {r["id"]: r for r in run.records("list_membership")}
     assert got[11]["created_at"] is None and got[12]["created_at"] is None
@@ -38,13 +35,13 @@ def test_a_sentinel_date_past_the_calendar_in_utc_is_null_with_one_warning(serve
 
 def test_a_sentinel_date_in_a_never_null_column_is_the_per_row_error(serve):
     rows = [ROWS[0], {**ROWS[1], "updated_at": "9999-12-31 23:30:00"}]
-    _, run = serve(lambda s, n: csv_body(s.fields, rows))
+    _, run = serve(lambda c: csv_body(c.fields, rows))
     assert_refused(run, *WHERE, "row 2", "(id 12)", "column 'updated_at'", "outside years 1 to 9999")
 
 
 def test_every_datetime_written_has_a_four_digit_year(serve):
     rows = [{**ROWS[0], "created_at": "0999-06-01 12:00:00"}, ROWS[1], ROWS[2]]
-    _, run = serve(lambda s, n: csv_body(s.fields, rows), config={"timezone": "UTC"})
+    _, run = serve(lambda c: csv_body(c.fields, rows), config={"timezone": "UTC"})
     assert run.returncode == 0, run.stderr[-3000:]
     got = {r["id"]: r for r in run.records("list_membership")}
     assert got[11]["created_at"] == "0999-06-01T12:00:00+00:00"
@@ -58,13 +55,13 @@ def test_every_datetime_written_has_a_four_digit_year(serve):
 )
 def test_an_integer_is_an_optional_minus_and_ascii_digits(serve, cell):
     rows = [ROWS[0], {**ROWS[1], "list_id": cell}, ROWS[2]]
-    _, run = serve(lambda s, n: csv_body(s.fields, rows))
+    _, run = serve(lambda c: csv_body(c.fields, rows))
     assert_refused(run, *WHERE, "row 2", "(id 12)", "column 'list_id': not an integer")
 
 
 def test_negative_and_leading_zero_integers_are_read(serve):
     rows = [{**ROWS[0], "list_id": "-7"}, {**ROWS[1], "list_id": "007"}, ROWS[2]]
-    _, run = serve(lambda s, n: csv_body(s.fields, rows))
+    _, run = serve(lambda c: csv_body(c.fields, rows))
     assert_exact(run, {**TYPED, 11: {**TYPED[11], "list_id": -7}, 12: {**TYPED[12], "list_id": 7}})
 
 
