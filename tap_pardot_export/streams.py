@@ -10,6 +10,7 @@ are written straight from the typed rows when nothing needs the SDK's per-record
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import typing as t
 from importlib import resources
@@ -58,9 +59,13 @@ DELETED_AT = "_sdc_deleted_at"
 
 
 def load_schema(name: str) -> dict[str, t.Any]:
-    """The stream's JSON schema, from the package's schemas/ folder."""
-    text = (resources.files("tap_pardot_export") / "schemas" / f"{name}.json").read_text()
-    return t.cast("dict[str, t.Any]", json.loads(text))
+    """The stream's JSON schema, from the package's schemas/ folder (a new copy each time: callers extend it)."""
+    return t.cast("dict[str, t.Any]", json.loads(_schema_text(name)))
+
+
+@functools.cache
+def _schema_text(name: str) -> str:
+    return (resources.files("tap_pardot_export") / "schemas" / f"{name}.json").read_text()
 
 
 class ExportStream(ExportStreamHooks):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import typing as t
@@ -202,14 +203,19 @@ def _unit(path: list[str]) -> str:
     return ""
 
 
+@functools.cache
+def _validator_class() -> t.Any:
+    """The SDK's validator that fills in defaults: a new class each time it is made, so made once."""
+    return extend_validator_with_defaults(DEFAULT_JSONSCHEMA_VALIDATOR)
+
+
 def schema_errors(config: dict[str, t.Any], schema: dict[str, t.Any], *, complete: bool = True) -> list[str]:
     """Validate ``config`` against ``schema`` (filling in defaults, as the SDK does); one line per error.
 
     ``complete=False`` leaves out the settings that are missing (a top-level ``required``): only
     what a value says wrong is an error then.
     """
-    validator_class = extend_validator_with_defaults(DEFAULT_JSONSCHEMA_VALIDATOR)
-    validator = validator_class(schema, format_checker=_format_checker())
+    validator = _validator_class()(schema, format_checker=_format_checker())
     found = (e for e in validator.iter_errors(config) if complete or e.validator != "required" or e.absolute_path)
     errors = sorted(found, key=lambda e: [str(p) for p in e.absolute_path])
     return list(dict.fromkeys(_format_error(e, config) for e in errors))
