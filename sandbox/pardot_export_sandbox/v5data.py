@@ -184,6 +184,8 @@ class V5Object:
     changed: dict[int, dict[str, t.Any]] = field(default_factory=dict)
     removed: set[int] = field(default_factory=set)
     added: int = 0
+    #: generated records by index, each made once (pages, the oracle and reruns ask for the same ones)
+    generated: dict[int, dict[str, t.Any]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def has_bin(self) -> bool:
@@ -204,11 +206,13 @@ class V5Object:
         return self.start + (i * self.span) // max(self.count, 1)
 
     def row(self, i: int, names: t.Iterable[str] | None = None) -> dict[str, t.Any]:
-        """Generated record ``i`` (only ``names`` when given), ignoring changes."""
-        fields = self.fields
+        """Generated record ``i`` (only ``names`` when given), ignoring changes: a new dict each call."""
+        whole = self.generated.get(i)
+        if whole is None:  # a pure function of i: threads racing here store equal records
+            whole = self.generated[i] = {n: f.gen(i) for n, f in self.fields.items()}
         if names is None:
-            return {n: f.gen(i) for n, f in fields.items()}
-        return {n: fields[n].gen(i) for n in names}
+            return dict(whole)
+        return {n: whole[n] for n in names}
 
     def index_range(self, name: str, lo: int | None, hi: int | None) -> range:
         """Generated indexes whose ``name`` may lie in ``[lo, hi]`` (None: unbounded)."""
