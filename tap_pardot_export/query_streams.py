@@ -23,7 +23,6 @@ from typing_extensions import override
 from tap_pardot_export.columns import (
     BUSINESS_UNIT,
     Columns,
-    business_unit_catalog_error,
     business_unit_column,
     rename_properties,
 )
@@ -36,9 +35,8 @@ from tap_pardot_export.engine.state import StreamState
 from tap_pardot_export.engine.sync import FIRST_WINDOW_COST
 from tap_pardot_export.errors import PardotConfigError
 from tap_pardot_export.records import write_page_batches
-from tap_pardot_export.sdk_compat import ExportStreamHooks, TypeConformanceLevel, mark_state_flushed
-from tap_pardot_export.session import ENDS_THE_RUN
-from tap_pardot_export.streams import DELETED_AT
+from tap_pardot_export.sdk_compat import TypeConformanceLevel, mark_state_flushed
+from tap_pardot_export.stream_base import DELETED_AT, PardotStream
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -58,7 +56,7 @@ if t.TYPE_CHECKING:
 IS_DELETED = "is_deleted"
 
 
-class QueryStream(ExportStreamHooks):
+class QueryStream(PardotStream):
     """A stream whose records come from the v5 query API, page by page."""
 
     is_sorted = False
@@ -206,36 +204,7 @@ class QueryStream(ExportStreamHooks):
                 entry.inclusion = Metadata.InclusionType.AUTOMATIC
         return md
 
-    def selected_properties(self) -> list[str]:
-        """Properties selected in the catalog."""
-        mask = self.mask
-        return [name for name in self.schema["properties"] if mask.get(("properties", name), True)]
-
-    def check_catalog(self) -> None:
-        """Before the run's first call: refuse a catalog that does not fit capture_deletes or business_unit_key."""
-        props = self.schema["properties"]
-        catalog = self.effective_schema.get("properties", {})
-        problem = business_unit_catalog_error(self.name, on=bool(self.constants), catalog=catalog)
-        if self.selected and problem:
-            raise PardotConfigError(problem)
-        if self.selected and DELETED_AT in props and DELETED_AT not in self.effective_schema.get("properties", {}):
-            msg = (
-                f"stream {self.name}: capture_deletes is on but the catalog has no {DELETED_AT} property, so the "
-                "target could not tell deleted records from live ones: run discovery again (--discover) and use "
-                "the new catalog, or turn capture_deletes off."
-            )
-            raise PardotConfigError(msg)
-
     # -- records -------------------------------------------------------------------------
-
-    @override
-    def isolate_failure(self, exc: Exception) -> bool:
-        """Record this stream's failure and let the run go on, unless it ends the run (or fail_fast is on)."""
-        if isinstance(exc, ENDS_THE_RUN) or self.settings.fail_fast:
-            return False
-        self.failures.add(self.name, exc, self.logger)
-        self.emit_state()
-        return True
 
     def _pages(self) -> Iterator[PageOut]:
         """The stream's pages as JSON lines, in order; each page's ``commit`` moves the state once it is out."""

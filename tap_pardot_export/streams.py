@@ -23,7 +23,6 @@ from tap_pardot_export.columns import (
     Columns,
     add_api_fields,
     api_name_of,
-    business_unit_catalog_error,
     business_unit_column,
     rename_properties,
 )
@@ -33,12 +32,11 @@ from tap_pardot_export.engine.state import StreamState
 from tap_pardot_export.errors import PardotConfigError
 from tap_pardot_export.records import FileRows, write_batches, write_records
 from tap_pardot_export.sdk_compat import (
-    ExportStreamHooks,
     TypeConformanceLevel,
     mark_state_flushed,
     write_starting_replication_value,
 )
-from tap_pardot_export.session import ENDS_THE_RUN
+from tap_pardot_export.stream_base import DELETED_AT, PardotStream
 
 if t.TYPE_CHECKING:
     import datetime as dt
@@ -54,9 +52,6 @@ if t.TYPE_CHECKING:
     from tap_pardot_export.settings.config import Settings
     from tap_pardot_export.spec import StreamSpec
 
-#: when capture_deletes is on: when the record was seen in Pardot's recycle bin (null: live)
-DELETED_AT = "_sdc_deleted_at"
-
 
 def load_schema(name: str) -> dict[str, t.Any]:
     """The stream's JSON schema, from the package's schemas/ folder (a new copy each time: callers extend it)."""
@@ -68,7 +63,7 @@ def _schema_text(name: str) -> str:
     return (resources.files("tap_pardot_export") / "schemas" / f"{name}.json").read_text()
 
 
-class ExportStream(ExportStreamHooks):
+class ExportStream(PardotStream):
     """A stream whose rows come from Export API exports, one per time window."""
 
     is_sorted = False
@@ -100,7 +95,7 @@ class ExportStream(ExportStreamHooks):
         self.replication_key = self.columns.column_of(spec.replication_key or "")
         self.spec, self.settings, self.sessions, self.failures = spec, settings, sessions, failures
         self._out_of_range: set[str] = set()
-        sessions.preflights.append(self.check_export)
+        sessions.preflights.append(self.check_catalog)
 
     # -- what the engine needs (engine.plan.SyncedStream) ------------------------------------
 
@@ -227,41 +222,7 @@ class ExportStream(ExportStreamHooks):
             if column not in props and self.columns.add(api_name_of(column, schema), column=column) is not None:
                 props[column] = schema
 
-    def selected_properties(self) -> list[str]:
-        """Properties selected in the catalog."""
-        mask = self.mask
-        return [name for name in self.schema["properties"] if mask.get(("properties", name), True)]
-
-    def check_export(self) -> None:
-        """Before the run's first export: refuse a catalog the run cannot honour."""
-        if self.selected:
-            self.check_deletes_catalog()
-            problem = business_unit_catalog_error(
-                self.name, on=bool(self.constants), catalog=self.effective_schema.get("properties", {})
-            )
-            if problem:
-                raise PardotConfigError(problem)
-
-    def check_deletes_catalog(self) -> None:
-        """Refuse capture_deletes with a catalog made without it: the target would not know the deletes."""
-        if DELETED_AT in self.schema["properties"] and DELETED_AT not in self.effective_schema.get("properties", {}):
-            msg = (
-                f"stream {self.name}: capture_deletes is on but the catalog has no {DELETED_AT} property, so the "
-                "target could not tell deleted records from live ones: run discovery again (--discover) and use "
-                "the new catalog, or turn capture_deletes off."
-            )
-            raise PardotConfigError(msg)
-
     # -- records -------------------------------------------------------------------------
-
-    @override
-    def isolate_failure(self, exc: Exception) -> bool:
-        """Record this stream's failure and let the run go on, unless it ends the run (or fail_fast is on)."""
-        if isinstance(exc, ENDS_THE_RUN) or self.settings.fail_fast:
-            return False
-        self.failures.add(self.name, exc, self.logger)
-        self.emit_state()  # what the failure left: its exports in flight, its bookmark
-        return True
 
     def _files(self) -> t.Generator[FileRows, None, None]:
         """The result files' rows, to be closed explicitly (``contextlib.closing``).
