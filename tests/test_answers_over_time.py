@@ -42,42 +42,18 @@ from tests.fake_pardot import (
     assert_refused,
     bookmarks,
     csv_body,
+    many,
     send,
+    trickle_head,
 )
 from tests.helpers import client_for, run_tap, run_with_file_limit
-from tests.test_signals import BOUND, SIGTERM_EXIT, Tap, pending, whole_lines
+from tests.singer_messages import whole_lines
+from tests.taps import BOUND, SIGTERM_EXIT, Tap, pending
 
 if t.TYPE_CHECKING:
     from pathlib import Path
 
 UTC = dt.timezone.utc
-
-
-def many(n: int = 300, first: int = 1000) -> tuple[list[dict[str, str]], dict[int, dict[str, t.Any]]]:
-    """``n`` list memberships updated through the day, as Pardot writes them (New York time), as the tap emits them."""
-    rows, typed = [], {}
-    for k in range(n):
-        rid = first + k
-        utc = START + dt.timedelta(seconds=5 + k * (86_000 // n))
-        rows.append(
-            {
-                "id": str(rid),
-                "list_id": str(5 + k % 3),
-                "prospect_id": str(700 + k),
-                "opted_out": "true" if k % 4 == 0 else "false",
-                "created_at": "2023-12-31 22:00:00",
-                "updated_at": f"{utc - dt.timedelta(hours=5):%Y-%m-%d %H:%M:%S}",  # New York's wall clock
-            }
-        )
-        typed[rid] = {
-            "id": rid,
-            "list_id": 5 + k % 3,
-            "prospect_id": 700 + k,
-            "opted_out": k % 4 == 0,
-            "created_at": "2024-01-01T03:00:00+00:00",
-            "updated_at": f"{utc:%Y-%m-%dT%H:%M:%S}+00:00",
-        }
-    return rows, typed
 
 
 ROWS, TYPED = many()
@@ -434,31 +410,6 @@ def test_link_keys_follow_rfc_3986():
 
 
 # -- 3. whole-request deadlines -------------------------------------------------------------------------------
-
-
-def trickle_head(*, status_line: bool = False, every: float = 0.25, at_most: float = 60.0) -> Route:
-    """An answer whose status line (or, with ``status_line``, even that) and headers come a byte at a time.
-
-    Each byte comes well before any per-read timeout, so only a deadline over the whole request ends
-    it; the handler gives up by itself after ``at_most`` seconds (or once the client hung up).
-    """
-
-    def route(h: Call) -> None:
-        h.close_connection = True
-        head = b"HTTP/1.1 200 OK\r\n"
-        if not status_line:
-            h.wfile.write(head)
-            h.wfile.flush()
-            head = b""
-        end = time.monotonic() + at_most
-        for byte in head + b"X-Slow: " + b"a" * 100_000:
-            if time.monotonic() > end:
-                return
-            h.wfile.write(bytes([byte]))
-            h.wfile.flush()
-            time.sleep(every)
-
-    return route
 
 
 def timed(run: t.Callable[[], t.Any]) -> tuple[t.Any, float]:

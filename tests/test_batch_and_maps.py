@@ -8,20 +8,10 @@ import json
 from pathlib import Path
 
 from tests.helpers import assert_rows_match, discover, expected_rows, run_tap, select_streams
+from tests.singer_messages import read_batches
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def read_batches(run) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for m in run.messages:
-        if m["type"] == "BATCH":
-            for url in m["manifest"]:
-                path = Path(url.removeprefix("file://"))
-                with gzip.open(path, "rt") as fh:
-                    out.setdefault(m["stream"], []).extend(json.loads(line) for line in fh)
-    return out
 
 
 def test_batch_messages_hold_every_row_and_bookmarks_follow_them(sandbox, tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 from tap_pardot_export.spec import SPECS
 from tests.helpers import STREAMS, discover, expected_rows, run_tap, select_streams
 from tests.query_helpers import BINNED, QUERY, account_row, by_id, expected
-from tests.test_wide import wide_catalog, wide_sandbox
+from tests.wide_helpers import wide_catalog, wide_sandbox
 
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox

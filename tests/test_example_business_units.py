@@ -27,9 +27,8 @@ from pardot_export_sandbox import DataConfig
 from tap_pardot_export.settings.schema import settings_schema
 from tap_pardot_export.spec import SPECS
 from tests.helpers import STREAMS, expected_rows
+from tests.meltano_helpers import MELTANO, TAP, TARGET_POSTGRES, meltano_env, needs_meltano
 from tests.query_helpers import account_row, expected
-from tests.test_loaders import TARGET_POSTGRES
-from tests.test_meltano import MELTANO, TAP, meltano_env, needs_meltano
 
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox

@@ -2,56 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import signal
 import sys
 
 import pytest
-from pardot_export_sandbox import DataConfig
 
 from tests.helpers import (
     BackgroundTap,
     TapRun,
-    assert_rows_match,
     block_record,
     created_fields,
     deselect_field,
-    discover,
     expected_rows,
     iso,
     run_tap,
     run_with_file_limit,
-    select_streams,
 )
-
-UTC = dt.timezone.utc
-START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def small(fresh_sandbox, **kw):
-    data = kw.pop("data", None) or DataConfig(
-        start=START, end=END, rows={"list_membership": 300, "visitor_activity": 400}
-    )
-    return fresh_sandbox(data=data, **kw)
-
-
-def one_stream(sb, stream: str, **cfg):
-    config = sb.tap_config(**cfg)
-    return config, select_streams(discover(config), [stream])
-
-
-def assert_no_secrets(run: TapRun, sb) -> None:
-    """Nothing the tap printed holds a secret: client secret, refresh token, any issued token."""
-    text = run.everything
-    for secret in (sb.config.client_secret, sb.config.refresh_token, *sb.state.issued):
-        assert secret not in text, "a secret leaked into the tap's output"
-
-
-def complete(sb, stream: str, runs: list[TapRun]) -> None:
-    records = [r for run in runs for r in run.records(stream)]
-    assert_rows_match(sb, stream, records, expected_rows(sb, stream, START, END), sb.config.data.timezone)
-
+from tests.sandbox_runs import END, START, assert_no_secrets, complete, one_stream, small
+from tests.taps import pending
 
 # -- transient faults ---------------------------------------------------------------------------
 
@@ -253,10 +222,6 @@ def test_a_download_cut_off_midway_is_fetched_again_without_repeats(fresh_sandbo
 
 
 # -- interruptions --------------------------------------------------------------------------------
-
-
-def pending(msg: dict, stream: str = "list_membership") -> bool:
-    return msg["type"] == "STATE" and "pending_export" in msg["value"]["bookmarks"].get(stream, {})
 
 
 def test_rerun_after_a_crash_reuses_the_export_in_flight(fresh_sandbox):

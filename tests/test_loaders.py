@@ -16,50 +16,16 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
-import typing as t
 from pathlib import Path
 
 import yaml
 
 from tests.helpers import STREAMS, expected_rows
-from tests.test_meltano import MELTANO, TAP, Project, needs_meltano
-
-if t.TYPE_CHECKING:
-    from tests.helpers import Cluster
+from tests.meltano_helpers import MELTANO, TAP, Project, loader_project, needs_meltano
 
 UTC = dt.timezone.utc
-TARGET_POSTGRES = Path(sys.executable).parent / "target-postgres"
 TARGET_DUCKDB = Path(sys.executable).parent / "target-duckdb"
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def loader_project(folder: Path, cluster: Cluster) -> Project:
-    """A Meltano project: this repository's extractor, and target-postgres 0.8.1 as installed by scripts/setup."""
-    assert TARGET_POSTGRES.exists(), "target-postgres is installed by scripts/setup (the loaders dependency group)"
-    project = Project(folder)
-    data = yaml.safe_load((folder / "meltano.yml").read_text())
-    data["plugins"]["loaders"] = [
-        {
-            "name": "target-postgres",
-            "variant": "meltanolabs",
-            "namespace": "target_postgres",
-            "executable": str(TARGET_POSTGRES),
-            "settings": [
-                *({"name": n} for n in ("host", "port", "user", "database", "default_target_schema")),
-                {"name": "password", "kind": "password"},
-            ],
-            "config": {
-                "host": "127.0.0.1",
-                "port": cluster.port,
-                "user": "postgres",
-                "password": "trusted-on-loopback",  # the cluster trusts local connections; the loader wants one
-                "database": "postgres",
-                "default_target_schema": "pardot",
-            },
-        }
-    ]
-    (folder / "meltano.yml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return project
 
 
 @needs_meltano

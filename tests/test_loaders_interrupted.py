@@ -14,9 +14,7 @@ import json
 import re
 
 from tests.helpers import expected_rows, recorded_ids
-from tests.test_loaders import loader_project
-from tests.test_meltano import needs_meltano, tap_env
-from tests.test_meltano_record import Interrupted, live, request, until
+from tests.meltano_helpers import Interrupted, live, loader_project, needs_meltano, request, tap_env, until
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)

@@ -11,39 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
 import subprocess
 import sys
-import typing as t
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tap_pardot_export.settings.schema import settings_schema
 from tap_pardot_export.spec import SPECS
 from tests.helpers import STREAMS, expected_rows, run_tap
+from tests.meltano_helpers import Project, needs_meltano, tap_env
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-MELTANO = shutil.which("meltano", path=str(BIN))
-TAP = shutil.which("tap-pardot-export", path=str(BIN))
-#: marks of a test that runs Meltano: the end-to-end tier (``scripts/test -m end_to_end``), skipped
-#: where Meltano or the tap's script is not installed
-MELTANO_MARKS = [
-    pytest.mark.end_to_end,
-    pytest.mark.skipif(
-        MELTANO is None or TAP is None, reason="meltano and the tap's script come with the dev group (scripts/setup)"
-    ),
-]
-
-
-def needs_meltano(test: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
-    """A test that runs Meltano (see :data:`MELTANO_MARKS`)."""
-    for mark in MELTANO_MARKS:
-        test = mark(test)
-    return test
 
 
 UTC = dt.timezone.utc
@@ -81,59 +60,6 @@ def test_readme_settings_table_matches_about():
 # -- Meltano ----------------------------------------------------------------------------------
 
 
-def meltano_env() -> dict[str, str]:
-    """The environment of a test's Meltano: nothing the caller exported leaks in, and nothing can be downloaded."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_PARDOT_EXPORT_", "MELTANO_"))}
-    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    # every connection but to loopback goes to a port nothing listens on
-    dead = "http://127.0.0.1:9"
-    env.update(HTTP_PROXY=dead, HTTPS_PROXY=dead, ALL_PROXY=dead, NO_PROXY="127.0.0.1,localhost")
-    env.update(http_proxy=dead, https_proxy=dead, all_proxy=dead, no_proxy="127.0.0.1,localhost")
-    return env
-
-
-class Project:
-    """A Meltano project in a temporary folder: this repo's extractor, the tests' JSONL loader."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        target = folder / "target-jsonl"
-        target.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{ROOT / "tests" / "jsonl_target.py"}" "$@"\n')
-        target.chmod(0o755)
-        extractor = yaml.safe_load((ROOT / "meltano.yml").read_text())["plugins"]["extractors"][0]
-        extractor.pop("pip_url", None)  # run from this venv: nothing to install
-        extractor["executable"] = TAP
-        # fractions: Meltano reads numeric settings from the environment as integers, from meltano.yml as they are
-        extractor["config"] = {"poll_interval": 0.05, "max_poll_interval": 0.2}
-        loader = {
-            "name": "target-jsonl",
-            "namespace": "target_jsonl",
-            "executable": str(target),
-            "settings": [{"name": "destination_path", "kind": "string"}],
-        }
-        project = {
-            "project_id": "tap-pardot-export-tests",
-            "send_anonymous_usage_stats": False,
-            "default_environment": "dev",
-            "environments": [{"name": "dev"}],
-            "plugins": {"extractors": [extractor], "loaders": [loader]},
-        }
-        (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
-        self.env = meltano_env()
-
-    def __call__(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        assert MELTANO is not None
-        return subprocess.run(
-            [MELTANO, *args],
-            cwd=self.folder,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env={**self.env, **(env or {})},
-        )
-
-
 @pytest.fixture(scope="module")
 def meltano(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return Project(tmp_path_factory.mktemp("meltano"))
@@ -154,11 +80,6 @@ def test_invoke_discover_needs_no_credentials(meltano):
     assert proc.returncode == 0, proc.stderr[-2000:]
     catalog = json.loads(proc.stdout)
     assert sorted(s["tap_stream_id"] for s in catalog["streams"]) == sorted(SPECS)
-
-
-def tap_env(cfg: dict[str, t.Any]) -> dict[str, str]:
-    """The sandbox's settings as Meltano reads them from the environment (api_version is left at its default)."""
-    return {f"TAP_PARDOT_EXPORT_{k.upper()}": str(v) for k, v in cfg.items() if k != "api_version"}
 
 
 @needs_meltano

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import signal
-import subprocess
-import time
 import typing as t
 
 import pytest
 from pardot_export_sandbox import DataConfig
 
 from tests.helpers import expected_rows, record_file, recorded_ids
-from tests.test_meltano import MELTANO, MELTANO_MARKS, Project, tap_env
+from tests.meltano_helpers import MELTANO_MARKS, Interrupted, Project, live, request, tap_env, until
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -32,71 +28,8 @@ if t.TYPE_CHECKING:
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
 STREAMS = ("list_membership", "prospect")
-#: Meltano, the tap and the target must all be gone this long after the Ctrl-C
-BOUND = 60.0
 
 pytestmark = MELTANO_MARKS
-
-
-class Interrupted:
-    """``meltano run`` in a process group of its own, as a terminal runs it, interrupted with Ctrl-C."""
-
-    def __init__(self, project: Project, env: dict[str, str], target: str = "target-jsonl") -> None:
-        assert MELTANO is not None
-        self.log = (project.folder / "interrupted.log").open("w+")
-        self.proc = subprocess.Popen(
-            [MELTANO, "run", "tap-pardot-export", target],
-            cwd=project.folder,
-            env={**project.env, **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def ctrl_c(self) -> str:
-        """SIGINT to the process group; the run's output once every process of it ended."""
-        os.killpg(self.proc.pid, signal.SIGINT)
-        try:
-            self.proc.wait(timeout=BOUND)
-        finally:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        until(lambda: not group_alive(self.proc.pid), "the tap and the target ended with Meltano")
-        self.log.seek(0)
-        text = self.log.read()
-        self.log.close()
-        return text
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def until(predicate: t.Callable[[], bool], what: str, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, f"not seen within {timeout:.0f}s: {what}"
-        time.sleep(0.05)
-
-
-def request(sb: Sandbox, export_id: int) -> tuple[t.Any, ...]:
-    """What an export asked for: the same request twice is the same export twice."""
-    s = sb.state.exports[export_id].spec
-    return (s.obj.name, s.procedure.name, s.after, s.before, tuple(s.fields), s.deleted, s.prospect_deleted)
-
-
-def live(sb: Sandbox, ids: set[int]) -> set[int]:
-    with sb.state.lock:
-        return {
-            i
-            for i in ids
-            if sb.state.exports[i].state in ("Waiting", "Processing")
-            or (sb.state.exports[i].state == "Complete" and not sb.state.is_expired(sb.state.exports[i]))
-        }
 
 
 def lines(path: Path) -> int:

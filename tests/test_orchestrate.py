@@ -27,7 +27,7 @@ import yaml
 from pardot_export_sandbox import DataConfig
 
 from tests.helpers import expected_rows
-from tests.test_meltano import MELTANO, TAP, needs_meltano
+from tests.meltano_helpers import MELTANO, TAP, needs_meltano
 
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox

@@ -10,9 +10,7 @@ import time
 import pytest
 
 from tests.helpers import discover, recorded_ids, select_streams
-from tests.test_signals import BOUND, SIGTERM_EXIT, Tap, sandboxes, until
-
-__all__ = ["sandboxes"]  # the fixture, from test_signals
+from tests.taps import BOUND, SIGTERM_EXIT, Tap, until
 
 
 def test_a_signal_during_discovery_keeps_the_given_state_and_fails(sandboxes):

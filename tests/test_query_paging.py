@@ -19,7 +19,8 @@ from pardot_export_sandbox import DataConfig
 
 from tests.helpers import BackgroundTap, discover, drain, full_v5, select_streams
 from tests.query_helpers import END, START, UTC, assert_exact, by_id, expected, run_query_streams
-from tests.test_signals import BOUND, SIGTERM_EXIT, Tap, whole_lines
+from tests.singer_messages import whole_lines
+from tests.taps import BOUND, SIGTERM_EXIT, Tap
 
 #: the email stream's first list email send: 2,000 emails sharing one sentAt
 BURST = 2_000

@@ -33,6 +33,7 @@ from tests.query_helpers import (
     expected,
     run_query_streams,
 )
+from tests.settings_helpers import config, errors_of
 
 
 def write_config(sb) -> str:
@@ -261,8 +262,6 @@ def test_the_user_stream_renamed_by_a_stream_map_alias(fresh_sandbox):
 )
 def test_query_stream_settings_are_checked_with_a_clear_line(changes, words):
     """Only the event-like query streams take an option (window_days); custom_fields are for export streams."""
-    from tests.test_settings import config, errors_of
-
     errors = errors_of(config(**changes))
     assert any(words in e for e in errors), errors
 

@@ -13,7 +13,7 @@ from pardot_export_sandbox import DataConfig
 
 from tests.helpers import discover, expected_rows, full_v5, iso, run_check, run_tap, select_streams
 from tests.query_helpers import assert_exact, expected, run_query_streams
-from tests.test_faults import END, START, complete
+from tests.sandbox_runs import END, START, complete
 
 STREAM = "list_membership"
 #: the reserve's last line, as the run's last line says it

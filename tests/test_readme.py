@@ -32,7 +32,7 @@ import yaml
 
 from tap_pardot_export.spec import SPECS
 from tests.helpers import STREAMS, make_sandbox
-from tests.test_meltano import MELTANO, TAP, needs_meltano
+from tests.meltano_helpers import MELTANO, TAP, needs_meltano
 
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox

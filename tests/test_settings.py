@@ -10,14 +10,11 @@ import datetime as dt
 import decimal
 import json
 import logging
-import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 import yaml
-from singer_sdk.exceptions import ConfigValidationError
 
 from tap_pardot_export.engine.state import parse_state
 from tap_pardot_export.errors import PardotConfigError
@@ -28,51 +25,11 @@ from tap_pardot_export.settings.schema import settings_schema
 from tap_pardot_export.spec import SPECS
 from tap_pardot_export.tap import TapPardotExport
 from tests.helpers import with_defaults
+from tests.settings_helpers import LOOPBACK, config, errors_of, full_schema, tap_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
 SECRET_DIGITS = 98765432109876
-BASE: dict[str, t.Any] = {
-    "business_unit_id": "0Uv5e0000000001AAA",
-    "client_id": "the-client-id",
-    "client_secret": "the-client-secret",
-    "refresh_token": "the-refresh-token",
-    "start_date": "2024-01-01T00:00:00Z",
-    "timezone": "America/New_York",
-}
-LOOPBACK = {"api_url": "http://127.0.0.1:9", "login_url": "http://127.0.0.1:9"}
-
-
-def config(**changes: t.Any) -> dict[str, t.Any]:
-    """BASE with ``changes``; a change to ``...`` (Ellipsis) removes the setting."""
-    cfg = {**BASE, **changes}
-    return {k: v for k, v in cfg.items() if v is not ...}
-
-
-def errors_of(cfg: dict[str, t.Any]) -> list[str]:
-    """The errors the tap raises for ``cfg`` (in-process, as the CLI builds it), or []."""
-    try:
-        TapPardotExport(config=cfg, parse_env_config=False, validate_config=True)
-    except ConfigValidationError as exc:
-        return list(exc.errors)
-    return []
-
-
-def full_schema() -> dict[str, t.Any]:
-    schema = settings_schema()
-    TapPardotExport.append_builtin_config(schema)
-    return schema
-
-
-def tap_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tap_pardot_export", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-    )
 
 
 # -- the schema tells the truth --------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.helpers import TapRun, _dump, _run_in_process
-from tests.test_meltano import Project, needs_meltano
+from tests.meltano_helpers import Project, needs_meltano
 
 #: a config every entry point takes; nothing listens on its hosts (the runs stop before any call)
 GOOD: dict[str, t.Any] = {

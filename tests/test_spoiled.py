@@ -27,9 +27,20 @@ from tests.helpers import (
     run_with_file_limit,
     select_streams,
 )
-from tests.test_signals import SIGTERM_EXIT, Tap, until, whole_lines
-from tests.test_wide import CUSTOM, END, START, STREAM, assert_whole, exports_of, schema_fields, wide_catalog
-from tests.test_wide_hostile import in_flight
+from tests.sandbox_runs import rewrite_stored
+from tests.singer_messages import whole_lines
+from tests.taps import SIGTERM_EXIT, Tap, until
+from tests.wide_helpers import (
+    CUSTOM,
+    END,
+    START,
+    STREAM,
+    assert_whole,
+    exports_of,
+    in_flight,
+    schema_fields,
+    wide_catalog,
+)
 
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox
@@ -41,26 +52,6 @@ DAILY_LIMIT = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
     b'<rsp stat="fail" version="1.0"><err code="122">Daily API rate limit met.</err></rsp>\n'
 )
-
-
-def rewrite_stored(sb: Sandbox, fn: t.Callable[[int, t.Any, bytes], bytes]) -> dict[str, bytes]:
-    """Store each export's result files as ``fn(nth, export, bytes)`` (before it is Complete); the former bytes."""
-    state = sb.state
-    original = state._process
-    seen: list[int] = []
-    before: dict[str, bytes] = {}
-
-    def process(e: t.Any) -> tuple[t.Any, t.Any, t.Any]:
-        ranges, total, paths = original(e)
-        nth = len(seen)
-        seen.append(e.id)
-        for p in paths:
-            before[p] = Path(p).read_bytes()
-            Path(p).write_bytes(fn(nth, e, before[p]))
-        return ranges, total, paths
-
-    state._process = process  # type: ignore[method-assign]  # the test's stand-in for the sandbox's method
-    return before
 
 
 def spoil_on_complete(sb: Sandbox, when: t.Callable[[t.Any], bool]) -> None:

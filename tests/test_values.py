@@ -12,7 +12,7 @@ from tap_pardot_export.engine.state import parse_state
 from tap_pardot_export.errors import PardotConfigError
 from tap_pardot_export.tap import TapPardotExport
 from tests.fake_pardot import ROWS, TYPED, WHERE, assert_exact, assert_refused, csv_body
-from tests.test_settings import config, errors_of, tap_cli
+from tests.settings_helpers import config, errors_of, tap_cli
 
 # -- calendar edges ---------------------------------------------------------------------------------
 

@@ -11,48 +11,24 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from pardot_export_sandbox import DataConfig
 
 from tap_pardot_export.engine.join import JoinSpool, field_groups
 from tests.helpers import assert_rows_match, discover, expected_rows, iso, run_check, run_tap, select_streams
-from tests.test_batch_and_maps import read_batches
-from tests.test_signals import SIGTERM_EXIT, Tap, until, whole_lines
-
-if t.TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
-
-    from pardot_export_sandbox import Sandbox
+from tests.singer_messages import read_batches, whole_lines
+from tests.taps import SIGTERM_EXIT, Tap, until
+from tests.wide_helpers import (
+    END,
+    START,
+    STREAM,
+    Part,
+    assert_whole,
+    exports_of,
+    schema_fields,
+    wide_catalog,
+    wide_sandbox,
+)
 
 UTC = dt.timezone.utc
-START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
-STREAM = "prospect"
-#: 300 custom prospect fields, as the account's custom field query lists them (lower case: their columns are their ids)
-CUSTOM = tuple(f"custom_field_{k:03d}" for k in range(300))
-
-
-def wide_sandbox(fresh_sandbox: t.Callable[..., Sandbox], prospects: int = 400, **kw: t.Any) -> Sandbox:
-    data = DataConfig(start=START, end=END, custom_fields=CUSTOM, rows={STREAM: prospects})
-    return fresh_sandbox(data=data, **kw)
-
-
-def wide_catalog(cfg: dict[str, t.Any], *streams: str) -> dict[str, t.Any]:
-    """The catalog discovery makes with credentials: every custom field of the account, all selected."""
-    cat = select_streams(discover(cfg), streams or [STREAM])
-    props = next(s for s in cat["streams"] if s["tap_stream_id"] == STREAM)["schema"]["properties"]
-    assert set(CUSTOM) <= set(props), "discovery lists the account's custom fields"
-    return cat
-
-
-def exports_of(sb: Sandbox, since: int = 0) -> list[t.Any]:
-    with sb.state.lock:
-        return [e for eid, e in sorted(sb.state.exports.items()) if eid > since and e.spec.obj.name == STREAM]
-
-
-def assert_whole(records: list[dict[str, t.Any]], fields: set[str]) -> None:
-    """Every record holds every field: none is partial."""
-    for rec in records:
-        missing = fields - set(rec)
-        assert not missing, f"record {rec['id']} lacks {len(missing)} field(s), e.g. {sorted(missing)[:3]}"
 
 
 def jsonl_batches(folder: Path, size: int) -> dict[str, t.Any]:
@@ -62,10 +38,6 @@ def jsonl_batches(folder: Path, size: int) -> dict[str, t.Any]:
         "storage": {"root": f"file://{folder}", "prefix": "b-"},
         "batch_size": size,
     }
-
-
-def schema_fields(run: t.Any) -> set[str]:
-    return set(next(m for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == STREAM)["schema"]["properties"])
 
 
 # -- the split ------------------------------------------------------------------------------
@@ -80,16 +52,6 @@ def test_field_groups_fit_an_export_and_each_holds_the_keys(n):
     assert [f for g in groups for f in g[2:]] == fields[2:], "every other field once, in order"
     assert len(groups) == (1 if n <= 150 else -(-(n - 2) // 148))
     assert max(map(len, groups)) - min(map(len, groups)) <= 1, "groups of even size"
-
-
-class Part:
-    """One group's result file as the join reads it: typed records."""
-
-    def __init__(self, rows: Sequence[dict[str, t.Any]]) -> None:
-        self.rows = rows
-
-    def records(self, drop: Sequence[str] = ()) -> Iterator[dict[str, t.Any]]:
-        yield from (dict(r) for r in self.rows)
 
 
 def test_join_keeps_records_one_group_lacks_and_the_oldest_mark():

@@ -22,8 +22,20 @@ from pardot_export_sandbox.server import Fault
 
 from tap_pardot_export.engine.join import JoinSpool
 from tests.helpers import assert_rows_match, expected_rows, iso, run_tap, run_with_file_limit
-from tests.test_signals import SIGTERM_EXIT, Tap, whole_lines
-from tests.test_wide import CUSTOM, END, START, STREAM, Part, assert_whole, exports_of, schema_fields, wide_catalog
+from tests.singer_messages import whole_lines
+from tests.taps import SIGTERM_EXIT, Tap
+from tests.wide_helpers import (
+    CUSTOM,
+    END,
+    START,
+    STREAM,
+    Part,
+    assert_whole,
+    exports_of,
+    in_flight,
+    schema_fields,
+    wide_catalog,
+)
 
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox
@@ -97,12 +109,6 @@ def fault_at_download(sb: Sandbox, nth: int, kind: str) -> None:
 def assert_exact(sb: Sandbox, records: list[dict[str, t.Any]], fields: set[str], start: dt.datetime = START) -> None:
     assert_whole(records, fields)
     assert_rows_match(sb, STREAM, records, expected_rows(sb, STREAM, start, END), sb.config.data.timezone)
-
-
-def in_flight(state: dict[str, t.Any]) -> list[int]:
-    """The export ids a stream's state keeps (pending first)."""
-    pending = state.get("pending_export")
-    return [*([pending["id"]] if pending else []), *(e["id"] for e in state.get("queued_exports", []))]
 
 
 # -- findings: each failed before its fix ---------------------------------------------------
