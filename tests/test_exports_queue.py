@@ -4,7 +4,7 @@
 command line), with and without the "Admin > Exports > View" ability (the sandbox refuses the
 export query with error 46 or 49); the long-wait lines and ``--check`` count the exports ahead.
 Other users' exports come from ``Sandbox.add_foreign_exports``: they hold the queue until
-released. The Meltano commands are in ``tests/test_meltano_record.py``.
+released. The Meltano commands are in ``tests/meltano/test_export_record.py``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ a folder of the test's own (the user's Meltano project, with the README's ``conf
 edit that breaks a command breaks this test. What differs from a user's machine, and only that:
 
 - install steps use the programs already installed in this environment (as
-  ``tests/test_meltano_add.py`` does): ``pip install -e .`` is skipped, the plugins' ``pip_url``
+  ``tests/meltano/test_meltano_add.py`` does): ``pip install -e .`` is skipped, the plugins' ``pip_url``
   becomes an ``executable`` before ``meltano install`` (which then installs nothing), and
   ``scripts/setup`` is the one this environment already ran;
 - the account is the sandbox: its hosts (``TAP_PARDOT_EXPORT_API_URL``/``LOGIN_URL``, and in

@@ -3,7 +3,7 @@
 Each test's record folder is its own (``record_dir`` fixture, conftest). A rerun without
 state is what ``meltano run`` does after a Ctrl-C that stopped the target too, and what a
 plain Singer runner does after a crash before its state file was written. The Meltano runs
-themselves are in ``tests/test_meltano_record.py``.
+themselves are in ``tests/meltano/test_export_record.py``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A Ctrl-C in a terminal sends SIGINT to the whole process group: Meltano, the tap and the
 target. The target stops, so no state from the interrupted run may reach Meltano; the rerun
 must still create no export for a request the tap's export record holds live. Each test has
-a Meltano project of its own (``tests/test_meltano.py``'s, so no state is shared), the
+a Meltano project of its own (``tests/meltano_helpers.py``'s, so no state is shared), the
 repository's ``tests/jsonl_target.py`` as the loader, and nothing is downloaded.
 """
 

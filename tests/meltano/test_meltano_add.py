@@ -20,7 +20,7 @@ import yaml
 
 from tap_pardot_export.spec import SPECS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HUB_YML = ROOT / "meltano-hub" / "extractors" / "tap-pardot-export" / "tap-pardot-export.yml"
 BIN = Path(sys.executable).parent
 MELTANO = shutil.which("meltano", path=str(BIN))

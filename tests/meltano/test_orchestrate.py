@@ -1,7 +1,7 @@
 """The orchestrated example (examples/business-units/orchestrate/definitions.py): its Dagster job, run in-process.
 
 Each test writes a Meltano project of its own in a temporary folder: the repository's extractor
-run from this venv (as ``tests/test_meltano.py`` does), one inherited extractor per business unit
+run from this venv (as ``tests/meltano_helpers.py``'s projects do), one inherited extractor per business unit
 (``tap-pardot-export--<name>``), each pointing at a sandbox of its own on loopback with its own
 business unit id and data, and one inherited JSON Lines loader per business unit (the tests'
 ``tests/jsonl_target.py``), joined by one Meltano job per business unit. The definitions file is
@@ -44,7 +44,7 @@ def dagster() -> t.Any:
     )
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = ROOT / "examples" / "business-units" / "orchestrate" / "definitions.py"
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)

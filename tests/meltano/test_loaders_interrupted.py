@@ -1,7 +1,7 @@
 """Ctrl-C under ``meltano run`` into a real PostgreSQL, then ``meltano run`` again (issue 19.1).
 
 The loader is MeltanoLabs ``target-postgres`` 0.8.1 (the ``loaders`` dependency group), the
-cluster the one of ``tests/test_loaders.py``. Another user's export holds Pardot's queue, so the
+cluster the one of ``tests/meltano/test_loaders.py``. Another user's export holds Pardot's queue, so the
 tap's first export is still waiting when the Ctrl-C reaches Meltano, the tap and the loader: no
 state reaches Meltano. The rerun must create no export for a request the tap's record holds
 live, and the tables must hold every row of the range once.
