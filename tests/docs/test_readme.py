@@ -37,7 +37,7 @@ from tests.meltano_helpers import MELTANO, TAP, needs_meltano
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
 BASH = shutil.which("bash") or "/bin/bash"

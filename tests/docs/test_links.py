@@ -3,7 +3,7 @@
 Anchors are GitHub's: a heading's text, lower case, punctuation dropped, spaces as hyphens
 (``-1``, ``-2`` for repeats). Headings and links inside fenced code blocks and inline code do
 not count. Also: every page under docs/ is linked from the README, and every repository path
-the pages name (``tests/test_faults.py``, ``benchmarks/bench.py``, ...) exists, so a renamed
+the pages name (``tests/meltano/test_loaders.py``, ``benchmarks/bench.py``, ...) exists, so a renamed
 test module or script shows up here.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 FENCE = re.compile(r"^\s*(```|~~~)")
