@@ -245,7 +245,10 @@ def test_rerun_after_a_crash_reuses_the_export_in_flight(fresh_sandbox):
 
 
 def test_sigterm_cancels_the_export_in_flight_the_record_cannot_hold(fresh_sandbox, tmp_path):
-    """An export in the export record is kept for the rerun (tests/test_record.py); one it could not take goes."""
+    """An export in the export record is kept for the rerun; one it could not take goes.
+
+    The record's own tests: tests/state/test_export_record.py.
+    """
     sb = small(fresh_sandbox, waiting_seconds=30)
     cfg, cat = one_stream(sb, "list_membership", record_dir=str(block_record(tmp_path / "record", sb)))
     tap = BackgroundTap(cfg, cat)
