@@ -15,6 +15,11 @@ from tests.helpers import assert_rows_match, discover, expected_rows, run_tap, s
 
 UTC = dt.timezone.utc
 
+START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)
+
+#: the SDK syncs streams in this order
+STREAMS = ["list_membership", "prospect_account", "visitor"]
+
 
 # -- syncs against the sandbox ---------------------------------------------------------------------
 
@@ -55,3 +60,40 @@ def test_timezone_unset_infers_offset_and_warns_once(fresh_sandbox):
     for stream in ("visitor_activity", "list_membership"):
         exp = expected_rows(sb, stream, dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 6, 1, tzinfo=UTC))
         assert_rows_match(sb, stream, run.records(stream), exp, "Asia/Kolkata")
+
+
+# -- a valid but wrong timezone (issue 18.2) -------------------------------------------------------
+
+
+def zoned_sandbox(fresh_sandbox, zone: str):
+    from pardot_export_sandbox import DataConfig
+
+    return fresh_sandbox(data=DataConfig(start=START, end=END, timezone=zone))
+
+
+def test_a_timezone_at_another_offset_than_pardot_writes_is_refused_before_any_row(fresh_sandbox):
+    """Found: timezone UTC for an API user in Tokyo: exit 0, every datetime nine hours off."""
+    sb = zoned_sandbox(fresh_sandbox, "Asia/Tokyo")  # UTC+09:00 all year
+    cfg = sb.tap_config(window_days=365, timezone="UTC")
+    run = run_tap(cfg, catalog=select_streams(discover(cfg), STREAMS))
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "timezone UTC is UTC+00:00 at export" in run.stderr and "at UTC+09:00" in run.stderr
+    assert "stream(s) failed" not in run.stderr, "a wrong setting ends the run: every stream would read wrong"
+    assert run.records() == []
+    for stream in STREAMS:
+        assert "replication_key_value" not in run.final_state.get("bookmarks", {}).get(stream, {})
+
+
+def assert_synced(sb, run, stream: str) -> None:
+    assert_rows_match(sb, stream, run.records(stream), expected_rows(sb, stream, START, END), sb.config.data.timezone)
+    assert run.final_state["bookmarks"][stream]["replication_key_value"] == END.isoformat()
+
+
+def test_a_zone_with_the_same_offset_at_that_instant_cannot_be_told_apart(fresh_sandbox):
+    """Documented: only --check tells Asia/Colombo from Asia/Kolkata (both UTC+05:30): the sync reads right anyway."""
+    sb = zoned_sandbox(fresh_sandbox, "Asia/Kolkata")
+    cfg = sb.tap_config(window_days=365, timezone="Asia/Colombo")
+    run = run_tap(cfg, catalog=select_streams(discover(cfg), ["list_membership"]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert_synced(sb, run, "list_membership")

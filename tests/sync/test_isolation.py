@@ -87,35 +87,3 @@ def test_a_failure_every_stream_would_meet_ends_the_run_at_once(fresh_sandbox):
     assert "daily API call limit" in last_line(run.stderr)
     assert "stream(s) failed" not in run.stderr
     assert run.records("visitor") == []
-
-
-# -- a valid but wrong timezone (issue 18.2) ----------------------------------------------------------
-
-
-def zoned_sandbox(fresh_sandbox, zone: str):
-    from pardot_export_sandbox import DataConfig
-
-    return fresh_sandbox(data=DataConfig(start=START, end=END, timezone=zone))
-
-
-def test_a_timezone_at_another_offset_than_pardot_writes_is_refused_before_any_row(fresh_sandbox):
-    """Found: timezone UTC for an API user in Tokyo: exit 0, every datetime nine hours off."""
-    sb = zoned_sandbox(fresh_sandbox, "Asia/Tokyo")  # UTC+09:00 all year
-    cfg = sb.tap_config(window_days=365, timezone="UTC")
-    run = run_tap(cfg, catalog=select_streams(discover(cfg), STREAMS))
-    assert run.returncode == 1
-    assert "Traceback" not in run.stderr
-    assert "timezone UTC is UTC+00:00 at export" in run.stderr and "at UTC+09:00" in run.stderr
-    assert "stream(s) failed" not in run.stderr, "a wrong setting ends the run: every stream would read wrong"
-    assert run.records() == []
-    for stream in STREAMS:
-        assert "replication_key_value" not in run.final_state.get("bookmarks", {}).get(stream, {})
-
-
-def test_a_zone_with_the_same_offset_at_that_instant_cannot_be_told_apart(fresh_sandbox):
-    """Documented: only --check tells Asia/Colombo from Asia/Kolkata (both UTC+05:30): the sync reads right anyway."""
-    sb = zoned_sandbox(fresh_sandbox, "Asia/Kolkata")
-    cfg = sb.tap_config(window_days=365, timezone="Asia/Colombo")
-    run = run_tap(cfg, catalog=select_streams(discover(cfg), ["list_membership"]))
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert_synced(sb, run, "list_membership")
