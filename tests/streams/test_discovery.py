@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from tap_pardot_export.spec import SPECS
+from tap_pardot_export.tap import TapPardotExport
 from tests.helpers import run_tap
 
 
@@ -51,3 +52,10 @@ def test_discover_needs_no_network_and_no_credentials(sandbox):
     # columns are snake_case in every stream: the API's camelCase names travel as titles
     ea = streams["external_activity"]["schema"]["properties"]
     assert ea["prospect_id"]["title"] == "prospectId" and "prospectId" not in ea
+
+
+def test_discover_with_an_empty_config_works_offline(capsys):
+    tap = TapPardotExport(config={}, parse_env_config=False, validate_config=False, setup_mapper=False)
+    tap.run_discovery()
+    catalog = json.loads(capsys.readouterr().out)
+    assert {s["tap_stream_id"] for s in catalog["streams"]} == set(SPECS)

@@ -1,0 +1,66 @@
+"""A state the tap cannot use is refused before any call: "The state is corrupted", naming the key and a way out.
+
+A state file cut short, not JSON (NaN, Infinity, nesting past the parser), a bookmark that is not
+a date or lies in antiquity or the future, a learned rate out of range, a recycle-bin pass inside
+a pass, exports queued ahead that are not exports; each message says how to start over (delete
+the state file, ``meltano state clear``). What the tap writes, it reads back.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tap_pardot_export.engine.state import parse_state
+from tap_pardot_export.errors import PardotConfigError
+from tap_pardot_export.tap import TapPardotExport
+from tests.settings_helpers import LOOPBACK, config, tap_cli
+
+
+def test_a_truncated_state_file_is_refused_with_how_to_start_over(tmp_path):
+    cfg_path = tmp_path / "config.json"
+    cfg_path.write_text(json.dumps(config(**LOOPBACK)))
+    state_path = tmp_path / "state.json"
+    state_path.write_text('{"bookmarks": {"prospect": {"replication_key": "updated_at", "replication_key_val')
+    proc = tap_cli("--config", str(cfg_path), "--state", str(state_path))
+    assert proc.returncode == 1
+    assert "The state is not valid JSON" in proc.stderr
+    assert "delete the state file" in proc.stderr
+    assert "meltano state clear" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("state", "words"),
+    [
+        ({"bookmarks": {"prospect": {"replication_key_value": "last week"}}}, "bookmark of prospect ('last week')"),
+        ({"bookmarks": {"prospect": {"replication_key_value": 17}}}, "bookmark of prospect ('17') is not a date"),
+        ({"bookmarks": {"prospect": "2024-01-01"}}, "the bookmark of prospect is not an object"),
+        ({"bookmarks": []}, "its bookmarks are not an object"),
+        ({"bookmarks": {"visitor": {"pending_export": {"id": "abc"}}}}, "export in flight recorded for visitor"),
+        (
+            {"bookmarks": {"visitor": {"replication_key_value": "2099-01-01T00:00:00+00:00"}}},
+            "the bookmark of visitor (2099-01-01T00:00:00+00:00) is later than now",
+        ),
+    ],
+)
+def test_a_corrupted_bookmark_is_refused_with_how_to_start_over(state, words):
+    with pytest.raises(PardotConfigError) as info:
+        TapPardotExport(config=config(), state=state, parse_env_config=False)
+    message = str(info.value)
+    assert words in message
+    assert "meltano state clear" in message
+
+
+def test_a_good_state_is_accepted():
+    state = {
+        "bookmarks": {
+            "prospect": {"replication_key": "updated_at", "replication_key_value": "2024-05-01T00:00:00+00:00"},
+            "visitor": {"pending_export": {"id": 42, "after": "x", "before": "y", "query": "q"}},
+        }
+    }
+    tap = TapPardotExport(config=config(), state=state, parse_env_config=False)
+    assert tap.state["bookmarks"]["prospect"]["replication_key_value"] == "2024-05-01T00:00:00+00:00"
+    assert parse_state("") == {}
