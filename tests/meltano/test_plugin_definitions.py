@@ -8,14 +8,37 @@ publishes it with trusted publishing.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
 from tap_pardot_export.settings.messages import SECRETS
+from tests.helpers import run_tap
 from tests.settings_helpers import full_schema
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_plugin_definitions_are_in_step_with_the_config_schema():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "plugin_definitions.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_readme_settings_table_matches_about():
+    run = run_tap({}, args=["--about", "--format=markdown"])
+    assert run.returncode == 0, run.stderr
+    about = run.stdout
+    table = about[about.index("| Setting |") :].split("\n\n")[0].strip()
+    readme = (ROOT / "README.md").read_text()
+    inside = readme.split("<!-- settings:start -->")[1].split("<!-- settings:end -->")[0].strip()
+    assert inside == table
 
 
 def test_meltano_definitions_declare_every_setting_with_its_kind():

@@ -1,19 +1,15 @@
-"""Meltano as users run it: config list, invoke --discover, and ``meltano run`` into a JSONL target.
+"""Meltano as users run it: config list, invoke --discover, ``meltano run`` into a JSONL target, the check command.
 
-The Meltano tests use a project of their own in a temporary folder, whose extractor is this
-repository's definition (meltano.yml) run from this venv, and whose loader is
-``tests/jsonl_target.py`` (an SDK target): nothing is installed or downloaded, no
-``meltano install`` runs. The checks on the plugin definitions and the README do not need
-Meltano and always run.
+The Meltano tests use a project of their own in a temporary folder (``tests/meltano_helpers.py``),
+whose extractor is this repository's definition (meltano.yml) run from this venv, and whose loader
+is ``tests/jsonl_target.py`` (an SDK target): nothing is installed or downloaded, no ``meltano
+install`` runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +17,6 @@ from tap_pardot_export.settings.schema import settings_schema
 from tap_pardot_export.spec import SPECS
 from tests.helpers import STREAMS, expected_rows, run_tap
 from tests.meltano_helpers import Project, needs_meltano, tap_env
-
-ROOT = Path(__file__).resolve().parent.parent
-
 
 UTC = dt.timezone.utc
 #: the one warning the tap is known to print; remove when tap_pardot_export imports
@@ -35,26 +28,6 @@ def about_settings() -> set[str]:
     run = run_tap({}, args=["--about", "--format=json"])
     assert run.returncode == 0, run.stderr
     return set(json.loads(run.stdout)["settings"]["properties"])
-
-
-def test_plugin_definitions_are_in_step_with_the_config_schema():
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "plugin_definitions.py"), "--check"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-
-
-def test_readme_settings_table_matches_about():
-    run = run_tap({}, args=["--about", "--format=markdown"])
-    assert run.returncode == 0, run.stderr
-    about = run.stdout
-    table = about[about.index("| Setting |") :].split("\n\n")[0].strip()
-    readme = (ROOT / "README.md").read_text()
-    inside = readme.split("<!-- settings:start -->")[1].split("<!-- settings:end -->")[0].strip()
-    assert inside == table
 
 
 # -- Meltano ----------------------------------------------------------------------------------
