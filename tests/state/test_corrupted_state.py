@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tap_pardot_export.engine.state import parse_state
+from tap_pardot_export.engine.state import parse_state, state_errors
 from tap_pardot_export.errors import PardotConfigError
 from tap_pardot_export.tap import TapPardotExport
 from tests.settings_helpers import LOOPBACK, config, tap_cli
@@ -64,3 +64,12 @@ def test_a_good_state_is_accepted():
     tap = TapPardotExport(config=config(), state=state, parse_env_config=False)
     assert tap.state["bookmarks"]["prospect"]["replication_key_value"] == "2024-05-01T00:00:00+00:00"
     assert parse_state("") == {}
+
+
+def test_a_state_with_exports_queued_ahead_is_checked():
+    good = {"bookmarks": {"visitor": {"pending_export": {"id": 7}, "queued_exports": [{"id": 8}, {"id": "9"}]}}}
+    assert state_errors(good) == []
+    bad = {"bookmarks": {"visitor": {"queued_exports": [{"id": "x"}]}}}
+    assert state_errors(bad) == [
+        "the exports queued ahead recorded for visitor are not a list of exports with valid ids"
+    ]

@@ -1,7 +1,8 @@
 """Pardot's export queue kept busy: windows sized by the data, exports created ahead, informed polling.
 
 Each test runs against the sandbox, whose exports run one at a time, oldest first, as Pardot's
-per-account queue does. In-process unless a process boundary matters (SIGKILL, SIGTERM).
+per-account queue does. In-process unless a process boundary matters (SIGKILL, SIGTERM). The
+windows' tiling is checked as a unit too (property-based).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import typing as t
 
 from pardot_export_sandbox import DataConfig
 
-from tap_pardot_export.engine.state import state_errors
 from tap_pardot_export.pardot import polling
 from tests.helpers import (
     STREAMS,
@@ -163,15 +163,6 @@ def test_up_to_max_queued_exports_are_created_ahead(fresh_sandbox):
     assert len(exports_of(sb)) == 7
     order = [op for op, _ in log_order(sb)]
     assert order[:5] == ["create"] * 4 + ["download"], f"not 3 exports queued behind the first: {order}"
-
-
-def test_a_state_with_exports_queued_ahead_is_checked():
-    good = {"bookmarks": {"visitor": {"pending_export": {"id": 7}, "queued_exports": [{"id": 8}, {"id": "9"}]}}}
-    assert state_errors(good) == []
-    bad = {"bookmarks": {"visitor": {"queued_exports": [{"id": "x"}]}}}
-    assert state_errors(bad) == [
-        "the exports queued ahead recorded for visitor are not a list of exports with valid ids"
-    ]
 
 
 # -- interruptions with several exports in flight ------------------------------------------------------
