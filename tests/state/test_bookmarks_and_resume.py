@@ -9,8 +9,11 @@ the API user's zone, and never for another query. Against the sandbox over loopb
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from tests.helpers import CUSTOM, assert_rows_match, discover, expected_rows, iso, run_tap, select_streams
+from tests.sandbox_runs import END, START, one_stream
+from tests.taps import Tap, pending
 
 UTC = dt.timezone.utc
 
@@ -58,3 +61,40 @@ def test_incremental_run_resumes_from_state_and_loses_nothing(sandbox):
     assert on_cut and set(on_cut) <= ids2, "the row on the bookmark arrives in the next run"
     exp = expected_rows(sandbox, "prospect", dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC))
     assert_rows_match(sandbox, "prospect", run1.records() + run2.records(), exp, sandbox.config.data.timezone)
+
+
+def test_an_error_inside_a_window_does_not_move_the_bookmark(sandboxes):
+    sb = sandboxes(rows_per_file=50)
+    cfg, cat = one_stream(sb, "list_membership", window_days=100)
+    first = run_tap({**cfg, "end_date": "2024-04-10T00:00:00+00:00"}, catalog=cat)
+    assert first.returncode == 0, first.stderr[-2000:]
+    mark = first.final_state["bookmarks"]["list_membership"]["replication_key_value"]
+    sb.inject("bad_value", count=1, op="download")
+    run = run_tap(cfg, catalog=cat, state=first.final_state)
+    assert run.returncode != 0
+    assert run.final_state["bookmarks"]["list_membership"]["replication_key_value"] == mark
+
+
+# -- exports in flight resumed from state ----------------------------------------------------------
+
+
+def test_a_resumed_export_reads_its_times_in_the_api_users_zone(sandboxes):
+    """No timezone setting: the offset of an export reused from state is not taken for UTC."""
+    # UTC-5 all year; the export is held pending until the kill
+    sb = sandboxes(zone="America/Bogota")
+    sb.hold()
+    cfg, cat = one_stream(sb, "list_membership", window_days=200)
+    del cfg["timezone"]
+    cfg["infer_timezone"] = True  # the opt-in to infer the offset (COMMON settings)
+    tap = Tap(cfg, cat)
+    assert tap.read_until(pending)
+    tap.close()
+    sb.release()  # the rerun need not wait
+    crashed = [json.loads(x) for x in tap.out.decode().splitlines()]
+    state = [m["value"] for m in crashed if m["type"] == "STATE"][-1]
+    eid = state["bookmarks"]["list_membership"]["pending_export"]["id"]
+    run = run_tap(cfg, catalog=cat, state=state)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"resuming export {eid} from state" in run.stderr, run.stderr[-3000:]
+    expected = expected_rows(sb, "list_membership", START, END)
+    assert_rows_match(sb, "list_membership", run.records("list_membership"), expected, "America/Bogota")
