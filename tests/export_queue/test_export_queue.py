@@ -8,12 +8,16 @@ windows' tiling is checked as a unit too (property-based).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import signal
 import typing as t
 
+from hypothesis import given
+from hypothesis import strategies as st
 from pardot_export_sandbox import DataConfig
 
+from tap_pardot_export.engine.windows import MAX_WINDOW, OVERLAP, tile
 from tap_pardot_export.pardot import polling
 from tests.helpers import (
     STREAMS,
@@ -270,3 +274,27 @@ def test_later_exports_are_first_read_near_the_typical_duration(fresh_sandbox):
     per_export = [sum(p.endswith(f"/id/{eid}") for p in reads) for eid in ids]
     # the first export is found by doubling from poll_interval; the later ones are read about once
     assert all(n <= 2 for n in per_export[1:]), per_export
+
+
+# -- the tiling ------------------------------------------------------------------------------------
+
+
+instants = st.integers(
+    min_value=int(dt.datetime(2000, 1, 1, tzinfo=UTC).timestamp()),
+    max_value=int(dt.datetime(2035, 1, 1, tzinfo=UTC).timestamp()),
+)
+
+
+@given(start=instants, length=st.integers(1, 5 * 366 * 86400), days=st.floats(0.01, 400))
+def test_windows_cover_the_range_in_order_without_gaps(start, length, days):
+    a = dt.datetime.fromtimestamp(start, UTC)
+    b = a + dt.timedelta(seconds=length)
+    ws = tile(a, b, dt.timedelta(days=days))
+    assert ws[0].start == a and ws[-1].end == b
+    for w, nxt in itertools.pairwise(ws):
+        assert w.end == nxt.start
+    for w in ws:
+        assert w.start < w.end
+        assert w.end - w.start <= min(dt.timedelta(days=days), MAX_WINDOW)
+        assert w.before - w.after <= dt.timedelta(days=365), "the API's span limit"
+        assert w.after == w.start - OVERLAP

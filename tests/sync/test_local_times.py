@@ -10,7 +10,14 @@ units below: the converter, its cache, and offset inference (property-based wher
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tap_pardot_export.engine.convert import CellError, LocalDateTimeConverter, infer_offset
+from tap_pardot_export.engine.windows import api_time
 from tests.helpers import assert_rows_match, discover, expected_rows, run_tap, select_streams
 
 UTC = dt.timezone.utc
@@ -19,6 +26,22 @@ START, END = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo
 
 #: the SDK syncs streams in this order
 STREAMS = ["list_membership", "prospect_account", "visitor"]
+
+ZONES = [
+    "UTC",
+    "America/New_York",
+    "Europe/Paris",
+    "Asia/Kolkata",
+    "Australia/Lord_Howe",
+    "America/St_Johns",
+    "Pacific/Chatham",
+    "America/Sao_Paulo",
+]
+
+instants = st.integers(
+    min_value=int(dt.datetime(2000, 1, 1, tzinfo=UTC).timestamp()),
+    max_value=int(dt.datetime(2035, 1, 1, tzinfo=UTC).timestamp()),
+)
 
 
 # -- syncs against the sandbox ---------------------------------------------------------------------
@@ -97,3 +120,37 @@ def test_a_zone_with_the_same_offset_at_that_instant_cannot_be_told_apart(fresh_
     run = run_tap(cfg, catalog=select_streams(discover(cfg), ["list_membership"]))
     assert run.returncode == 0, run.stderr[-2000:]
     assert_synced(sb, run, "list_membership")
+
+
+# -- the converter ---------------------------------------------------------------------------------
+
+
+def test_api_time_has_an_explicit_offset():
+    assert api_time(dt.datetime(2024, 3, 10, 2, 30, tzinfo=ZoneInfo("Europe/Paris"))) == "2024-03-10T01:30:00+00:00"
+
+
+@given(ts=instants, zone=st.sampled_from(ZONES))
+def test_local_rendering_converts_back_to_the_instant(ts, zone):
+    z = ZoneInfo(zone)
+    local = dt.datetime.fromtimestamp(ts, z)
+    text = local.strftime("%Y-%m-%d %H:%M:%S")
+    conv = LocalDateTimeConverter(z)
+    for _ in range(2):  # the second call takes the cached path
+        got = dt.datetime.fromisoformat(conv(text))
+        if local.replace(fold=1 - local.fold).utcoffset() == local.utcoffset():
+            assert got.timestamp() == ts
+        else:  # a repeated local hour: the first occurrence is taken
+            assert got == local.replace(fold=0).astimezone(UTC)
+
+
+def test_bad_datetimes_are_refused():
+    conv = LocalDateTimeConverter(UTC)
+    for bad in ("2024-13-01 00:00:00", "yesterday", "2024-01-01T00:00:00", ""):
+        with pytest.raises(CellError):
+            conv(bad)
+
+
+def test_infer_offset_rounds_to_quarter_hours():
+    now = dt.datetime(2024, 7, 1, 12, 0, 3, tzinfo=UTC).timestamp()
+    assert infer_offset("2024-07-01 17:30:00", now) == dt.timedelta(hours=5, minutes=30)
+    assert infer_offset("2024-07-01 08:00:01", now) == dt.timedelta(hours=-4)
