@@ -10,9 +10,51 @@ from __future__ import annotations
 
 import pytest
 
-from tap_pardot_export.pardot.exports import result_refs, unwrap_export
+from tap_pardot_export.errors import ResultFormatError
+from tap_pardot_export.pardot.exports import export_id, result_refs, unwrap_export
+from tests.fake_pardot import ROWS, STREAM, assert_exact, assert_refused
+
+
+@pytest.mark.parametrize("bad_id", ["abc", 1.5, None, -3, True])
+def test_an_export_id_that_is_not_an_integer_is_refused(serve, bad_id):
+    server, run = serve(export_id=bad_id)
+    assert_refused(run, "list_membership", "create", "export id that is not a positive integer")
+    assert server.count("download") == 0
+
+
+def test_an_export_id_as_a_decimal_string_is_used(serve):
+    _, run = serve(export_id="1")
+    assert_exact(run)
+
+
+@pytest.mark.parametrize("created_at", ["2024-01-01T19:00:05-05:00", "Tuesday", 1704153605, None])
+def test_created_at_in_another_form_never_tracebacks(serve, created_at):
+    """Without timezone the offset is inferred from createdAt where it can be parsed, else unknown."""
+    _, run = serve(created_at=created_at, config={"timezone": None, "infer_timezone": True})
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    if isinstance(created_at, str) and created_at.endswith("-05:00"):
+        assert_exact(run)  # the offset it carries is New York's in January
+    elif run.returncode == 0:
+        assert len(run.records(STREAM)) == len(ROWS)
+
 
 # -- units -----------------------------------------------------------------------------------------
+
+
+def test_export_answers_are_validated():
+    assert export_id(7, "x") == 7 and export_id(" 7 ", "x") == 7
+    for bad in ("abc", 1.5, 7.0, None, True, 0, -1, "1e3", [1]):
+        with pytest.raises(ResultFormatError, match=r"create: .*not a positive integer"):
+            export_id(bad, "create")
+    with pytest.raises(ResultFormatError, match="state the tap does not know"):
+        unwrap_export({"export": {"id": 1, "state": "Sleeping"}}, "read")
+    with pytest.raises(ResultFormatError, match="not the one asked for"):
+        unwrap_export({"export": {"id": 2, "state": "Complete"}}, "read", expect_id=1)
+    assert unwrap_export({"export": {"id": "3", "state": "Waiting", "createdAt": 5}}, "c") == {
+        "id": 3,
+        "state": "Waiting",
+        "createdAt": None,
+    }
 
 
 @pytest.mark.parametrize(

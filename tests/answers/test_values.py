@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tap_pardot_export.engine.convert import CellError, LocalDateTimeConverter, _general_row_typer, row_typer
+from tap_pardot_export.engine.convert import CellError, LocalDateTimeConverter, _general_row_typer, row_typer, to_bool
+from tests.fake_pardot import ROWS, TYPED, WHERE, assert_exact, assert_refused, csv_body
 
 UTC = dt.timezone.utc
 
@@ -57,7 +58,74 @@ cells = st.one_of(
 )
 
 
+# -- cells -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("column", ["id", "updated_at"])
+def test_empty_cell_in_a_never_null_column_is_refused(serve, column):
+    rows = [ROWS[0], {**ROWS[1], column: ""}, ROWS[2]]
+    _, run = serve(lambda c: csv_body(c.fields, rows))
+    ident = "?" if column == "id" else "12"
+    assert_refused(run, *WHERE, "row 2", f"(id {ident})", f"column '{column}' is empty")
+
+
+@pytest.mark.parametrize("column", ["list_id", "prospect_id", "opted_out", "created_at"])
+def test_an_empty_cell_where_no_source_says_never_null_is_null(serve, column):
+    """Nullability from evidence: only id and the replication key (and the seed's 'Nullable: No') are never null."""
+    rows = [ROWS[0], {**ROWS[1], column: ""}, ROWS[2]]
+    _, run = serve(lambda c: csv_body(c.fields, rows))
+    assert_exact(run, {**TYPED, 12: {**TYPED[12], column: None}})
+
+
+@pytest.mark.parametrize(
+    "bad", ["2024-01-01 10:99:99", "2024-01-01 10:15:60", "2024-13-01 00:00:00", "2024-1-01 10:1:0"]
+)
+def test_impossible_datetimes_are_refused_even_after_their_hour_is_cached(serve, bad):
+    rows = [ROWS[2], {**ROWS[0], "updated_at": bad}]  # the first row caches the hour 2024-01-01 10
+    _, run = serve(lambda c: csv_body(c.fields, rows))
+    assert_refused(run, *WHERE, "row 2", "(id 11)", "column 'updated_at'", repr(bad))
+
+
+def test_booleans_as_1_0_in_any_case_and_empty(serve):
+    spellings = ["1", "0", "TRUE", "False", ""]
+    rows = [{**ROWS[0], "id": str(20 + k), "opted_out": v} for k, v in enumerate(spellings)]
+    _, run = serve(lambda c: csv_body(c.fields, rows))
+    expected = [True, False, True, False, None]  # no source says opted_out is never null: empty is null
+    typed = {20 + k: {**TYPED[11], "id": 20 + k, "opted_out": v} for k, v in enumerate(expected)}
+    assert_exact(run, typed)
+
+
+def test_a_boolean_in_another_spelling_is_refused(serve):
+    rows = [{**ROWS[0], "opted_out": "yes"}]
+    _, run = serve(lambda c: csv_body(c.fields, rows))
+    assert_refused(run, *WHERE, "column 'opted_out': not a boolean")
+
+
 # -- the row typers --------------------------------------------------------------------------------
+
+
+def test_booleans():
+    for s in ("true", "TRUE", "True", "tRuE", "1"):
+        assert to_bool(s) is True
+    for s in ("false", "FALSE", "False", "0"):
+        assert to_bool(s) is False
+    for s in ("yes", "t", "2", " true"):
+        with pytest.raises(CellError):
+            to_bool(s)
+    props = {"flag": {"type": ["boolean", "null"]}, "must": {"type": ["boolean"]}}
+    typer = row_typer(["flag", "must"], props, LocalDateTimeConverter(UTC))
+    assert typer(["", ""]) == {"flag": None, "must": False}
+    assert typer(["tRUE", "0"]) == {"flag": True, "must": False}
+
+
+def test_typer_skips_columns_named_none_and_refuses_empty_never_null_cells():
+    props = {"id": {"type": ["integer"]}, "name": {"type": ["string"]}, "note": {"type": ["string", "null"]}}
+    typer = row_typer(["note", None, "id", "name"], props, LocalDateTimeConverter(UTC))
+    assert typer(["", "junk", "7", "n"]) == {"note": None, "id": 7, "name": "n"}
+    with pytest.raises(CellError, match="column 'name' is empty"):
+        typer(["x", "junk", "7", ""])
+    with pytest.raises(CellError, match="3 columns where the header has 4"):
+        typer(["x", "junk", "7"])
 
 
 def oracle_row(row: list[str], conv: LocalDateTimeConverter) -> dict:

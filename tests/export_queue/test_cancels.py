@@ -13,7 +13,12 @@ import typing as t
 
 import pytest
 
+from tap_pardot_export.errors import CallBudgetSpent, DailyLimitReached, PardotAPIError, PardotAuthError
 from tap_pardot_export.pardot.cancel import cancel_now, read_cancel_answer
+from tap_pardot_export.pardot.exports import ExportSpec, InFlight
+from tap_pardot_export.pardot.polling import Polling
+from tap_pardot_export.pardot.retry import RetryPolicy
+from tap_pardot_export.pardot.runner import ExportRunner
 from tests.fake_pardot import send, stall
 from tests.helpers import client_for
 
@@ -81,3 +86,53 @@ def test_cancel_now_tells_a_complete_export_from_no_answer(fake):
     outcome = cancel_now(_client(silent), 9, timeout=0.3)
     assert time.monotonic() - t0 < 10
     assert (outcome.canceled, outcome.says, outcome.answered) == (False, "no answer within 0.3s", False)
+
+
+class RefusingClient:
+    """A client whose every call raises ``error`` (for the runner's cancel and resume paths)."""
+
+    max_concurrency = 1
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls: list[str] = []
+        self.transport = type("Transport", (), {"policy": RetryPolicy(max_retries=0, max_time=0)})()
+
+    def json(self, method: str, op: str, kind: str, **kw: t.Any) -> t.Any:
+        self.calls.append(kind)
+        raise self.error
+
+
+def refusing_runner(client: RefusingClient) -> ExportRunner:
+    polling = Polling(poll_interval=0, max_poll_interval=0, export_timeout=60)
+    return ExportRunner(client, polling=polling, in_flight=InFlight(), spellings={})  # type: ignore[arg-type]  # a stand-in client
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DailyLimitReached("daily limit", code=122),
+        CallBudgetSpent("budget spent"),
+        PardotAuthError("credentials dead", code=184),
+    ],
+)
+def test_limit_budget_and_auth_errors_are_not_swallowed_by_cancel_or_resume(error):
+    client = RefusingClient(error)
+    runner = refusing_runner(client)
+    with pytest.raises(type(error)):
+        runner.cancel(5, "x")
+    spec = ExportSpec("listMembership", ["id"], "filter_by_updated_at", {}, "x")
+    with pytest.raises(type(error)):
+        runner.start(spec, resume_id=5)
+    assert client.calls == ["cancel", "read"]
+    runner.stop()  # on a signal the cancel is a courtesy: the handler must still write the state
+    assert runner.cancel(5, "x") is False
+
+
+def test_other_refusals_of_cancel_and_resume_are_logged_and_passed_over():
+    client = RefusingClient(PardotAPIError("export 5 is finished", code=60))
+    runner = refusing_runner(client)
+    assert runner.cancel(5, "x") is False
+    assert runner._resume(5, "x") is None
+    assert runner._resume("abc", "x") is None  # a pending id in state that is not an integer
+    assert client.calls == ["cancel", "read"]

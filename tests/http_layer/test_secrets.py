@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tap_pardot_export import redact
-from tap_pardot_export.redact import REDACTION, RedactionFilter, install_redaction
-from tests.fake_pardot import SECRET, send, token_ok
+from tap_pardot_export.redact import REDACTION, RedactionFilter, install_redaction, scrub_answer
+from tests.fake_pardot import SECRET, TOKEN, send, token_ok
 from tests.helpers import client_for
 
 if t.TYPE_CHECKING:
@@ -130,3 +130,14 @@ def test_an_api_error_echoing_the_token_in_every_encoding_prints_none_of_them(fa
         for form, encoded in encodings(secret).items():
             core = encoded[4:-4] if len(encoded) > 12 else encoded
             assert core not in text, f"{form} of a secret printed"
+
+
+# -- what the HTTP layer prints and sends ----------------------------------------------------------
+
+
+def test_redact():
+    install_redaction(lambda: [TOKEN])
+    text = f"Authorization: Bearer {TOKEN} and bu 0Uv000000000001AAA and access_token={TOKEN}"
+    out = scrub_answer(text)
+    assert TOKEN not in out
+    assert "Bearer abcdefgh1234" not in scrub_answer("Bearer abcdefgh1234")

@@ -154,3 +154,24 @@ def test_infer_offset_rounds_to_quarter_hours():
     now = dt.datetime(2024, 7, 1, 12, 0, 3, tzinfo=UTC).timestamp()
     assert infer_offset("2024-07-01 17:30:00", now) == dt.timedelta(hours=5, minutes=30)
     assert infer_offset("2024-07-01 08:00:01", now) == dt.timedelta(hours=-4)
+
+
+def test_cached_datetimes_check_minutes_and_seconds():
+    conv = LocalDateTimeConverter(ZoneInfo("America/New_York"))
+    assert conv("2024-01-01 10:15:00") == "2024-01-01T15:15:00+00:00"
+    assert conv("2024-01-01 10:59:59") == "2024-01-01T15:59:59+00:00"  # the cached path
+    for bad in ("2024-01-01 10:99:99", "2024-01-01 10:60:00", "2024-01-01 10:15:6x", "2024-01-01 10:15:00Z"):
+        with pytest.raises(CellError):
+            conv(bad)
+    for bad in ("2024-13-01 00:00:00", "2024-02-30 00:00:00", "2024-1-01 10:00:00", " 2024-01-01 10:00:00"):
+        with pytest.raises(CellError):
+            conv(bad)
+
+
+def test_infer_offset_parses_what_it_can():
+    now = dt.datetime(2024, 7, 1, 12, 0, 3, tzinfo=UTC).timestamp()
+    assert infer_offset("2024-07-01 08:00:01", now) == dt.timedelta(hours=-4)
+    assert infer_offset("2024-07-01T08:00:01-04:00", now) == dt.timedelta(hours=-4)
+    assert infer_offset("2024-07-01T12:00:01Z", now) == dt.timedelta(0)
+    for unknown in ("Monday", "", None, 1719835201, "2024-07-09 08:00:01"):  # the last: 8 days off
+        assert infer_offset(unknown, now) is None

@@ -1,0 +1,62 @@
+"""Result files cut short in transit: told from whole ones, fetched again, and refused when they stay cut.
+
+A body ending inside a quoted field, a last line short of columns, a body shorter than its
+Content-Length, one without a length whose end cannot be checked; a cut in the middle of a download
+is fetched again without a row emitted twice.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from tests.fake_pardot import ROWS, STREAM, WHERE, assert_exact, assert_refused, csv_body
+
+if t.TYPE_CHECKING:
+    from tests.fake_pardot import Call
+
+
+def cut_in_quotes(c: Call) -> bytes:
+    """A file cut inside a quoted field: the last record is a quote left open."""
+    fields = c.fields
+    rows = [*ROWS, {**ROWS[0], "id": "14"}]
+    data = csv_body(fields, rows)
+    last = ",".join(rows[-1].get(f, "") for f in fields[:-1]) + ',"2024-01-01 0'
+    return data[: data.rindex(b"14,")] + last.encode()
+
+
+def test_unterminated_quote_at_the_end_is_fetched_again_then_refused(serve):
+    server, run = serve(cut_in_quotes)
+    assert_refused(run, *WHERE, "is cut", "quoted field", "fetched 3 times")
+    assert server.count("download") == 3
+    assert not run.records(STREAM)
+
+
+def test_cut_body_once_then_whole(serve):
+    server, run = serve(lambda c: cut_in_quotes(c) if c.attempt == 1 else c.result())
+    assert_exact(run)
+    assert server.count("download") == 2
+
+
+def test_last_line_with_fewer_columns_is_fetched_again_then_refused(serve):
+    def body(c: Call) -> bytes:
+        data = csv_body(c.fields)
+        return data[: data.rindex(b",")]  # the last line loses its last column
+
+    server, run = serve(body)
+    assert_refused(run, *WHERE, "is cut", "columns where the header has 6")
+    assert server.count("download") == 3
+    assert not run.records(STREAM)
+
+
+def test_body_shorter_than_content_length_is_fetched_again(serve):
+    """The client (urllib3 enforces Content-Length) retries a body cut short of its announced length."""
+
+    def body(c: Call) -> bytes | tuple[bytes, dict[str, str]]:
+        data = c.result()
+        if c.attempt == 1:  # cut at a line end: only the announced length tells it is short
+            return data[: data.index(b"\r\n", data.index(b"\r\n") + 2) + 2], {"Content-Length": str(len(data))}
+        return data
+
+    server, run = serve(body)
+    assert_exact(run)
+    assert server.count("download") == 2
