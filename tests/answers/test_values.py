@@ -101,6 +101,57 @@ def test_a_boolean_in_another_spelling_is_refused(serve):
     assert_refused(run, *WHERE, "column 'opted_out': not a boolean")
 
 
+# -- calendar edges --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("zone", "sentinel"),
+    [("America/New_York", "9999-12-31 23:30:00"), ("Asia/Tokyo", "0001-01-01 00:30:00")],
+)
+def test_a_sentinel_date_past_the_calendar_in_utc_is_null_with_one_warning(serve, zone, sentinel):
+    rows = [{**ROWS[0], "created_at": sentinel}, {**ROWS[1], "created_at": sentinel}, ROWS[2]]
+    _, run = serve(lambda c: csv_body(c.fields, rows), config={"timezone": zone})
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = {r["id"]: r for r in run.records("list_membership")}
+    assert got[11]["created_at"] is None and got[12]["created_at"] is None
+    warnings = [line for line in run.stderr.splitlines() if "outside years 1 to 9999" in line]
+    assert len(warnings) == 1, warnings
+    assert "list_membership" in warnings[0] and "'created_at'" in warnings[0] and sentinel in warnings[0]
+    assert "Traceback" not in run.stderr
+
+
+def test_a_sentinel_date_in_a_never_null_column_is_the_per_row_error(serve):
+    rows = [ROWS[0], {**ROWS[1], "updated_at": "9999-12-31 23:30:00"}]
+    _, run = serve(lambda c: csv_body(c.fields, rows))
+    assert_refused(run, *WHERE, "row 2", "(id 12)", "column 'updated_at'", "outside years 1 to 9999")
+
+
+def test_every_datetime_written_has_a_four_digit_year(serve):
+    rows = [{**ROWS[0], "created_at": "0999-06-01 12:00:00"}, ROWS[1], ROWS[2]]
+    _, run = serve(lambda c: csv_body(c.fields, rows), config={"timezone": "UTC"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = {r["id"]: r for r in run.records("list_membership")}
+    assert got[11]["created_at"] == "0999-06-01T12:00:00+00:00"
+
+
+# -- integers --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cell", ["1_000", "1e3", "+5", " 5", "5.0", "9007199254740993.0", "\u0661\u0662", "--5", "0x1F"]
+)
+def test_an_integer_is_an_optional_minus_and_ascii_digits(serve, cell):
+    rows = [ROWS[0], {**ROWS[1], "list_id": cell}, ROWS[2]]
+    _, run = serve(lambda c: csv_body(c.fields, rows))
+    assert_refused(run, *WHERE, "row 2", "(id 12)", "column 'list_id': not an integer")
+
+
+def test_negative_and_leading_zero_integers_are_read(serve):
+    rows = [{**ROWS[0], "list_id": "-7"}, {**ROWS[1], "list_id": "007"}, ROWS[2]]
+    _, run = serve(lambda c: csv_body(c.fields, rows))
+    assert_exact(run, {**TYPED, 11: {**TYPED[11], "list_id": -7}, 12: {**TYPED[12], "list_id": 7}})
+
+
 # -- the row typers --------------------------------------------------------------------------------
 
 

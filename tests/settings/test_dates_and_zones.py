@@ -13,6 +13,7 @@ import logging
 import typing as t
 
 import pytest
+from singer_sdk.exceptions import ConfigValidationError
 
 from tap_pardot_export.errors import PardotConfigError
 from tap_pardot_export.settings.checks import run_end
@@ -24,6 +25,33 @@ from tests.settings_helpers import config, errors_of
 UTC = dt.timezone.utc
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, 30, 123456, tzinfo=UTC)
+
+
+# -- dates -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["2024-01-01+05:00", "2024-01-01X10:00:00", "2024-01-01T10:00", "20240101", "2024-01-01T10:00:00 +02:00"]
+)
+def test_a_date_setting_in_another_form_is_refused_listing_the_forms(value):
+    errors = errors_of(config(start_date=value))
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"start_date {value!r} is not an ISO 8601 date or datetime")
+    assert "2024-01-01T00:00:00Z" in errors[0] and "read as UTC" in errors[0]
+
+
+@pytest.mark.parametrize(
+    "value", ["2024-01-01", "2024-01-01T00:00:00Z", "2024-01-01 10:00:00+02:00", "2024-01-01t10:00:00.5z"]
+)
+def test_the_documented_date_forms_are_accepted(value):
+    assert errors_of(config(start_date=value)) == []
+
+
+def test_an_offset_on_a_date_is_never_read_as_a_time():
+    """Found: 2024-01-01+05:00 was read as 05:00 UTC, so the run started hours late."""
+    with pytest.raises(ConfigValidationError) as info:
+        TapPardotExport(config=config(start_date="2024-01-01+05:00"), parse_env_config=False)
+    assert any("is not an ISO 8601 date or datetime" in e for e in info.value.errors or [])
 
 
 # -- the run's end ---------------------------------------------------------------------------------
@@ -82,3 +110,9 @@ def test_offset_inference_is_an_explicit_opt_in():
     assert errors_of(config(timezone=..., infer_timezone="true")) != []
     with pytest.raises(PardotConfigError):
         zone("Mars/Olympus")
+
+
+@pytest.mark.parametrize("name", ["localtime", "posixrules", "Factory", "posix/Europe/Paris", "right/UTC", "../UTC"])
+def test_a_zone_name_that_only_resolves_on_this_machine_is_refused(name):
+    errors = errors_of(config(timezone=name))
+    assert errors == [f"timezone {name!r} is not an IANA time zone name (e.g. America/New_York, Europe/Paris, UTC)"]

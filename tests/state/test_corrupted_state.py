@@ -9,6 +9,7 @@ the state file, ``meltano state clear``). What the tap writes, it reads back.
 from __future__ import annotations
 
 import json
+import typing as t
 
 import pytest
 
@@ -64,6 +65,70 @@ def test_a_good_state_is_accepted():
     tap = TapPardotExport(config=config(), state=state, parse_env_config=False)
     assert tap.state["bookmarks"]["prospect"]["replication_key_value"] == "2024-05-01T00:00:00+00:00"
     assert parse_state("") == {}
+
+
+@pytest.mark.parametrize(
+    ("bookmark", "words"),
+    [
+        ({"rows_per_year": 1e-300}, "rows_per_year learned for prospect"),
+        ({"rows_per_year": 1e300}, "rows_per_year learned for prospect"),
+        ({"rows_per_year": "fast"}, "rows_per_year learned for prospect"),
+        ({"rows_per_year": -5}, "rows_per_year learned for prospect"),
+        ({"deletes_pass_at": "yesterday"}, "last recycle-bin pass (deletes_pass_at) of prospect"),
+        ({"deletes_pass": {"replication_key_value": "soon"}}, "recycle-bin pass (deletes_pass)"),
+        ({"deletes_pass": {"deletes_pass": {}}}, "of its own, which a pass never has"),
+        ({"deletes_pass": "x"}, "recycle-bin pass (deletes_pass) is not an object"),
+    ],
+)
+def test_a_state_the_tap_cannot_use_is_corrupted_naming_the_key(bookmark, words):
+    state = {"bookmarks": {"prospect": {"replication_key": "updated_at", **bookmark}}}
+    with pytest.raises(PardotConfigError) as info:
+        parse_state(json.dumps(state))
+    assert "The state is corrupted" in str(info.value) and words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('{"bookmarks": {"prospect": {"rows_per_year": NaN}}}', "NaN is not JSON"),
+        ('{"bookmarks": {"prospect": {"replication_key_value": Infinity}}}', "Infinity is not JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than JSON parsers go"),
+    ],
+)
+def test_a_state_file_the_tap_cannot_read_is_refused_without_a_traceback(tmp_path, text, words):
+    (tmp_path / "config.json").write_text(
+        json.dumps(config(api_url="http://127.0.0.1:9", login_url="http://127.0.0.1:9"))
+    )
+    (tmp_path / "state.json").write_text(text)
+    proc = tap_cli("--config", str(tmp_path / "config.json"), "--state", str(tmp_path / "state.json"))
+    assert proc.returncode == 1
+    assert words in proc.stderr and "meltano state clear" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_rate_the_tap_writes_is_one_it_reads_back():
+    from tap_pardot_export.engine.state import StreamState
+
+    for rows_per_day in (0.0, 1e-9, 12.5, 1e12):
+        state = StreamState({})
+        state.set_learned_rate(rows_per_day)
+        assert parse_state(json.dumps({"bookmarks": {"s": state.data}})) is not None
+        assert state.learned_rate() is not None
+
+
+def test_a_good_nested_pass_is_accepted() -> None:
+    state: dict[str, t.Any] = {
+        "bookmarks": {
+            "prospect": {
+                "replication_key": "updated_at",
+                "replication_key_value": "2024-05-01T00:00:00+00:00",
+                "rows_per_year": 1000,
+                "deletes_pass_at": "2024-04-01T00:00:00+00:00",
+                "deletes_pass": {"replication_key_value": "2024-02-01T00:00:00+00:00", "pending_export": {"id": 5}},
+            }
+        }
+    }
+    assert parse_state(json.dumps(state)) == state
 
 
 def test_a_state_with_exports_queued_ahead_is_checked():
