@@ -12,7 +12,8 @@ import pytest
 
 from tap_pardot_export.errors import ResultFormatError
 from tap_pardot_export.pardot.exports import export_id, result_refs, unwrap_export
-from tests.fake_pardot import ROWS, STREAM, assert_exact, assert_refused
+from tests.fake_pardot import ROWS, STREAM, assert_exact, assert_refused, send
+from tests.helpers import run_tap
 
 
 @pytest.mark.parametrize("bad_id", ["abc", 1.5, None, -3, True])
@@ -36,6 +37,17 @@ def test_created_at_in_another_form_never_tracebacks(serve, created_at):
         assert_exact(run)  # the offset it carries is New York's in January
     elif run.returncode == 0:
         assert len(run.records(STREAM)) == len(ROWS)
+
+
+@pytest.mark.usefixtures("instant_retries")
+def test_a_result_link_listed_twice_is_downloaded_once(fake, catalog):
+    """Found: each listed copy was downloaded and emitted: every row of the file twice, calls doubled."""
+    rows = [{**row, "id": str(k)} for k, row in enumerate(ROWS, 1)]  # ids 1, 2 and 3
+    server = fake(rows=rows, read=lambda c: send(c, 200, c.fake.export("Complete", resultRefs=c.fake.links * 3)))
+    run = run_tap(server.config(), catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(r["id"] for r in run.records()) == [1, 2, 3]
+    assert server.hits("/dl/1") == 1
 
 
 # -- units -----------------------------------------------------------------------------------------

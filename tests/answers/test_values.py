@@ -18,7 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tap_pardot_export.engine.convert import CellError, LocalDateTimeConverter, _general_row_typer, row_typer, to_bool
-from tests.fake_pardot import ROWS, TYPED, WHERE, assert_exact, assert_refused, csv_body
+from tests.fake_pardot import ROWS, TYPED, WHERE, assert_clean_failure, assert_exact, assert_refused, csv_body
+from tests.helpers import run_tap
 
 UTC = dt.timezone.utc
 
@@ -150,6 +151,24 @@ def test_negative_and_leading_zero_integers_are_read(serve):
     rows = [{**ROWS[0], "list_id": "-7"}, {**ROWS[1], "list_id": "007"}, ROWS[2]]
     _, run = serve(lambda c: csv_body(c.fields, rows))
     assert_exact(run, {**TYPED, 11: {**TYPED[11], "list_id": -7}, 12: {**TYPED[12], "list_id": 7}})
+
+
+@pytest.mark.usefixtures("instant_retries")
+@pytest.mark.parametrize("value", ["99999999999999999999999", "-99999999999999999999999"])
+@pytest.mark.parametrize("batch", [False, True])
+def test_an_integer_past_64_bits_is_a_message_naming_the_row_not_a_traceback(fake, catalog, tmp_path, value, batch):
+    """Found: orjson's "Integer exceeds 64-bit range" traceback while writing the RECORD."""
+    server = fake(
+        export_id=5001, body=lambda c: csv_body(c.fields, [ROWS[0], {**ROWS[1], "prospect_id": value}, ROWS[2]])
+    )
+    cfg = server.config(max_retries=1)
+    if batch:
+        cfg["batch_config"] = {
+            "encoding": {"format": "jsonl", "compression": "none"},
+            "storage": {"root": f"file://{tmp_path}", "prefix": "b-"},
+        }
+    run = run_tap(cfg, catalog=catalog)
+    assert_clean_failure(run, "prospect_id", "row 2", "export 5001")
 
 
 # -- the row typers --------------------------------------------------------------------------------

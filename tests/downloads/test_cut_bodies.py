@@ -7,12 +7,10 @@ is fetched again without a row emitted twice.
 
 from __future__ import annotations
 
-import typing as t
+import pytest
 
-from tests.fake_pardot import ROWS, STREAM, WHERE, assert_exact, assert_refused, csv_body
-
-if t.TYPE_CHECKING:
-    from tests.fake_pardot import Call
+from tests.fake_pardot import ROWS, STREAM, WHERE, Call, assert_clean_failure, assert_exact, assert_refused, csv_body
+from tests.helpers import run_tap
 
 
 def cut_in_quotes(c: Call) -> bytes:
@@ -60,3 +58,22 @@ def test_body_shorter_than_content_length_is_fetched_again(serve):
     server, run = serve(body)
     assert_exact(run)
     assert server.count("download") == 2
+
+
+def close_delimited_cut(c: Call) -> tuple[bytes, dict[str, str | None]]:
+    """A body with neither Content-Length nor chunked encoding, cut after its first record."""
+    lines = c.result().splitlines(keepends=True)
+    return b"".join(lines[:2]), {"Content-Length": None, "Connection": "close"}
+
+
+@pytest.mark.usefixtures("instant_retries")
+def test_a_close_delimited_body_cut_at_a_line_end_is_not_taken_for_the_whole_file(fake, catalog):
+    """Found: exit 0 with 1 of 3 rows and the bookmark past the window (a silent loss).
+
+    Such a body is refused whole: its end cannot be checked.
+    """
+    server = fake(body=close_delimited_cut)
+    run = run_tap(server.config(max_retries=1), catalog=catalog)
+    assert run.returncode != 0
+    assert_clean_failure(run)
+    assert "without a length" in run.stderr

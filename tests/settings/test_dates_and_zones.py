@@ -19,7 +19,8 @@ from tap_pardot_export.errors import PardotConfigError
 from tap_pardot_export.settings.checks import run_end
 from tap_pardot_export.settings.config import Settings, zone
 from tap_pardot_export.tap import TapPardotExport
-from tests.helpers import with_defaults
+from tests.fake_pardot import assert_clean_failure
+from tests.helpers import run_tap, with_defaults
 from tests.settings_helpers import config, errors_of
 
 UTC = dt.timezone.utc
@@ -52,6 +53,16 @@ def test_an_offset_on_a_date_is_never_read_as_a_time():
     with pytest.raises(ConfigValidationError) as info:
         TapPardotExport(config=config(start_date="2024-01-01+05:00"), parse_env_config=False)
     assert any("is not an ISO 8601 date or datetime" in e for e in info.value.errors or [])
+
+
+@pytest.mark.usefixtures("instant_retries")
+@pytest.mark.parametrize("start", ["0001-01-01", "0001-01-01T00:00:00+05:00", "1000-06-01"])
+def test_a_start_date_in_antiquity_is_a_setting_error_before_any_call(fake, catalog, start):
+    """Found: year 1 went through validation, then the first window's start less one second overflowed."""
+    server = fake()
+    run = run_tap(server.config(start_date=start), catalog=catalog, timeout=20)
+    assert_clean_failure(run, "start_date")
+    assert server.requests == []
 
 
 # -- the run's end ---------------------------------------------------------------------------------

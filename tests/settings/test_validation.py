@@ -17,6 +17,8 @@ import pytest
 from tap_pardot_export.settings.messages import SECRETS
 from tap_pardot_export.settings.schema import settings_schema
 from tap_pardot_export.spec import SPECS
+from tests.fake_pardot import assert_clean_failure
+from tests.helpers import run_tap
 from tests.settings_helpers import LOOPBACK, config, errors_of, tap_cli
 
 SECRET_DIGITS = 98765432109876
@@ -271,3 +273,21 @@ def test_a_numeric_secret_on_the_command_line_gives_no_traceback_and_no_secret(t
     assert "Traceback" not in proc.stderr
     assert str(SECRET_DIGITS) not in proc.stderr + proc.stdout
     assert str(SECRET_DIGITS + 1) not in proc.stderr + proc.stdout
+
+
+# -- before any API call, at the real command line too ---------------------------------------------
+
+
+@pytest.mark.usefixtures("instant_retries")
+@pytest.mark.parametrize(
+    ("option", "text"),
+    [("--config", '{"business_unit_id": "0Uv'), ("--config", '{"window_days": NaN}'), ("--catalog", "[1")],
+)
+def test_a_config_or_catalog_file_that_is_not_json_is_named_without_a_traceback(fake, tmp_path, option, text):
+    """Found: a cut config file (or NaN, which Python's json writes) gave simplejson's traceback."""
+    server = fake()
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    run = run_tap(server.config(), args=[option, str(bad)])
+    assert_clean_failure(run, "not valid JSON", option)
+    assert server.requests == []

@@ -16,6 +16,8 @@ import pytest
 from tap_pardot_export.engine.state import parse_state, state_errors
 from tap_pardot_export.errors import PardotConfigError
 from tap_pardot_export.tap import TapPardotExport
+from tests.fake_pardot import assert_clean_failure
+from tests.helpers import run_tap
 from tests.settings_helpers import LOOPBACK, config, tap_cli
 
 
@@ -65,6 +67,15 @@ def test_a_good_state_is_accepted():
     tap = TapPardotExport(config=config(), state=state, parse_env_config=False)
     assert tap.state["bookmarks"]["prospect"]["replication_key_value"] == "2024-05-01T00:00:00+00:00"
     assert parse_state("") == {}
+
+
+@pytest.mark.usefixtures("instant_retries")
+def test_a_bookmark_in_antiquity_is_a_corrupted_state(fake, catalog):
+    server = fake()
+    state = {"bookmarks": {"list_membership": {"replication_key": "updated_at", "replication_key_value": "0001-01-01"}}}
+    run = run_tap(server.config(), catalog=catalog, state=state)
+    assert_clean_failure(run, "The state is corrupted", "list_membership")
+    assert server.requests == []
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,83 @@
+"""Deadlines over whole requests, and a cap on an answer's size: a server that trickles cannot hold a run.
+
+Every API call and token request ends within ``request_timeout`` from its first byte sent, every
+download within ``download_timeout`` (connect, status line, headers and body), however slowly the
+server sends them; then it is retried, or an error names the call. A status, create or token
+answer over the cap is refused while it is read.
+
+Each hostile server is the fake Pardot of ``tests/fake_pardot.py`` (a thread on 127.0.0.1 that
+records what it received and stops at the end of its test), a call or a path of it answered as
+the test needs; every loop in a route is bounded. Clients are built in-process with
+``build_client``; retry waits are skipped (the retry policy's pause is replaced), so nothing
+sleeps for real.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import typing as t
+
+import pytest
+
+from tap_pardot_export.pardot import transport
+from tests.fake_pardot import TOKEN, Call, Route, assert_clean_failure, send
+from tests.helpers import run_tap
+
+pytestmark = pytest.mark.usefixtures("instant_retries")  # retry waits are computed and logged, but not slept
+
+EXPORT = {"id": 5001, "createdAt": "2024-01-01T00:00:00-05:00"}
+
+
+# -- a body that trickles --------------------------------------------------------------------------
+
+
+def trickle(payload: dict[str, t.Any], pad: int = 400, pause: float = 0.05) -> Route:
+    """A 200 answer whose JSON body arrives one byte at a time, each under any read timeout."""
+    data = json.dumps(payload).encode() + b" " * pad
+
+    def route(h: Call) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        for i in range(len(data)):
+            h.wfile.write(data[i : i + 1])
+            h.wfile.flush()
+            time.sleep(pause)
+
+    return route
+
+
+def test_a_status_answer_trickling_a_byte_at_a_time_ends_within_request_timeout(fake, catalog):
+    """Each byte comes before the read timeout, so only an overall deadline ends the answer.
+
+    Found: 20 s of a read answer at 20 bytes a second (request_timeout 1, retry_max_time 5,
+    export_timeout 5) and the run still waited; with Pardot's 300 s it never ends.
+    """
+    server = fake(read=trickle({**EXPORT, "state": "Processing"}))
+    cfg = server.config(request_timeout=1, retry_max_time=5, export_timeout=5, max_retries=1)
+    t0 = time.monotonic()
+    run = run_tap(cfg, catalog=catalog, timeout=30)
+    assert time.monotonic() - t0 < 15
+    assert_clean_failure(run, "request_timeout")
+
+
+def test_a_token_answer_trickling_a_byte_at_a_time_ends_within_request_timeout(fake, catalog):
+    server = fake(token=trickle({"access_token": TOKEN, "instance_url": "https://x.example"}))
+    cfg = server.config(request_timeout=1, retry_max_time=5, max_retries=1)
+    t0 = time.monotonic()
+    run = run_tap(cfg, catalog=catalog, timeout=30)
+    assert time.monotonic() - t0 < 15
+    assert_clean_failure(run, "request_timeout")
+
+
+def test_a_huge_status_answer_is_refused_before_it_fills_memory(fake, catalog, monkeypatch):
+    """Found: a status, create or token answer is read whole into memory, whatever its size (a
+    hostile or broken server can send gigabytes). The cap is lowered here to keep the test small.
+    """
+    monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 1 << 20)
+    big = json.dumps({**EXPORT, "state": "Processing"}).encode() + b" " * (3 << 20)
+    server = fake(read=lambda h: send(h, 200, big))
+    run = run_tap(server.config(max_retries=1, export_timeout=2), catalog=catalog, timeout=60)
+    assert_clean_failure(run, "larger than")
