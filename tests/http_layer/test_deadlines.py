@@ -21,8 +21,8 @@ import typing as t
 import pytest
 
 from tap_pardot_export.pardot import transport
-from tests.fake_pardot import TOKEN, Call, Route, assert_clean_failure, send
-from tests.helpers import run_tap
+from tests.fake_pardot import TOKEN, Call, FakePardot, Route, assert_clean_failure, send, trickle_head
+from tests.helpers import client_for, run_tap
 
 pytestmark = pytest.mark.usefixtures("instant_retries")  # retry waits are computed and logged, but not slept
 
@@ -81,3 +81,58 @@ def test_a_huge_status_answer_is_refused_before_it_fills_memory(fake, catalog, m
     server = fake(read=lambda h: send(h, 200, big))
     run = run_tap(server.config(max_retries=1, export_timeout=2), catalog=catalog, timeout=60)
     assert_clean_failure(run, "larger than")
+
+
+# -- a status line or headers that trickle ---------------------------------------------------------
+
+
+def timed(run: t.Callable[[], t.Any]) -> tuple[t.Any, float]:
+    t0 = time.monotonic()
+    out = run()
+    return out, time.monotonic() - t0
+
+
+def bound(deadline: float, tries: int) -> float:
+    """An upper bound a loaded 2-core machine meets: three times the deadlines, plus 5 s."""
+    return 3 * deadline * tries + 5
+
+
+@pytest.mark.parametrize(
+    ("call", "status_line"),
+    [("read", False), ("read", True), ("create", False), ("token", False), ("token", True)],
+)
+def test_an_api_call_whose_head_trickles_ends_within_request_timeout(fake, catalog, instant_retries, call, status_line):
+    """Found: a status line, then a header byte every half second: the run hung forever."""
+    server: FakePardot = fake(**{call: trickle_head(status_line=status_line)})
+    cfg = server.config(request_timeout=1, max_retries=1, export_timeout=60)
+    run, took = timed(lambda: run_tap(cfg, catalog=catalog, timeout=bound(1, 2) + 30))
+    assert took < bound(1, 2), f"the run took {took:.1f}s"
+    assert_clean_failure(run, "request_timeout (1s)", "after 2 tries")
+
+
+@pytest.mark.parametrize("status_line", [False, True])
+def test_a_download_whose_head_trickles_ends_within_download_timeout(fake, catalog, instant_retries, status_line):
+    server: FakePardot = fake(download=trickle_head(status_line=status_line), export_id=5001)
+    cfg = server.config(request_timeout=5, download_timeout=1.5, max_retries=1)
+    run, took = timed(lambda: run_tap(cfg, catalog=catalog, timeout=bound(1.5, 2) + 30))
+    assert took < bound(1.5, 2), f"the run took {took:.1f}s"
+    assert_clean_failure(run, "download_timeout (1.5s)", "after 2 tries", "export 5001, result file 1")
+
+
+def test_a_call_past_its_deadline_is_retried_and_a_later_answer_used(fake, instant_retries):
+    """The deadline ends one try; the next try is a request of its own, with a deadline of its own."""
+    calls = [0]
+    slow = trickle_head(at_most=5)
+
+    def read(h: Call) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            slow(h)
+        else:
+            send(h, 200, {"export": {"id": 1, "state": "Waiting"}})
+
+    server = fake(read=read)
+    client = client_for(server.config(request_timeout=0.5, max_retries=2))
+    answer, took = timed(lambda: client.json("GET", "read/id/1", "read"))
+    assert answer["export"]["state"] == "Waiting"
+    assert calls[0] == 2 and took < bound(0.5, 2)

@@ -10,9 +10,12 @@ canceled.
 from __future__ import annotations
 
 import signal
+import time
+from contextlib import closing
 
 import pytest
 
+from tests.fake_pardot import FakePardot, trickle_head
 from tests.helpers import block_record, recorded_ids
 from tests.sandbox_runs import one_stream
 from tests.singer_messages import whole_lines
@@ -134,3 +137,37 @@ def test_sigterm_during_a_slow_token_refresh_ends_in_bounded_time(sandboxes):
     assert whole_lines(run)[-1]["type"] == "STATE"
     assert "state emitted" in run.stderr
     assert sb.stats()["calls"]["token"] == tokens + 1, "the refresh was in flight"
+
+
+# -- a status line or a download that trickles -----------------------------------------------------
+
+
+def test_sigterm_during_an_api_call_whose_head_trickles_ends_in_bounded_time(fake, catalog):
+    """The main thread blocked in a trickling status read still takes the signal: state out, exit 143."""
+    server: FakePardot = fake(read=trickle_head(every=0.2, at_most=60))
+    with closing(Tap(server.config(request_timeout=300, max_retries=0), catalog)) as tap:
+        assert tap.read_until(pending)
+        deadline = time.monotonic() + 30
+        while not server.count("read"):
+            assert time.monotonic() < deadline, "the status read never began"
+            time.sleep(0.02)
+        run, took = tap.term_and_wait(after=0.5)
+    assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
+    assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
+    assert whole_lines(run)[-1]["type"] == "STATE"
+    assert "state emitted" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_sigterm_during_a_download_whose_head_trickles_ends_in_bounded_time(fake, catalog):
+    server: FakePardot = fake(download=trickle_head(every=0.2, at_most=60))
+    with closing(Tap(server.config(download_timeout=3000, max_retries=0), catalog)) as tap:
+        deadline = time.monotonic() + 60
+        while not server.count("download"):
+            assert time.monotonic() < deadline, "the download never began"
+            time.sleep(0.02)
+        run, took = tap.term_and_wait(after=0.5)
+    assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
+    assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
+    assert whole_lines(run)[-1]["type"] == "STATE"
+    assert "Traceback" not in run.stderr
