@@ -8,12 +8,15 @@ Every shape Pardot wraps an export in is unwrapped.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tap_pardot_export.errors import ResultFormatError
 from tap_pardot_export.pardot.exports import export_id, result_refs, unwrap_export
 from tests.fake_pardot import ROWS, STREAM, assert_exact, assert_refused, send
 from tests.helpers import run_tap
+from tests.sandbox_runs import assert_no_secrets, one_stream, small
 
 
 @pytest.mark.parametrize("bad_id", ["abc", 1.5, None, -3, True])
@@ -48,6 +51,29 @@ def test_a_result_link_listed_twice_is_downloaded_once(fake, catalog):
     assert run.returncode == 0, run.stderr[-2000:]
     assert sorted(r["id"] for r in run.records()) == [1, 2, 3]
     assert server.hits("/dl/1") == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "op", "count", "words"),
+    [
+        ("not_json", "read", 20, "a body that is not JSON"),
+        ("weird_state", "read", 1, "in a state the tap does not know ('Exploded')"),
+        ("bad_row", "download", 1, "2 columns where the header has 6"),
+        ("bad_value", "download", 1, "column 'id': not an integer: 'not-a-number'"),
+    ],
+)
+def test_bad_api_answers_fail_with_context(fresh_sandbox, instant_retries, kind, op, count, words):
+    sb = small(fresh_sandbox)
+    sb.inject(kind, count=count, op=op)
+    cfg, cat = one_stream(sb, "list_membership", window_days=400 // 2, max_retries=1)
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode != 0
+    assert words in run.stderr
+    assert "Traceback" not in run.stderr
+    if op == "download":
+        eid = min(sb.stats()["exports"])  # the window read; the next one's export was created ahead
+        assert re.search(rf"list_membership.*: export {eid}, result file \d+, (line|row) \d+", run.stderr)
+    assert_no_secrets(run, sb)
 
 
 # -- units -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 
 from tests.fake_pardot import ROWS, STREAM, WHERE, Call, assert_clean_failure, assert_exact, assert_refused, csv_body
 from tests.helpers import run_tap
+from tests.sandbox_runs import complete, one_stream, small
 
 
 def cut_in_quotes(c: Call) -> bytes:
@@ -77,3 +78,15 @@ def test_a_close_delimited_body_cut_at_a_line_end_is_not_taken_for_the_whole_fil
     assert run.returncode != 0
     assert_clean_failure(run)
     assert "without a length" in run.stderr
+
+
+def test_a_download_cut_off_midway_is_fetched_again_without_repeats(fresh_sandbox, instant_retries):
+    sb = small(fresh_sandbox, rows_per_file=100)
+    sb.inject("cut", count=2, op="download", after_bytes=3000)
+    cfg, cat = one_stream(sb, "visitor_activity", window_days=400 // 2)
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stderr.count("cut off after") == 2
+    ids = [r["id"] for r in run.records()]
+    assert len(ids) == len(set(ids)), "no row is emitted twice because of a cut"
+    complete(sb, "visitor_activity", [run])

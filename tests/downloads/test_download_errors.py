@@ -23,7 +23,7 @@ from tests.helpers import (
     run_with_file_limit,
     select_streams,
 )
-from tests.sandbox_runs import rewrite_stored
+from tests.sandbox_runs import one_stream, rewrite_stored, small
 from tests.wide_helpers import END, START
 
 if t.TYPE_CHECKING:
@@ -119,3 +119,18 @@ def test_a_disk_error_names_the_file_without_its_signature(fresh_sandbox, tmp_pa
     assert "s3cr3t" not in proc.stderr + proc.stdout
     assert sb.config.client_secret not in proc.stderr + proc.stdout
     assert sb.config.refresh_token not in proc.stderr + proc.stdout
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a file size limit through bash's ulimit")
+def test_a_full_disk_under_a_download_stops_at_once_saying_so(fresh_sandbox, tmp_path):
+    """A result file that cannot be written (a file size limit below its size): the disk's fault, not the network's."""
+    sb = small(fresh_sandbox, rows_per_file=100_000)
+    cfg, cat = one_stream(sb, "visitor_activity", window_days=365)
+    proc, folder = run_with_file_limit(cfg, cat, 20, tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-6000:]
+    assert "free disk space or point TMPDIR at a larger disk" in proc.stderr
+    assert "File too large" in proc.stderr
+    assert sb.stats()["calls"]["download"] == 1, "no retry: a retry cannot fix a full disk"
+    assert '"type":"RECORD"' not in proc.stdout
+    assert not list(folder.rglob("*")), "nothing left in TMPDIR"

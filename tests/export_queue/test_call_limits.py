@@ -10,8 +10,49 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import TapRun, assert_rows_match, expected_rows, run_tap
-from tests.sandbox_runs import END, START, one_stream
+from tests.helpers import TapRun, assert_rows_match, expected_rows, iso, run_tap
+from tests.sandbox_runs import END, START, complete, one_stream, small
+
+
+def test_daily_limit_stops_cleanly_and_resumes_after_the_reset(fresh_sandbox):
+    # Pardot's own limit (error 122), on an account that does not say its allowance (the reserve would stop first)
+    sb = small(fresh_sandbox, daily_limit=14, v5_account_refusal=49)
+    cfg, cat = one_stream(sb, "list_membership", window_days=60)
+    run1 = run_tap(cfg, catalog=cat)
+    assert run1.returncode != 0
+    assert "daily API call limit is spent (error 122)" in run1.stderr and "It resets at" in run1.stderr
+    assert "Traceback" not in run1.stderr
+    assert sb.stats()["errors"] == {"49": 1, "122": 1}, "the tap does not hammer a spent quota"
+    bookmark = run1.final_state["bookmarks"]["list_membership"]["replication_key_value"]
+    # the run got some windows done, not all: the bookmark lies strictly inside the range
+    assert iso(START) < bookmark < iso(END)
+    # the state covers only what was emitted: every row before the bookmark has arrived
+    before = {k for k, v in expected_rows(sb, "list_membership", START, END).items() if v["updated_at"] < bookmark}
+    assert before <= {r["id"] for r in run1.records()}
+    sb.clock.advance(86400)
+    run2 = run_tap(cfg, catalog=cat, state=run1.final_state)
+    assert run2.returncode == 0, run2.stderr[-2000:]
+    complete(sb, "list_membership", [run1, run2])
+
+
+def test_max_api_calls_finishes_cleanly_with_resumable_state(fresh_sandbox):
+    sb = small(fresh_sandbox)
+    cfg, cat = one_stream(sb, "list_membership", window_days=30, max_api_calls=12)
+    run1 = run_tap(cfg, catalog=cat)
+    assert run1.returncode == 0, run1.stderr[-2000:]
+    assert "max_api_calls=12 leaves" in run1.stderr
+    assert sb.stats()["api_calls"] <= 12
+    mark = run1.final_state["bookmarks"]["list_membership"]["replication_key_value"]
+    assert "2024-01-31" <= mark < "2025-01-01"
+    runs = [run1]
+    for _ in range(10):
+        cfg["max_api_calls"] = 20
+        run = run_tap(cfg, catalog=cat, state=runs[-1].final_state)
+        assert run.returncode == 0
+        runs.append(run)
+        if run.final_state["bookmarks"]["list_membership"]["replication_key_value"] == "2025-01-01T00:00:00+00:00":
+            break
+    complete(sb, "list_membership", runs)
 
 
 def test_a_budget_below_one_window_still_reaches_the_end(sandboxes):

@@ -11,6 +11,19 @@ import pytest
 
 from tests.fake_pardot import Call, assert_clean_failure, send
 from tests.helpers import run_tap
+from tests.sandbox_runs import assert_no_secrets, one_stream, small
+
+
+def test_result_links_on_another_host_are_refused(fresh_sandbox):
+    sb = small(fresh_sandbox)
+    port = sb.base_url.rsplit(":", 1)[1]
+    sb.config.result_base_url = f"http://localhost:{port}"  # same server, another host name
+    cfg, cat = one_stream(sb, "list_membership", window_days=400 // 2)
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode != 0
+    assert f"Refusing to download http://localhost:{port}/api/export" in run.stderr
+    assert sb.stats()["calls"].get("download", 0) == 0
+    assert_no_secrets(run, sb)
 
 
 @pytest.mark.usefixtures("instant_retries")

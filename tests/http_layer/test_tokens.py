@@ -12,7 +12,57 @@ import pytest
 
 from tap_pardot_export.errors import PardotAuthError
 from tests.fake_pardot import TOKEN_PATH, send
-from tests.helpers import client_for
+from tests.helpers import client_for, run_tap
+from tests.sandbox_runs import assert_no_secrets, complete, one_stream, small
+
+
+def test_rejected_token_is_refreshed_once_for_parallel_requests(fresh_sandbox):
+    sb = small(fresh_sandbox, rows_per_file=20)
+    sb.inject("revoke", op="download")
+    sb.inject("slow", count=6, op="download", seconds=0.2)
+    cfg, cat = one_stream(sb, "visitor_activity", window_days=400 // 2, max_concurrency=3)
+    tokens = sb.stats()["calls"].get("token", 0)  # discovery's own token
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sb.stats()["calls"]["token"] - tokens == 2  # the first token, then exactly one refresh
+    assert sb.stats()["errors"].get("184", 0) >= 1
+    complete(sb, "visitor_activity", [run])
+    assert_no_secrets(run, sb)
+
+
+def test_plain_access_token_is_refreshed_when_credentials_exist(fresh_sandbox):
+    sb = small(fresh_sandbox)
+    token = sb.issue_token()
+    cfg, cat = one_stream(sb, "list_membership", access_token=token, window_days=400 // 2)
+    sb.revoke_tokens()
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sb.stats()["calls"]["token"] == 1
+    assert_no_secrets(run, sb)
+
+
+def test_refused_refresh_ends_the_run_with_a_clear_message(fresh_sandbox):
+    sb = small(fresh_sandbox)
+    cfg, cat = one_stream(sb, "list_membership", client_secret="not-the-secret-s3cr3t")
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode != 0
+    assert "invalid_grant" in run.stderr and "credentials must be renewed" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert "not-the-secret-s3cr3t" not in run.everything
+    assert sb.stats()["api_calls"] == 0
+    assert_no_secrets(run, sb)
+
+
+def test_expired_plain_access_token_without_credentials(fresh_sandbox):
+    sb = small(fresh_sandbox)
+    cfg, cat = one_stream(sb, "list_membership")
+    for k in ("client_id", "client_secret", "refresh_token"):
+        del cfg[k]
+    cfg["access_token"] = "00Dstale!token-that-was-revoked"
+    run = run_tap(cfg, catalog=cat)
+    assert run.returncode != 0
+    assert "rejected the access_token" in run.stderr
+    assert "00Dstale!token-that-was-revoked" not in run.everything
 
 
 @pytest.mark.usefixtures("instant_retries")

@@ -19,6 +19,7 @@ from tap_pardot_export.settings.schema import settings_schema
 from tap_pardot_export.spec import SPECS
 from tests.fake_pardot import assert_clean_failure
 from tests.helpers import run_tap
+from tests.sandbox_runs import one_stream, small
 from tests.settings_helpers import LOOPBACK, config, errors_of, tap_cli
 
 SECRET_DIGITS = 98765432109876
@@ -278,6 +279,38 @@ def test_a_numeric_secret_on_the_command_line_gives_no_traceback_and_no_secret(t
 # -- before any API call, at the real command line too ---------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ({"start_date": "last tuesday"}, "start_date 'last tuesday' is not an ISO 8601"),
+        ({"end_date": "2023-06-01T00:00:00Z"}, "end_date (2023-06-01T00:00:00Z) must be after start_date"),
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone 'Mars/Olympus_Mons' is not an IANA time zone"),
+        ({"window_days": 400}, "window_days 400 is out of range"),
+        ({"stream_options": {"prospects": {}}}, "stream_options: unknown stream 'prospects'"),
+        ({"stream_options": {"prospect": {"windows": 3}}}, "stream_options.prospect: unknown option 'windows'"),
+        ({"stream_options": {"prospect": {"procedure": "filter_by_magic"}}}, "'filter_by_magic' is not a procedure"),
+        ({"stream_options": {"prospect": {"arguments": {"updated_after": "2024-01-01"}}}}, "sets the time bounds"),
+        ({"stream_options": {"visitor": {"arguments": {"type": [1]}}}}, "'type' is not an argument of"),
+        ({"business_unit_id": "12345"}, "business_unit_id is malformed"),
+        ({"client_secret": None, "client_id": None}, "credentials are missing"),
+        ({"api_url": "pi.pardot.com"}, "api_url 'pi.pardot.com' is not an http(s) URL"),
+    ],
+)
+def test_bad_settings_fail_before_any_api_call(fresh_sandbox, override, words):
+    sb = fresh_sandbox()
+    cfg = sb.tap_config()
+    for k, v in override.items():
+        if v is None:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
+    run = run_tap(cfg)
+    assert run.returncode != 0
+    assert words in run.stderr
+    assert "Traceback" not in run.stderr
+    assert sb.stats()["calls"] == {}
+
+
 @pytest.mark.usefixtures("instant_retries")
 @pytest.mark.parametrize(
     ("option", "text"),
@@ -291,3 +324,19 @@ def test_a_config_or_catalog_file_that_is_not_json_is_named_without_a_traceback(
     run = run_tap(server.config(), args=[option, str(bad)])
     assert_clean_failure(run, "not valid JSON", option)
     assert server.requests == []
+
+
+def test_the_real_cli_exits_1_with_a_message_and_no_traceback(fresh_sandbox):
+    """The other tests run the CLI in-process; here the installed entry point runs as a process."""
+    sb = small(fresh_sandbox)
+    bad = run_tap({**sb.tap_config(), "window_days": 400}, subprocess=True)
+    assert bad.returncode == 1
+    assert "window_days 400 is out of range" in bad.stderr
+    cfg, cat = one_stream(sb, "list_membership", client_secret="not-the-secret-s3cr3t")
+    refused = run_tap(cfg, catalog=cat, subprocess=True)
+    assert refused.returncode == 1
+    assert "credentials must be renewed" in refused.stderr
+    for run in (bad, refused):
+        assert "Traceback" not in run.stderr
+        assert not run.records()
+    assert sb.stats()["api_calls"] == 0

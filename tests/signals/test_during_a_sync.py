@@ -16,8 +16,8 @@ from contextlib import closing
 import pytest
 
 from tests.fake_pardot import FakePardot, trickle_head
-from tests.helpers import block_record, recorded_ids
-from tests.sandbox_runs import one_stream
+from tests.helpers import BackgroundTap, block_record, recorded_ids
+from tests.sandbox_runs import assert_no_secrets, one_stream, small
 from tests.singer_messages import whole_lines
 from tests.taps import BOUND, SIGTERM_EXIT, Tap, pending, until
 
@@ -137,6 +137,28 @@ def test_sigterm_during_a_slow_token_refresh_ends_in_bounded_time(sandboxes):
     assert whole_lines(run)[-1]["type"] == "STATE"
     assert "state emitted" in run.stderr
     assert sb.stats()["calls"]["token"] == tokens + 1, "the refresh was in flight"
+
+
+# -- an export the record cannot hold --------------------------------------------------------------
+
+
+def test_sigterm_cancels_the_export_in_flight_the_record_cannot_hold(fresh_sandbox, tmp_path):
+    """An export in the export record is kept for the rerun; one it could not take goes.
+
+    The record's own tests: tests/state/test_export_record.py.
+    """
+    sb = small(fresh_sandbox, waiting_seconds=30)
+    cfg, cat = one_stream(sb, "list_membership", record_dir=str(block_record(tmp_path / "record", sb)))
+    tap = BackgroundTap(cfg, cat)
+    assert tap.read_until(pending)
+    tap.proc.send_signal(signal.SIGTERM)
+    run = tap.finish()
+    assert run.returncode == 128 + signal.SIGTERM
+    (eid,) = sb.stats()["exports"]
+    assert sb.stats()["exports"][eid]["state"] == "Canceled", run.stderr[-3000:]
+    assert "canceling export" in run.stderr
+    assert run.messages[-1]["type"] == "STATE"
+    assert_no_secrets(run, sb)
 
 
 # -- a status line or a download that trickles -----------------------------------------------------

@@ -10,9 +10,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
-from tests.helpers import CUSTOM, assert_rows_match, discover, expected_rows, iso, run_tap, select_streams
-from tests.sandbox_runs import END, START, one_stream
+import pytest
+
+from tests.helpers import (
+    CUSTOM,
+    BackgroundTap,
+    TapRun,
+    assert_rows_match,
+    created_fields,
+    deselect_field,
+    discover,
+    expected_rows,
+    iso,
+    run_tap,
+    select_streams,
+)
+from tests.sandbox_runs import END, START, complete, one_stream, small
 from tests.taps import Tap, pending
 
 UTC = dt.timezone.utc
@@ -78,6 +93,65 @@ def test_an_error_inside_a_window_does_not_move_the_bookmark(sandboxes):
 # -- exports in flight resumed from state ----------------------------------------------------------
 
 
+def test_rerun_after_a_crash_reuses_the_export_in_flight(fresh_sandbox):
+    sb = small(fresh_sandbox)
+    sb.hold()  # the export stays pending until the kill, however slow the machine
+    cfg, cat = one_stream(sb, "list_membership", window_days=400 // 2)
+    tap = BackgroundTap(cfg, cat)
+    assert tap.read_until(pending)
+    tap.proc.kill()
+    sb.release()  # the rerun need not wait
+    crashed = tap.finish()
+    state = crashed.final_state
+    eid = state["bookmarks"]["list_membership"]["pending_export"]["id"]
+    creates = sb.stats()["calls"]["create"]
+    run = run_tap(cfg, catalog=cat, state=state)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"resuming export {eid} from state" in run.stderr
+    assert sb.stats()["calls"]["create"] == creates + 1, "only the second window needs a new export"
+    assert "pending_export" not in run.final_state["bookmarks"]["list_membership"]
+    complete(sb, "list_membership", [crashed, run])
+
+
+@pytest.mark.parametrize("kill_points", [("pending", 5, "state", 150)])
+def test_sigkill_at_several_points_then_rerun_loses_nothing(fresh_sandbox, kill_points):
+    """Kill -9 after an export is created, mid-window, after a checkpoint, mid-records; rerun each time."""
+    sb = small(fresh_sandbox, rows_per_file=30, processing_seconds=0.2)
+    cfg, cat = one_stream(sb, "list_membership", window_days=45)
+    runs: list[TapRun] = []
+    state = None
+    predicates = {
+        "pending": pending,
+        "state": lambda m: (
+            m["type"] == "STATE" and "replication_key_value" in m["value"]["bookmarks"].get("list_membership", {})
+        ),
+    }
+    for point in kill_points:
+        tap = BackgroundTap(cfg, cat, state)
+        if isinstance(point, int):
+            count = [0]
+
+            def nth(m, count=count, n=point):
+                count[0] += m["type"] == "RECORD"
+                return count[0] >= n
+
+            reached = tap.read_until(nth)
+        else:
+            reached = tap.read_until(predicates[point])
+        assert reached, f"the tap finished before kill point {point}"
+        tap.proc.kill()
+        sb.config.processing_seconds = 0  # it kept the first export pending until the first kill
+        run = tap.finish()
+        runs.append(run)
+        states = run.states()
+        state = states[-1] if states else state
+    final = run_tap(cfg, catalog=cat, state=state)
+    assert final.returncode == 0, final.stderr[-2000:]
+    runs.append(final)
+    complete(sb, "list_membership", runs)
+    assert len(runs[-1].records()) < len(expected_rows(sb, "list_membership", START, END))
+
+
 def test_a_resumed_export_reads_its_times_in_the_api_users_zone(sandboxes):
     """No timezone setting: the offset of an export reused from state is not taken for UTC."""
     # UTC-5 all year; the export is held pending until the kill
@@ -98,3 +172,26 @@ def test_a_resumed_export_reads_its_times_in_the_api_users_zone(sandboxes):
     assert f"resuming export {eid} from state" in run.stderr, run.stderr[-3000:]
     expected = expected_rows(sb, "list_membership", START, END)
     assert_rows_match(sb, "list_membership", run.records("list_membership"), expected, "America/Bogota")
+
+
+def test_an_export_in_state_is_not_reused_for_another_query(fresh_sandbox):
+    sb = small(fresh_sandbox)
+    sb.hold()  # the export stays pending until the kill, however slow the machine
+    cfg, cat = one_stream(sb, "list_membership", window_days=400 // 2)
+    tap = BackgroundTap(cfg, cat)
+    assert tap.read_until(pending)
+    tap.proc.kill()
+    sb.release()  # the rerun need not wait
+    state = tap.finish().final_state
+    old = state["bookmarks"]["list_membership"]["pending_export"]["id"]
+    deselect_field(cat, "list_membership", "opted_out")  # the user deselects a field before the rerun
+    run = run_tap(cfg, catalog=cat, state=state)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "resuming export" not in run.stderr
+    assert all("opted_out" not in r for r in run.records())
+    # the old export is neither read nor downloaded; the new ones do not ask for the field
+    paths = [path for _, path in sb.state.requests_log]
+    assert not [p for p in paths if re.search(rf"/(read|downloadResult)/id/{old}\b", p)], "the old export was reused"
+    created = created_fields(sb, old)
+    assert created and all("opted_out" not in fields for fields in created.values())
+    assert {r["id"] for r in run.records()} == set(expected_rows(sb, "list_membership", START, END))
