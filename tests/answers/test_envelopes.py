@@ -14,8 +14,10 @@ import json
 
 import pytest
 
+from tap_pardot_export.errors import DailyLimitReached
 from tap_pardot_export.pardot.answers import Verdict, sniff
-from tests.fake_pardot import STREAM, TOKEN, WHERE, assert_exact, assert_refused
+from tests.fake_pardot import STREAM, TOKEN, WHERE, assert_exact, assert_refused, send
+from tests.helpers import client_for
 
 
 def test_html_maintenance_page_is_fetched_again_then_refused(serve):
@@ -66,6 +68,14 @@ def test_an_expired_export_envelope_creates_the_export_again(serve):
     server, run = serve(lambda c: expired if c.attempt == 1 else c.result())
     assert_exact(run)
     assert server.count("create") == 2 and server.count("download") == 2
+
+
+@pytest.mark.usefixtures("instant_retries")
+def test_a_200_with_the_122_envelope_is_the_daily_limit(fake):
+    envelope = {"@attributes": {"stat": "fail", "version": 1, "err_code": 122}, "err": "Daily API rate limit met."}
+    server = fake(create=lambda h: send(h, 200, envelope))
+    with pytest.raises(DailyLimitReached, match="daily API call limit is spent"):
+        client_for(server.config()).json("POST", "create", "create", json_body={})
 
 
 # -- the sniffer -----------------------------------------------------------------------------------

@@ -8,22 +8,23 @@ other refusals. Against the fake Pardot of ``tests/fake_pardot.py`` and stand-in
 
 from __future__ import annotations
 
+import threading
 import time
 import typing as t
 
 import pytest
 
 from tap_pardot_export.errors import CallBudgetSpent, DailyLimitReached, PardotAPIError, PardotAuthError
-from tap_pardot_export.pardot.cancel import cancel_now, read_cancel_answer
+from tap_pardot_export.pardot.cancel import CancelOutcome, cancel_now, read_cancel_answer
 from tap_pardot_export.pardot.exports import ExportSpec, InFlight
 from tap_pardot_export.pardot.polling import Polling
 from tap_pardot_export.pardot.retry import RetryPolicy
 from tap_pardot_export.pardot.runner import ExportRunner
-from tests.fake_pardot import send, stall
+from tests.fake_pardot import API, TOKEN, Call, closed_port, config_for, send, stall
 from tests.helpers import client_for
 
 if t.TYPE_CHECKING:
-    from tests.fake_pardot import Call, FakePardot
+    from tests.fake_pardot import FakePardot
 
 
 @pytest.mark.parametrize(
@@ -86,6 +87,39 @@ def test_cancel_now_tells_a_complete_export_from_no_answer(fake):
     outcome = cancel_now(_client(silent), 9, timeout=0.3)
     assert time.monotonic() - t0 < 10
     assert (outcome.canceled, outcome.says, outcome.answered) == (False, "no answer within 0.3s", False)
+
+
+@pytest.mark.usefixtures("instant_retries")
+def test_cancel_now_returns_promptly_with_the_slots_and_the_token_lock_held(fake):
+    ok = {"@attributes": {"stat": "ok"}, "export": {"id": 42, "state": "Canceled"}}
+    server = fake(cancel=lambda h: send(h, 200, ok))
+    client = client_for(server.config(max_concurrency=2))
+    client.tokens.token()
+    for _ in range(client.max_concurrency):
+        client.slots.acquire()
+    result: list[CancelOutcome] = []
+    with client.tokens._lock:
+        worker = threading.Thread(target=lambda: result.append(cancel_now(client, 42, timeout=2.0)), daemon=True)
+        worker.start()
+        worker.join(4)
+        assert not worker.is_alive(), "cancel_now waited on a lock or slot the main thread holds"
+    assert [r.canceled for r in result] == [True]
+    (sent,) = [r for r in server.requests if r.path == API + "cancel/id/42"]
+    assert sent.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.usefixtures("instant_retries")
+def test_cancel_now_gives_up_at_its_timeout_and_never_raises(fake):
+    server = fake(cancel=lambda h: stall(h, 3))  # bounded; the client must not wait this long
+    client = client_for(server.config())
+    client.tokens.token()
+    started = time.monotonic()
+    assert cancel_now(client, 7, timeout=0.5).says == "no answer within 0.5s"
+    assert time.monotonic() - started < 2.5, "gave up at its timeout, not after the 3 s the server hangs"
+    no_token = client_for(server.config())
+    assert cancel_now(no_token, 7, timeout=0.5).canceled is False  # no token yet: no request, no refresh
+    closed = client_for(config_for(f"http://127.0.0.1:{closed_port()}", access_token=TOKEN))
+    assert cancel_now(closed, 7, timeout=0.5).canceled is False
 
 
 class RefusingClient:

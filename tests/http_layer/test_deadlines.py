@@ -14,12 +14,14 @@ sleeps for real.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import typing as t
 
 import pytest
 
+from tap_pardot_export.errors import PardotAPIError
 from tap_pardot_export.pardot import transport
 from tests.fake_pardot import TOKEN, Call, FakePardot, Route, assert_clean_failure, send, trickle_head
 from tests.helpers import client_for, run_tap
@@ -27,6 +29,39 @@ from tests.helpers import client_for, run_tap
 pytestmark = pytest.mark.usefixtures("instant_retries")  # retry waits are computed and logged, but not slept
 
 EXPORT = {"id": 5001, "createdAt": "2024-01-01T00:00:00-05:00"}
+
+
+# -- downloads -------------------------------------------------------------------------------------
+
+
+def test_a_trickling_download_hits_download_timeout(fake):
+    def trickle(h: Call) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/csv")
+        h.send_header("Content-Length", "1000")
+        h.end_headers()
+        for _ in range(40):  # at most 4 s, then the handler gives up by itself
+            h.wfile.write(b"x")
+            h.wfile.flush()
+            time.sleep(0.1)
+
+    server = fake(paths={"/files/slow.csv": trickle})
+    client = client_for(server.config(download_timeout=0.6, max_retries=1, request_timeout=5))
+    started = time.monotonic()
+    with pytest.raises(
+        PardotAPIError, match=r"Giving up on download .*/files/slow\.csv after 2 tries: .*download_timeout"
+    ):
+        client.download(server.url + "/files/slow.csv", io.BytesIO())
+    assert time.monotonic() - started < 3.5
+    assert server.hits("/files/slow.csv") == 2
+
+
+def test_a_download_within_its_deadline_is_read_whole(fake):
+    body = b"id,name\n" + b"".join(b"%d,row\n" % i for i in range(2000))
+    server = fake(paths={"/files/ok.csv": lambda h: send(h, 200, body)})
+    sink = io.BytesIO()
+    assert client_for(server.config()).download(server.url + "/files/ok.csv", sink) == len(body)
+    assert sink.getvalue() == body
 
 
 # -- a body that trickles --------------------------------------------------------------------------

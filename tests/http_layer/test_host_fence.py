@@ -9,9 +9,61 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fake_pardot import Call, assert_clean_failure, send
-from tests.helpers import run_tap
+from tap_pardot_export.errors import RefusedURLError
+from tap_pardot_export.pardot import urls
+from tests.fake_pardot import TOKEN, Call, assert_clean_failure, config_for, send
+from tests.helpers import client_for, run_tap
 from tests.sandbox_runs import assert_no_secrets, one_stream, small
+
+
+@pytest.mark.usefixtures("instant_retries")
+@pytest.mark.parametrize(
+    ("setting", "url"),
+    [("api_url", "http://pi.pardot.com"), ("login_url", "http://login.salesforce.com"), ("api_url", "ftp://x.y")],
+)
+def test_plain_http_to_a_non_loopback_host_is_refused_before_any_request(fake, setting, url):
+    server = fake()
+    with pytest.raises(RefusedURLError, match=f"Refusing {setting}"):
+        client_for(server.config(**{setting: url}))
+    assert server.requests == []
+
+
+@pytest.mark.usefixtures("instant_retries")
+def test_loopback_http_is_accepted():
+    for url in ("http://127.0.0.1:1", "http://127.9.9.9:1", "http://[::1]:1", "http://localhost:1"):
+        urls.check_url(url, "api_url")
+    with pytest.raises(RefusedURLError):
+        urls.check_url("http://10.0.0.1", "api_url")
+
+
+@pytest.mark.usefixtures("instant_retries")
+@pytest.mark.parametrize(
+    ("url", "extra", "ok"),
+    [
+        ("https://www.pardot.com/api/export/version/4/do/downloadResults/id/1", [], True),
+        ("https://pardot.com/x", [], True),
+        ("http://www.pardot.com/x", [], False),
+        ("https://evil.example/x", [], False),
+        ("https://www.pardot.com.evil.example/x", [], False),
+        ("https://proxy.example/x", ["proxy.example"], True),
+        ("https://PROXY.example./x", ["proxy.example"], True),
+        ("https://other.example/x", ["proxy.example"], False),
+    ],
+)
+def test_result_links_are_fenced_to_trusted_hosts(url, extra, ok):
+    client = client_for(config_for("https://pi.pardot.com", access_token=TOKEN, download_hosts=extra))
+    if ok:
+        client.check_host(url)
+    else:
+        with pytest.raises(RefusedURLError) as info:
+            client.check_host(url)
+        assert "download_hosts" in str(info.value)
+
+
+@pytest.mark.usefixtures("instant_retries")
+def test_result_links_on_the_api_host_are_accepted(fake):
+    server = fake()
+    client_for(server.config(access_token=TOKEN)).check_host(server.url + "/api/export/x")
 
 
 def test_result_links_on_another_host_are_refused(fresh_sandbox):

@@ -9,22 +9,22 @@ user info in ``api_url`` is neither printed nor sent. Against the fake Pardot of
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import gc
 import json
-import typing as t
+import logging
 import urllib.parse
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pardot_export_sandbox import DataConfig
 
 from tap_pardot_export import redact
+from tap_pardot_export.errors import PardotAPIError
 from tap_pardot_export.redact import REDACTION, RedactionFilter, install_redaction, scrub_answer
-from tests.fake_pardot import SECRET, TOKEN, send, token_ok
-from tests.helpers import client_for
-
-if t.TYPE_CHECKING:
-    from tests.fake_pardot import Call
-
+from tests.fake_pardot import SECRET, TOKEN, Call, send, token_ok
+from tests.helpers import client_for, discover, run_tap, select_streams
 
 pytestmark = pytest.mark.usefixtures("instant_retries")  # retry waits are computed and logged, but not slept
 
@@ -133,6 +133,73 @@ def test_an_api_error_echoing_the_token_in_every_encoding_prints_none_of_them(fa
 
 
 # -- what the HTTP layer prints and sends ----------------------------------------------------------
+
+
+def test_error_text_that_echoes_the_bearer_token_is_redacted(fake, caplog):
+    def echo(h: Call) -> None:
+        auth = h.headers.get("Authorization")
+        send(h, 400, {"@attributes": {"stat": "fail", "err_code": 999}, "err": f"bad request; you sent {auth}"})
+
+    server = fake(create=echo)
+    client = client_for(server.config())
+    caplog.set_level(logging.INFO)
+    with pytest.raises(PardotAPIError) as info:
+        client.json("POST", "create", "create", json_body={})
+    logging.getLogger("tap-pardot-export").error("%s", info.value)
+    logging.getLogger("singer_sdk.x").warning("issued token %s", client.tokens.token())
+    assert "issued token ***" in caplog.text
+    assert "you sent Bearer ***" in caplog.text
+    assert TOKEN not in caplog.text and TOKEN not in str(info.value)
+
+
+def test_the_redaction_filter_scrubs_args_numbers_and_user_info(caplog):
+    install_redaction(lambda: ["s3cr3t-value", str(98765432109876)])
+    caplog.set_level(logging.INFO)
+    log = logging.getLogger("tap-pardot-export")
+    log.info("secret %s, number %s, url %s", "s3cr3t-value", 98765432109876, "https://bob:pw@host.example/x")
+    assert "secret ***, number ***, url https://***@host.example/x" in caplog.text
+    assert REDACTION.scrub("token%20s3cr3t-value") == "token%20***"
+
+
+def test_a_replaced_configured_token_stays_secret_and_finished_clients_are_forgotten(fake, caplog):
+    server = fake()
+    client = client_for(server.config(access_token="00Dold!configured-token"))
+    assert client.tokens.refresh("00Dold!configured-token") == TOKEN
+    caplog.set_level(logging.INFO)
+    logging.getLogger("tap-pardot-export").info("old %s new %s", "00Dold!configured-token", TOKEN)
+    assert "old *** new ***" in caplog.text
+    before = len(REDACTION.sources)
+    gone = client_for(server.config(client_secret="a-secret-of-a-finished-client"))
+    assert len(REDACTION.sources) == before + 1
+    del gone
+    gc.collect()
+    assert "a-secret-of-a-finished-client" not in REDACTION.secrets()
+
+
+def test_a_numeric_client_secret_is_never_printed(fresh_sandbox):
+    secret = 98765432109876
+    sb = fresh_sandbox(client_secret=str(secret), data=_small_data())
+    cfg = sb.tap_config(client_secret=secret, window_days=200)
+    run = run_tap(cfg, catalog=select_streams(discover(sb.tap_config()), ["list_membership"]))
+    assert str(secret) not in run.everything
+    assert "Traceback" not in run.stderr
+
+
+def _small_data() -> DataConfig:
+    utc = dt.timezone.utc
+    return DataConfig(
+        start=dt.datetime(2024, 1, 1, tzinfo=utc), end=dt.datetime(2025, 1, 1, tzinfo=utc), rows={"list_membership": 50}
+    )
+
+
+def test_user_info_in_api_url_is_never_printed_nor_sent(fresh_sandbox):
+    sb = fresh_sandbox(data=_small_data())
+    host = sb.base_url.split("://", 1)[1]
+    cfg = sb.tap_config(api_url=f"http://bob:hunter2-pass@{host}", window_days=200)
+    run = run_tap(cfg, catalog=select_streams(discover(sb.tap_config()), ["list_membership"]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "hunter2-pass" not in run.everything
+    assert run.records("list_membership")
 
 
 def test_redact():

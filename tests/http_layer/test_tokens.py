@@ -8,10 +8,14 @@ fake Pardot of ``tests/fake_pardot.py`` on loopback.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from tap_pardot_export.errors import PardotAuthError
-from tests.fake_pardot import TOKEN_PATH, send
+from tap_pardot_export.pardot.auth import PardotAuthenticator
+from tests.fake_pardot import TOKEN_PATH, Call, send
 from tests.helpers import client_for, run_tap
 from tests.sandbox_runs import assert_no_secrets, complete, one_stream, small
 
@@ -63,6 +67,42 @@ def test_expired_plain_access_token_without_credentials(fresh_sandbox):
     assert run.returncode != 0
     assert "rejected the access_token" in run.stderr
     assert "00Dstale!token-that-was-revoked" not in run.everything
+
+
+@pytest.mark.usefixtures("instant_retries")
+def test_parallel_rejections_refresh_the_token_once(fake):
+    def token(h: Call) -> None:
+        send(h, 200, {"access_token": f"00Dtok!{h.attempt:08d}"})
+
+    def read(h: Call) -> None:
+        if h.headers.get("Authorization") == "Bearer 00Dtok!00000001":
+            time.sleep(0.1)
+            send(h, 401, {"@attributes": {"stat": "fail", "err_code": 184}, "err": "expired"})
+        else:
+            send(h, 200, {"export": {"id": 1}})
+
+    server = fake(token=token, read=read)
+    client = client_for(server.config(max_concurrency=4))
+    client.tokens.token()
+    threads = [threading.Thread(target=client.json, args=("GET", "read/id/1", "read")) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert server.hits(TOKEN_PATH) == 2, "one first token, then exactly one refresh"
+    assert isinstance(client.tokens, PardotAuthenticator)
+
+
+@pytest.mark.usefixtures("instant_retries")
+def test_a_token_with_a_newline_fails_at_once(fake):
+    server = fake(token=lambda h: send(h, 200, {"access_token": "00Dabc\nX-Evil: 1"}))
+    client = client_for(server.config())
+    started = time.monotonic()
+    with pytest.raises(PardotAuthError, match="holds a newline"):
+        client.tokens.token()
+    assert time.monotonic() - started < 5 and server.hits(TOKEN_PATH) == 1
+    with pytest.raises(PardotAuthError, match="holds a newline"):
+        client_for(server.config(access_token="tok\nen"))
 
 
 @pytest.mark.usefixtures("instant_retries")
