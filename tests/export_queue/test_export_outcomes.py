@@ -1,8 +1,8 @@
 """Exports Pardot fails, cancels, expires or never finishes: created again a bounded number of times, or given up on.
 
-Against the sandbox over loopback: a Failed export is created again, three times at most; a
-Canceled one and one that expired while its files were read are created again; one that never
-finishes hits ``export_timeout`` and is canceled.
+Against the sandbox over loopback: a Failed export is created again, twice at most, then an error
+names it; a Canceled one and one that expired while its files were read are created again; one
+that never finishes hits ``export_timeout`` and is canceled.
 """
 
 from __future__ import annotations

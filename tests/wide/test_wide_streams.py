@@ -28,8 +28,6 @@ from tests.wide_helpers import (
     wide_sandbox,
 )
 
-UTC = dt.timezone.utc
-
 
 def jsonl_batches(folder: Path, size: int) -> dict[str, t.Any]:
     """A batch_config writing gzipped JSON Lines files of ``size`` records to ``folder``."""
