@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/peak_memory.py
     .venv/bin/python benchmarks/peak_memory.py --prospects 5000
 
-Measures the sync that ``tests/test_wide.py::test_300_custom_fields_sync_row_exact_and_whole``
+Measures the sync that ``tests/wide/test_wide_streams.py::test_300_custom_fields_sync_row_exact_and_whole``
 checks for correctness (the tests judge rows, not memory): ``pardot-export-sandbox`` with 1,200
 prospects carrying 300 custom fields (about 350 fields: three field groups) over 2024, and the
 tap's full sync of the prospect stream in 92-day windows (four windows, twelve exports). Also a

@@ -6,7 +6,7 @@ left is private: two stream hooks the tap overrides (the fast RECORD path and pe
 bookmarks), the config-validation hook and the config dict it fills in, two state helpers,
 and the CLI's exception hook.
 :data:`CONTRACT` lists each with the parameters the tap passes or receives;
-``tests/test_sdk_compat.py`` checks them against the installed SDK and names the symbol that
+``tests/sdk/test_sdk_compat.py`` checks them against the installed SDK and names the symbol that
 an SDK release changed or removed.
 """
 

@@ -207,3 +207,52 @@ def serve(
         return server, run_tap(server.config(**(config or {})), catalog=catalog, state=state, timeout=120)
 
     return run
+
+
+# -- tap processes and small sandboxes of a test's own ------------------------------------------------
+# What test modules once borrowed from each other. The helper modules that hold it have their asserts
+# reported as a test module's are (registered before anything imports them).
+pytest.register_assert_rewrite(
+    "tests.taps",
+    "tests.singer_messages",
+    "tests.sandbox_runs",
+    "tests.wide_helpers",
+    "tests.meltano_helpers",
+    "tests.settings_helpers",
+)
+
+import datetime as dt  # noqa: E402
+
+from pardot_export_sandbox import DataConfig, Sandbox, SandboxConfig  # noqa: E402
+
+from tests.helpers import small_v5  # noqa: E402
+from tests.taps import close_all  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _taps_closed() -> t.Iterator[None]:
+    """Every tap process of a test (:class:`tests.taps.Tap`) is gone and its files closed afterwards, failed or not."""
+    yield
+    close_all()
+
+
+@pytest.fixture
+def sandboxes() -> t.Iterator[t.Callable[..., Sandbox]]:
+    """``sandboxes(rows=..., zone=..., **kw)``: a started sandbox of the test's own over 2024 (stopped afterwards).
+
+    300 list memberships by default, in New York's zone, small v5 objects; ``kw`` as the sandbox's
+    config takes (faults, processing times, files). Modules with sandboxes of their own override it.
+    """
+    made: list[Sandbox] = []
+
+    def make(rows: dict[str, int] | None = None, zone: str = "America/New_York", **kw: t.Any) -> Sandbox:
+        utc = dt.timezone.utc
+        start, end = dt.datetime(2024, 1, 1, tzinfo=utc), dt.datetime(2025, 1, 1, tzinfo=utc)
+        data = DataConfig(start=start, end=end, rows=rows or {"list_membership": 300}, timezone=zone)
+        sb = Sandbox(SandboxConfig(data=small_v5(data), **kw)).start()
+        made.append(sb)
+        return sb
+
+    yield make
+    for sb in made:
+        sb.stop()

@@ -29,6 +29,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import typing as t
 import urllib.parse
 from dataclasses import dataclass
@@ -543,3 +544,58 @@ def assert_clean_failure(run: TapRun, *needles: str) -> None:
     for state in run.states():
         for bookmark in state.get("bookmarks", {}).values():
             assert "replication_key_value" not in bookmark, state
+
+
+# -- more of the fake's scenario, and a route that trickles ------------------------------------------
+
+
+def many(n: int = 300, first: int = 1000) -> tuple[list[dict[str, str]], dict[int, dict[str, t.Any]]]:
+    """``n`` list memberships updated through the day, as Pardot writes them (New York time), as the tap emits them."""
+    rows, typed = [], {}
+    for k in range(n):
+        rid = first + k
+        utc = START + dt.timedelta(seconds=5 + k * (86_000 // n))
+        rows.append(
+            {
+                "id": str(rid),
+                "list_id": str(5 + k % 3),
+                "prospect_id": str(700 + k),
+                "opted_out": "true" if k % 4 == 0 else "false",
+                "created_at": "2023-12-31 22:00:00",
+                "updated_at": f"{utc - dt.timedelta(hours=5):%Y-%m-%d %H:%M:%S}",  # New York's wall clock
+            }
+        )
+        typed[rid] = {
+            "id": rid,
+            "list_id": 5 + k % 3,
+            "prospect_id": 700 + k,
+            "opted_out": k % 4 == 0,
+            "created_at": "2024-01-01T03:00:00+00:00",
+            "updated_at": f"{utc:%Y-%m-%dT%H:%M:%S}+00:00",
+        }
+    return rows, typed
+
+
+def trickle_head(*, status_line: bool = False, every: float = 0.25, at_most: float = 60.0) -> Route:
+    """An answer whose status line (or, with ``status_line``, even that) and headers come a byte at a time.
+
+    Each byte comes well before any per-read timeout, so only a deadline over the whole request ends
+    it; the handler gives up by itself after ``at_most`` seconds (or once the client hung up).
+    """
+
+    def route(h: Call) -> None:
+        h.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\n"
+        if not status_line:
+            h.wfile.write(head)
+            h.wfile.flush()
+            head = b""
+        end = time.monotonic() + at_most
+        for byte in head + b"X-Slow: " + b"a" * 100_000:
+            if time.monotonic() > end:
+                return
+            h.wfile.write(bytes([byte]))
+            h.wfile.flush()
+            time.sleep(every)
+
+    return route

@@ -1,0 +1,1 @@
+"""Every answer checked against what was asked: envelopes, headers, values, CSV, export answers, answers over time."""

@@ -1,0 +1,1 @@
+"""Result files onto disk whole: cut bodies, compressed bodies, disk errors."""

@@ -1,0 +1,1 @@
+"""Meltano as users run it: projects, loaders, the example projects, orchestration, the plugin definitions."""

@@ -1,0 +1,1 @@
+"""SIGTERM and SIGINT on real tap processes, during a sync or discovery, and a stdout nobody reads."""

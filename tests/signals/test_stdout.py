@@ -1,0 +1,118 @@
+"""A stdout nobody reads, or that closes: the line being written is finished, and no export is left unknown.
+
+SIGTERM while stdout is blocked finishes the line, then writes the STATE; if stdout stays blocked
+past the deadline the run exits anyway and says the state was NOT emitted. A target that exits
+early (``| true``, ``| head -n 2``) gets one line saying so, no traceback; exports the export
+record holds stay for the rerun, the others are canceled (issue 18.5). Real tap processes against
+the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import typing as t
+
+import pytest
+
+from tests.helpers import discover, recorded_ids, select_streams
+from tests.sandbox_runs import one_stream
+from tests.singer_messages import whole_lines
+from tests.taps import BOUND, SIGTERM_EXIT, Tap
+
+if t.TYPE_CHECKING:
+    from pardot_export_sandbox import Sandbox
+
+
+def big(sandboxes) -> tuple[Sandbox, dict, dict]:
+    sb = sandboxes(rows={"visitor_activity": 5_000}, rows_per_file=5_000)
+    cfg, cat = one_stream(sb, "visitor_activity", window_days=365)
+    return sb, cfg, cat
+
+
+def test_sigterm_while_stdout_is_blocked_finishes_the_line_then_writes_state(sandboxes):
+    """Nobody reads stdout for a while: the handler must not write into the middle of a line."""
+    _, cfg, cat = big(sandboxes)
+    tap = Tap(cfg, cat)
+    assert tap.read_until(lambda m: m["type"] == "RECORD")
+    tap.wait_until_stdout_is_full()  # the tap blocks in a write
+    run, took = tap.term_and_wait(read_after=0.5)
+    assert took < BOUND
+    assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
+    messages = whole_lines(run)
+    assert messages[-1]["type"] == "STATE", "the last line is the final STATE"
+    assert sum(m["type"] == "RECORD" for m in messages) < 5_000, "the run was interrupted"
+    assert "state emitted" in run.stderr
+
+
+def test_stdout_never_read_the_log_does_not_claim_state(sandboxes):
+    """stdout stays blocked past the deadline: exit anyway, and say the state was NOT emitted."""
+    _, cfg, cat = big(sandboxes)
+    tap = Tap(cfg, cat, env={"TAP_PARDOT_EXPORT_SIGNAL_DEADLINE": "2"})
+    assert tap.read_until(lambda m: m["type"] == "RECORD")
+    tap.wait_until_stdout_is_full()
+    tap.proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    assert tap.proc.wait(timeout=BOUND) == SIGTERM_EXIT  # nobody has read stdout meanwhile
+    assert time.monotonic() - t0 < BOUND
+    err = tap.stderr()
+    assert tap.leftovers() == [], "the forced exit removes the run's downloaded files"
+    tap.close()
+    assert "state NOT emitted" in err
+    assert "state emitted" not in err.replace("state NOT emitted", "")
+
+
+def unfinished(sb) -> list[tuple[int, str]]:
+    """The sandbox's exports Pardot would still work on (Waiting or Processing), with their state."""
+    exports = sb.stats()["exports"].items()
+    return [(eid, e["state"]) for eid, e in exports if e["state"] in ("Waiting", "Processing")]
+
+
+@pytest.mark.parametrize("keep", [0, 2], ids=["true", "head-n-2"])
+def test_a_target_that_exits_early_gets_one_line_and_no_unknown_export_is_left_queued(sandboxes, keep, record_dir):
+    """``| true`` and ``| head -n 2``: stdout closes while the tap writes (and exports wait in Pardot's queue).
+
+    Exports the tap's record holds stay for the rerun; any other is canceled.
+    """
+    sb = sandboxes(rows={"list_membership": 3000, "prospect": 2000}, processing_seconds=0.3)
+    config = sb.tap_config(window_days=60, max_queued_exports=2)
+    catalog = select_streams(discover(config), ["list_membership", "prospect"])
+    path = tap_files(config, catalog)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tap_pardot_export", "--config", path[0], "--catalog", path[1]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    for _ in range(keep):
+        proc.stdout.readline()
+    proc.stdout.close()  # the target is gone
+    _, err_bytes = proc.communicate(timeout=BOUND * 3)
+    err = err_bytes.decode()
+    assert proc.returncode not in (0, None)
+    assert err.count("The target stopped reading") == 1, err[-3000:]
+    assert "Traceback" not in err and "Exception ignored" not in err and "BrokenPipeError" not in err, err[-3000:]
+    recorded = recorded_ids(record_dir, sb)
+
+    def unknown() -> list[tuple[int, str]]:
+        return [(eid, state) for eid, state in unfinished(sb) if eid not in recorded]
+
+    deadline = time.monotonic() + 10
+    while unknown() and time.monotonic() < deadline:  # a cancel may still be landing
+        time.sleep(0.1)
+    assert unknown() == [], "an export was left in Pardot's queue, unknown to any state or record"
+    canceled = {eid for eid, e in sb.stats()["exports"].items() if e["state"] == "Canceled"}
+    assert not canceled & recorded, "an export the record holds was canceled"
+
+
+def tap_files(config: dict, catalog: dict) -> tuple[str, str]:
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="tap-pipe-"))
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "catalog.json").write_text(json.dumps(catalog))
+    return str(folder / "config.json"), str(folder / "catalog.json")

@@ -1,0 +1,1 @@
+"""State: bookmarks and resumed runs, corrupted states, spoiled exports left out, the export record."""

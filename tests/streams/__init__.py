@@ -1,0 +1,1 @@
+"""The streams: their specs, discovery, and their columns."""
