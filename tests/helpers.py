@@ -45,7 +45,7 @@ from tap_pardot_export.spec import SPECS
 from tap_pardot_export.tap import TapPardotExport
 
 UTC = dt.timezone.utc
-#: every export stream of the tap, in its order (the query streams: tests/test_query_*.py)
+#: every export stream of the tap, in its order (the query streams: tests/query/)
 STREAMS: tuple[str, ...] = tuple(name for name, spec in SPECS.items() if spec.kind == "export")
 #: the field each export stream's windows filter on (its replication key)
 FILTER_FIELD: dict[str, str] = {name: str(SPECS[name].replication_key) for name in STREAMS}
