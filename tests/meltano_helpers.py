@@ -175,6 +175,22 @@ class Interrupted:
         return text
 
 
+def tap_lines(output: str) -> list[str]:
+    """The lines of a ``meltano run``'s output that Meltano tags as the tap's.
+
+    Ctrl-C reaches every process of the run: a target still importing its modules may print its
+    own traceback, which says nothing about the tap.
+    """
+    lines = [line for line in output.splitlines() if "] tap-pardot-export " in line]
+    assert lines, output[-3000:]
+    return lines
+
+
+def assert_tap_clean(output: str) -> None:
+    """No traceback in the tap's lines (the target's own are the target's)."""
+    assert not [line for line in tap_lines(output) if "Traceback" in line], output[-3000:]
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
