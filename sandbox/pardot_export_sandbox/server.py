@@ -607,9 +607,17 @@ class SandboxState:
         return any(hold(e) for hold in self.holds)
 
     def _sleep(self, seconds: float) -> None:
+        """Up to ``seconds``, in steps that notice a stop.
+
+        The time left is read once per step: read twice, the clock can pass the end between the
+        two on a busy machine, and a negative sleep raises (the worker thread died of it).
+        """
         end = time.monotonic() + seconds
-        while self.running and time.monotonic() < end:
-            time.sleep(min(0.05, end - time.monotonic()))
+        while self.running:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.05, left))
 
     # -- v5 changes --------------------------------------------------------------------
 
