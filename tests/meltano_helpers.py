@@ -8,6 +8,7 @@ the settings as Meltano passes them, and ``meltano run`` interrupted with Ctrl-C
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -154,7 +155,7 @@ class Interrupted:
         self.proc = subprocess.Popen(
             [MELTANO, "run", "tap-pardot-export", target],
             cwd=project.folder,
-            env={**project.env, **env},
+            env={**project.env, **env, "PYTHONFAULTHANDLER": "1"},
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -165,14 +166,34 @@ class Interrupted:
         os.killpg(self.proc.pid, signal.SIGINT)
         try:
             self.proc.wait(timeout=BOUND)
-        finally:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(self.hung()) from None
         until(lambda: not group_alive(self.proc.pid), "the tap and the target ended with Meltano")
-        self.log.seek(0)
-        text = self.log.read()
-        self.log.close()
-        return text
+        return self.output()
+
+    def hung(self) -> str:
+        """Why the run did not end: its processes, and each one's Python stacks (then all are killed).
+
+        Every process of the run has ``PYTHONFAULTHANDLER`` set, so SIGABRT makes it print its
+        threads' stacks: the tap's and the target's reach the log through Meltano, so they go first.
+        """
+        left = processes(self.proc.pid)
+        for pid in sorted(left, key=lambda p: p == self.proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGABRT)
+            time.sleep(2)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        listing = "\n".join(f"{pid}: {args}" for pid, args in left.items())
+        output = self.output()[-12000:]
+        return f"meltano run still running {BOUND:.0f}s after the Ctrl-C; its processes:\n{listing}\n{output}"
+
+    def output(self) -> str:
+        """What the run printed so far (the log is closed once read)."""
+        with self.log:
+            self.log.seek(0)
+            return self.log.read()
 
 
 def tap_lines(output: str) -> list[str]:
@@ -189,6 +210,18 @@ def tap_lines(output: str) -> list[str]:
 def assert_tap_clean(output: str) -> None:
     """No traceback in the tap's lines (the target's own are the target's)."""
     assert not [line for line in tap_lines(output) if "Traceback" in line], output[-3000:]
+
+
+def processes(pgid: int) -> dict[int, str]:
+    """The processes of group ``pgid``, by pid: their command lines."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # after the command's name: state, ppid, pgrp
+                args = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found[int(stat.parent.name)] = args.strip()
+    return found
 
 
 def group_alive(pgid: int) -> bool:
