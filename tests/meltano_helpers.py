@@ -101,9 +101,15 @@ class Project:
         )
 
 
+#: settings a test's Meltano project does not take from the environment: the API version stays at its
+#: default, and the poll intervals are fractions, set in the project's ``meltano.yml`` (Meltano reads a
+#: number from the environment as an integer)
+NOT_FROM_ENV = ("api_version", "poll_interval", "max_poll_interval")
+
+
 def tap_env(cfg: dict[str, t.Any]) -> dict[str, str]:
-    """The sandbox's settings as Meltano reads them from the environment (api_version is left at its default)."""
-    return {f"TAP_PARDOT_EXPORT_{k.upper()}": str(v) for k, v in cfg.items() if k != "api_version"}
+    """The sandbox's settings as Meltano reads them from the environment (but :data:`NOT_FROM_ENV`)."""
+    return {f"TAP_PARDOT_EXPORT_{k.upper()}": str(v) for k, v in cfg.items() if k not in NOT_FROM_ENV}
 
 
 # -- target-postgres --------------------------------------------------------------------------------

@@ -45,7 +45,6 @@ def project(tmp_path: Path) -> Project:
 
 def run_env(sb: Sandbox, project: Project, record: Path) -> dict[str, str]:
     cfg = sb.tap_config(window_days=200)
-    del cfg["poll_interval"], cfg["max_poll_interval"]  # set in the project's meltano.yml
     return {
         **tap_env(cfg),
         "TAP_PARDOT_EXPORT_RECORD_DIR": str(record),
@@ -130,7 +129,6 @@ def test_meltano_commands_list_and_cancel_exports(fresh_sandbox, project, tmp_pa
     sb = fresh_sandbox()
     foreign = sb.add_foreign_exports(2, seconds=None)
     cfg = sb.tap_config()
-    del cfg["poll_interval"], cfg["max_poll_interval"]
     env = {**tap_env(cfg), "TAP_PARDOT_EXPORT_RECORD_DIR": str(tmp_path / "record")}
     listing = project("invoke", "tap-pardot-export:list-exports", env=env)
     assert listing.returncode == 0, listing.stderr[-3000:]

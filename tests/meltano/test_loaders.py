@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from tests.helpers import STREAMS, expected_rows
-from tests.meltano_helpers import MELTANO, TAP, Project, loader_project, needs_meltano
+from tests.meltano_helpers import MELTANO, TAP, Project, loader_project, needs_meltano, tap_env
 
 UTC = dt.timezone.utc
 TARGET_DUCKDB = Path(sys.executable).parent / "target-duckdb"
@@ -34,11 +34,7 @@ def test_meltano_run_into_postgres(postgres, fresh_sandbox, tmp_path, record_pro
     sb = fresh_sandbox(rows_per_file=500)
     project = loader_project(tmp_path, postgres)
     cfg = sb.tap_config(start_date=START.isoformat(), end_date=END.isoformat())
-    env = {
-        f"TAP_PARDOT_EXPORT_{k.upper()}": str(v)
-        for k, v in cfg.items()
-        if k not in ("poll_interval", "max_poll_interval")
-    }
+    env = tap_env(cfg)
     t0 = time.monotonic()
     proc = project("run", "tap-pardot-export", "target-postgres", env=env)
     took = time.monotonic() - t0
@@ -92,11 +88,7 @@ def test_meltano_run_into_duckdb_keeps_every_first_row(fresh_sandbox, tmp_path, 
     sb = fresh_sandbox(rows_per_file=500)
     project = duckdb_project(tmp_path)
     cfg = sb.tap_config(start_date=START.isoformat(), end_date=END.isoformat())
-    env = {
-        f"TAP_PARDOT_EXPORT_{k.upper()}": str(v)
-        for k, v in cfg.items()
-        if k not in ("poll_interval", "max_poll_interval")
-    }
+    env = tap_env(cfg)
     t0 = time.monotonic()
     proc = project("run", "tap-pardot-export", "target-duckdb", env=env)
     took = time.monotonic() - t0

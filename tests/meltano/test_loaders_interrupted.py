@@ -37,7 +37,6 @@ def test_ctrl_c_under_meltano_run_into_postgres_then_the_rerun_reuses_the_export
     project = loader_project(tmp_path, postgres)
     record = tmp_path / "record"
     cfg = sb.tap_config(window_days=200, start_date=START.isoformat(), end_date=END.isoformat())
-    del cfg["poll_interval"], cfg["max_poll_interval"]  # set in the project's meltano.yml
     env = {
         **tap_env(cfg),
         "TAP_PARDOT_EXPORT_RECORD_DIR": str(record),

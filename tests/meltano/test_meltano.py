@@ -59,7 +59,6 @@ def test_invoke_discover_needs_no_credentials(meltano):
 def test_meltano_run_into_a_jsonl_target_against_the_sandbox(meltano, fresh_sandbox):
     sb = fresh_sandbox(rows_per_file=500)
     cfg = sb.tap_config(window_days=200)  # two windows per stream
-    del cfg["poll_interval"], cfg["max_poll_interval"]  # set in the project's meltano.yml
     out = meltano.folder / "out"
     proc = meltano(
         "run", "tap-pardot-export", "target-jsonl", env={**tap_env(cfg), "TARGET_JSONL_DESTINATION_PATH": str(out)}
@@ -81,7 +80,6 @@ def test_meltano_check_command_reports_on_the_account(meltano, fresh_sandbox):
     """`meltano invoke tap-pardot-export:check`: the settings reach the check through the environment."""
     sb = fresh_sandbox()
     cfg = sb.tap_config()
-    del cfg["poll_interval"], cfg["max_poll_interval"]  # set in the project's meltano.yml
     proc = meltano("invoke", "tap-pardot-export:check", env=tap_env(cfg))
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = proc.stdout + proc.stderr

@@ -22,9 +22,6 @@ from tests.query_helpers import END, START, UTC, assert_exact, by_id, expected, 
 from tests.singer_messages import whole_lines
 from tests.taps import BOUND, SIGTERM_EXIT, Tap
 
-#: the email stream's first list email send: 2,000 emails sharing one sentAt
-BURST = 2_000
-
 
 @pytest.fixture
 def fresh_sandbox(fresh_sandbox):

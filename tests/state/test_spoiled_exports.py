@@ -39,7 +39,6 @@ if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox
 
 
-UTC = dt.timezone.utc
 LM = "list_membership"
 #: Pardot's answer to a download once the daily limit is spent, as a 200 body
 DAILY_LIMIT = (
