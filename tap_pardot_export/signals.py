@@ -13,8 +13,8 @@ Stopping the run writes the STATE message, waits a few seconds for the watchdog 
 the export in flight, logs truthfully whether the state was emitted, and raises
 ``SystemExit(128 + signum)``. The watchdog cancels the export on a path that takes no lock the
 main thread may hold, and ends the process with ``os._exit`` at a hard deadline if the main
-thread cannot finish (stdout blocked, a download that will not return), saying on stderr
-that the state was not emitted, or that it was and the cleanup took too long.
+thread cannot finish (stdout or stderr blocked, a download that will not return), saying on
+stderr, if it has room, that the state was not emitted, or that it was and the cleanup took too long.
 """
 
 from __future__ import annotations
@@ -199,7 +199,8 @@ class Shutdown:
             text = "state was emitted; exiting without waiting for the work in flight"
         else:
             text = "stdout did not take the output in time: state NOT emitted; rerun from the last STATE"
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # stderr may be a pipe nobody reads: say it only if it fits now
+            os.set_blocking(2, False)
             os.write(2, f"Interrupted by signal {signum}: {text}\n".encode())
         if self.run is not None:
             with contextlib.suppress(Exception):

@@ -1,18 +1,21 @@
-"""A stdout nobody reads, or that closes: the line being written is finished, and no export is left unknown.
+"""A stdout (or stderr) nobody reads, or that closes: the line being written is finished, no export is left unknown.
 
 SIGTERM while stdout is blocked finishes the line, then writes the STATE; if stdout stays blocked
 past the deadline the run exits anyway and says the state was NOT emitted. A target that exits
 early (``| true``, ``| head -n 2``) gets one line saying so, no traceback; exports the export
-record holds stay for the rerun, the others are canceled (issue 18.5). Real tap processes against
-the sandbox.
+record holds stay for the rerun, the others are canceled (issue 18.5). A stderr nobody reads
+does not hold the forced exit either. Real tap processes against the sandbox.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
+import termios
 import time
 import typing as t
 
@@ -21,10 +24,13 @@ import pytest
 from tests.helpers import discover, recorded_ids, select_streams
 from tests.sandbox_runs import one_stream
 from tests.singer_messages import whole_lines
-from tests.taps import BOUND, SIGTERM_EXIT, Tap
+from tests.taps import BOUND, SIGTERM_EXIT, Tap, until
 
 if t.TYPE_CHECKING:
     from pardot_export_sandbox import Sandbox
+
+
+F_SETPIPE_SZ = 1031  # Linux
 
 
 def big(sandboxes) -> tuple[Sandbox, dict, dict]:
@@ -116,3 +122,54 @@ def tap_files(config: dict, catalog: dict) -> tuple[str, str]:
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "catalog.json").write_text(json.dumps(catalog))
     return str(folder / "config.json"), str(folder / "catalog.json")
+
+
+def test_a_signal_while_nobody_reads_stderr_still_ends_the_run(sandboxes):
+    """The log's pipe is full and stays full: the forced exit must not wait to say why it exits.
+
+    Once the sync began, the test stops reading the tap's stderr (a pipe of one page); the tap,
+    polling an export Pardot keeps processing, logs each call until the pipe holds all it can
+    and the tap blocks. Then SIGTERM: nothing the tap still wants to log can be written, so the
+    exit comes at the (shortened) hard deadline, and it must come.
+    """
+    sb = sandboxes(processing_seconds=600)
+    config, catalog = one_stream(sb, "list_membership", window_days=365)
+    path = tap_files(config, catalog)
+    read_end, write_end = os.pipe()
+    capacity = fcntl.fcntl(write_end, F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tap_pardot_export", "--config", path[0], "--catalog", path[1]],
+        stdout=subprocess.DEVNULL,
+        stderr=write_end,
+        env={**os.environ, "TAP_PARDOT_EXPORT_SIGNAL_DEADLINE": "2"},
+    )
+    os.close(write_end)
+    try:
+        with open(read_end, "rb", buffering=0) as err:
+            seen = b""
+            while b"created export" not in seen:  # the sync began: the tap's own handlers are in place
+                chunk = err.read(4096)
+                assert chunk, seen.decode()[-3000:]
+                seen += chunk
+            until(lambda: blocked(err.fileno(), capacity), "the tap filled its stderr and blocked")
+            proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=BOUND)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"the tap is alive {BOUND:.0f}s after SIGTERM: stderr holds its exit") from None
+            assert code == SIGTERM_EXIT
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def blocked(fd: int, capacity: int) -> bool:
+    """True when the pipe ``fd`` reads holds nearly all it can and its writer adds nothing for half a second."""
+
+    def held() -> int:
+        return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+
+    before = held()
+    time.sleep(0.5)  # the tap logs a status read at least every 0.2 s while it can
+    return before > capacity - 512 and held() == before
