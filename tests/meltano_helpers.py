@@ -219,15 +219,24 @@ def assert_tap_clean(output: str) -> None:
 
 
 def processes(pgid: int) -> dict[int, str]:
-    """The processes of group ``pgid``, by pid: their command lines."""
+    """The processes of group ``pgid``, by pid: the command line, and where in the kernel each thread waits."""
     found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             fields = stat.read_text().rsplit(")", 1)[1].split()
             if int(fields[2]) == pgid:  # after the command's name: state, ppid, pgrp
                 args = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                found[int(stat.parent.name)] = args.strip()
+                waits = sorted(waiting(task) for task in (stat.parent / "task").iterdir())
+                found[int(stat.parent.name)] = f"{args.strip()}\n    threads waiting in: {', '.join(waits)}"
     return found
+
+
+def waiting(task: Path) -> str:
+    """A thread's state and kernel wait channel (``pipe_write``: blocked writing to a full pipe)."""
+    with contextlib.suppress(OSError):
+        state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        return f"{state}:{(task / 'wchan').read_text() or '-'}"
+    return "?"
 
 
 def group_alive(pgid: int) -> bool:
