@@ -199,13 +199,28 @@ class Shutdown:
             text = "state was emitted; exiting without waiting for the work in flight"
         else:
             text = "stdout did not take the output in time: state NOT emitted; rerun from the last STATE"
-        with contextlib.suppress(OSError):  # stderr may be a pipe nobody reads: say it only if it fits now
-            os.set_blocking(2, False)
-            os.write(2, f"Interrupted by signal {signum}: {text}\n".encode())
+        _say(f"Interrupted by signal {signum}: {text}\n")
         if self.run is not None:
             with contextlib.suppress(Exception):
                 self.run.cleanup()
         os._exit(128 + signum)
+
+
+def _say(text: str, wait: float = 0.5) -> None:
+    """Write ``text`` to stderr if it goes through within ``wait`` seconds, else give up on it.
+
+    stderr may be a pipe nobody reads: a write would then block the forced exit for good. The
+    write runs on a thread of its own (``os._exit`` ends it), so stderr's blocking mode, shared
+    with whatever else writes to it (a terminal, a shell), stays as it is.
+    """
+
+    def write() -> None:
+        with contextlib.suppress(OSError):
+            os.write(2, text.encode())
+
+    writer = threading.Thread(target=write, name="pardot-last-words", daemon=True)
+    writer.start()
+    writer.join(wait)
 
 
 #: the process's one shutdown (signals and stdout are process-wide)
