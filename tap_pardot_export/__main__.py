@@ -1,5 +1,5 @@
 """``python -m tap_pardot_export``."""
 
-from tap_pardot_export.tap import TapPardotExport
+from tap_pardot_export.entry import main
 
-TapPardotExport.cli()
+main()

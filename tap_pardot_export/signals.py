@@ -31,6 +31,7 @@ import typing as t
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from typing_extensions import override
 
+from tap_pardot_export.entry import say
 from tap_pardot_export.errors import StdoutClosed
 
 if t.TYPE_CHECKING:
@@ -118,14 +119,18 @@ class Shutdown:
 
     @contextlib.contextmanager
     def line(self) -> Iterator[None]:
-        """Mark a write of whole lines to stdout; a signal that came meanwhile stops after it."""
+        """Mark a write of whole lines to stdout; a signal that came meanwhile stops after it.
+
+        Even when the write failed (stdout closed meanwhile): the run still ends as the signal
+        asked, saying the state was not emitted, rather than as a failed write.
+        """
         self.writing += 1
         try:
             yield
         finally:
             self.writing -= 1
-        if self.signum is not None and not self.writing and not self.stopping:
-            self.stop()
+            if self.signum is not None and not self.writing and not self.stopping:
+                self.stop()
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         """The signal handler: no lock, no thread start, no write into the middle of a line."""
@@ -199,28 +204,11 @@ class Shutdown:
             text = "state was emitted; exiting without waiting for the work in flight"
         else:
             text = "stdout did not take the output in time: state NOT emitted; rerun from the last STATE"
-        _say(f"Interrupted by signal {signum}: {text}\n")
+        say(f"Interrupted by signal {signum}: {text}\n")
         if self.run is not None:
             with contextlib.suppress(Exception):
                 self.run.cleanup()
         os._exit(128 + signum)
-
-
-def _say(text: str, wait: float = 0.5) -> None:
-    """Write ``text`` to stderr if it goes through within ``wait`` seconds, else give up on it.
-
-    stderr may be a pipe nobody reads: a write would then block the forced exit for good. The
-    write runs on a thread of its own (``os._exit`` ends it), so stderr's blocking mode, shared
-    with whatever else writes to it (a terminal, a shell), stays as it is.
-    """
-
-    def write() -> None:
-        with contextlib.suppress(OSError):
-            os.write(2, text.encode())
-
-    writer = threading.Thread(target=write, name="pardot-last-words", daemon=True)
-    writer.start()
-    writer.join(wait)
 
 
 #: the process's one shutdown (signals and stdout are process-wide)
@@ -253,10 +241,11 @@ class StdoutLines:
 def write_all(data: bytes | bytearray) -> None:
     """Write all of ``data`` to stdout: a signal can cut a buffered write short, so loop."""
     out = sys.stdout.buffer
-    view = memoryview(data)
-    while view:
-        n = out.write(view)
-        view = view[n if n is not None else len(view) :]
+    with memoryview(data) as whole:  # released even when a write fails: the writer reuses its buffer
+        view = whole
+        while view:
+            n = out.write(view)
+            view = view[n if n is not None else len(view) :]
 
 
 #: set once the target stopped reading: nothing more is written to stdout
@@ -265,31 +254,47 @@ STDOUT_CLOSED = threading.Event()
 
 @contextlib.contextmanager
 def stdout_open() -> Iterator[None]:
-    """Turn a closed stdout (the target exited: ``| head``, a crashed loader) into one clear error.
+    """Turn a stdout that takes no more into one clear error.
 
-    stdout is pointed at the null device at once, so nothing the process still holds for it
-    (Python's own flush at exit) fails again with "Exception ignored ... BrokenPipeError".
+    The target exited (``| head``, a crashed loader), or stdout is a file on a full disk, or it was
+    never open (``>&-``). stdout is pointed at the null device at once, so nothing the process
+    still holds for it (Python's own flush at exit) fails again with "Exception ignored ...".
 
     Raises:
-        StdoutClosed: the target stopped reading.
+        StdoutClosed: stdout takes no more.
     """
     if STDOUT_CLOSED.is_set():
         raise StdoutClosed(CLOSED_MESSAGE)
+    if sys.stdout is None:
+        STDOUT_CLOSED.set()
+        raise StdoutClosed(NOT_OPEN_MESSAGE)
     try:
         yield
     except (BrokenPipeError, ConnectionResetError) as exc:
-        STDOUT_CLOSED.set()
-        with contextlib.suppress(OSError, ValueError):
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, sys.stdout.fileno())
-            os.close(null)
+        _to_null()
         raise StdoutClosed(CLOSED_MESSAGE) from exc
+    except OSError as exc:
+        _to_null()
+        raise StdoutClosed(f"stdout could not be written ({exc.strerror or exc}). {FAILED_MESSAGE}") from exc
 
 
-CLOSED_MESSAGE = (
-    "The target stopped reading: stdout was closed (the loader exited or was stopped). Nothing more can reach it, "
-    "state included: the next run resumes from the last state the target saved, and reuses the exports in the "
-    "tap's export record (record_dir) while Pardot keeps them; those not in it were canceled."
+def _to_null() -> None:
+    STDOUT_CLOSED.set()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+
+
+#: what a run whose stdout takes no more leaves behind
+FAILED_MESSAGE = (
+    "Nothing more can reach the target, state included: the next run resumes from the last state the target "
+    "saved, and reuses the exports in the tap's export record (record_dir) while Pardot keeps them; those not "
+    "in it were canceled."
+)
+CLOSED_MESSAGE = f"The target stopped reading: stdout was closed (the loader exited or was stopped). {FAILED_MESSAGE}"
+NOT_OPEN_MESSAGE = (
+    "stdout is not open: the tap writes its records and state there, so point it at a target (a pipe) or a file"
 )
 
 

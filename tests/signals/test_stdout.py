@@ -173,3 +173,48 @@ def blocked(fd: int, capacity: int) -> bool:
     before = held()
     time.sleep(0.5)  # the tap logs a status read at least every 0.2 s while it can
     return before > capacity - 512 and held() == before
+
+
+def test_a_signal_then_the_target_gone_still_ends_as_the_signal_asked(sandboxes):
+    """SIGTERM while the tap is blocked writing to stdout, then the target exits without reading more.
+
+    Found by an adversarial run: the failed write ended the run as an ordinary failure (exit 1),
+    and the log never said the signal came or that the state was not emitted.
+    """
+    _, cfg, cat = big(sandboxes)
+    tap = Tap(cfg, cat)
+    assert tap.read_until(lambda m: m["type"] == "RECORD")
+    tap.wait_until_stdout_is_full()
+    tap.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert tap.proc.stdout is not None
+    tap.proc.stdout.close()  # the target died
+    assert tap.proc.wait(timeout=BOUND) == SIGTERM_EXIT, tap.stderr()[-2000:]
+    err = tap.stderr()
+    assert "Interrupted by signal 15" in err and "state NOT emitted" in err, err[-2000:]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("stdout", ["/dev/full", "closed"])
+def test_a_stdout_that_takes_nothing_is_one_clear_error(sandboxes, stdout, tmp_path):
+    """stdout on a full disk (ENOSPC, not a broken pipe), or not open at all (``>&-``).
+
+    Found by an adversarial run: a ``BufferError`` traceback (the failed write's view of the
+    writer's buffer outlived it), and an ``AttributeError`` on ``sys.stdout`` being None.
+    """
+    sb = sandboxes()
+    config, catalog = one_stream(sb, "list_membership")
+    path = tap_files(config, catalog)
+    command = [sys.executable, "-m", "tap_pardot_export", "--config", path[0], "--catalog", path[1]]
+    with open(tmp_path / "stderr", "wb") as err:
+        if stdout == "closed":
+            shell = 'exec "$@" >&-'
+            run = subprocess.run(["/bin/sh", "-c", shell, "sh", *command], stderr=err, timeout=BOUND * 3, check=False)
+        else:
+            with open(stdout, "wb") as full:
+                run = subprocess.run(command, stdout=full, stderr=err, timeout=BOUND * 3, check=False)
+    text = (tmp_path / "stderr").read_text()
+    assert run.returncode == 1, text[-2000:]
+    assert "Traceback" not in text and "Exception ignored" not in text, text[-3000:]
+    said = "stdout could not be written (No space left on device)" if stdout == "/dev/full" else "stdout is not open"
+    assert said in text, text[-2000:]
