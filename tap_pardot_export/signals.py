@@ -228,9 +228,10 @@ class StdoutLines:
         return STDOUT_CLOSED.is_set()
 
     def write(self, data: bytes) -> None:
-        """Write ``data`` (whole lines) to stdout."""
-        with self.shutdown.line(), stdout_open():
-            write_all(data)
+        """Write ``data`` (whole lines) to stdout; a signal meanwhile ends it at the next slice's last line."""
+        shutdown = self.shutdown
+        with shutdown.line(), stdout_open():
+            write_all(data, stop=lambda: shutdown.signum is not None)
 
     def flush(self) -> None:
         """Flush stdout."""
@@ -238,14 +239,30 @@ class StdoutLines:
             sys.stdout.flush()
 
 
-def write_all(data: bytes | bytearray) -> None:
-    """Write all of ``data`` to stdout: a signal can cut a buffered write short, so loop."""
+#: bytes of whole lines written to stdout at once: after a signal, the run stops once the slice
+#: being written is out, so a slow target waits for no more than this before the STATE
+SLICE = 16 * 1024
+
+
+def write_all(data: bytes | bytearray, stop: t.Callable[[], bool] | None = None) -> None:
+    """Write ``data`` (whole lines) to stdout, by slices of whole lines; between two, stop if ``stop()``.
+
+    The lines not written then are dropped: their records are past the state the stop writes.
+    A signal can cut a buffered write short, so each slice is written in a loop.
+    """
     out = sys.stdout.buffer
     with memoryview(data) as whole:  # released even when a write fails: the writer reuses its buffer
-        view = whole
-        while view:
-            n = out.write(view)
-            view = view[n if n is not None else len(view) :]
+        start, size = 0, len(whole)
+        while start < size:
+            if start and stop is not None and stop():
+                return
+            newline = data.find(b"\n", start + SLICE - 1) if start + SLICE < size else -1
+            end = newline + 1 if newline >= 0 else size
+            view = whole[start:end]
+            while view:
+                n = out.write(view)
+                view = view[n if n is not None else len(view) :]
+            start = end
 
 
 #: set once the target stopped reading: nothing more is written to stdout

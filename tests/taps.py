@@ -71,15 +71,18 @@ class Tap:
         return False
 
     def wait_until_stdout_is_full(self, timeout: float = 30) -> None:
-        """Return once the pipe holds as much as it can: the tap is then blocked in a write."""
+        """Return once the tap's main thread is blocked writing to stdout, a pipe that holds all it can take.
+
+        The kernel says where the thread waits (``/proc/<pid>/wchan``: ``pipe_write``). How many
+        bytes the pipe then holds depends on how the writes fell into its pages, so it is no test.
+        """
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        capacity = fcntl.fcntl(fd, 1032)  # F_GETPIPE_SZ (Linux)
+        wchan = Path(f"/proc/{self.proc.pid}/wchan")
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            held = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
-            if int.from_bytes(held, sys.byteorder) >= capacity - 4096:  # no whole line fits any more
-                time.sleep(0.1)  # the write that no longer fits has begun
+            held = int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+            if held and wchan.read_text().endswith("pipe_write"):
                 return
             time.sleep(0.02)
         raise AssertionError(f"stdout never filled up in {timeout:.0f}s")

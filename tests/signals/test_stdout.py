@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import termios
+import threading
 import time
 import typing as t
 
@@ -27,6 +28,8 @@ from tests.singer_messages import whole_lines
 from tests.taps import BOUND, SIGTERM_EXIT, Tap, until
 
 if t.TYPE_CHECKING:
+    import io
+
     from pardot_export_sandbox import Sandbox
 
 
@@ -218,3 +221,35 @@ def test_a_stdout_that_takes_nothing_is_one_clear_error(sandboxes, stdout, tmp_p
     assert "Traceback" not in text and "Exception ignored" not in text, text[-3000:]
     said = "stdout could not be written (No space left on device)" if stdout == "/dev/full" else "stdout is not open"
     assert said in text, text[-2000:]
+
+
+def test_a_slow_target_gets_the_state_soon_after_a_signal(sandboxes):
+    """A target reading about 10 KB/s: after SIGTERM the tap writes one more slice of lines, then the STATE.
+
+    Found by an adversarial run: the signal waited for the whole write in progress (up to 1,000
+    records, here about 300 KB), so such a target met the hard deadline first: the last line was
+    cut and the state NOT emitted.
+    """
+    _, cfg, cat = big(sandboxes)
+    tap = Tap(cfg, cat, env={"TAP_PARDOT_EXPORT_SIGNAL_DEADLINE": "10"})
+    assert tap.read_until(lambda m: m["type"] == "RECORD")
+    tap.wait_until_stdout_is_full()  # the tap is in the middle of a write of many records
+    stdout = t.cast("io.BufferedReader", tap.proc.stdout)  # read1: what the reader buffered first
+    got: list[bytes] = []
+
+    def slowly() -> None:
+        while chunk := stdout.read1(512):
+            got.append(chunk)
+            time.sleep(0.05)
+
+    reader = threading.Thread(target=slowly, daemon=True)
+    reader.start()
+    time.sleep(0.5)
+    tap.proc.send_signal(signal.SIGTERM)
+    assert tap.proc.wait(timeout=BOUND) == SIGTERM_EXIT
+    reader.join(BOUND)
+    err = tap.stderr()
+    lines = (tap.out + b"".join(got)).decode().splitlines()
+    assert "state emitted" in err and "state NOT emitted" not in err, err[-2000:]
+    assert json.loads(lines[-1])["type"] == "STATE", lines[-1][:300]
+    assert all(json.loads(line) for line in lines), "every line is whole"
