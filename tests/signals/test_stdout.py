@@ -29,6 +29,7 @@ from tests.taps import BOUND, SIGTERM_EXIT, Tap, until
 
 if t.TYPE_CHECKING:
     import io
+    from pathlib import Path
 
     from pardot_export_sandbox import Sandbox
 
@@ -81,7 +82,9 @@ def unfinished(sb) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("keep", [0, 2], ids=["true", "head-n-2"])
-def test_a_target_that_exits_early_gets_one_line_and_no_unknown_export_is_left_queued(sandboxes, keep, record_dir):
+def test_a_target_that_exits_early_gets_one_line_and_no_unknown_export_is_left_queued(
+    sandboxes, keep, record_dir, tmp_path
+):
     """``| true`` and ``| head -n 2``: stdout closes while the tap writes (and exports wait in Pardot's queue).
 
     Exports the tap's record holds stay for the rerun; any other is canceled.
@@ -89,7 +92,7 @@ def test_a_target_that_exits_early_gets_one_line_and_no_unknown_export_is_left_q
     sb = sandboxes(rows={"list_membership": 3000, "prospect": 2000}, processing_seconds=0.3)
     config = sb.tap_config(window_days=60, max_queued_exports=2)
     catalog = select_streams(discover(config), ["list_membership", "prospect"])
-    path = tap_files(config, catalog)
+    path = tap_files(config, catalog, tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tap_pardot_export", "--config", path[0], "--catalog", path[1]],
         stdout=subprocess.PIPE,
@@ -117,17 +120,14 @@ def test_a_target_that_exits_early_gets_one_line_and_no_unknown_export_is_left_q
     assert not canceled & recorded, "an export the record holds was canceled"
 
 
-def tap_files(config: dict, catalog: dict) -> tuple[str, str]:
-    import tempfile
-    from pathlib import Path
-
-    folder = Path(tempfile.mkdtemp(prefix="tap-pipe-"))
+def tap_files(config: dict, catalog: dict, folder: Path) -> tuple[str, str]:
+    """The config and catalog files of a tap the test starts itself, in ``folder`` (the test's own)."""
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "catalog.json").write_text(json.dumps(catalog))
     return str(folder / "config.json"), str(folder / "catalog.json")
 
 
-def test_a_signal_while_nobody_reads_stderr_still_ends_the_run(sandboxes):
+def test_a_signal_while_nobody_reads_stderr_still_ends_the_run(sandboxes, tmp_path):
     """The log's pipe is full and stays full: the forced exit must not wait to say why it exits.
 
     Once the sync began, the test stops reading the tap's stderr (a pipe of one page); the tap,
@@ -137,7 +137,7 @@ def test_a_signal_while_nobody_reads_stderr_still_ends_the_run(sandboxes):
     """
     sb = sandboxes(processing_seconds=600)
     config, catalog = one_stream(sb, "list_membership", window_days=365)
-    path = tap_files(config, catalog)
+    path = tap_files(config, catalog, tmp_path)
     read_end, write_end = os.pipe()
     capacity = fcntl.fcntl(write_end, F_SETPIPE_SZ, 4096)
     proc = subprocess.Popen(
@@ -207,7 +207,7 @@ def test_a_stdout_that_takes_nothing_is_one_clear_error(sandboxes, stdout, tmp_p
     """
     sb = sandboxes()
     config, catalog = one_stream(sb, "list_membership")
-    path = tap_files(config, catalog)
+    path = tap_files(config, catalog, tmp_path)
     command = [sys.executable, "-m", "tap_pardot_export", "--config", path[0], "--catalog", path[1]]
     with open(tmp_path / "stderr", "wb") as err:
         if stdout == "closed":
