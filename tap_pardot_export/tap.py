@@ -296,9 +296,12 @@ class TapPardotExport(TapHooks):
     @classmethod
     @override
     def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
-        """The SDK's reading of ``--config`` files, with a file that is not JSON named, not a traceback."""
+        """The SDK's reading of ``--config`` files: one not JSON, or not there, is named, not a traceback."""
         try:
             return super().cb_config(ctx, param, value)
+        except OSError as exc:  # missing, a folder, not readable
+            msg = f"a --config file cannot be read ({str(exc).rstrip('.')}). Check the path."
+            raise click.BadParameter(msg, ctx=ctx, param=param) from None
         except ValueError as exc:
             if type(exc).__name__ != "JSONDecodeError":
                 raise

@@ -326,6 +326,19 @@ def test_a_config_or_catalog_file_that_is_not_json_is_named_without_a_traceback(
     assert server.requests == []
 
 
+@pytest.mark.parametrize("where", ["missing", "a folder"])
+def test_a_config_file_that_cannot_be_read_is_named_without_a_traceback(fake, tmp_path, where):
+    """Found: ``--config`` naming no file (a typo), or a folder, gave the SDK's traceback."""
+    server = fake()
+    path = tmp_path / "config.json"
+    if where == "a folder":
+        path.mkdir()
+    run = run_tap(server.config(), args=["--config", str(path)])
+    assert_clean_failure(run, "a --config file cannot be read", "--config")
+    assert "Check the path" in run.stderr
+    assert server.requests == []
+
+
 def test_the_real_cli_exits_1_with_a_message_and_no_traceback(fresh_sandbox):
     """The other tests run the CLI in-process; here the installed entry point runs as a process."""
     sb = small(fresh_sandbox)
