@@ -78,11 +78,10 @@ class Tap:
         """
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        wchan = Path(f"/proc/{self.proc.pid}/wchan")
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             held = int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
-            if held and wchan.read_text().endswith("pipe_write"):
+            if held and blocked_writing_a_pipe(self.proc.pid):
                 return
             time.sleep(0.02)
         raise AssertionError(f"stdout never filled up in {timeout:.0f}s")
@@ -137,6 +136,11 @@ class Tap:
 
 def pending(msg: dict, stream: str = "list_membership") -> bool:
     return msg["type"] == "STATE" and "pending_export" in msg["value"]["bookmarks"].get(stream, {})
+
+
+def blocked_writing_a_pipe(pid: int) -> bool:
+    """True while process ``pid``'s main thread waits to write to a full pipe (its kernel wait channel)."""
+    return Path(f"/proc/{pid}/wchan").read_text().endswith("pipe_write")
 
 
 def until(predicate: t.Callable[[], bool], what: str, timeout: float = 30) -> None:

@@ -10,7 +10,6 @@ canceled.
 from __future__ import annotations
 
 import signal
-import time
 from contextlib import closing
 
 import pytest
@@ -169,10 +168,7 @@ def test_sigterm_during_an_api_call_whose_head_trickles_ends_in_bounded_time(fak
     server: FakePardot = fake(read=trickle_head(every=0.2, at_most=60))
     with closing(Tap(server.config(request_timeout=300, max_retries=0), catalog)) as tap:
         assert tap.read_until(pending)
-        deadline = time.monotonic() + 30
-        while not server.count("read"):
-            assert time.monotonic() < deadline, "the status read never began"
-            time.sleep(0.02)
+        until(lambda: server.count("read") > 0, "the status read began")
         run, took = tap.term_and_wait(after=0.5)
     assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
     assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]
@@ -184,10 +180,7 @@ def test_sigterm_during_an_api_call_whose_head_trickles_ends_in_bounded_time(fak
 def test_sigterm_during_a_download_whose_head_trickles_ends_in_bounded_time(fake, catalog):
     server: FakePardot = fake(download=trickle_head(every=0.2, at_most=60))
     with closing(Tap(server.config(download_timeout=3000, max_retries=0), catalog)) as tap:
-        deadline = time.monotonic() + 60
-        while not server.count("download"):
-            assert time.monotonic() < deadline, "the download never began"
-            time.sleep(0.02)
+        until(lambda: server.count("download") > 0, "the download began", timeout=60)
         run, took = tap.term_and_wait(after=0.5)
     assert took < BOUND, f"the tap took {took:.1f}s to end after SIGTERM"
     assert run.returncode == SIGTERM_EXIT, run.stderr[-2000:]

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import termios
 import threading
 import time
 import typing as t
@@ -25,7 +24,7 @@ import pytest
 from tests.helpers import discover, recorded_ids, select_streams
 from tests.sandbox_runs import one_stream
 from tests.singer_messages import whole_lines
-from tests.taps import BOUND, SIGTERM_EXIT, Tap, until
+from tests.taps import BOUND, SIGTERM_EXIT, Tap, blocked_writing_a_pipe, until
 
 if t.TYPE_CHECKING:
     import io
@@ -139,7 +138,7 @@ def test_a_signal_while_nobody_reads_stderr_still_ends_the_run(sandboxes, tmp_pa
     config, catalog = one_stream(sb, "list_membership", window_days=365)
     path = tap_files(config, catalog, tmp_path)
     read_end, write_end = os.pipe()
-    capacity = fcntl.fcntl(write_end, F_SETPIPE_SZ, 4096)
+    fcntl.fcntl(write_end, F_SETPIPE_SZ, 4096)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tap_pardot_export", "--config", path[0], "--catalog", path[1]],
         stdout=subprocess.DEVNULL,
@@ -154,7 +153,7 @@ def test_a_signal_while_nobody_reads_stderr_still_ends_the_run(sandboxes, tmp_pa
                 chunk = err.read(4096)
                 assert chunk, seen.decode()[-3000:]
                 seen += chunk
-            until(lambda: blocked(err.fileno(), capacity), "the tap filled its stderr and blocked")
+            until(lambda: blocked_writing_a_pipe(proc.pid), "the tap filled its stderr and blocked")
             proc.send_signal(signal.SIGTERM)
             try:
                 code = proc.wait(timeout=BOUND)
@@ -165,17 +164,6 @@ def test_a_signal_while_nobody_reads_stderr_still_ends_the_run(sandboxes, tmp_pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def blocked(fd: int, capacity: int) -> bool:
-    """True when the pipe ``fd`` reads holds nearly all it can and its writer adds nothing for half a second."""
-
-    def held() -> int:
-        return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
-
-    before = held()
-    time.sleep(0.5)  # the tap logs a status read at least every 0.2 s while it can
-    return before > capacity - 512 and held() == before
 
 
 def test_a_signal_then_the_target_gone_still_ends_as_the_signal_asked(sandboxes):

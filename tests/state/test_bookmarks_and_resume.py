@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import typing as t
 
 import pytest
 
@@ -29,6 +30,9 @@ from tests.helpers import (
 )
 from tests.sandbox_runs import END, START, complete, one_stream, small
 from tests.taps import Tap, pending
+
+if t.TYPE_CHECKING:
+    from pardot_export_sandbox import Sandbox
 
 UTC = dt.timezone.utc
 
@@ -93,15 +97,20 @@ def test_an_error_inside_a_window_does_not_move_the_bookmark(sandboxes):
 # -- exports in flight resumed from state ----------------------------------------------------------
 
 
-def test_rerun_after_a_crash_reuses_the_export_in_flight(fresh_sandbox):
-    sb = small(fresh_sandbox)
+def killed_with_an_export_pending(sb: Sandbox) -> tuple[dict, dict, TapRun]:
+    """A list_membership run killed while its first export is pending: its settings, catalog and run."""
     sb.hold()  # the export stays pending until the kill, however slow the machine
     cfg, cat = one_stream(sb, "list_membership", window_days=400 // 2)
     tap = BackgroundTap(cfg, cat)
     assert tap.read_until(pending)
     tap.proc.kill()
     sb.release()  # the rerun need not wait
-    crashed = tap.finish()
+    return cfg, cat, tap.finish()
+
+
+def test_rerun_after_a_crash_reuses_the_export_in_flight(fresh_sandbox):
+    sb = small(fresh_sandbox)
+    cfg, cat, crashed = killed_with_an_export_pending(sb)
     state = crashed.final_state
     eid = state["bookmarks"]["list_membership"]["pending_export"]["id"]
     creates = sb.stats()["calls"]["create"]
@@ -176,13 +185,8 @@ def test_a_resumed_export_reads_its_times_in_the_api_users_zone(sandboxes):
 
 def test_an_export_in_state_is_not_reused_for_another_query(fresh_sandbox):
     sb = small(fresh_sandbox)
-    sb.hold()  # the export stays pending until the kill, however slow the machine
-    cfg, cat = one_stream(sb, "list_membership", window_days=400 // 2)
-    tap = BackgroundTap(cfg, cat)
-    assert tap.read_until(pending)
-    tap.proc.kill()
-    sb.release()  # the rerun need not wait
-    state = tap.finish().final_state
+    cfg, cat, crashed = killed_with_an_export_pending(sb)
+    state = crashed.final_state
     old = state["bookmarks"]["list_membership"]["pending_export"]["id"]
     deselect_field(cat, "list_membership", "opted_out")  # the user deselects a field before the rerun
     run = run_tap(cfg, catalog=cat, state=state)
