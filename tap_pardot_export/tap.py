@@ -322,6 +322,3 @@ logging.getLogger("urllib3").setLevel(logging.WARNING)
 # a head cut short (by a deadline, or a broken server) is logged there as a warning with a traceback;
 # the tap reports the request's failure itself
 logging.getLogger("urllib3.connection").setLevel(logging.ERROR)
-
-if __name__ == "__main__":
-    TapPardotExport.cli()
